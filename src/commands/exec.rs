@@ -1,0 +1,30 @@
+//! `vpcsim exec [--lab LAB] NODE -- CMD…`: run a command inside a node, with
+//! the node's /etc/hosts; its exit code is passed through.
+
+use super::{require_root, resolve_lab, usage};
+use crate::workloads::process::enter_node;
+use std::process::Command;
+
+pub fn run(lab: Option<&str>, node: &str, command: &[String]) -> anyhow::Result<i32> {
+    require_root("exec")?;
+    let state = resolve_lab(lab)?;
+    let nodes = state.plan.node_names();
+    if !nodes.iter().any(|n| n == node) {
+        return Err(usage(format!(
+            "lab `{}` has no node `{node}`; nodes: {}",
+            state.plan.name,
+            nodes.join(", ")
+        )));
+    }
+    let (program, args) = command.split_first().expect("clap requires a command");
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    enter_node(&mut cmd, &state.plan.name, node)?;
+    let status = cmd.status().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => usage(format!("{program}: command not found")),
+        _ => anyhow::Error::new(e).context(format!("running {program} in {node}")),
+    })?;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)))
+}

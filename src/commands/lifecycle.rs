@@ -1,0 +1,63 @@
+//! `vpcsim stop` / `vpcsim start`: an instance failing and coming back.
+
+use super::usage;
+use crate::state::{LabLock, LabState};
+
+/// The lab a command acts on: the one named, or the only lab that is up.
+pub fn resolve_lab(lab: Option<&str>) -> anyhow::Result<LabState> {
+    let name = match lab {
+        Some(l) => l.to_string(),
+        None => {
+            let labs = LabState::list();
+            match labs.as_slice() {
+                [one] => one.clone(),
+                [] => return Err(usage("no lab is up (vpcsim up <topology.toml>)")),
+                many => {
+                    return Err(usage(format!(
+                        "several labs are up ({}); choose one with --lab",
+                        many.join(", ")
+                    )))
+                }
+            }
+        }
+    };
+    LabState::load(&name)?.ok_or_else(|| usage(format!("no lab named {name} is up")))
+}
+
+fn instance_node(state: &LabState, node: &str) -> anyhow::Result<()> {
+    let plan = &state.plan;
+    if plan.instances.iter().any(|i| plan.enis[i.eni].node == node) {
+        return Ok(());
+    }
+    let names: Vec<&str> = plan
+        .instances
+        .iter()
+        .map(|i| plan.enis[i.eni].node.as_str())
+        .collect();
+    Err(usage(format!(
+        "{node} is not an instance of lab {} (instances: {})",
+        plan.name,
+        names.join(", ")
+    )))
+}
+
+pub fn stop(lab: Option<&str>, node: &str) -> anyhow::Result<()> {
+    let name = resolve_lab(lab)?.plan.name;
+    let _lock = LabLock::acquire(&name)?;
+    // Reloaded under the lock: another command may have changed it.
+    let mut state = resolve_lab(Some(&name))?;
+    instance_node(&state, node)?;
+    crate::workloads::stop_node(&mut state, node)?;
+    println!("{node}: stopped");
+    Ok(())
+}
+
+pub fn start(lab: Option<&str>, node: &str) -> anyhow::Result<()> {
+    let name = resolve_lab(lab)?.plan.name;
+    let _lock = LabLock::acquire(&name)?;
+    let mut state = resolve_lab(Some(&name))?;
+    instance_node(&state, node)?;
+    crate::workloads::start_node(&mut state, node)?;
+    println!("{node}: started");
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! The CLI verbs. Each returns `anyhow::Result`; `UsageError` in the chain
+//! means bad input (exit code 2).
+
+pub mod down;
+pub mod exec;
+pub mod lifecycle;
+pub mod logs;
+pub mod status;
+pub mod up;
+pub mod weights;
+
+/// Bad input from the user (topology, names, environment): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+use crate::state::LabState;
+
+/// Labs need root (namespaces, netlink, nftables): say so before anything.
+pub fn require_root(verb: &str) -> anyhow::Result<()> {
+    if nix::unistd::Uid::effective().is_root() {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "`vpcsim {verb}` must run as root (it creates network namespaces): run `sudo vpcsim {verb} …`"
+        )))
+    }
+}
+
+/// The lab a command is about: the one named, or the only one running.
+pub fn resolve_lab(lab: Option<&str>) -> anyhow::Result<LabState> {
+    let name = match lab {
+        Some(l) => l.to_string(),
+        None => {
+            let labs = LabState::list();
+            match labs.as_slice() {
+                [only] => only.clone(),
+                [] => return Err(usage("no lab is up: start one with `vpcsim up FILE`")),
+                many => {
+                    return Err(usage(format!(
+                        "several labs are up ({}): choose one with --lab",
+                        many.join(", ")
+                    )))
+                }
+            }
+        }
+    };
+    match LabState::load(&name)? {
+        Some(s) => Ok(s),
+        None => Err(usage(format!(
+            "lab `{name}` is not up (labs up: {})",
+            list_or_none(&LabState::list())
+        ))),
+    }
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}

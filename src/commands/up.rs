@@ -1,0 +1,163 @@
+//! `vpcsim up FILE`: validate, plan, build, start workloads; on any failure
+//! remove whatever was built, so a failed `up` leaves nothing behind.
+
+use super::{require_root, usage};
+use crate::fabric::build;
+use crate::firewall::{self, fabric as fabric_fw, nat_gateway};
+use crate::state::{LabLock, LabState};
+use crate::topology::{self, plan::Lab};
+use crate::{teardown, workloads};
+use anyhow::Context;
+use std::path::Path;
+use std::time::Instant;
+
+pub fn run(file: &Path, json: bool, network_only: bool) -> anyhow::Result<()> {
+    let plan = topology::load(file).map_err(|e| usage(e.to_string()))?;
+    require_root("up")?;
+    preflight()?;
+    let _lock = LabLock::acquire(&plan.name)?;
+    if LabState::load(&plan.name)?.is_some() {
+        return Err(usage(format!(
+            "lab `{}` is already up: `vpcsim down {}` first (or pick another `name` in {})",
+            plan.name,
+            plan.name,
+            file.display()
+        )));
+    }
+    let leftovers: Vec<String> = plan
+        .node_names()
+        .iter()
+        .map(|n| plan.namespace(n))
+        .filter(|ns| crate::fabric::netns::exists(ns))
+        .collect();
+    if !leftovers.is_empty() {
+        return Err(usage(format!(
+            "namespaces of lab `{}` exist without state ({}): run `vpcsim down {}` first",
+            plan.name,
+            leftovers.join(", "),
+            plan.name
+        )));
+    }
+    let started = Instant::now();
+    let mut state = LabState {
+        plan,
+        topology: std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf()),
+        ready: false,
+        processes: vec![],
+    };
+    // Written before anything exists: `down` after a crash reads it.
+    state.save()?;
+    if let Err(e) = build_lab(&mut state, network_only) {
+        let _ = teardown::teardown(&state.plan.name, Some(&state.plan));
+        return Err(e.context(format!("building lab `{}` (nothing was left behind)", state.plan.name)));
+    }
+    state.ready = true;
+    state.save()?;
+    let elapsed = started.elapsed();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&super::status::summary(&state))?);
+    } else {
+        println!(
+            "lab `{}` is up in {:.0} ms ({} namespaces)\n",
+            state.plan.name,
+            elapsed.as_secs_f64() * 1000.0,
+            state.plan.node_names().len()
+        );
+        print!("{}", super::status::render_table(&state));
+    }
+    Ok(())
+}
+
+/// Missing system pieces are the user's to fix: exit 2 with the fix.
+fn preflight() -> anyhow::Result<()> {
+    if which("nft").is_none() {
+        return Err(usage(
+            "nft (nftables) is not installed: `apt-get install nftables` (scripts/setup installs everything)",
+        ));
+    }
+    if !Path::new("/proc/sys/net/bridge").exists() && !Path::new("/sys/module/br_netfilter").exists() {
+        tracing::warn!("br_netfilter not visible: security groups inside one subnet may not be enforced");
+    }
+    Ok(())
+}
+
+fn which(bin: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(bin))
+            .find(|p| p.is_file())
+    })
+}
+
+fn build_lab(state: &mut LabState, network_only: bool) -> anyhow::Result<()> {
+    let lab = state.plan.clone();
+    // Rendered before anything is built: a rendering bug fails here, early.
+    let mut rulesets = vec![(lab.fabric_ns(), fabric_fw::render(&lab))];
+    for nat in &lab.nat_gateways {
+        let eni = &lab.enis[nat.eni];
+        rulesets.push((lab.namespace(&eni.node), nat_gateway::render(&lab, eni)));
+    }
+    build::create_namespaces(&lab).context("creating namespaces")?;
+    crash_point("namespaces");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(build::configure(&lab))
+        .context("configuring links and routes")?;
+    crash_point("links");
+    let pending = rulesets
+        .iter()
+        .map(|(ns, rules)| firewall::spawn_apply(ns, rules))
+        .collect::<Result<Vec<_>, _>>()?;
+    for p in pending {
+        p.wait()?;
+    }
+    crash_point("firewall");
+    write_etc(&lab)?;
+    if !network_only {
+        workloads::start_all(state)?;
+    }
+    crash_point("workloads");
+    Ok(())
+}
+
+/// Crash injection for the teardown tests: `VPCSIM_CRASH_AT=<stage>` makes
+/// `up` SIGKILL itself after that stage, exactly like `kill -9` would.
+fn crash_point(stage: &str) {
+    if std::env::var("VPCSIM_CRASH_AT").is_ok_and(|s| s == stage) {
+        // SAFETY: raising a signal on ourselves.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+}
+
+/// Each node's /etc/hosts and resolv.conf, bind-mounted over /etc by
+/// `vpcsim exec` and for workloads: instance names and the load balancers'
+/// DNS names resolve inside the lab.
+fn write_etc(lab: &Lab) -> anyhow::Result<()> {
+    let mut hosts = String::from("127.0.0.1\tlocalhost\n");
+    for eni in &lab.enis {
+        let o = eni.private_ip.octets();
+        hosts.push_str(&format!(
+            "{}\t{} ip-{}-{}-{}-{}.ec2.internal\n",
+            eni.private_ip, eni.node, o[0], o[1], o[2], o[3]
+        ));
+    }
+    for lb in &lab.load_balancers {
+        for &n in &lb.nodes {
+            if let Some(ip) = lab.enis[n].public_ip {
+                hosts.push_str(&format!("{ip}\t{}\n", lb.dns_name));
+            }
+        }
+    }
+    // No resolver runs in the lab: fail lookups at once instead of timing out.
+    let resolv = "# vpcsim: names resolve from /etc/hosts\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
+    for node in lab.node_names() {
+        let dir = workloads::process::etc_dir(&lab.name, &node);
+        std::fs::create_dir_all(&dir)?;
+        let mut own = hosts.clone();
+        own.push_str(&format!("127.0.1.1\t{node}\n"));
+        std::fs::write(dir.join("hosts"), own)?;
+        std::fs::write(dir.join("resolv.conf"), resolv)?;
+    }
+    Ok(())
+}

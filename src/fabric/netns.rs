@@ -1,0 +1,189 @@
+//! Named network namespaces, created and removed the way `ip netns` does it,
+//! so that `ip netns list` / `ip netns exec` work on every lab namespace.
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+pub const NETNS_DIR: &str = "/run/netns";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    #[error("namespace {name}: {op}: {source}")]
+    Sys {
+        name: String,
+        op: &'static str,
+        source: nix::Error,
+    },
+    #[error("namespace {name}: {source}")]
+    Io {
+        name: String,
+        source: std::io::Error,
+    },
+}
+
+pub fn path(name: &str) -> PathBuf {
+    Path::new(NETNS_DIR).join(name)
+}
+
+pub fn exists(name: &str) -> bool {
+    path(name).exists()
+}
+
+/// Every namespace whose name starts with `prefix`.
+pub fn list(prefix: &str) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(NETNS_DIR) else {
+        return vec![];
+    };
+    let mut v: Vec<String> = rd
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn open(name: &str) -> Result<File, NetnsError> {
+    File::open(path(name)).map_err(|source| NetnsError::Io {
+        name: name.into(),
+        source,
+    })
+}
+
+/// /run/netns must be a shared mount point so namespace bind mounts propagate
+/// to other mount namespaces (Docker, `ip netns exec`), as iproute2 does it.
+fn prepare_dir() -> Result<(), NetnsError> {
+    let sys = |op, source| NetnsError::Sys {
+        name: NETNS_DIR.into(),
+        op,
+        source,
+    };
+    std::fs::create_dir_all(NETNS_DIR).map_err(|source| NetnsError::Io {
+        name: NETNS_DIR.into(),
+        source,
+    })?;
+    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
+    if mount(None::<&str>, NETNS_DIR, None::<&str>, shared, None::<&str>).is_err() {
+        mount(
+            Some(NETNS_DIR),
+            NETNS_DIR,
+            Some("none"),
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| sys("bind /run/netns", e))?;
+        mount(None::<&str>, NETNS_DIR, None::<&str>, shared, None::<&str>)
+            .map_err(|e| sys("make /run/netns shared", e))?;
+    }
+    Ok(())
+}
+
+/// Creates a named namespace and sets `sysctls` (`net.ipv4.ip_forward`, …)
+/// in it. The file is created first so a crash between the two steps leaves
+/// a name that `remove` still finds.
+pub fn create(name: &str, sysctls: &[(&str, &str)]) -> Result<(), NetnsError> {
+    static PREPARED: std::sync::Once = std::sync::Once::new();
+    let mut prep = Ok(());
+    PREPARED.call_once(|| prep = prepare_dir());
+    prep?;
+    let target = path(name);
+    File::options()
+        .write(true)
+        .create_new(true)
+        .open(&target)
+        .map_err(|source| NetnsError::Io {
+            name: name.into(),
+            source,
+        })?;
+    // unshare() moves the calling thread; do it on a throwaway thread so the
+    // caller (and the tokio runtime) stays where it is.
+    let name2 = name.to_string();
+    let sysctls: Vec<(String, String)> = sysctls
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    std::thread::spawn(move || -> Result<(), NetnsError> {
+        let sys = |op, source| NetnsError::Sys {
+            name: name2.clone(),
+            op,
+            source,
+        };
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| sys("unshare", e))?;
+        let tid = nix::unistd::gettid();
+        let src = format!("/proc/self/task/{tid}/ns/net");
+        mount(
+            Some(src.as_str()),
+            &path(&name2),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| sys("bind mount", e))?;
+        // /proc/sys/net is resolved against the opening thread's namespace.
+        for (key, value) in &sysctls {
+            let file = format!("/proc/sys/{}", key.replace('.', "/"));
+            std::fs::write(&file, value).map_err(|source| NetnsError::Io {
+                name: format!("{name2} sysctl {key}"),
+                source,
+            })?;
+        }
+        Ok(())
+    })
+    .join()
+    .expect("namespace thread panicked")
+}
+
+/// Removes a named namespace; its interfaces go with it once the last process
+/// inside has exited. Missing namespaces are not an error.
+pub fn remove(name: &str) -> Result<(), NetnsError> {
+    let p = path(name);
+    // EINVAL: not mounted (crash between create and bind); ENOENT: gone.
+    match umount2(&p, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
+        Err(e) => {
+            return Err(NetnsError::Sys {
+                name: name.into(),
+                op: "umount",
+                source: e,
+            })
+        }
+    }
+    match std::fs::remove_file(&p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(NetnsError::Io {
+            name: name.into(),
+            source,
+        }),
+    }
+}
+
+/// Runs `f` with the calling thread inside namespace `name`, then moves the
+/// thread back. Sockets created inside `f` stay bound to that namespace.
+/// Only for short synchronous work: nothing else may run on this thread
+/// meanwhile (true on a current-thread runtime between awaits).
+pub fn run_in<T>(name: &str, f: impl FnOnce() -> T) -> Result<T, NetnsError> {
+    let sys = |op, source| NetnsError::Sys {
+        name: name.into(),
+        op,
+        source,
+    };
+    let home = File::open("/proc/thread-self/ns/net").map_err(|source| NetnsError::Io {
+        name: "self".into(),
+        source,
+    })?;
+    let target = open(name)?;
+    setns(target.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| sys("setns", e))?;
+    let out = f();
+    setns(home.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| sys("setns back", e))?;
+    Ok(out)
+}
+
+/// Inode of a namespace file: processes whose /proc/PID/ns/net has the same
+/// inode live in that namespace.
+pub fn inode(name: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path(name)).ok().map(|m| m.ino())
+}

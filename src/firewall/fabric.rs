@@ -1,0 +1,323 @@
+//! The fabric namespace's ruleset: where security groups, NACLs, the IGW and
+//! the source/destination check become nftables rules.
+//!
+//! Packet path, as on AWS, for a new connection from ENI A to ENI B:
+//! SG egress of A -> NACL outbound of A's subnet -> NACL inbound of B's
+//! subnet -> SG ingress of B. Replies skip the SGs (conntrack: stateful) but
+//! cross both NACLs again (stateless).
+//!
+//! What makes this work (see shared/design/dataplane-notes.md): with
+//! br_netfilter, bridged frames traverse the inet forward hook with
+//! iif = oif = the subnet bridge, while routed packets have two different
+//! bridges. So "iif != oif" is exactly "crosses a subnet boundary", the only
+//! place NACLs apply; SGs are matched by ENI address, which works for both.
+
+use super::comment;
+use crate::topology::plan::*;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+pub fn render(lab: &Lab) -> String {
+    let mut out = String::from("flush ruleset\n\ntable inet vpcsim {\n");
+    render_sets(lab, &mut out);
+    render_igw_nat(lab, &mut out);
+    let group_sets = group_sets(lab);
+    render_forward(lab, &group_sets, &mut out);
+    for (i, nacl) in lab.nacls.iter().enumerate() {
+        render_nacl(i, nacl, Direction::Inbound, &mut out);
+        render_nacl(i, nacl, Direction::Outbound, &mut out);
+    }
+    for (i, (groups, _)) in group_sets.iter().enumerate() {
+        render_sg_chain(lab, i, groups, Direction::Outbound, &mut out);
+        render_sg_chain(lab, i, groups, Direction::Inbound, &mut out);
+    }
+    out.push_str("}\n");
+    render_source_dest_check(lab, &mut out);
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    fn name(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+fn elements<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    let v: Vec<String> = items.into_iter().map(|x| x.to_string()).collect();
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!(" elements = {{ {} }};", v.join(", "))
+    }
+}
+
+fn render_sets(lab: &Lab, out: &mut String) {
+    let public = lab
+        .enis
+        .iter()
+        .filter(|e| e.public_ip.is_some())
+        .map(|e| e.private_ip);
+    writeln!(
+        out,
+        "    set public_enis {{ type ipv4_addr; {};{} }}",
+        comment("ENIs with a public IP: the only ones the IGW translates"),
+        elements(public)
+    )
+    .unwrap();
+    for (i, sg) in lab.security_groups.iter().enumerate() {
+        writeln!(
+            out,
+            "    set sg{i} {{ type ipv4_addr; {};{} }}",
+            comment(&format!("members of {}", sg.name)),
+            elements(lab.sg_members(i))
+        )
+        .unwrap();
+    }
+}
+
+/// The IGW: 1:1 NAT between each ENI's public and private address, on the
+/// link to the internet namespace. The instance never sees its public IP.
+fn render_igw_nat(lab: &Lab, out: &mut String) {
+    let pairs: Vec<(std::net::Ipv4Addr, std::net::Ipv4Addr)> = lab
+        .enis
+        .iter()
+        .filter_map(|e| Some((e.public_ip?, e.private_ip)))
+        .collect();
+    writeln!(
+        out,
+        "    map igw_dnat {{ type ipv4_addr : ipv4_addr;{} }}",
+        elements(pairs.iter().map(|(p, v)| format!("{p} : {v}")))
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "    map igw_snat {{ type ipv4_addr : ipv4_addr;{} }}",
+        elements(pairs.iter().map(|(p, v)| format!("{v} : {p}")))
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "    chain igw_prerouting {{\n        type nat hook prerouting priority dstnat; policy accept;\n        iifname \"{IGW_IF}\" dnat ip to ip daddr map @igw_dnat\n    }}"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "    chain igw_postrouting {{\n        type nat hook postrouting priority srcnat; policy accept;\n        oifname \"{IGW_IF}\" snat ip to ip saddr map @igw_snat\n    }}"
+    )
+    .unwrap();
+}
+
+/// ENIs grouped by their exact set of security groups: each distinct set
+/// gets one egress and one ingress chain holding the union of its rules.
+fn group_sets(lab: &Lab) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let mut by_set: BTreeMap<Vec<usize>, Vec<usize>> = BTreeMap::new();
+    for (i, eni) in lab.enis.iter().enumerate() {
+        if eni.security_groups.is_empty() {
+            continue; // NAT gateways: no security group on AWS either
+        }
+        let mut set = eni.security_groups.clone();
+        set.sort_unstable();
+        set.dedup();
+        by_set.entry(set).or_default().push(i);
+    }
+    by_set.into_iter().collect()
+}
+
+fn render_forward(lab: &Lab, group_sets: &[(Vec<usize>, Vec<usize>)], out: &mut String) {
+    out.push_str("    chain forward {\n        type filter hook forward priority filter; policy accept;\n");
+    writeln!(
+        out,
+        "        ct state invalid counter drop {}",
+        comment("conntrack: invalid packet")
+    )
+    .unwrap();
+    // From the internet only the IGW's translations enter: a packet neither
+    // DNATed (to a public IP) nor answering an SNATed flow was sent to a
+    // private address directly, which AWS never routes.
+    writeln!(
+        out,
+        "        iifname \"{IGW_IF}\" ct status & (snat | dnat) == 0 counter drop {}",
+        comment("igw: destination is not a public IP of this VPC")
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "        oifname \"{IGW_IF}\" ip saddr != @public_enis counter drop {}",
+        comment("igw: source has no public IP")
+    )
+    .unwrap();
+    out.push_str("        ct state new jump sg_egress\n        jump nacl\n        ct state new jump sg_ingress\n    }\n");
+
+    let vmap = |dir: &str| -> String {
+        group_sets
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (_, enis))| {
+                enis.iter()
+                    .map(move |&e| format!("{} : jump sg_{dir}_{i}", lab.enis[e].private_ip))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (chain, field, dir) in [("sg_egress", "saddr", "out"), ("sg_ingress", "daddr", "in")] {
+        writeln!(out, "    chain {chain} {{").unwrap();
+        if !group_sets.is_empty() {
+            writeln!(out, "        ip {field} vmap {{ {} }}", vmap(dir)).unwrap();
+        }
+        out.push_str("    }\n");
+    }
+
+    out.push_str("    chain nacl {\n");
+    for s in &lab.subnets {
+        writeln!(
+            out,
+            "        iifname \"{b}\" oifname != \"{b}\" jump nacl_out_{n}",
+            b = s.bridge,
+            n = s.nacl
+        )
+        .unwrap();
+    }
+    for s in &lab.subnets {
+        writeln!(
+            out,
+            "        oifname \"{b}\" iifname != \"{b}\" jump nacl_in_{n}",
+            b = s.bridge,
+            n = s.nacl
+        )
+        .unwrap();
+    }
+    out.push_str("    }\n");
+}
+
+/// `meta l4proto tcp tcp dport 80-90`-style match; empty for "all".
+fn proto_match(protocol: Protocol, ports: Option<PortRange>) -> String {
+    match (protocol, ports) {
+        (Protocol::All, _) => String::new(),
+        (p, Some(r)) if p.has_ports() => format!("{} dport {r} ", p.name()),
+        (p, _) => format!("meta l4proto {} ", p.name()),
+    }
+}
+
+fn describe(protocol: Protocol, ports: Option<PortRange>) -> String {
+    match ports {
+        Some(r) if protocol.has_ports() => format!("{}/{r}", protocol.name()),
+        _ => protocol.name().to_string(),
+    }
+}
+
+fn render_nacl(idx: usize, nacl: &NaclPlan, dir: Direction, out: &mut String) {
+    let (entries, field) = match dir {
+        Direction::Inbound => (&nacl.inbound, "saddr"),
+        Direction::Outbound => (&nacl.outbound, "daddr"),
+    };
+    let short = match dir {
+        Direction::Inbound => "in",
+        Direction::Outbound => "out",
+    };
+    writeln!(out, "    chain nacl_{short}_{idx} {{").unwrap();
+    for e in entries {
+        let addr = if e.cidr.prefix_len() == 0 {
+            String::new()
+        } else {
+            format!("ip {field} {} ", e.cidr)
+        };
+        let (verdict, action) = match e.action {
+            Action::Allow => ("return", "allow"),
+            Action::Deny => ("drop", "deny"),
+        };
+        writeln!(
+            out,
+            "        {addr}{}counter {verdict} {}",
+            proto_match(e.protocol, e.ports),
+            comment(&format!(
+                "nacl {} {} rule {} {action}",
+                nacl.name,
+                dir.name(),
+                e.rule
+            ))
+        )
+        .unwrap();
+    }
+    writeln!(
+        out,
+        "        counter drop {}\n    }}",
+        comment(&format!("nacl {} {} rule * deny", nacl.name, dir.name()))
+    )
+    .unwrap();
+}
+
+fn render_sg_chain(lab: &Lab, idx: usize, groups: &[usize], dir: Direction, out: &mut String) {
+    let (short, field, word) = match dir {
+        Direction::Inbound => ("in", "saddr", "ingress"),
+        Direction::Outbound => ("out", "daddr", "egress"),
+    };
+    let names: Vec<&str> = groups
+        .iter()
+        .map(|&g| lab.security_groups[g].name.as_str())
+        .collect();
+    writeln!(out, "    chain sg_{short}_{idx} {{").unwrap();
+    for &g in groups {
+        let sg = &lab.security_groups[g];
+        let rules = match dir {
+            Direction::Inbound => &sg.ingress,
+            Direction::Outbound => &sg.egress,
+        };
+        for r in rules {
+            let (addr, peer) = match &r.peer {
+                SgPeer::Cidr(c) if c.prefix_len() == 0 => (String::new(), c.to_string()),
+                SgPeer::Cidr(c) => (format!("ip {field} {c} "), c.to_string()),
+                SgPeer::Group(p) => (
+                    format!("ip {field} @sg{p} "),
+                    lab.security_groups[*p].name.clone(),
+                ),
+            };
+            writeln!(
+                out,
+                "        {addr}{}counter return {}",
+                proto_match(r.protocol, r.ports),
+                comment(&format!(
+                    "sg {} {word} {} {} {peer}",
+                    sg.name,
+                    describe(r.protocol, r.ports),
+                    if dir == Direction::Inbound { "from" } else { "to" }
+                ))
+            )
+            .unwrap();
+        }
+    }
+    writeln!(
+        out,
+        "        counter drop {}\n    }}",
+        comment(&format!("sg {} {word}: no rule allows it", names.join("+")))
+    )
+    .unwrap();
+}
+
+/// AWS's source/destination check, at each ENI's port of its subnet bridge:
+/// a packet whose source is not the ENI's own address never enters the VPC.
+/// A netdev hook, because bridged traffic shows only the bridge as iif in
+/// the inet hooks.
+fn render_source_dest_check(lab: &Lab, out: &mut String) {
+    let checked: Vec<&Eni> = lab.enis.iter().filter(|e| e.source_dest_check).collect();
+    if checked.is_empty() {
+        return;
+    }
+    let devices: Vec<String> = checked.iter().map(|e| format!("\"{}\"", e.host_if)).collect();
+    writeln!(
+        out,
+        "\ntable netdev vpcsim_srcdst {{\n    set eni_addr {{ type ifname . ipv4_addr;{} }}\n    chain ingress {{\n        type filter hook ingress devices = {{ {} }} priority filter; policy accept;\n        meta protocol ip iifname . ip saddr != @eni_addr counter drop {}\n    }}\n}}",
+        elements(checked.iter().map(|e| format!("\"{}\" . {}", e.host_if, e.private_ip))),
+        devices.join(", "),
+        comment("source/destination check: source is not the ENI's address")
+    )
+    .unwrap();
+}

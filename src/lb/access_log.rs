@@ -1,0 +1,282 @@
+//! The lab's ALB access log, one line per request in AWS's format. Request
+//! tasks only send a small record; one writer task formats and writes them in
+//! batches, off the request path.
+
+use hyper::header::{self, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::http::uri::PathAndQuery;
+use hyper::{Method, Version};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::SystemTime;
+use tokio::sync::mpsc;
+
+pub struct Entry {
+    pub time: SystemTime,
+    pub created: SystemTime,
+    pub lb: usize,
+    pub port: u16,
+    pub client: SocketAddr,
+    pub target: Option<SocketAddr>,
+    pub request_processing: f64,
+    pub target_processing: Option<f64>,
+    pub response_processing: Option<f64>,
+    pub elb_status: u16,
+    pub target_status: Option<u16>,
+    pub received_bytes: u64,
+    pub sent_bytes: u64,
+    pub method: Method,
+    pub host: Option<HeaderValue>,
+    pub path: Option<PathAndQuery>,
+    pub version: Version,
+    pub user_agent: Option<HeaderValue>,
+    pub group: Option<usize>,
+    pub trace_id: HeaderValue,
+    pub priority: Option<u32>,
+}
+
+impl Entry {
+    pub fn new(req: &Parts, lb: usize, port: u16, client: SocketAddr, trace_id: HeaderValue) -> Entry {
+        let now = SystemTime::now();
+        let body = req
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        let line = req.method.as_str().len()
+            + req.uri.path_and_query().map_or(1, |p| p.as_str().len())
+            + 11;
+        Entry {
+            time: now,
+            created: now,
+            lb,
+            port,
+            client,
+            target: None,
+            request_processing: -1.0,
+            target_processing: None,
+            response_processing: None,
+            elb_status: 0,
+            target_status: None,
+            received_bytes: line as u64 + super::proxy::head_len(&req.headers) - 17 + body,
+            sent_bytes: 0,
+            method: req.method.clone(),
+            host: req.headers.get(header::HOST).cloned(),
+            path: req.uri.path_and_query().cloned(),
+            version: req.version,
+            user_agent: req.headers.get(header::USER_AGENT).cloned(),
+            group: None,
+            trace_id,
+            priority: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AccessLog {
+    tx: mpsc::UnboundedSender<Entry>,
+}
+
+impl AccessLog {
+    pub fn send(&self, e: Entry) {
+        let _ = self.tx.send(e);
+    }
+}
+
+/// Names the writer needs to print a record.
+pub struct Names {
+    /// Per load balancer: `app/<name>/<id>`.
+    pub elb: Vec<String>,
+    /// Per target group.
+    pub arn: Vec<String>,
+}
+
+/// Starts the writer task; the log file is appended to (a daemon restart
+/// keeps earlier lines).
+pub fn start(path: &Path, names: Names) -> std::io::Result<AccessLog> {
+    let mut file = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Entry>();
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(256);
+        let mut out = String::with_capacity(64 * 1024);
+        while rx.recv_many(&mut batch, 256).await > 0 {
+            for e in batch.drain(..) {
+                format_entry(&mut out, &e, &names);
+            }
+            // tmpfs: a write is a memory copy, fine on the runtime.
+            let _ = file.write_all(out.as_bytes());
+            out.clear();
+        }
+    });
+    Ok(AccessLog { tx })
+}
+
+fn secs(v: Option<f64>) -> String {
+    match v {
+        Some(s) if s >= 0.0 => format!("{s:.3}"),
+        _ => "-1".into(),
+    }
+}
+
+fn format_entry(out: &mut String, e: &Entry, n: &Names) {
+    let hv = |v: &Option<HeaderValue>| {
+        v.as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .replace('"', "\\\"")
+    };
+    let host = e
+        .host
+        .as_ref()
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.rsplit_once(':').map_or(h, |(h, _)| h).to_string())
+        .unwrap_or_else(|| "-".into());
+    let target = e.target.map_or("-".to_string(), |t| t.to_string());
+    let target_status = e.target_status.map_or("-".to_string(), |s| s.to_string());
+    let _ = writeln!(
+        out,
+        "http {} {} {} {} {} {} {} {} {} {} {} \"{} http://{}:{}{} {:?}\" \"{}\" - - {} \"{}\" \"-\" \"-\" {} {} \"forward\" \"-\" \"-\" \"{}\" \"{}\" \"-\" \"-\"",
+        iso8601(e.time),
+        n.elb[e.lb],
+        e.client,
+        target,
+        secs(Some(e.request_processing)),
+        secs(e.target_processing),
+        secs(e.response_processing),
+        e.elb_status,
+        target_status,
+        e.received_bytes,
+        e.sent_bytes,
+        e.method,
+        host,
+        e.port,
+        e.path.as_ref().map_or("/", |p| p.as_str()),
+        e.version,
+        hv(&e.user_agent),
+        e.group.map_or("-", |g| n.arn[g].as_str()),
+        e.trace_id.to_str().unwrap_or("-"),
+        e.priority.map_or("-".to_string(), |p| p.to_string()),
+        iso8601(e.created),
+        target,
+        target_status,
+    );
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `2018-07-02T22:23:00.186641Z`
+pub fn iso8601(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let s = d.as_secs() as i64;
+    let (y, mo, da) = civil(s.div_euclid(86_400));
+    let r = s.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{da:02}T{:02}:{:02}:{:02}.{:06}Z",
+        r / 3600,
+        r / 60 % 60,
+        r % 60,
+        d.subsec_micros()
+    )
+}
+
+/// `Tue, 01 Dec 2026 16:45:04 GMT` (cookie expiry).
+pub fn http_date(unix: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = (unix / 86_400) as i64;
+    let (y, m, d) = civil(days);
+    let r = unix % 86_400;
+    format!(
+        "{}, {d:02} {} {y} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[m as usize - 1],
+        r / 3600,
+        r / 60 % 60,
+        r % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn dates() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_530_570_180_186_641);
+        assert_eq!(iso8601(t), "2018-07-02T22:23:00.186641Z");
+        assert_eq!(http_date(1_530_570_180), "Mon, 02 Jul 2018 22:23:00 GMT");
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn line_has_every_aws_field() {
+        let req = hyper::Request::builder()
+            .method("POST")
+            .uri("/api/v1/recommendation?x=1")
+            .header("host", "alb-1.us-east-1.elb.amazonaws.com")
+            .header("user-agent", "curl/8.5.0")
+            .header("content-length", "16")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        let mut e = Entry::new(
+            &req,
+            0,
+            80,
+            "203.0.113.10:40000".parse().unwrap(),
+            HeaderValue::from_static("Root=1-67891233-abcdef012345678912345678"),
+        );
+        e.target = Some("10.0.20.4:8000".parse().unwrap());
+        e.request_processing = 0.0001;
+        e.target_processing = Some(0.0512);
+        e.response_processing = Some(0.0);
+        e.elb_status = 200;
+        e.target_status = Some(200);
+        e.sent_bytes = 300;
+        e.group = Some(0);
+        e.priority = Some(0);
+        let names = Names {
+            elb: vec!["app/alb/0123456789abcdef".into()],
+            arn: vec!["arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg-v1/0123456789abcdef".into()],
+        };
+        let mut out = String::new();
+        format_entry(&mut out, &e, &names);
+        let rest = out.split_once(' ').unwrap().1.split_once(' ').unwrap().1;
+        assert!(out.starts_with("http 20"));
+        assert_eq!(
+            rest,
+            format!("app/alb/0123456789abcdef 203.0.113.10:40000 10.0.20.4:8000 0.000 0.051 0.000 200 200 {} 300 \"POST http://alb-1.us-east-1.elb.amazonaws.com:80/api/v1/recommendation?x=1 HTTP/1.1\" \"curl/8.5.0\" - - arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg-v1/0123456789abcdef \"Root=1-67891233-abcdef012345678912345678\" \"-\" \"-\" 0 {} \"forward\" \"-\" \"-\" \"10.0.20.4:8000\" \"200\" \"-\" \"-\"\n", e.received_bytes, iso8601(e.created))
+        );
+        // 29 space-separated fields outside the quotes, like AWS's.
+        let mut n = 0;
+        let mut quoted = false;
+        for c in out.trim_end().chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => n += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(n + 1, 29);
+    }
+}

@@ -1,0 +1,398 @@
+//! The ALB daemon of a lab (`vpcsim alb-daemon --lab L`): one process for
+//! every load balancer node of the lab. Each node's listeners are bound inside
+//! that node's namespace and its connections to targets start there too; the
+//! rule/weight state is shared, which is what makes a 90/10 split exact
+//! whichever node a client's DNS lookup picked.
+
+use super::access_log::{self, AccessLog, Names};
+use super::balancer::{Group, HealthState};
+use super::proxy::{self, Entrance, Pool};
+use super::router::{Forward, Listener, Rule};
+use super::status::*;
+use super::LbError;
+use crate::fabric::netns;
+use crate::state::LabState;
+use crate::topology::plan::{aws_id, Algorithm, Condition, Lab};
+use hyper::http::uri::Authority;
+use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The account id printed in ARNs (the one AWS documentation uses).
+const ACCOUNT: &str = "123456789012";
+
+pub struct Node {
+    /// Index into `Balancer::lbs`.
+    pub lb: usize,
+    pub name: String,
+    pub ns: String,
+    pub private_ip: Ipv4Addr,
+    pub public_ip: Option<Ipv4Addr>,
+    pub pool: Pool,
+}
+
+pub struct LoadBalancer {
+    pub name: String,
+    pub dns_name: String,
+    pub idle_timeout: Duration,
+    pub listeners: Vec<Listener>,
+}
+
+/// Everything the daemon serves, shared by all nodes' tasks.
+pub struct Balancer {
+    pub lab: Lab,
+    pub nodes: Vec<Node>,
+    pub lbs: Vec<LoadBalancer>,
+    pub groups: Vec<Group>,
+    /// `ip:port` of each target, per group, ready for request URIs.
+    pub authorities: Vec<Vec<Authority>>,
+    pub log: AccessLog,
+}
+
+pub fn run(lab: &str) -> anyhow::Result<()> {
+    let state = LabState::load(lab)?
+        .ok_or_else(|| anyhow::anyhow!("lab {lab} has no state (is it up?)"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(state.plan))
+}
+
+async fn serve(plan: Lab) -> anyhow::Result<()> {
+    let lab = plan.name.clone();
+    let b = Arc::new(Balancer::new(plan)?);
+    b.refresh_used();
+    for (ni, node) in b.nodes.iter().enumerate() {
+        for (li, l) in b.lbs[node.lb].listeners.iter().enumerate() {
+            let listener = bind_in(&node.ns, l.port).map_err(|e| {
+                anyhow::anyhow!("node {}: cannot listen on port {}: {e}", node.name, l.port)
+            })?;
+            let at = Entrance {
+                node: ni,
+                lb: node.lb,
+                listener: li,
+            };
+            tokio::spawn(accept_loop(b.clone(), at, listener));
+        }
+        for (gi, g) in b.groups.iter().enumerate() {
+            for ti in 0..g.targets.len() {
+                tokio::spawn(super::health::run(b.clone(), gi, ti, ni));
+            }
+        }
+    }
+    // The control socket last: once it answers, every listener is bound.
+    let path = super::control_socket(&lab);
+    let _ = std::fs::remove_file(&path);
+    let control = tokio::net::UnixListener::bind(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    eprintln!(
+        "alb daemon for lab {lab}: {} node(s), {} listener(s) bound",
+        b.nodes.len(),
+        b.nodes.iter().map(|n| b.lbs[n.lb].listeners.len()).sum::<usize>()
+    );
+    super::control::serve(b, control).await;
+    Ok(())
+}
+
+/// A listening socket on 0.0.0.0:`port` inside namespace `ns`.
+fn bind_in(ns: &str, port: u16) -> Result<tokio::net::TcpListener, LbError> {
+    // Only creating the socket needs the namespace; it stays there.
+    let sock = netns::run_in(ns, tokio::net::TcpSocket::new_v4)??;
+    sock.set_reuseaddr(true)?;
+    sock.bind((Ipv4Addr::UNSPECIFIED, port).into())?;
+    Ok(sock.listen(4096)?)
+}
+
+async fn accept_loop(b: Arc<Balancer>, at: Entrance, listener: tokio::net::TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tokio::spawn(proxy::serve(b.clone(), at, stream, peer));
+            }
+            // Out of descriptors: wait for connections to close.
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+impl Balancer {
+    fn new(plan: Lab) -> Result<Balancer, LbError> {
+        let mut nodes = Vec::new();
+        let mut lbs = Vec::new();
+        for (i, lb) in plan.load_balancers.iter().enumerate() {
+            for &e in &lb.nodes {
+                let eni = &plan.enis[e];
+                let ns = plan.namespace(&eni.node);
+                nodes.push(Node {
+                    lb: i,
+                    name: eni.node.clone(),
+                    pool: proxy::pool(&ns),
+                    ns,
+                    private_ip: eni.private_ip,
+                    public_ip: eni.public_ip,
+                });
+            }
+            let forward = |f: &Vec<crate::topology::plan::WeightedTargetGroup>| Forward::new(f.clone());
+            lbs.push(LoadBalancer {
+                name: lb.name.clone(),
+                dns_name: lb.dns_name.clone(),
+                idle_timeout: Duration::from_secs(lb.idle_timeout_s.max(1) as u64),
+                listeners: lb
+                    .listeners
+                    .iter()
+                    .map(|l| Listener {
+                        port: l.port,
+                        rules: l
+                            .rules
+                            .iter()
+                            .map(|r| Rule {
+                                priority: r.priority,
+                                conditions: r.conditions.clone(),
+                                forward: forward(&r.forward),
+                            })
+                            .collect(),
+                        default: forward(&l.default_forward),
+                    })
+                    .collect(),
+            });
+        }
+        let groups: Vec<Group> = plan
+            .target_groups
+            .iter()
+            .map(|tg| {
+                let id = aws_id("targetgroup", &plan.name, &tg.name);
+                let arn = format!(
+                    "arn:aws:elasticloadbalancing:{}:{ACCOUNT}:targetgroup/{}/{}",
+                    plan.region,
+                    tg.name,
+                    &id[id.len() - 16..]
+                );
+                Group::new(tg.clone(), arn, nodes.len(), lbs.len())
+            })
+            .collect();
+        let names = Names {
+            elb: plan
+                .load_balancers
+                .iter()
+                .map(|lb| {
+                    let id = aws_id("app", &plan.name, &lb.name);
+                    format!("app/{}/{}", lb.name, &id[id.len() - 16..])
+                })
+                .collect(),
+            arn: groups.iter().map(|g| g.arn.clone()).collect(),
+        };
+        let log = access_log::start(&super::access_log_path(&plan.name), names)?;
+        Ok(Balancer {
+            authorities: proxy::authorities(&groups),
+            lab: plan,
+            nodes,
+            lbs,
+            groups,
+            log,
+        })
+    }
+
+    /// Recomputes which groups each load balancer forwards to (any weight:
+    /// a weight-0 group is still registered with the listener, as on AWS).
+    fn refresh_used(&self) {
+        for (gi, g) in self.groups.iter().enumerate() {
+            for (li, lb) in self.lbs.iter().enumerate() {
+                let used = lb.listeners.iter().any(|l| {
+                    l.forwards()
+                        .any(|f| f.groups().iter().any(|w| w.target_group == gi))
+                });
+                g.used_by[li].store(used, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Changes the default action's weights of listener `lb:port`.
+    pub fn set_weights(&self, lb: &str, port: u16, weights: &[(String, u32)]) -> Result<(), LbError> {
+        let l = self
+            .lbs
+            .iter()
+            .find(|l| l.name == lb)
+            .ok_or_else(|| LbError::NoLoadBalancer(lb.into()))?;
+        let listener = l
+            .listeners
+            .iter()
+            .find(|x| x.port == port)
+            .ok_or_else(|| LbError::NoListener {
+                lb: lb.into(),
+                port,
+            })?;
+        listener.default.set(&self.lab, weights)?;
+        self.refresh_used();
+        Ok(())
+    }
+
+    pub fn status(&self) -> LbStatus {
+        let name = |g: usize| self.lab.target_groups[g].name.clone();
+        let load_balancers = self
+            .lbs
+            .iter()
+            .enumerate()
+            .map(|(li, lb)| LoadBalancerStatus {
+                name: lb.name.clone(),
+                dns_name: lb.dns_name.clone(),
+                idle_timeout_s: lb.idle_timeout.as_secs() as u32,
+                nodes: self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.lb == li)
+                    .map(|n| NodeStatus {
+                        node: n.name.clone(),
+                        private_ip: n.private_ip.to_string(),
+                        public_ip: n.public_ip.map(|ip| ip.to_string()),
+                    })
+                    .collect(),
+                listeners: lb
+                    .listeners
+                    .iter()
+                    .map(|l| {
+                        let fwd = |f: &Forward| {
+                            let groups = f.groups();
+                            let total: u32 = groups.iter().map(|w| w.weight as u32).sum();
+                            groups
+                                .iter()
+                                .map(|w| ForwardStatus {
+                                    target_group: name(w.target_group),
+                                    weight: w.weight,
+                                    share_pct: if total == 0 {
+                                        0.0
+                                    } else {
+                                        100.0 * w.weight as f64 / total as f64
+                                    },
+                                })
+                                .collect()
+                        };
+                        let mut rules: Vec<RuleStatus> = l
+                            .rules
+                            .iter()
+                            .map(|r| RuleStatus {
+                                priority: Some(r.priority),
+                                conditions: r.conditions.iter().map(describe).collect(),
+                                forward: fwd(&r.forward),
+                            })
+                            .collect();
+                        rules.push(RuleStatus {
+                            priority: None,
+                            conditions: vec![],
+                            forward: fwd(&l.default),
+                        });
+                        ListenerStatus {
+                            port: l.port,
+                            rules,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let target_groups = self.groups.iter().map(|g| self.group_status(g)).collect();
+        LbStatus {
+            lab: self.lab.name.clone(),
+            load_balancers,
+            target_groups,
+        }
+    }
+
+    fn group_status(&self, g: &Group) -> TargetGroupStatus {
+        // Nodes whose load balancer uses the group; a target's state is the
+        // worst any of them sees.
+        let nodes: Vec<usize> = (0..self.nodes.len())
+            .filter(|&n| g.used_by[self.nodes[n].lb].load(Ordering::Relaxed))
+            .collect();
+        let rank = |s: HealthState| match s {
+            HealthState::Healthy => 0,
+            HealthState::Initial => 1,
+            HealthState::Unused => 2,
+            HealthState::Unhealthy => 3,
+        };
+        let targets: Vec<TargetStatus> = g
+            .targets
+            .iter()
+            .map(|t| {
+                let worst = nodes
+                    .iter()
+                    .copied()
+                    .max_by_key(|&n| rank(t.health[n].state()));
+                let (state, reason) = match worst {
+                    None => (
+                        HealthState::Unused,
+                        Some(super::balancer::Reason {
+                            code: "Target.NotInUse".into(),
+                            description: "Target group is not configured to receive traffic from the load balancer".into(),
+                            detail: String::new(),
+                        }),
+                    ),
+                    Some(n) => {
+                        let cell = &t.health[n];
+                        let mut reason = cell
+                            .reason
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .clone();
+                        if let Some(r) = reason.as_mut().filter(|r| !r.detail.is_empty()) {
+                            r.detail = format!("{}, seen from {}", r.detail, self.nodes[n].name);
+                        }
+                        (cell.state(), reason)
+                    }
+                };
+                TargetStatus {
+                    instance: t.instance.clone(),
+                    address: t.addr.to_string(),
+                    state: state.name().into(),
+                    reason: reason.as_ref().map(|r| r.code.clone()),
+                    description: reason.as_ref().map(|r| r.description.clone()),
+                    detail: reason
+                        .as_ref()
+                        .map(|r| r.detail.clone())
+                        .filter(|d| !d.is_empty()),
+                }
+            })
+            .collect();
+        let m = &g.metrics;
+        let ms = |q| m.response_time.quantile(q).map(|us| us as f64 / 1000.0);
+        TargetGroupStatus {
+            name: g.plan.name.clone(),
+            port: g.plan.port,
+            algorithm: match g.plan.algorithm {
+                Algorithm::RoundRobin => "round_robin",
+                Algorithm::LeastOutstandingRequests => "least_outstanding_requests",
+                Algorithm::WeightedRandom => "weighted_random",
+            }
+            .into(),
+            stickiness_s: g.plan.stickiness_s,
+            in_use: g.used(),
+            request_count: m.requests.load(Ordering::Relaxed),
+            http_code_target_2xx: m.target_2xx.load(Ordering::Relaxed),
+            http_code_target_3xx: m.target_3xx.load(Ordering::Relaxed),
+            http_code_target_4xx: m.target_4xx.load(Ordering::Relaxed),
+            http_code_target_5xx: m.target_5xx.load(Ordering::Relaxed),
+            http_code_elb_5xx: m.elb_5xx.load(Ordering::Relaxed),
+            target_response_time_p50_ms: ms(0.5),
+            target_response_time_p99_ms: ms(0.99),
+            healthy_host_count: targets.iter().filter(|t| t.state == "healthy").count(),
+            unhealthy_host_count: targets.iter().filter(|t| t.state == "unhealthy").count(),
+            targets,
+        }
+    }
+}
+
+/// A rule condition as the console shows it.
+fn describe(c: &Condition) -> String {
+    match c {
+        Condition::PathPattern(v) => format!("path-pattern={}", v.join(",")),
+        Condition::HostHeader(v) => format!("host-header={}", v.join(",")),
+        Condition::HttpHeader(h, v) => format!("http-header {h}={}", v.join(",")),
+        Condition::HttpRequestMethod(v) => format!("http-request-method={}", v.join(",")),
+        Condition::SourceIp(v) => format!(
+            "source-ip={}",
+            v.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")
+        ),
+    }
+}

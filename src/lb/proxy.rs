@@ -1,0 +1,431 @@
+//! The request path of an ALB node: client connection (HTTP/1.1 keep-alive)
+//! -> listener rules -> target group -> target, over a connection pool whose
+//! sockets live in the node's namespace, so node -> target traffic is real
+//! traffic of that ENI (SGs, NACLs and routes apply to it).
+
+use super::access_log::Entry;
+use super::daemon::Balancer;
+use crate::fabric::netns;
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::{Authority, Scheme};
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+/// AWS's fixed limit for establishing a connection to a target (then 504).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens a TCP connection to `addr` from namespace `ns`.
+pub async fn connect_in(ns: &str, addr: SocketAddr, limit: Duration) -> io::Result<tokio::net::TcpStream> {
+    let sock = netns::run_in(ns, tokio::net::TcpSocket::new_v4)
+        .map_err(|e| io::Error::new(io::ErrorKind::Other, e))??;
+    sock.set_nodelay(true)?;
+    match tokio::time::timeout(limit, sock.connect(addr)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("connect to {addr} timed out"),
+        )),
+    }
+}
+
+/// hyper-util connector whose sockets are created in one node's namespace.
+#[derive(Clone)]
+pub struct NsConnector {
+    ns: Arc<str>,
+}
+
+impl tower_service::Service<Uri> for NsConnector {
+    type Response = TokioIo<tokio::net::TcpStream>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let ns = self.ns.clone();
+        Box::pin(async move {
+            let addr: SocketAddr = uri
+                .authority()
+                .and_then(|a| a.as_str().parse().ok())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "target address"))?;
+            connect_in(&ns, addr, CONNECT_TIMEOUT).await.map(TokioIo::new)
+        })
+    }
+}
+
+pub type Pool = Client<NsConnector, Incoming>;
+
+/// One pool per node: connections to each target are reused across requests.
+pub fn pool(ns: &str) -> Pool {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_timer(TokioTimer::new())
+        .build(NsConnector { ns: ns.into() })
+}
+
+/// Which listener of which node a client connection arrived on.
+#[derive(Clone, Copy)]
+pub struct Entrance {
+    pub node: usize,
+    pub lb: usize,
+    pub listener: usize,
+}
+
+/// Serves one client connection until it closes.
+pub async fn serve(b: Arc<Balancer>, at: Entrance, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let idle = b.lbs[at.lb].idle_timeout;
+    let svc = hyper::service::service_fn(move |req| {
+        let b = b.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(&b, at, peer, req).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle)
+        .serve_connection(TokioIo::new(stream), svc)
+        .await;
+}
+
+/// Hop-by-hop headers: they describe one connection, never forwarded.
+const HOP_BY_HOP: [HeaderName; 5] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::UPGRADE,
+];
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if let Some(c) = h.get(header::CONNECTION) {
+        // Headers the sender declared connection-specific go too.
+        let named: Vec<HeaderName> = c
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            h.remove(n);
+        }
+    }
+    for n in &HOP_BY_HOP {
+        h.remove(n);
+    }
+}
+
+/// Logs the request as 460 if the client goes away before it is answered
+/// (hyper drops the handler future then).
+struct Pending<'a> {
+    b: &'a Balancer,
+    entry: Option<Entry>,
+}
+
+impl Pending<'_> {
+    fn finish(&mut self, status: u16, sent_bytes: u64) {
+        if let Some(mut e) = self.entry.take() {
+            e.elb_status = status;
+            e.sent_bytes = sent_bytes;
+            e.time = SystemTime::now();
+            self.b.log.send(e);
+        }
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.finish(460, 0);
+    }
+}
+
+struct Inflight<'a>(&'a AtomicU32);
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn handle(b: &Balancer, at: Entrance, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let t0 = Instant::now();
+    let lb = &b.lbs[at.lb];
+    let listener = &lb.listeners[at.listener];
+    let (mut parts, body) = req.into_parts();
+    let trace = match parts.headers.get(&X_AMZN_TRACE_ID) {
+        Some(v) if v.as_bytes().starts_with(b"Root=") => v.clone(),
+        _ => trace_id(),
+    };
+    let mut pending = Pending {
+        b,
+        entry: Some(Entry::new(&parts, at.lb, listener.port, peer, trace.clone())),
+    };
+    let entry = pending.entry.as_mut().expect("just set");
+    let (priority, forward) = listener.route(&parts, peer.ip());
+    entry.priority = Some(priority);
+    let (sticky_group, sticky_target) = sticky_cookies(&parts.headers);
+    let Some(g) = forward.choose(sticky_group) else {
+        return elb_error(&mut pending, StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let group = &b.groups[g];
+    entry.group = Some(g);
+    group.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    let sticky = group.plan.stickiness_s.and_then(|_| {
+        sticky_target
+            .filter(|(sg, _)| *sg == g)
+            .map(|(_, t)| t)
+    });
+    let Some(t) = group.pick(at.node, sticky) else {
+        group.metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
+        return elb_error(&mut pending, StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let target = &group.targets[t];
+    entry.target = Some(target.addr);
+
+    let h = &mut parts.headers;
+    strip_hop_by_hop(h);
+    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(old) => format!("{old}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    h.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(listener.port));
+    h.insert(X_AMZN_TRACE_ID.clone(), trace);
+    let mut uri = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(b.authorities[g][t].clone());
+    if let Some(pq) = parts.uri.path_and_query() {
+        uri = uri.path_and_query(pq.clone());
+    }
+    parts.uri = match uri.build() {
+        Ok(u) => u,
+        Err(_) => return elb_error(&mut pending, StatusCode::BAD_REQUEST),
+    };
+    // ALB always speaks HTTP/1.1 to targets.
+    parts.version = Version::HTTP_11;
+
+    target.inflight.fetch_add(1, Ordering::Relaxed);
+    let inflight = Inflight(&target.inflight);
+    let sent = Instant::now();
+    let result = tokio::time::timeout(
+        lb.idle_timeout,
+        b.nodes[at.node].pool.request(Request::from_parts(parts, body)),
+    )
+    .await;
+    drop(inflight);
+    let answered = Instant::now();
+    let entry = pending.entry.as_mut().expect("still pending");
+    entry.request_processing = (sent - t0).as_secs_f64();
+    let mut resp = match result {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => {
+            group.metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
+            let status = if is_timeout(&e) {
+                StatusCode::GATEWAY_TIMEOUT
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            tracing::debug!("{} -> {}: {e:#}", peer, target.addr);
+            return elb_error(&mut pending, status);
+        }
+        Err(_) => {
+            group.metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
+            return elb_error(&mut pending, StatusCode::GATEWAY_TIMEOUT);
+        }
+    };
+    let status = resp.status().as_u16();
+    group.metrics.target_status(status);
+    group
+        .metrics
+        .response_time
+        .record((answered - sent).as_micros() as u64);
+    entry.target_status = Some(status);
+    entry.target_processing = Some((answered - sent).as_secs_f64());
+    entry.response_processing = Some(answered.elapsed().as_secs_f64());
+    strip_hop_by_hop(resp.headers_mut());
+    if let Some(secs) = group.plan.stickiness_s {
+        set_sticky_cookies(resp.headers_mut(), g, t, secs);
+    }
+    let sent_bytes = head_len(resp.headers()) + resp.headers().get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    pending.finish(status, sent_bytes);
+    resp.map(Either::Left)
+}
+
+/// Whether the target failed to connect or answer in time (504, not 502).
+fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return io.kind() == io::ErrorKind::TimedOut;
+        }
+        src = s.source();
+    }
+    false
+}
+
+/// Approximate bytes of a message head, for the access log's byte counts.
+pub fn head_len(h: &HeaderMap) -> u64 {
+    17 + h
+        .iter()
+        .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+        .sum::<u64>()
+        + 2
+}
+
+/// The ALB's own error responses, byte for byte like awselb/2.0's.
+fn elb_error(pending: &mut Pending<'_>, status: StatusCode) -> Response<Body> {
+    let text = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let body = format!(
+        "<html>\r\n<head><title>{text}</title></head>\r\n<body>\r\n<center><h1>{text}</h1></center>\r\n</body>\r\n</html>\r\n"
+    );
+    let len = body.len() as u64;
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::SERVER, HeaderValue::from_static("awselb/2.0"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    let sent = head_len(r.headers()) + len;
+    pending.finish(status.as_u16(), sent);
+    r
+}
+
+/// `Root=1-<epoch seconds, hex>-<96 random bits, hex>`.
+fn trace_id() -> HeaderValue {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let r: u128 = rand::random::<u128>() & ((1u128 << 96) - 1);
+    HeaderValue::from_str(&format!("Root=1-{secs:08x}-{r:024x}")).expect("ASCII")
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The group (AWSALBTG) and target (AWSALB) a client's cookies stick it to,
+/// if still valid: `group` and `(group, target)`.
+fn sticky_cookies(h: &HeaderMap) -> (Option<usize>, Option<(usize, usize)>) {
+    let (mut group, mut target) = (None, None);
+    for v in h.get_all(header::COOKIE) {
+        for c in v.to_str().unwrap_or("").split(';') {
+            match c.trim().split_once('=') {
+                Some(("AWSALBTG", v)) => group = decode_cookie(v).map(|(g, _)| g),
+                Some(("AWSALB", v)) => target = decode_cookie(v),
+                _ => {}
+            }
+        }
+    }
+    (group, target)
+}
+
+/// Cookie value: expiry (unix seconds), group and target, in hex. Opaque to
+/// clients like AWS's encrypted one, but readable when debugging a lab.
+fn encode_cookie(expires: u64, group: usize, target: usize) -> String {
+    format!("{expires:010x}{group:04x}{target:04x}")
+}
+
+fn decode_cookie(v: &str) -> Option<(usize, usize)> {
+    if v.len() != 18 || !v.is_ascii() {
+        return None;
+    }
+    let expires = u64::from_str_radix(&v[..10], 16).ok()?;
+    let group = usize::from_str_radix(&v[10..14], 16).ok()?;
+    let target = usize::from_str_radix(&v[14..], 16).ok()?;
+    (expires > now_secs()).then_some((group, target))
+}
+
+fn set_sticky_cookies(h: &mut HeaderMap, group: usize, target: usize, secs: u32) {
+    let expires = now_secs() + secs as u64;
+    let value = encode_cookie(expires, group, target);
+    let when = super::access_log::http_date(expires);
+    for name in ["AWSALBTG", "AWSALB"] {
+        if let Ok(v) = HeaderValue::from_str(&format!("{name}={value}; Expires={when}; Path=/")) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// Pre-parsed `ip:port` of every target, per group.
+pub fn authorities(groups: &[super::balancer::Group]) -> Vec<Vec<Authority>> {
+    groups
+        .iter()
+        .map(|g| {
+            g.targets
+                .iter()
+                .map(|t| Authority::try_from(t.addr.to_string()).expect("ip:port is an authority"))
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_round_trip_and_expire() {
+        let v = encode_cookie(now_secs() + 60, 3, 7);
+        assert_eq!(decode_cookie(&v), Some((3, 7)));
+        assert_eq!(decode_cookie(&encode_cookie(now_secs() - 1, 3, 7)), None);
+        assert_eq!(decode_cookie("garbage"), None);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("a=b; AWSALB={v}; AWSALBTG={v}")).unwrap(),
+        );
+        assert_eq!(sticky_cookies(&h), (Some(3), Some((3, 7))));
+    }
+
+    #[test]
+    fn hop_by_hop_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, X-Secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn trace_id_shape() {
+        let t = trace_id();
+        let s = t.to_str().unwrap();
+        let parts: Vec<&str> = s.trim_start_matches("Root=").split('-').collect();
+        assert_eq!(parts[0], "1");
+        assert_eq!(parts[1].len(), 8);
+        assert_eq!(parts[2].len(), 24);
+    }
+}

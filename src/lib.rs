@@ -1,0 +1,19 @@
+//! vpcsim: an AWS VPC architecture emulated on Linux network namespaces.
+//!
+//! Layout, in the order a lab is built:
+//! - [`topology`]: the TOML file, its validation and the resolved [`topology::plan::Lab`];
+//! - [`fabric`]: namespaces, bridges, veths, addresses and route tables (netlink);
+//! - [`firewall`]: security groups, NACLs, IGW and NAT gateway rendered to nftables;
+//! - [`workloads`]: processes on instances (user data, model servers);
+//! - [`lb`]: the Application Load Balancer (hyper/tokio);
+//! - [`state`] and [`teardown`]: what a lab owns and how it is removed;
+//! - [`commands`]: the CLI verbs.
+
+pub mod commands;
+pub mod fabric;
+pub mod firewall;
+pub mod lb;
+pub mod state;
+pub mod teardown;
+pub mod topology;
+pub mod workloads;

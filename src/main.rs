@@ -1,0 +1,138 @@
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vpcsim::commands::{self, UsageError};
+
+/// Emulate an AWS VPC architecture on this machine, in network namespaces.
+#[derive(Parser)]
+#[command(name = "vpcsim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a lab from a topology file and start its workloads.
+    Up {
+        file: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Build the network only: no user data, model servers or load balancer.
+        #[arg(long)]
+        network_only: bool,
+    },
+    /// Remove everything of a lab (namespaces, processes, state). Idempotent.
+    Down {
+        /// Lab name or topology file.
+        lab: String,
+    },
+    /// Show a lab's nodes, addresses, workloads and load balancers.
+    Status {
+        lab: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a node (instance, `internet`, NAT gateway, `fabric`).
+    Exec {
+        #[arg(long)]
+        lab: Option<String>,
+        node: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Show a node's console log (user data and workload output).
+    Logs {
+        #[arg(long)]
+        lab: Option<String>,
+        node: String,
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Stop an instance's workloads (an instance failure, for health checks to notice).
+    Stop {
+        #[arg(long)]
+        lab: Option<String>,
+        node: String,
+    },
+    /// Start an instance's workloads again.
+    Start {
+        #[arg(long)]
+        lab: Option<String>,
+        node: String,
+    },
+    /// Change a listener's forward weights live: `vpcsim weights alb:80 tg-v1=100 tg-v2=0`.
+    Weights {
+        #[arg(long)]
+        lab: Option<String>,
+        /// Load balancer and listener port, `NAME:PORT`.
+        listener: String,
+        /// `TARGET_GROUP=WEIGHT` pairs (0-999).
+        weights: Vec<String>,
+    },
+    /// Internal: a built-in model server (runs inside an instance).
+    #[command(hide = true)]
+    ModelServer {
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+    },
+    /// Internal: the load balancer daemon of a lab.
+    #[command(hide = true)]
+    AlbDaemon {
+        #[arg(long)]
+        lab: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VPCSIM_LOG")
+                // netlink-packet-route warns about every attribute newer than itself.
+                .unwrap_or_else(|_| "warn,netlink_packet_route=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up {
+            file,
+            json,
+            network_only,
+        } => commands::up::run(&file, json, network_only),
+        Command::Down { lab } => commands::down::run(&lab),
+        Command::Status { lab, json } => commands::status::run(lab.as_deref(), json),
+        Command::Exec { lab, node, command } => {
+            commands::exec::run(lab.as_deref(), &node, &command).map(|code| {
+                std::process::exit(code);
+            })
+        }
+        Command::Logs { lab, node, follow } => commands::logs::run(lab.as_deref(), &node, follow),
+        Command::Stop { lab, node } => commands::lifecycle::stop(lab.as_deref(), &node),
+        Command::Start { lab, node } => commands::lifecycle::start(lab.as_deref(), &node),
+        Command::Weights {
+            lab,
+            listener,
+            weights,
+        } => commands::weights::run(lab.as_deref(), &listener, &weights),
+        Command::ModelServer { model, port } => {
+            vpcsim::workloads::model_server::run(&model, port)
+        }
+        Command::AlbDaemon { lab } => vpcsim::lb::daemon::run(&lab),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(u) = e.downcast_ref::<UsageError>() {
+                eprintln!("error: {u}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! What a lab owns, on disk under /run/vpcsim/<lab>/ (tmpfs: gone on reboot,
+//! like the namespaces it describes).
+//!
+//! The plan, which names every namespace the lab will have, is written before
+//! the first namespace is created. That is what makes teardown crash-safe:
+//! whatever point `up` died at, `down` knows every name it might have made.
+
+use crate::topology::plan::Lab;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const STATE_ROOT: &str = "/run/vpcsim";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: corrupt state ({source}); `vpcsim down` still removes the lab's namespaces")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabState {
+    pub plan: Lab,
+    /// The topology file `up` was given (absolute).
+    pub topology: PathBuf,
+    /// False until `up` has finished.
+    pub ready: bool,
+    pub processes: Vec<ProcessRecord>,
+}
+
+/// A process vpcsim started. `start_time` (clock ticks since boot, from
+/// /proc/PID/stat) guards against signalling a recycled PID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRecord {
+    pub node: String,
+    /// What it is: `model-v1`, `user-data`, `alb`, …
+    pub role: String,
+    pub pid: i32,
+    pub start_time: u64,
+    /// Stopped on purpose by `vpcsim stop`; not a crash.
+    #[serde(default)]
+    pub stopped: bool,
+}
+
+pub fn lab_dir(lab: &str) -> PathBuf {
+    Path::new(STATE_ROOT).join(lab)
+}
+
+pub fn state_file(lab: &str) -> PathBuf {
+    lab_dir(lab).join("state.json")
+}
+
+pub fn log_dir(lab: &str) -> PathBuf {
+    lab_dir(lab).join("logs")
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl LabState {
+    pub fn load(lab: &str) -> Result<Option<LabState>, StateError> {
+        let path = state_file(lab);
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|source| StateError::Corrupt { path, source })
+    }
+
+    /// Atomic replace: a reader (or a crash) never sees half a file.
+    pub fn save(&self) -> Result<(), StateError> {
+        let dir = lab_dir(&self.plan.name);
+        std::fs::create_dir_all(log_dir(&self.plan.name)).map_err(io(&dir))?;
+        let path = state_file(&self.plan.name);
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let text = serde_json::to_vec_pretty(self).expect("state serializes");
+        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))
+    }
+
+    /// Every lab with a state directory.
+    pub fn list() -> Vec<String> {
+        let Ok(rd) = std::fs::read_dir(STATE_ROOT) else {
+            return vec![];
+        };
+        let mut v: Vec<String> = rd
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Serialises commands that modify one lab (`up`, `down`, `stop`, …): an
+/// exclusive flock on /run/vpcsim/<lab>.lock, released when dropped or when
+/// the holder dies (even by `kill -9`).
+pub struct LabLock {
+    _file: std::fs::File,
+}
+
+impl LabLock {
+    pub fn acquire(lab: &str) -> Result<LabLock, StateError> {
+        use std::os::fd::AsRawFd;
+        std::fs::create_dir_all(STATE_ROOT).map_err(io(Path::new(STATE_ROOT)))?;
+        let path = Path::new(STATE_ROOT).join(format!("{lab}.lock"));
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        // SAFETY: flock on a descriptor we own.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(io(&path)(std::io::Error::last_os_error()));
+        }
+        Ok(LabLock { _file: file })
+    }
+
+    /// Deletes the lock file once the lab is gone.
+    pub fn remove(lab: &str) {
+        let _ = std::fs::remove_file(Path::new(STATE_ROOT).join(format!("{lab}.lock")));
+    }
+}
+
+/// Clock ticks since boot at which `pid` started, or None if it is gone.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22; the command name (field 2) may hold spaces, so split after ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+impl ProcessRecord {
+    /// Still the process we started (not exited, PID not recycled, not a zombie).
+    pub fn is_alive(&self) -> bool {
+        if process_start_time(self.pid) != Some(self.start_time) {
+            return false;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        let state = stat.rfind(')').and_then(|i| stat[i + 2..].chars().next());
+        !matches!(state, Some('Z') | Some('X') | None)
+    }
+}

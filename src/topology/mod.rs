@@ -1,0 +1,94 @@
+//! Topology files: parsing ([`model`]), checking and resolving ([`validate`])
+//! into the [`plan::Lab`] every other module builds from.
+
+pub mod locate;
+pub mod model;
+pub mod plan;
+pub mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem in a topology file, addressed by its TOML path
+/// (`subnet[1].cidr`, `nacl[0].inbound[2].rule`); [`locate`] turns the path
+/// into a line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub path: String,
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+/// Every error of a file at once, each with `file:line:col`.
+#[derive(Debug, thiserror::Error)]
+pub struct TopologyError {
+    pub file: PathBuf,
+    /// (line, column, diagnostic), 1-based, in file order.
+    pub errors: Vec<(usize, usize, Diagnostic)>,
+}
+
+impl fmt::Display for TopologyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        writeln!(
+            f,
+            "{}: {n} error{} in topology, nothing was built",
+            self.file.display(),
+            if n == 1 { "" } else { "s" }
+        )?;
+        for (line, col, d) in &self.errors {
+            writeln!(
+                f,
+                "{}:{line}:{col}: {}: {}",
+                self.file.display(),
+                d.path,
+                d.message
+            )?;
+            writeln!(f, "    hint: {}", d.hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads, parses and validates a topology file.
+pub fn load(file: &Path) -> Result<plan::Lab, TopologyError> {
+    let text = std::fs::read_to_string(file).map_err(|e| TopologyError {
+        file: file.to_path_buf(),
+        errors: vec![(
+            1,
+            1,
+            Diagnostic {
+                path: String::new(),
+                message: format!("cannot read file: {e}"),
+                hint: "check the path; topologies live in topologies/".into(),
+            },
+        )],
+    })?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    parse(&text, base).map_err(|errors| TopologyError {
+        file: file.to_path_buf(),
+        errors,
+    })
+}
+
+/// Parses and validates topology text; `base` resolves relative paths
+/// (`user_data_file`).
+pub fn parse(text: &str, base: &Path) -> Result<plan::Lab, Vec<(usize, usize, Diagnostic)>> {
+    let topo: model::Topology = toml::from_str(text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map(|s| locate::line_col(text, s.start))
+            .unwrap_or((1, 1));
+        vec![(
+            line,
+            col,
+            Diagnostic {
+                path: String::new(),
+                message: e.message().to_string(),
+                hint: "see docs/topology.md for every field and its type".into(),
+            },
+        )]
+    })?;
+    validate::validate(&topo, base).map_err(|diags| locate::locate_all(text, diags))
+}

@@ -1,0 +1,300 @@
+//! The topology file as written by the user: AWS vocabulary, raw strings.
+//!
+//! Values stay unparsed here (CIDRs, ports, protocols are `String`) so that
+//! validation can report every mistake at once with its location, instead of
+//! serde stopping at the first one.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Lab name; namespaces are `vpcsim-<name>-<node>`.
+    pub name: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub vpc: Vpc,
+    #[serde(default)]
+    pub internet: Internet,
+    #[serde(default, rename = "subnet")]
+    pub subnets: Vec<Subnet>,
+    pub internet_gateway: Option<InternetGateway>,
+    #[serde(default, rename = "nat_gateway")]
+    pub nat_gateways: Vec<NatGateway>,
+    #[serde(default, rename = "route_table")]
+    pub route_tables: Vec<RouteTable>,
+    #[serde(default, rename = "nacl")]
+    pub nacls: Vec<Nacl>,
+    #[serde(default, rename = "security_group")]
+    pub security_groups: Vec<SecurityGroup>,
+    #[serde(default, rename = "instance")]
+    pub instances: Vec<Instance>,
+    #[serde(default, rename = "target_group")]
+    pub target_groups: Vec<TargetGroup>,
+    #[serde(default, rename = "load_balancer")]
+    pub load_balancers: Vec<LoadBalancer>,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vpc {
+    pub cidr: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Internet {
+    /// Client hosts of the emulated internet ("my IP" in the seeds' rules).
+    #[serde(default = "default_hosts")]
+    pub hosts: Vec<String>,
+    /// Pool that auto-assigned public IPs and Elastic IPs are taken from.
+    #[serde(default = "default_public_pool")]
+    pub public_pool: String,
+}
+
+impl Default for Internet {
+    fn default() -> Self {
+        Internet {
+            hosts: default_hosts(),
+            public_pool: default_public_pool(),
+        }
+    }
+}
+
+fn default_hosts() -> Vec<String> {
+    vec!["203.0.113.10".into()]
+}
+
+fn default_public_pool() -> String {
+    "198.51.100.0/24".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subnet {
+    pub name: String,
+    pub cidr: String,
+    pub az: String,
+    /// Omitted: the main route table.
+    pub route_table: Option<String>,
+    /// Omitted: the default NACL (allow all).
+    pub nacl: Option<String>,
+    #[serde(default)]
+    pub map_public_ip: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternetGateway {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatGateway {
+    pub name: String,
+    pub subnet: String,
+    pub elastic_ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTable {
+    pub name: String,
+    /// The VPC's main route table: used by subnets that name no table.
+    #[serde(default)]
+    pub main: bool,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub destination: String,
+    /// Internet gateway name, NAT gateway name or instance name.
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nacl {
+    pub name: String,
+    #[serde(default)]
+    pub inbound: Vec<NaclRule>,
+    #[serde(default)]
+    pub outbound: Vec<NaclRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NaclRule {
+    pub rule: i64,
+    pub protocol: String,
+    pub ports: Option<String>,
+    pub cidr: String,
+    pub action: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityGroup {
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub ingress: Vec<SgRule>,
+    /// Omitted: AWS's default, all traffic to 0.0.0.0/0.
+    pub egress: Option<Vec<SgRule>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SgRule {
+    pub protocol: String,
+    pub ports: Option<String>,
+    pub cidr: Option<String>,
+    pub source_sg: Option<String>,
+    pub destination_sg: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    pub name: String,
+    pub subnet: String,
+    /// Omitted or empty: the VPC's default security group.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    pub private_ip: Option<String>,
+    pub elastic_ip: Option<String>,
+    /// Overrides the subnet's `map_public_ip`.
+    pub associate_public_ip: Option<bool>,
+    /// AWS's source/destination check; disable only for NAT/router instances.
+    #[serde(default = "yes")]
+    pub source_dest_check: bool,
+    /// Built-in workload: `model-v1` or `model-v2`.
+    pub run: Option<String>,
+    pub user_data: Option<String>,
+    pub user_data_file: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetGroup {
+    pub name: String,
+    pub port: i64,
+    #[serde(default = "default_tg_protocol")]
+    pub protocol: String,
+    /// Instance names; `name:port` overrides the group's port.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub health_check: HealthCheck,
+    /// `round_robin` (default), `least_outstanding_requests`, `weighted_random`.
+    pub algorithm: Option<String>,
+    /// Seconds; AWS default 300.
+    pub deregistration_delay: Option<i64>,
+    /// lb_cookie stickiness duration in seconds; omitted: off.
+    pub stickiness: Option<i64>,
+}
+
+fn default_tg_protocol() -> String {
+    "HTTP".into()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub path: Option<String>,
+    pub port: Option<i64>,
+    pub interval: Option<i64>,
+    pub timeout: Option<i64>,
+    pub healthy_threshold: Option<i64>,
+    pub unhealthy_threshold: Option<i64>,
+    pub matcher: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancer {
+    pub name: String,
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// Seconds; AWS default 60.
+    pub idle_timeout: Option<i64>,
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<Listener>,
+}
+
+fn default_scheme() -> String {
+    "internet-facing".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    pub port: i64,
+    #[serde(default = "default_tg_protocol")]
+    pub protocol: String,
+    #[serde(default)]
+    pub default_forward: Vec<WeightedTarget>,
+    #[serde(default)]
+    pub rules: Vec<ListenerRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedTarget {
+    pub target_group: String,
+    #[serde(default = "one")]
+    pub weight: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerRule {
+    pub priority: i64,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub path_pattern: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub host_header: Vec<String>,
+    /// Header name -> accepted values (wildcards `*` and `?`).
+    #[serde(default)]
+    pub http_header: BTreeMap<String, Vec<String>>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub http_request_method: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub source_ip: Vec<String>,
+    pub forward: Vec<WeightedTarget>,
+}
+
+/// AWS consoles show conditions as lists; a single value may be written bare.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}

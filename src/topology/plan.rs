@@ -1,0 +1,365 @@
+//! The resolved lab: every name turned into an index, every address parsed
+//! and allocated, every interface named. Fabric, firewall, load balancer and
+//! `trace` read this; none of them look at the raw topology file.
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+/// Prefix of every namespace, state directory and container vpcsim owns.
+pub const PREFIX: &str = "vpcsim";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lab {
+    pub name: String,
+    pub region: String,
+    pub vpc_cidr: Ipv4Net,
+    /// `vpc-…` id, stable for a lab name (bucket policies and flow logs use it).
+    pub vpc_id: String,
+    pub subnets: Vec<SubnetPlan>,
+    pub route_tables: Vec<RouteTablePlan>,
+    pub nacls: Vec<NaclPlan>,
+    pub security_groups: Vec<SecurityGroupPlan>,
+    /// Every network interface in the VPC: instances, NAT gateways, ALB nodes.
+    pub enis: Vec<Eni>,
+    pub nat_gateways: Vec<NatGatewayPlan>,
+    pub internet_gateway: Option<String>,
+    pub internet: InternetPlan,
+    pub instances: Vec<InstancePlan>,
+    pub target_groups: Vec<TargetGroupPlan>,
+    pub load_balancers: Vec<LoadBalancerPlan>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubnetPlan {
+    pub name: String,
+    pub cidr: Ipv4Net,
+    pub az: String,
+    /// Bridge in the fabric namespace; holds the VPC router address (.1).
+    pub bridge: String,
+    pub router: Ipv4Addr,
+    pub route_table: usize,
+    pub nacl: usize,
+    pub map_public_ip: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteTablePlan {
+    pub name: String,
+    /// Kernel routing table id in the fabric namespace.
+    pub table_id: u32,
+    pub main: bool,
+    /// User routes; the `local` route for the VPC CIDR is implicit.
+    pub routes: Vec<RoutePlan>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoutePlan {
+    pub destination: Ipv4Net,
+    pub target: RouteTarget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteTarget {
+    InternetGateway,
+    /// Index into `Lab::nat_gateways`.
+    NatGateway(usize),
+    /// Index into `Lab::enis` (an instance with source/dest check off).
+    Eni(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protocol {
+    All,
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::All => "all",
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Icmp => "icmp",
+        }
+    }
+    /// IANA number, as flow logs and nft print it.
+    pub fn number(self) -> Option<u8> {
+        match self {
+            Protocol::All => None,
+            Protocol::Tcp => Some(6),
+            Protocol::Udp => Some(17),
+            Protocol::Icmp => Some(1),
+        }
+    }
+    pub fn has_ports(self) -> bool {
+        matches!(self, Protocol::Tcp | Protocol::Udp)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRange {
+    pub from: u16,
+    pub to: u16,
+}
+
+impl PortRange {
+    pub fn contains(self, port: u16) -> bool {
+        self.from <= port && port <= self.to
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.from == self.to {
+            write!(f, "{}", self.from)
+        } else {
+            write!(f, "{}-{}", self.from, self.to)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NaclPlan {
+    pub name: String,
+    /// Sorted by rule number: evaluation order.
+    pub inbound: Vec<NaclEntry>,
+    pub outbound: Vec<NaclEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NaclEntry {
+    pub rule: u16,
+    pub protocol: Protocol,
+    /// `None`: all ports (or a protocol without ports).
+    pub ports: Option<PortRange>,
+    /// Source for inbound rules, destination for outbound rules.
+    pub cidr: Ipv4Net,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecurityGroupPlan {
+    pub name: String,
+    /// `sg-…` id, stable for a lab and group name.
+    pub id: String,
+    pub ingress: Vec<SgRulePlan>,
+    pub egress: Vec<SgRulePlan>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SgRulePlan {
+    pub protocol: Protocol,
+    pub ports: Option<PortRange>,
+    pub peer: SgPeer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SgPeer {
+    Cidr(Ipv4Net),
+    /// Index into `Lab::security_groups`: the private IPs of its members.
+    Group(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EniOwner {
+    Instance(usize),
+    NatGateway(usize),
+    /// Load balancer index, node index within it.
+    LoadBalancerNode(usize, usize),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Eni {
+    /// `eni-…` id, as flow logs print it.
+    pub id: String,
+    /// Node name; the namespace is `vpcsim-<lab>-<node>`.
+    pub node: String,
+    pub owner: EniOwner,
+    pub subnet: usize,
+    pub private_ip: Ipv4Addr,
+    pub public_ip: Option<Ipv4Addr>,
+    pub security_groups: Vec<usize>,
+    pub source_dest_check: bool,
+    /// Fabric-side end of the veth, a port of the subnet bridge.
+    pub host_if: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NatGatewayPlan {
+    pub name: String,
+    pub subnet: usize,
+    pub eni: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InternetPlan {
+    pub hosts: Vec<Ipv4Addr>,
+    pub public_pool: Ipv4Net,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstancePlan {
+    pub name: String,
+    pub eni: usize,
+    pub workload: Option<Workload>,
+    /// Shell script run once at boot, like cloud-init.
+    pub user_data: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Workload {
+    ModelV1,
+    ModelV2,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::ModelV1 => "model-v1",
+            Workload::ModelV2 => "model-v2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetGroupPlan {
+    pub name: String,
+    pub port: u16,
+    pub targets: Vec<TargetPlan>,
+    pub health_check: HealthCheckPlan,
+    pub algorithm: Algorithm,
+    pub deregistration_delay_s: u32,
+    pub stickiness_s: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetPlan {
+    /// Instance name.
+    pub instance: String,
+    pub ip: Ipv4Addr,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthCheckPlan {
+    pub path: String,
+    /// `None`: the traffic port.
+    pub port: Option<u16>,
+    pub interval_s: u32,
+    pub timeout_s: u32,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    /// Inclusive ranges of accepted status codes.
+    pub matcher: Vec<(u16, u16)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Algorithm {
+    RoundRobin,
+    LeastOutstandingRequests,
+    WeightedRandom,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadBalancerPlan {
+    pub name: String,
+    /// `<name>-<id>.<region>.elb.amazonaws.com`
+    pub dns_name: String,
+    /// One node per subnet: indexes into `Lab::enis`.
+    pub nodes: Vec<usize>,
+    pub idle_timeout_s: u32,
+    pub listeners: Vec<ListenerPlan>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListenerPlan {
+    pub port: u16,
+    /// Sorted by priority.
+    pub rules: Vec<ListenerRulePlan>,
+    pub default_forward: Vec<WeightedTargetGroup>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WeightedTargetGroup {
+    /// Index into `Lab::target_groups`.
+    pub target_group: usize,
+    pub weight: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListenerRulePlan {
+    pub priority: u32,
+    pub conditions: Vec<Condition>,
+    pub forward: Vec<WeightedTargetGroup>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Condition {
+    PathPattern(Vec<String>),
+    HostHeader(Vec<String>),
+    HttpHeader(String, Vec<String>),
+    HttpRequestMethod(Vec<String>),
+    SourceIp(Vec<Ipv4Net>),
+}
+
+impl Lab {
+    pub fn namespace(&self, node: &str) -> String {
+        namespace(&self.name, node)
+    }
+    pub fn fabric_ns(&self) -> String {
+        self.namespace(FABRIC)
+    }
+    pub fn internet_ns(&self) -> String {
+        self.namespace(INTERNET)
+    }
+    pub fn eni_by_node(&self, node: &str) -> Option<&Eni> {
+        self.enis.iter().find(|e| e.node == node)
+    }
+    /// Private IPs of every ENI holding security group `sg`.
+    pub fn sg_members(&self, sg: usize) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.enis
+            .iter()
+            .filter(move |e| e.security_groups.contains(&sg))
+            .map(|e| e.private_ip)
+    }
+    /// Nodes that have a namespace, in build order.
+    pub fn node_names(&self) -> Vec<String> {
+        let mut v = vec![FABRIC.to_string(), INTERNET.to_string()];
+        v.extend(self.enis.iter().map(|e| e.node.clone()));
+        v
+    }
+}
+
+/// The VPC router and "hypervisor": bridges, route tables, SGs, NACLs, IGW.
+pub const FABRIC: &str = "fabric";
+/// The emulated internet: client hosts and the far side of the IGW.
+pub const INTERNET: &str = "internet";
+/// Fabric end of the IGW link and its internet peer (a /30 only these two use).
+pub const IGW_IF: &str = "igw";
+pub const IGW_FABRIC_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
+pub const IGW_INTERNET_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 2);
+
+pub fn namespace(lab: &str, node: &str) -> String {
+    format!("{PREFIX}-{lab}-{node}")
+}
+
+/// Deterministic AWS-style id (`vpc-0123…`) from the lab and the object name,
+/// so the ids in bucket policies and flow logs stay the same across `up`s.
+pub fn aws_id(kind: &str, lab: &str, name: &str) -> String {
+    // FNV-1a: tiny, stable across Rust versions (unlike DefaultHasher).
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in lab.bytes().chain([0]).chain(name.bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{kind}-0{:016x}", h)[..kind.len() + 18].to_string()
+}

@@ -1,0 +1,230 @@
+//! What runs on instances: user data scripts, built-in model servers, and
+//! the lab's ALB daemon (in the namespace of the first ALB node).
+
+pub mod model_server;
+pub mod process;
+
+use crate::fabric::netns;
+use crate::state::{lab_dir, log_dir, LabState, ProcessRecord};
+use crate::topology::plan::{InstancePlan, Workload};
+use anyhow::Context;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Port the built-in model servers listen on (the seed's Flask apps' port).
+pub const MODEL_PORT: u16 = 8000;
+/// How long `up`/`start` wait for servers to accept connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A node's home: cwd and `$HOME` of its user data and workloads.
+pub fn node_dir(lab: &str, node: &str) -> PathBuf {
+    lab_dir(lab).join("nodes").join(node)
+}
+
+/// A node's console log (`vpcsim logs <node>`).
+pub fn console_log(lab: &str, node: &str) -> PathBuf {
+    log_dir(lab).join(format!("{node}.log"))
+}
+
+/// Starts every instance's user data and workload, then the ALB daemon;
+/// returns once model servers accept connections and listeners are bound.
+pub fn start_all(state: &mut LabState) -> anyhow::Result<()> {
+    let instances = state.plan.instances.clone();
+    let mut waits = Vec::new();
+    for inst in &instances {
+        waits.extend(start_instance(state, inst)?);
+    }
+    if let Some(lb) = state.plan.load_balancers.first() {
+        let lab = state.plan.name.clone();
+        let node = state.plan.enis[lb.nodes[0]].node.clone();
+        let log = log_dir(&lab).join("alb.log");
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["alb-daemon", "--lab", &lab]);
+        let rec = process::spawn_detached(&lab, &node, "alb", cmd, &log)
+            .with_context(|| format!("starting the ALB daemon in node {node}"))?;
+        state.processes.push(rec.clone());
+        state.save()?;
+        wait_for(&rec, &log, || crate::lb::client::query_status(&lab).is_ok())
+            .context("ALB listeners not bound")?;
+    }
+    for (rec, check) in waits {
+        wait_for(&rec, &console_log(&state.plan.name, &rec.node), check)?;
+    }
+    Ok(())
+}
+
+type Check = Box<dyn Fn() -> bool>;
+
+/// Runs an instance's user data (once, like cloud-init) and starts its
+/// built-in workload; returns the readiness checks to wait for.
+fn start_instance(
+    state: &mut LabState,
+    inst: &InstancePlan,
+) -> anyhow::Result<Vec<(ProcessRecord, Check)>> {
+    let lab = state.plan.name.clone();
+    let node = state.plan.enis[inst.eni].node.clone();
+    let home = node_dir(&lab, &node);
+    std::fs::create_dir_all(&home).with_context(|| home.display().to_string())?;
+    let log = console_log(&lab, &node);
+    let mut waits: Vec<(ProcessRecord, Check)> = Vec::new();
+    if let Some(script) = &inst.user_data {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", script]).current_dir(&home).env("HOME", &home);
+        let rec = process::spawn_detached(&lab, &node, "user-data", cmd, &log)
+            .with_context(|| format!("running user data on {node}"))?;
+        state.processes.push(rec);
+    }
+    if let Some(w) = inst.workload {
+        let model = match w {
+            Workload::ModelV1 => "v1",
+            Workload::ModelV2 => "v2",
+        };
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["model-server", "--model", model, "--port", &MODEL_PORT.to_string()])
+            .current_dir(&home)
+            .env("HOME", &home);
+        let rec = process::spawn_detached(&lab, &node, w.name(), cmd, &log)
+            .with_context(|| format!("starting {} on {node}", w.name()))?;
+        state.processes.push(rec.clone());
+        let ns = state.plan.namespace(&node);
+        waits.push((rec, Box::new(move || accepts(&ns, MODEL_PORT))));
+    }
+    state.save()?;
+    Ok(waits)
+}
+
+/// Whether something accepts TCP on the node's own loopback (never leaves
+/// the namespace).
+fn accepts(ns: &str, port: u16) -> bool {
+    netns::run_in(ns, || std::net::TcpStream::connect(("127.0.0.1", port)))
+        .map(|r| r.is_ok())
+        .unwrap_or(false)
+}
+
+fn wait_for(rec: &ProcessRecord, log: &std::path::Path, ready: impl Fn() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if ready() {
+            return Ok(());
+        }
+        if !rec.is_alive() {
+            anyhow::bail!(
+                "{} on node {} exited at start; see {}",
+                rec.role,
+                rec.node,
+                log.display()
+            );
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "{} on node {} not ready after {} s; see {}",
+                rec.role,
+                rec.node,
+                READY_TIMEOUT.as_secs(),
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Live processes of the session a recorded process leads (`spawn_detached`
+/// starts each in its own session), in the node's namespace: what a user
+/// data script left running in the background belongs to the node too.
+/// Returns (pid, start time) pairs.
+fn session_members(rec: &ProcessRecord, ns_inode: Option<u64>) -> Vec<(i32, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    if rec.is_alive() {
+        out.push((rec.pid, rec.start_time));
+    }
+    let Some(ino) = ns_inode else {
+        return out;
+    };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == rec.pid {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command: state ppid pgrp session ...
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let session = rest.split(' ').nth(3).and_then(|s| s.parse::<i32>().ok());
+        let same_ns = std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| m.ino()).ok() == Some(ino);
+        if session == Some(rec.pid) && same_ns {
+            if let Some(st) = crate::state::process_start_time(pid) {
+                out.push((pid, st));
+            }
+        }
+    }
+    out
+}
+
+fn still_running(pid: i32, start_time: u64) -> bool {
+    crate::state::process_start_time(pid) == Some(start_time)
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()) == Some('Z'))
+            .unwrap_or(true)
+}
+
+/// Stops a node's running processes (an instance failure): SIGTERM, then
+/// SIGKILL after 2 s; only processes we started (recorded PID and start
+/// time) and what they left running in their session.
+pub fn stop_node(state: &mut LabState, node: &str) -> anyhow::Result<()> {
+    let ino = netns::inode(&state.plan.namespace(node));
+    let mut targets = Vec::new();
+    for p in state.processes.iter_mut().filter(|p| p.node == node && !p.stopped) {
+        targets.extend(session_members(p, ino));
+        p.stopped = true;
+    }
+    for &(pid, _) in &targets {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while targets.iter().any(|&(p, s)| still_running(p, s)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for &(pid, st) in &targets {
+        if still_running(pid, st) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+    state.save()?;
+    Ok(())
+}
+
+/// Starts a stopped instance again: user data and workload, like a reboot.
+pub fn start_node(state: &mut LabState, node: &str) -> anyhow::Result<()> {
+    let inst = state
+        .plan
+        .instances
+        .iter()
+        .find(|i| state.plan.enis[i.eni].node == node)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("{node} is not an instance"))?;
+    let ino = netns::inode(&state.plan.namespace(node));
+    if state
+        .processes
+        .iter()
+        .any(|p| p.node == node && !p.stopped && !session_members(p, ino).is_empty())
+    {
+        anyhow::bail!("{node} is already running");
+    }
+    // The old records stay (stopped) as the node's history.
+    for (rec, check) in start_instance(state, &inst)? {
+        wait_for(&rec, &console_log(&state.plan.name, node), check)?;
+    }
+    Ok(())
+}

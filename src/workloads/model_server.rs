@@ -1,0 +1,831 @@
+//! The seed's two Flask model servers (001, `model_v1_prod.py` and
+//! `model_v2_canary.py`), reimplemented so a lab needs no Python: same routes,
+//! status codes, headers and bodies as Flask 3 on Werkzeug's dev server.
+//!
+//! One deliberate difference: Werkzeug's dev server closes the connection after
+//! every response; this one keeps HTTP/1.1 connections alive so the load
+//! balancer's connection pool (and the benchmarks) measure the balancer, not
+//! TCP handshakes.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, SERVER};
+use hyper::{Method, Request, Response, StatusCode};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SERVER_HEADER: &str = "Werkzeug/3.0.1 Python/3.11.7";
+const ROUTE: &str = "/api/v1/recommendation";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    V1,
+    V2,
+}
+
+impl Model {
+    pub fn parse(s: &str) -> Option<Model> {
+        match s {
+            "v1" | "model-v1" => Some(Model::V1),
+            "v2" | "model-v2" => Some(Model::V2),
+            _ => None,
+        }
+    }
+    fn default_id(self) -> &'static str {
+        match self {
+            Model::V1 => "V1 - Stable",
+            Model::V2 => "V2 - DeepLearning - Canary",
+        }
+    }
+}
+
+struct App {
+    model: Model,
+    model_id: String,
+}
+
+pub fn run(model: &str, port: u16) -> anyhow::Result<()> {
+    let m = Model::parse(model)
+        .ok_or_else(|| anyhow::anyhow!("unknown model {model:?} (v1, v2, model-v1, model-v2)"))?;
+    let model_id = std::env::var("MODEL_ID").unwrap_or_else(|_| m.default_id().to_string());
+    let app = Arc::new(App { model: m, model_id });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
+        banner(model, port);
+        serve(listener, app).await
+    })
+}
+
+/// What `app.run(host='0.0.0.0', port=…)` prints on start (to stderr).
+fn banner(model: &str, port: u16) {
+    let script = match Model::parse(model) {
+        Some(Model::V1) => "model_v1_prod",
+        _ => "model_v2_canary",
+    };
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, " * Serving Flask app '{script}'\n * Debug mode: off");
+    let _ = writeln!(e, "WARNING: This is a development server. Do not use it in a production deployment. Use a production WSGI server instead.");
+    let _ = writeln!(
+        e,
+        " * Running on all addresses (0.0.0.0)\n * Running on http://127.0.0.1:{port}"
+    );
+    // Werkzeug finds the primary address the same way: a UDP "connect" sends nothing.
+    if let Some(ip) = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("10.253.155.219:58162").map(|_| s))
+        .and_then(|s| s.local_addr())
+        .ok()
+        .filter(|a| !a.ip().is_unspecified())
+    {
+        let _ = writeln!(e, " * Running on http://{}:{port}", ip.ip());
+    }
+    let _ = writeln!(e, "Press CTRL+C to quit");
+}
+
+async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) -> anyhow::Result<()> {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            // EMFILE and friends: back off instead of spinning.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&app, req, peer).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    let line = format!(
+        "{} {} {:?}",
+        req.method(),
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+        req.version()
+    );
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let resp = respond(app, &parts.method, parts.uri.path(), content_type, &body).await;
+    access_log(peer, &line, resp.status());
+    resp
+}
+
+/// Werkzeug's request log line, on stderr like the dev server.
+fn access_log(peer: SocketAddr, line: &str, status: StatusCode) {
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{} - - [{}] \"{line}\" {} -",
+        peer.ip(),
+        local_time(),
+        status.as_u16()
+    );
+}
+
+/// `23/Nov/2026 16:45:04` in local time.
+fn local_time() -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // SAFETY: localtime_r writes only into the tm we pass.
+    let tm = unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&t, &mut tm);
+        tm
+    };
+    format!(
+        "{:02}/{}/{} {:02}:{:02}:{:02}",
+        tm.tm_mday,
+        MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+        tm.tm_year + 1900,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+/// The whole Flask app: routing, method check, `request.get_json()`, the view.
+async fn respond(
+    app: &App,
+    method: &Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
+    if !route_matches(path) {
+        return html_error(StatusCode::NOT_FOUND);
+    }
+    if method == Method::OPTIONS {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        set_common(&mut r, "text/html; charset=utf-8");
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("OPTIONS, POST"));
+        return r;
+    }
+    if method != Method::POST {
+        let mut r = html_error(StatusCode::METHOD_NOT_ALLOWED);
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("OPTIONS, POST"));
+        return r;
+    }
+    if !is_json(content_type) {
+        return html_error(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+    let start = Instant::now();
+    let data = match parse_json(body) {
+        Some(v) => v,
+        None => return html_error(StatusCode::BAD_REQUEST),
+    };
+    // `data.get(...)` on anything but a dict is an AttributeError: 500.
+    let PyVal::Dict(fields) = data else {
+        return html_error(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let user = fields
+        .iter()
+        .find(|(k, _)| k == "user_id")
+        .map(|(_, v)| py_str(v))
+        .unwrap_or_else(|| "N/A".to_string());
+    let (event, recs): (String, &[&str]) = match app.model {
+        Model::V1 => (
+            format!("User {user} purchase processed."),
+            &["item_X_old_model", "item_Y_old_model"],
+        ),
+        Model::V2 => {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            (
+                format!("User {user} purchase processed. Metrics available."),
+                &["item_A_new", "item_B_new", "item_C_new"],
+            )
+        }
+    };
+    let latency = round_half_even(start.elapsed().as_secs_f64() * 1000.0);
+    if app.model == Model::V2 {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "[LOG] USER:{user}, MODEL:{}, LATENCY:{latency}ms",
+            app.model_id
+        );
+        let _ = out.flush();
+    }
+    let mut r = Response::new(Full::new(Bytes::from(jsonify(
+        &event,
+        latency,
+        &app.model_id,
+        recs,
+    ))));
+    set_common(&mut r, "application/json");
+    r
+}
+
+fn set_common<B>(r: &mut Response<B>, content_type: &'static str) {
+    let h = r.headers_mut();
+    h.insert(SERVER, HeaderValue::from_static(SERVER_HEADER));
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+}
+
+/// Werkzeug matches the percent-decoded path, merging repeated slashes.
+fn route_matches(path: &str) -> bool {
+    if path.len() == ROUTE.len() {
+        return path == ROUTE;
+    }
+    let decoded = percent_decode(path);
+    let mut merged = Vec::with_capacity(decoded.len());
+    for &b in &decoded {
+        if !(b == b'/' && merged.last() == Some(&b'/')) {
+            merged.push(b);
+        }
+    }
+    merged == ROUTE.as_bytes()
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(v) = hex {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Werkzeug's `Request.is_json`.
+fn is_json(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else {
+        return false;
+    };
+    let mt = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mt == "application/json" || (mt.starts_with("application/") && mt.ends_with("+json"))
+}
+
+/// Werkzeug's HTML error page for `status`.
+pub fn html_error(status: StatusCode) -> Response<Full<Bytes>> {
+    let (title, text) = match status.as_u16() {
+        400 => ("Bad Request", "The browser (or proxy) sent a request that this server could not understand."),
+        404 => ("Not Found", "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again."),
+        405 => ("Method Not Allowed", "The method is not allowed for the requested URL."),
+        415 => ("Unsupported Media Type", "Did not attempt to load JSON data because the request Content-Type was not &#39;application/json&#39;."),
+        _ => ("Internal Server Error", "The server encountered an internal error and was unable to complete your request. Either the server is overloaded or there is an error in the application."),
+    };
+    let body = format!(
+        "<!doctype html>\n<html lang=en>\n<title>{} {title}</title>\n<h1>{title}</h1>\n<p>{text}</p>\n",
+        status.as_u16()
+    );
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    set_common(&mut r, "text/html; charset=utf-8");
+    r
+}
+
+/// Python's `round()`: halves go to the even neighbour.
+fn round_half_even(x: f64) -> u64 {
+    let f = x.floor();
+    let diff = x - f;
+    let r = if diff > 0.5 || (diff == 0.5 && (f as u64) % 2 == 1) {
+        f + 1.0
+    } else {
+        f
+    };
+    r as u64
+}
+
+/// Flask's `jsonify` for the view's dict: sorted keys, compact separators,
+/// ASCII-only escaping, trailing newline.
+fn jsonify(event: &str, latency: u64, model_id: &str, recs: &[&str]) -> String {
+    let mut s = String::with_capacity(160);
+    s.push_str("{\"event_log\":");
+    json_str(&mut s, event);
+    s.push_str(&format!(",\"latency_ms\":{latency},\"model_id\":"));
+    json_str(&mut s, model_id);
+    s.push_str(",\"recommendation\":[");
+    for (i, r) in recs.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        json_str(&mut s, r);
+    }
+    s.push_str("]}\n");
+    s
+}
+
+/// `json.dumps(str)` with `ensure_ascii=True`.
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e && (c as u32) != 0x7f => {
+                let mut buf = [0u16; 2];
+                for u in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{:04x}", u));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A value as Python's `json.loads` builds it.
+#[derive(Debug, Clone, PartialEq)]
+enum PyVal {
+    None,
+    Bool(bool),
+    /// Arbitrary precision, kept as its decimal digits.
+    Int(String),
+    Float(f64),
+    Str(String),
+    List(Vec<PyVal>),
+    /// Insertion order; a repeated key keeps its first position, last value.
+    Dict(Vec<(String, PyVal)>),
+}
+
+/// `json.loads(body)` (UTF-8, BOM allowed, NaN/Infinity accepted like Python).
+fn parse_json(body: &[u8]) -> Option<PyVal> {
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    let text = std::str::from_utf8(body).ok()?;
+    let mut p = Parser {
+        s: text.as_bytes(),
+        i: 0,
+    };
+    p.ws();
+    let v = p.value(0)?;
+    p.ws();
+    (p.i == p.s.len()).then_some(v)
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+    fn eat(&mut self, lit: &str) -> bool {
+        if self.s[self.i..].starts_with(lit.as_bytes()) {
+            self.i += lit.len();
+            true
+        } else {
+            false
+        }
+    }
+    fn value(&mut self, depth: usize) -> Option<PyVal> {
+        // Python raises RecursionError (a 500 in Flask) long before this.
+        if depth > 900 {
+            return None;
+        }
+        match *self.s.get(self.i)? {
+            b'{' => {
+                self.i += 1;
+                let mut items: Vec<(String, PyVal)> = Vec::new();
+                self.ws();
+                if self.eat("}") {
+                    return Some(PyVal::Dict(items));
+                }
+                loop {
+                    self.ws();
+                    if self.s.get(self.i) != Some(&b'"') {
+                        return None;
+                    }
+                    let k = self.string()?;
+                    self.ws();
+                    if !self.eat(":") {
+                        return None;
+                    }
+                    self.ws();
+                    let v = self.value(depth + 1)?;
+                    match items.iter_mut().find(|(ek, _)| *ek == k) {
+                        Some(slot) => slot.1 = v,
+                        None => items.push((k, v)),
+                    }
+                    self.ws();
+                    if self.eat("}") {
+                        return Some(PyVal::Dict(items));
+                    }
+                    if !self.eat(",") {
+                        return None;
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.eat("]") {
+                    return Some(PyVal::List(items));
+                }
+                loop {
+                    self.ws();
+                    items.push(self.value(depth + 1)?);
+                    self.ws();
+                    if self.eat("]") {
+                        return Some(PyVal::List(items));
+                    }
+                    if !self.eat(",") {
+                        return None;
+                    }
+                }
+            }
+            b'"' => self.string().map(PyVal::Str),
+            _ if self.eat("null") => Some(PyVal::None),
+            _ if self.eat("true") => Some(PyVal::Bool(true)),
+            _ if self.eat("false") => Some(PyVal::Bool(false)),
+            _ if self.eat("NaN") => Some(PyVal::Float(f64::NAN)),
+            _ if self.eat("Infinity") => Some(PyVal::Float(f64::INFINITY)),
+            _ if self.eat("-Infinity") => Some(PyVal::Float(f64::NEG_INFINITY)),
+            _ => self.number(),
+        }
+    }
+    fn number(&mut self) -> Option<PyVal> {
+        let start = self.i;
+        let digits = |p: &mut Self| {
+            let s = p.i;
+            while p.i < p.s.len() && p.s[p.i].is_ascii_digit() {
+                p.i += 1;
+            }
+            p.i - s
+        };
+        self.eat("-");
+        let int_start = self.i;
+        let n = digits(self);
+        // JSON: no leading zeros, at least one digit.
+        if n == 0 || (n > 1 && self.s[int_start] == b'0') {
+            return None;
+        }
+        let mut float = false;
+        if self.s.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if digits(self) == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if matches!(self.s.get(self.i), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.s.get(self.i), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if digits(self) == 0 {
+                return None;
+            }
+            float = true;
+        }
+        let text = std::str::from_utf8(&self.s[start..self.i]).ok()?;
+        if float {
+            text.parse().ok().map(PyVal::Float)
+        } else if text == "-0" {
+            Some(PyVal::Int("0".into()))
+        } else {
+            Some(PyVal::Int(text.to_string()))
+        }
+    }
+    fn hex4(&mut self) -> Option<u32> {
+        let h = std::str::from_utf8(self.s.get(self.i..self.i + 4)?).ok()?;
+        let v = u32::from_str_radix(h, 16).ok()?;
+        self.i += 4;
+        Some(v)
+    }
+    fn string(&mut self) -> Option<String> {
+        self.i += 1;
+        let mut out = String::new();
+        loop {
+            let start = self.i;
+            while self.i < self.s.len() && !matches!(self.s[self.i], b'"' | b'\\' | 0..=0x1f) {
+                self.i += 1;
+            }
+            out.push_str(std::str::from_utf8(&self.s[start..self.i]).ok()?);
+            match *self.s.get(self.i)? {
+                b'"' => {
+                    self.i += 1;
+                    return Some(out);
+                }
+                b'\\' => {
+                    self.i += 1;
+                    let c = *self.s.get(self.i)?;
+                    self.i += 1;
+                    match c {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let cp = if (0xd800..0xdc00).contains(&hi) && self.eat("\\u") {
+                                let lo = self.hex4()?;
+                                if (0xdc00..0xe000).contains(&lo) {
+                                    0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00)
+                                } else {
+                                    // Python keeps lone surrogates; Rust strings cannot.
+                                    out.push('\u{fffd}');
+                                    lo
+                                }
+                            } else {
+                                hi
+                            };
+                            out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+                        }
+                        _ => return None,
+                    }
+                }
+                // Raw control characters: json.loads is strict by default.
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Python's `str(value)` (what an f-string prints).
+fn py_str(v: &PyVal) -> String {
+    match v {
+        PyVal::Str(s) => s.clone(),
+        other => py_repr(other),
+    }
+}
+
+fn py_repr(v: &PyVal) -> String {
+    match v {
+        PyVal::None => "None".into(),
+        PyVal::Bool(true) => "True".into(),
+        PyVal::Bool(false) => "False".into(),
+        PyVal::Int(s) => s.clone(),
+        PyVal::Float(f) => py_float(*f),
+        PyVal::Str(s) => py_str_repr(s),
+        PyVal::List(items) => {
+            let inner: Vec<String> = items.iter().map(py_repr).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        PyVal::Dict(items) => {
+            let inner: Vec<String> = items
+                .iter()
+                .map(|(k, v)| format!("{}: {}", py_str_repr(k), py_repr(v)))
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+    }
+}
+
+/// `repr(float)`: shortest round-trip digits, scientific below 1e-4 or from 1e16.
+fn py_float(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let sci = format!("{:e}", f);
+    let (mant, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("integer exponent");
+    if (-4..16).contains(&exp) {
+        let s = format!("{}", f);
+        if s.contains('.') {
+            s
+        } else {
+            format!("{s}.0")
+        }
+    } else {
+        format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    }
+}
+
+/// `repr(str)`.
+fn py_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            // Not printable for Python: controls and every space but ' '.
+            c if c.is_control() || (c.is_whitespace() && c != ' ') => {
+                let n = c as u32;
+                if n <= 0xff {
+                    out.push_str(&format!("\\x{n:02x}"));
+                } else if n <= 0xffff {
+                    out.push_str(&format!("\\u{n:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{n:08x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(model: Model) -> App {
+        App {
+            model,
+            model_id: model.default_id().into(),
+        }
+    }
+
+    async fn call(
+        model: Model,
+        method: Method,
+        path: &str,
+        ct: Option<&str>,
+        body: &str,
+    ) -> (u16, String, String) {
+        let r = respond(&app(model), &method, path, ct, body.as_bytes()).await;
+        let status = r.status().as_u16();
+        let ct = r.headers()[CONTENT_TYPE].to_str().unwrap().to_string();
+        assert_eq!(r.headers()[SERVER], SERVER_HEADER);
+        let b = r.into_body().collect().await.unwrap().to_bytes();
+        (status, ct, String::from_utf8(b.to_vec()).unwrap())
+    }
+
+    const J: Option<&str> = Some("application/json");
+
+    #[tokio::test]
+    async fn v1_exact_body() {
+        let (s, ct, b) = call(Model::V1, Method::POST, ROUTE, J, r#"{"user_id":42}"#).await;
+        assert_eq!((s, ct.as_str()), (200, "application/json"));
+        assert_eq!(
+            b,
+            "{\"event_log\":\"User 42 purchase processed.\",\"latency_ms\":0,\"model_id\":\"V1 - Stable\",\"recommendation\":[\"item_X_old_model\",\"item_Y_old_model\"]}\n"
+        );
+        assert_eq!(b.len(), 141, "Flask's Content-Length");
+        let (_, _, b) = call(Model::V1, Method::POST, ROUTE, J, "{}").await;
+        assert!(b.starts_with("{\"event_log\":\"User N/A purchase processed.\""));
+    }
+
+    #[tokio::test]
+    async fn v2_exact_body_and_latency() {
+        let (s, _, b) = call(Model::V2, Method::POST, ROUTE, J, r#"{"user_id":"u7"}"#).await;
+        assert_eq!(s, 200);
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        let lat = v["latency_ms"].as_u64().unwrap();
+        assert!((50..80).contains(&lat), "{lat}");
+        assert_eq!(
+            b,
+            format!("{{\"event_log\":\"User u7 purchase processed. Metrics available.\",\"latency_ms\":{lat},\"model_id\":\"V2 - DeepLearning - Canary\",\"recommendation\":[\"item_A_new\",\"item_B_new\",\"item_C_new\"]}}\n")
+        );
+    }
+
+    #[tokio::test]
+    async fn user_id_printed_like_python() {
+        let cases = [
+            (r#"{"user_id":true}"#, "True"),
+            (r#"{"user_id":null}"#, "None"),
+            (r#"{"user_id":1.5e3}"#, "1500.0"),
+            (r#"{"user_id":1e400}"#, "inf"),
+            (
+                r#"{"user_id":12345678901234567890123}"#,
+                "12345678901234567890123",
+            ),
+            (
+                r#"{"user_id":[1,"a",false,null,1.5]}"#,
+                "[1, 'a', False, None, 1.5]",
+            ),
+            (
+                r#"{"user_id":{"z":1,"y":"it's","z":3}}"#,
+                r#"{'z': 3, 'y': \"it's\"}"#,
+            ),
+            (
+                r#"{"user_id":[1e16, 1e-5, 0.1, -0, -0.0, 1E2, 123456789.123,NaN,-Infinity, "\u00a0\u2028\t"]}"#,
+                r#"[1e+16, 1e-05, 0.1, 0, -0.0, 100.0, 123456789.123, nan, -inf, '\\xa0\\u2028\\t']"#,
+            ),
+            (r#"{"user_id":"é\"x\\n"}"#, r#"\u00e9\"x\\n"#),
+        ];
+        for (body, want) in cases {
+            let (s, _, b) = call(Model::V1, Method::POST, ROUTE, J, body).await;
+            assert_eq!(s, 200, "{body}");
+            assert!(
+                b.starts_with(&format!("{{\"event_log\":\"User {want} purchase processed.\"")),
+                "{body}: {b}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_like_werkzeug() {
+        let cases: [(Method, &str, Option<&str>, &str, u16, usize); 12] = [
+            (Method::POST, ROUTE, J, "[1]", 500, 265),
+            (Method::POST, ROUTE, J, "\"str\"", 500, 265),
+            (Method::POST, ROUTE, J, "{bad", 400, 167),
+            (Method::POST, ROUTE, J, "", 400, 167),
+            (
+                Method::POST,
+                ROUTE,
+                Some("application/x-www-form-urlencoded"),
+                "x=1",
+                415,
+                215,
+            ),
+            (Method::POST, ROUTE, None, "", 415, 215),
+            (Method::GET, ROUTE, None, "", 405, 153),
+            (Method::PUT, ROUTE, None, "", 405, 153),
+            (Method::GET, "/", None, "", 404, 207),
+            (Method::POST, "/nope", J, "{}", 404, 207),
+            (Method::POST, "/api/v1/recommendation/", J, "{}", 404, 207),
+            (Method::OPTIONS, "/nope", None, "", 404, 207),
+        ];
+        for (m, path, ct, body, want, len) in cases {
+            let r = respond(&app(Model::V1), &m, path, ct, body.as_bytes()).await;
+            assert_eq!(r.status().as_u16(), want, "{m} {path} {body}");
+            assert_eq!(
+                r.headers()[CONTENT_TYPE],
+                "text/html; charset=utf-8",
+                "{m} {path}"
+            );
+            if want == 405 {
+                assert_eq!(r.headers()[ALLOW], "OPTIONS, POST");
+            }
+            let b = r.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(b.len(), len, "{m} {path}: {}", String::from_utf8_lossy(&b));
+        }
+        let r = respond(&app(Model::V1), &Method::OPTIONS, ROUTE, None, b"").await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()[ALLOW], "OPTIONS, POST");
+    }
+
+    #[tokio::test]
+    async fn content_types_and_paths_flask_accepts() {
+        for ct in [
+            "application/json; charset=utf-8",
+            "application/vnd.api+json",
+            "Application/JSON",
+        ] {
+            let (s, _, _) = call(Model::V1, Method::POST, ROUTE, Some(ct), "{}").await;
+            assert_eq!(s, 200, "{ct}");
+        }
+        for p in ["/api/v1/recommend%61tion", "//api/v1/recommendation"] {
+            let (s, _, _) = call(Model::V1, Method::POST, p, J, "{}").await;
+            assert_eq!(s, 200, "{p}");
+        }
+    }
+
+    #[test]
+    fn python_rounding() {
+        assert_eq!(round_half_even(50.5), 50);
+        assert_eq!(round_half_even(51.5), 52);
+        assert_eq!(round_half_even(50.49), 50);
+        assert_eq!(round_half_even(0.0004), 0);
+    }
+}

@@ -1,0 +1,115 @@
+//! Starting processes inside a lab node, the way a VM's init would: in the
+//! node's network namespace, with the node's own /etc/hosts and resolv.conf,
+//! detached from the terminal, output kept as the node's console log.
+
+use crate::fabric::netns;
+use crate::state::{process_start_time, ProcessRecord};
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Per-node files bind-mounted over /etc inside the node's mount namespace.
+pub fn etc_dir(lab: &str, node: &str) -> PathBuf {
+    crate::state::lab_dir(lab).join("etc").join(node)
+}
+
+/// Prepares `cmd` to run in the node's namespaces: network namespace of the
+/// node, private mount namespace with the node's /etc/hosts and resolv.conf.
+/// Everything that allocates happens here, before fork; the child only makes
+/// raw syscalls.
+pub fn enter_node(cmd: &mut Command, lab: &str, node: &str) -> std::io::Result<()> {
+    let ns = netns::open(&crate::topology::plan::namespace(lab, node))
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string()))?;
+    let etc = etc_dir(lab, node);
+    let mut binds: Vec<(CString, CString)> = Vec::new();
+    for f in ["hosts", "resolv.conf"] {
+        if etc.join(f).exists() {
+            binds.push((cstr(&etc.join(f)), cstr(&Path::new("/etc").join(f))));
+        }
+    }
+    let root = cstr(Path::new("/"));
+    let ns_fd = ns.as_raw_fd();
+    // SAFETY: the closure runs between fork and exec and only calls
+    // async-signal-safe syscalls on memory prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _keep = &ns;
+            if libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if !binds.is_empty() {
+                if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Our bind mounts must not propagate back to the host.
+                let flags = libc::MS_REC | libc::MS_SLAVE;
+                if libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    flags,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                for (src, dst) in &binds {
+                    if libc::mount(
+                        src.as_ptr(),
+                        dst.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND,
+                        std::ptr::null(),
+                    ) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_encoded_bytes()).expect("path without NUL")
+}
+
+/// Starts a long-lived process in `node`, detached (own session, stdin from
+/// /dev/null) so it outlives the `vpcsim` command; stdout and stderr are
+/// appended to `log`.
+pub fn spawn_detached(
+    lab: &str,
+    node: &str,
+    role: &str,
+    mut cmd: Command,
+    log: &Path,
+) -> std::io::Result<ProcessRecord> {
+    let out = std::fs::File::options().create(true).append(true).open(log)?;
+    cmd.stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    enter_node(&mut cmd, lab, node)?;
+    let child = cmd.spawn()?;
+    let pid = child.id() as i32;
+    // Reaped by nobody once we exit: the detached child is re-parented to init.
+    std::mem::forget(child);
+    let start_time = process_start_time(pid).unwrap_or(0);
+    Ok(ProcessRecord {
+        node: node.to_string(),
+        role: role.to_string(),
+        pid,
+        start_time,
+        stopped: false,
+    })
+}

@@ -1,0 +1,251 @@
+//! Shared helpers for integration tests: each test builds its own lab (own
+//! name, so tests run in parallel) and tears it down on drop, even on panic.
+//! Every probe runs inside a lab namespace, never from the root namespace.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub fn vpcsim_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vpcsim"))
+}
+
+/// True when the test may build labs (root, nft and ip present). Outside CI a
+/// machine without them skips with a reason; in CI (`CI` set) it fails.
+pub fn require_root() -> bool {
+    let root = nix::unistd::Uid::effective().is_root();
+    if root {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("integration tests need root in CI");
+    }
+    eprintln!("skipping: integration tests build network namespaces and need root");
+    false
+}
+
+pub struct TestLab {
+    pub name: String,
+    pub file: PathBuf,
+    _dir: tempdir::TempDir,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct TempDir(pub std::path::PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl TestLab {
+    /// Writes `toml` (whose `name = "…"` line is replaced by `name`) next to a
+    /// copy of the topologies directory and runs `vpcsim up`; panics with the
+    /// command's output if it fails.
+    pub fn up(name: &str, toml: &str) -> TestLab {
+        let lab = Self::write(name, toml);
+        let out = lab.vpcsim(&["up", lab.file.to_str().unwrap()]);
+        if !out.status.success() {
+            let _ = lab.vpcsim(&["down", name]);
+            panic!(
+                "vpcsim up {name} failed: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        lab
+    }
+
+    /// Writes the topology without bringing it up.
+    pub fn write(name: &str, toml: &str) -> TestLab {
+        let dir = std::env::temp_dir().join(format!("vpcsim-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = set_name(toml, name);
+        let file = dir.join(format!("{name}.toml"));
+        std::fs::write(&file, text).unwrap();
+        // Down first: a previous crashed run of the same test may have left it.
+        let _ = Command::new(vpcsim_bin()).args(["down", name]).output();
+        TestLab {
+            name: name.to_string(),
+            file,
+            _dir: tempdir::TempDir(dir),
+        }
+    }
+
+    /// Loads a shipped topology from topologies/, renamed.
+    pub fn up_shipped(name: &str, file: &str) -> TestLab {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("topologies").join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Relative paths in shipped files (user_data_file) resolve from topologies/.
+        let text = text.replace("user_data_file = \"", &format!("user_data_file = \"{}/", path.parent().unwrap().display()));
+        Self::up(name, &text)
+    }
+
+    pub fn vpcsim(&self, args: &[&str]) -> Output {
+        Command::new(vpcsim_bin()).args(args).output().unwrap()
+    }
+
+    /// Runs a command in a node of this lab; returns its output.
+    pub fn exec(&self, node: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["exec", "--lab", &self.name, node, "--"];
+        args.extend_from_slice(cmd);
+        self.vpcsim(&args)
+    }
+
+    /// Runs a shell snippet in a node; returns (exit code, stdout).
+    pub fn sh(&self, node: &str, script: &str) -> (i32, String) {
+        let out = self.exec(node, &["sh", "-c", script]);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// Whether a TCP connection from `node` to `addr:port` succeeds within 2 s.
+    pub fn tcp_ok(&self, node: &str, addr: &str, port: u16) -> bool {
+        let (code, _) = self.sh(node, &format!("timeout 2 bash -c '</dev/tcp/{addr}/{port}' 2>/dev/null"));
+        code == 0
+    }
+
+    /// The lab's state as JSON (`vpcsim status --json`).
+    pub fn status(&self) -> serde_json::Value {
+        let out = self.vpcsim(&["status", &self.name, "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let out = self.vpcsim(&["down", &self.name]);
+        if !out.status.success() && !std::thread::panicking() {
+            panic!("vpcsim down {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+/// Replaces the top-level `name = "…"` line.
+pub fn set_name(toml: &str, name: &str) -> String {
+    let mut done = false;
+    toml.lines()
+        .map(|l| {
+            if !done && l.trim_start().starts_with("name") && !l.starts_with(' ') && l.contains('=') {
+                done = true;
+                format!("name = \"{name}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A TCP/UDP server for probes: on every port given, answers each connection
+/// (or datagram) with `<node>:<port> from <peer address>` and closes.
+const LISTENER: &str = r#"
+import socket, sys, threading
+node = sys.argv[1]
+def tcp(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(64)
+    while True:
+        c, a = s.accept()
+        try: c.sendall(f"{node}:{port} from {a[0]}\n".encode())
+        except OSError: pass
+        c.close()
+def udp(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
+    while True:
+        d, a = s.recvfrom(2048); s.sendto(f"{node}:{port} from {a[0]}\n".encode(), a)
+for p in sys.argv[2:]:
+    proto, port = p.split("/")
+    threading.Thread(target=tcp if proto == "tcp" else udp, args=(int(port),), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"#;
+
+impl TestLab {
+    /// Starts the probe listener in `node` on `ports` (`tcp/8000`, `udp/53`)
+    /// and waits until it is ready. It lives in the lab; `down` ends it.
+    pub fn listen(&self, node: &str, ports: &[&str]) {
+        use std::io::BufRead;
+        let mut args = vec![
+            "exec", "--lab", &self.name, node, "--", "python3", "-u", "-c", LISTENER, node,
+        ];
+        args.extend_from_slice(ports);
+        let mut child = Command::new(vpcsim_bin())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "listener in {node} did not start");
+        // The child keeps running inside the lab; it is reaped when the test exits.
+        std::mem::forget(child);
+    }
+
+    /// Connects from `node` to `addr:port` over TCP (2 s budget) and returns
+    /// the listener's answer line (`web:80 from 203.0.113.10`), or None if
+    /// the connection failed.
+    pub fn tcp(&self, node: &str, addr: &str, port: u16) -> Option<String> {
+        let (code, out) = self.sh(
+            node,
+            &format!("timeout 2 bash -c 'exec 3<>/dev/tcp/{addr}/{port} && head -1 <&3'"),
+        );
+        (code == 0 && !out.trim().is_empty()).then(|| out.trim().to_string())
+    }
+
+    /// Same over UDP.
+    pub fn udp(&self, node: &str, addr: &str, port: u16) -> Option<String> {
+        let (code, out) = self.sh(
+            node,
+            &format!("timeout 2 bash -c 'exec 3<>/dev/udp/{addr}/{port} && echo x >&3 && head -1 <&3'"),
+        );
+        (code == 0 && !out.trim().is_empty()).then(|| out.trim().to_string())
+    }
+
+    pub fn ping(&self, node: &str, addr: &str) -> bool {
+        self.sh(node, &format!("ping -c 1 -W 1 {addr} >/dev/null")).0 == 0
+    }
+
+    /// Packet counters of every commented nft rule in the fabric namespace,
+    /// by comment (`nacl private inbound rule * deny` → packets).
+    pub fn counters(&self) -> std::collections::BTreeMap<String, u64> {
+        let out = self.exec("fabric", &["nft", "-j", "list", "ruleset"]);
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut map = std::collections::BTreeMap::new();
+        for item in v["nftables"].as_array().unwrap() {
+            let Some(rule) = item.get("rule") else { continue };
+            let Some(comment) = rule.get("comment").and_then(|c| c.as_str()) else { continue };
+            let packets = rule["expr"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find_map(|e| e.get("counter")?.get("packets")?.as_u64())
+                .unwrap_or(0);
+            *map.entry(comment.to_string()).or_insert(0) += packets;
+        }
+        map
+    }
+
+    /// Runs `probe` and returns the rules whose counters grew meanwhile.
+    pub fn dropped_by<T>(&self, probe: impl FnOnce() -> T) -> (T, Vec<String>) {
+        let before = self.counters();
+        let out = probe();
+        let after = self.counters();
+        let grew = after
+            .into_iter()
+            .filter(|(k, v)| v > before.get(k).unwrap_or(&0))
+            .map(|(k, _)| k)
+            .filter(|k| k.contains("deny") || k.contains("no rule") || k.starts_with("igw") || k.starts_with("source") || k.starts_with("nat"))
+            .collect();
+        (out, grew)
+    }
+}

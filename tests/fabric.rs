@@ -1,0 +1,521 @@
+//! The lab fabric against the AWS rules of shared/design/aws-semantics.md:
+//! every test builds its own lab and proves a rule by real traffic from
+//! inside the lab's namespaces (and by which nft rule counted the drop).
+
+mod common;
+use common::{require_root, TestLab};
+
+/// Two AZ-less subnets behind an IGW and a NAT gateway; the test supplies
+/// NACLs, security groups and instances. Subnet `public-1` uses NACL
+/// `public` and `private-1` uses NACL `private` when the test defines them.
+fn topo(subnet_nacls: (&str, &str), rest: &str) -> String {
+    let nacl = |n: &str| {
+        if n.is_empty() {
+            String::new()
+        } else {
+            format!("nacl = \"{n}\"\n")
+        }
+    };
+    format!(
+        r#"name = "x"
+[vpc]
+cidr = "10.0.0.0/16"
+
+[[subnet]]
+name = "public-1"
+cidr = "10.0.10.0/24"
+az = "us-east-1a"
+route_table = "public"
+map_public_ip = true
+{}
+[[subnet]]
+name = "private-1"
+cidr = "10.0.20.0/24"
+az = "us-east-1a"
+route_table = "private"
+{}
+[[subnet]]
+name = "isolated"
+cidr = "10.0.30.0/24"
+az = "us-east-1b"
+
+[internet_gateway]
+name = "igw"
+
+[[nat_gateway]]
+name = "nat-1"
+subnet = "public-1"
+elastic_ip = "198.51.100.20"
+
+[[route_table]]
+name = "public"
+routes = [{{ destination = "0.0.0.0/0", target = "igw" }}]
+
+[[route_table]]
+name = "private"
+routes = [{{ destination = "0.0.0.0/0", target = "nat-1" }}]
+
+{rest}
+"#,
+        nacl(subnet_nacls.0),
+        nacl(subnet_nacls.1)
+    )
+}
+
+const OPEN_SGS: &str = r#"
+[[security_group]]
+name = "sg-open"
+ingress = [{ protocol = "all", cidr = "0.0.0.0/0" }]
+"#;
+
+#[test]
+fn nacl_reply_needs_ephemeral_range_in_other_direction() {
+    if !require_root() {
+        return;
+    }
+    // The seed-001 mistake: the private NACL lets requests in on 8000 but its
+    // outbound side has no ephemeral range back to the client.
+    let broken = topo(
+        ("", "private"),
+        &format!(
+            r#"{OPEN_SGS}
+[[nacl]]
+name = "private"
+inbound = [{{ rule = 100, protocol = "tcp", ports = "8000", cidr = "10.0.10.0/24", action = "allow" }}]
+outbound = [{{ rule = 100, protocol = "tcp", ports = "8000", cidr = "10.0.10.0/24", action = "allow" }}]
+
+[[instance]]
+name = "client"
+subnet = "public-1"
+security_groups = ["sg-open"]
+
+[[instance]]
+name = "server"
+subnet = "private-1"
+private_ip = "10.0.20.16"
+security_groups = ["sg-open"]
+"#
+        ),
+    );
+    let lab = TestLab::up("t-nacl-reply", &broken);
+    lab.listen("server", &["tcp/8000"]);
+    let (answer, drops) = lab.dropped_by(|| lab.tcp("client", "10.0.20.16", 8000));
+    assert_eq!(answer, None, "the reply must be dropped");
+    assert!(
+        drops.contains(&"nacl private outbound rule * deny".to_string()),
+        "dropped by {drops:?}"
+    );
+    drop(lab);
+
+    // Rule 120 of the report: the ephemeral range back to the public subnet.
+    let fixed = broken.replace(
+        r#"outbound = [{ rule = 100, protocol = "tcp", ports = "8000""#,
+        r#"outbound = [{ rule = 120, protocol = "tcp", ports = "1024-65535""#,
+    );
+    let lab = TestLab::up("t-nacl-reply2", &fixed);
+    lab.listen("server", &["tcp/8000"]);
+    assert_eq!(
+        lab.tcp("client", "10.0.20.16", 8000).as_deref(),
+        Some("server:8000 from 10.0.10.4")
+    );
+}
+
+#[test]
+fn nacl_lowest_rule_number_wins_and_same_subnet_is_exempt() {
+    if !require_root() {
+        return;
+    }
+    let t = topo(
+        ("", "private"),
+        &format!(
+            r#"{OPEN_SGS}
+[[nacl]]
+name = "private"
+inbound = [
+  {{ rule = 90, protocol = "tcp", ports = "8000", cidr = "10.0.10.4/32", action = "deny" }},
+  {{ rule = 100, protocol = "tcp", ports = "8000", cidr = "10.0.10.0/24", action = "allow" }},
+  {{ rule = 200, protocol = "tcp", ports = "9000", cidr = "10.0.10.0/24", action = "deny" }},
+]
+outbound = [{{ rule = 100, protocol = "tcp", ports = "1024-65535", cidr = "10.0.10.0/24", action = "allow" }}]
+
+[[instance]]
+name = "blocked"
+subnet = "public-1"
+private_ip = "10.0.10.4"
+security_groups = ["sg-open"]
+
+[[instance]]
+name = "allowed"
+subnet = "public-1"
+private_ip = "10.0.10.5"
+security_groups = ["sg-open"]
+
+[[instance]]
+name = "server"
+subnet = "private-1"
+private_ip = "10.0.20.16"
+security_groups = ["sg-open"]
+
+[[instance]]
+name = "neighbour"
+subnet = "private-1"
+private_ip = "10.0.20.17"
+security_groups = ["sg-open"]
+"#
+        ),
+    );
+    let lab = TestLab::up("t-nacl-order", &t);
+    lab.listen("server", &["tcp/8000", "tcp/9000"]);
+    let (a, drops) = lab.dropped_by(|| lab.tcp("blocked", "10.0.20.16", 8000));
+    assert_eq!(a, None);
+    assert_eq!(drops, vec!["nacl private inbound rule 90 deny".to_string()]);
+    assert_eq!(
+        lab.tcp("allowed", "10.0.20.16", 8000).as_deref(),
+        Some("server:8000 from 10.0.10.5")
+    );
+    // Not matched by any rule: the final `*` deny.
+    let (a, drops) = lab.dropped_by(|| lab.tcp("allowed", "10.0.20.16", 9000));
+    assert_eq!(a, None);
+    assert_eq!(drops, vec!["nacl private inbound rule 200 deny".to_string()]);
+    // Inside one subnet no NACL applies: port 9000 and the reply to an
+    // ephemeral port both pass although the NACL would deny them.
+    assert_eq!(
+        lab.tcp("neighbour", "10.0.20.16", 9000).as_deref(),
+        Some("server:9000 from 10.0.20.17")
+    );
+}
+
+#[test]
+fn custom_nacl_without_rules_denies_everything_default_allows_all() {
+    if !require_root() {
+        return;
+    }
+    let t = topo(
+        ("", "private"),
+        &format!(
+            r#"{OPEN_SGS}
+[[nacl]]
+name = "private"
+
+[[instance]]
+name = "client"
+subnet = "public-1"
+security_groups = ["sg-open"]
+
+[[instance]]
+name = "server"
+subnet = "private-1"
+private_ip = "10.0.20.16"
+security_groups = ["sg-open"]
+
+[[instance]]
+name = "other"
+subnet = "isolated"
+private_ip = "10.0.30.16"
+security_groups = ["sg-open"]
+"#
+        ),
+    );
+    let lab = TestLab::up("t-nacl-empty", &t);
+    lab.listen("server", &["tcp/8000"]);
+    lab.listen("other", &["tcp/8000", "udp/5353"]);
+    let (a, drops) = lab.dropped_by(|| lab.tcp("client", "10.0.20.16", 8000));
+    assert_eq!(a, None);
+    assert_eq!(drops, vec!["nacl private inbound rule * deny".to_string()]);
+    // public-1 and isolated both use the default NACL: everything passes.
+    assert!(lab.tcp("client", "10.0.30.16", 8000).is_some());
+    assert!(lab.udp("client", "10.0.30.16", 5353).is_some());
+    assert!(lab.ping("client", "10.0.30.16"));
+}
+
+#[test]
+fn security_groups_reference_members_and_are_stateful() {
+    if !require_root() {
+        return;
+    }
+    let t = topo(
+        ("", ""),
+        r#"
+[[security_group]]
+name = "sg-alb"
+ingress = [{ protocol = "tcp", ports = "80", cidr = "0.0.0.0/0" }]
+
+[[security_group]]
+name = "sg-backend"
+ingress = [{ protocol = "tcp", ports = "8000", source_sg = "sg-alb" }]
+# No egress at all: replies still leave (stateful), new connections do not.
+egress = []
+
+[[security_group]]
+name = "sg-other"
+
+[[instance]]
+name = "front"
+subnet = "public-1"
+private_ip = "10.0.10.10"
+security_groups = ["sg-alb"]
+
+[[instance]]
+name = "stranger"
+subnet = "public-1"
+private_ip = "10.0.10.11"
+security_groups = ["sg-other"]
+
+[[instance]]
+name = "backend"
+subnet = "private-1"
+private_ip = "10.0.20.16"
+security_groups = ["sg-backend"]
+
+[[instance]]
+name = "peer"
+subnet = "private-1"
+private_ip = "10.0.20.17"
+security_groups = ["sg-other", "sg-alb"]
+"#,
+    );
+    let lab = TestLab::up("t-sg", &t);
+    lab.listen("backend", &["tcp/8000", "tcp/22"]);
+    lab.listen("front", &["tcp/80"]);
+    // Member of sg-alb: allowed; the reply needs no egress rule.
+    assert_eq!(
+        lab.tcp("front", "10.0.20.16", 8000).as_deref(),
+        Some("backend:8000 from 10.0.10.10")
+    );
+    // Not a member: dropped by sg-backend's ingress.
+    let (a, drops) = lab.dropped_by(|| lab.tcp("stranger", "10.0.20.16", 8000));
+    assert_eq!(a, None);
+    assert_eq!(drops, vec!["sg sg-backend ingress: no rule allows it".to_string()]);
+    // Port not in any rule, even from a member.
+    assert_eq!(lab.tcp("front", "10.0.20.16", 22), None);
+    // Union of groups: `peer` gets in through its second group, same subnet
+    // as the backend (security groups apply inside a subnet too).
+    assert!(lab.tcp("peer", "10.0.20.16", 8000).is_some());
+    // The backend has no egress rule: it cannot open connections.
+    let (a, drops) = lab.dropped_by(|| lab.tcp("backend", "10.0.10.10", 80));
+    assert_eq!(a, None);
+    assert_eq!(drops, vec!["sg sg-backend egress: no rule allows it".to_string()]);
+}
+
+#[test]
+fn private_instance_reaches_internet_only_through_nat_with_its_eip() {
+    if !require_root() {
+        return;
+    }
+    let t = topo(
+        ("", ""),
+        &format!(
+            r#"{OPEN_SGS}
+[[instance]]
+name = "app"
+subnet = "private-1"
+security_groups = ["sg-open"]
+
+[[instance]]
+name = "island"
+subnet = "isolated"
+security_groups = ["sg-open"]
+
+[[instance]]
+name = "web"
+subnet = "public-1"
+security_groups = ["sg-open"]
+elastic_ip = "198.51.100.30"
+
+[[instance]]
+name = "no-ip"
+subnet = "public-1"
+associate_public_ip = false
+security_groups = ["sg-open"]
+"#
+        ),
+    );
+    let lab = TestLab::up("t-nat", &t);
+    lab.listen("internet", &["tcp/8080"]);
+    lab.listen("app", &["tcp/22"]);
+    // Through the NAT gateway: the internet sees its Elastic IP.
+    assert_eq!(
+        lab.tcp("app", "203.0.113.10", 8080).as_deref(),
+        Some("internet:8080 from 198.51.100.20")
+    );
+    // A public instance leaves with its own public IP (IGW 1:1 NAT)…
+    assert_eq!(
+        lab.tcp("web", "203.0.113.10", 8080).as_deref(),
+        Some("internet:8080 from 198.51.100.30")
+    );
+    // …and never sees it on its interface.
+    let (_, addrs) = lab.sh("web", "ip -4 -o addr show dev eth0");
+    assert!(addrs.contains("10.0.10.") && !addrs.contains("198.51.100.30"));
+    // In a public subnet without a public IP there is no way out.
+    let (a, drops) = lab.dropped_by(|| lab.tcp("no-ip", "203.0.113.10", 8080));
+    assert_eq!(a, None);
+    assert_eq!(drops, vec!["igw: source has no public IP".to_string()]);
+    // The main route table has only `local`: no route to the internet.
+    assert_eq!(lab.tcp("island", "203.0.113.10", 8080), None);
+    // The NAT gateway accepts no inbound connections from the internet.
+    let (a, drops) = lab.dropped_by(|| lab.tcp("internet", "198.51.100.20", 22));
+    assert_eq!(a, None);
+    assert!(drops.is_empty(), "dropped inside the NAT gateway, not the fabric: {drops:?}");
+    let (_, nat) = lab.sh("nat-1", "nft list ruleset | grep -c 'no inbound connections'");
+    assert_eq!(nat.trim(), "1");
+}
+
+#[test]
+fn internet_cannot_reach_private_addresses_even_with_a_route() {
+    if !require_root() {
+        return;
+    }
+    let t = topo(
+        ("", ""),
+        &format!(
+            r#"{OPEN_SGS}
+[[instance]]
+name = "app"
+subnet = "private-1"
+private_ip = "10.0.20.16"
+security_groups = ["sg-open"]
+
+[[instance]]
+name = "web"
+subnet = "public-1"
+private_ip = "10.0.10.16"
+security_groups = ["sg-open"]
+"#
+        ),
+    );
+    let lab = TestLab::up("t-inet-priv", &t);
+    lab.listen("app", &["tcp/8000"]);
+    lab.listen("web", &["tcp/80"]);
+    // No route on the internet side at all.
+    assert_eq!(lab.tcp("internet", "10.0.20.16", 8000), None);
+    // A user who adds one still hits the IGW, which only translates.
+    let (code, _) = lab.sh("internet", "ip route add 10.0.0.0/16 via 169.254.0.1");
+    assert_eq!(code, 0);
+    let (a, drops) = lab.dropped_by(|| lab.tcp("internet", "10.0.10.16", 80));
+    assert_eq!(a, None);
+    assert_eq!(drops, vec!["igw: destination is not a public IP of this VPC".to_string()]);
+    // Through its public IP the same instance answers, and sees the client.
+    let public = lab.status()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "web")
+        .unwrap()["public_ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        lab.tcp("internet", &public, 80).as_deref(),
+        Some("web:80 from 203.0.113.10")
+    );
+}
+
+#[test]
+fn spoofed_source_addresses_are_dropped_at_the_eni() {
+    if !require_root() {
+        return;
+    }
+    let t = topo(
+        ("", ""),
+        &format!(
+            r#"{OPEN_SGS}
+[[instance]]
+name = "attacker"
+subnet = "private-1"
+private_ip = "10.0.20.16"
+security_groups = ["sg-open"]
+
+[[instance]]
+name = "victim"
+subnet = "private-1"
+private_ip = "10.0.20.17"
+security_groups = ["sg-open"]
+"#
+        ),
+    );
+    let lab = TestLab::up("t-spoof", &t);
+    lab.listen("victim", &["tcp/8000"]);
+    assert!(lab.tcp("attacker", "10.0.20.17", 8000).is_some());
+    // Root inside the instance adds a second address and uses it.
+    lab.sh("attacker", "ip addr add 10.0.20.99/24 dev eth0");
+    let (out, drops) = lab.dropped_by(|| {
+        lab.sh(
+            "attacker",
+            "timeout 2 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.99',0)); s.settimeout(1.5); s.connect(('10.0.20.17',8000)); print(s.recv(100))\"",
+        )
+    });
+    assert_ne!(out.0, 0, "spoofed connection must fail: {}", out.1);
+    assert_eq!(
+        drops,
+        vec!["source/destination check: source is not the ENI's address".to_string()]
+    );
+    // Nothing an instance does inside itself lifts the rules in the fabric.
+    lab.sh("attacker", "nft flush ruleset");
+    assert_ne!(
+        lab.sh("attacker", "timeout 2 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.99',0)); s.settimeout(1.5); s.connect(('10.0.20.17',8000))\"").0,
+        0
+    );
+}
+
+#[test]
+fn two_labs_with_the_same_cidrs_run_side_by_side() {
+    if !require_root() {
+        return;
+    }
+    let t = topo(
+        ("", ""),
+        &format!(
+            r#"{OPEN_SGS}
+[[instance]]
+name = "web"
+subnet = "public-1"
+private_ip = "10.0.10.16"
+elastic_ip = "198.51.100.30"
+security_groups = ["sg-open"]
+"#
+        ),
+    );
+    let a = TestLab::up("t-twin-a", &t);
+    let b = TestLab::up("t-twin-b", &t);
+    a.listen("web", &["tcp/80"]);
+    b.listen("web", &["tcp/80"]);
+    assert!(a.tcp("internet", "198.51.100.30", 80).is_some());
+    assert!(b.tcp("internet", "198.51.100.30", 80).is_some());
+    drop(a);
+    // b is untouched by a's teardown.
+    assert!(b.tcp("internet", "198.51.100.30", 80).is_some());
+}
+
+#[test]
+fn exec_passes_the_exit_code_and_status_reports_nodes() {
+    if !require_root() {
+        return;
+    }
+    let t = topo(
+        ("", ""),
+        r#"
+[[instance]]
+name = "web"
+subnet = "public-1"
+private_ip = "10.0.10.16"
+"#,
+    );
+    let lab = TestLab::up("t-exec", &t);
+    assert_eq!(lab.exec("web", &["sh", "-c", "exit 7"]).status.code(), Some(7));
+    let bad = lab.exec("nope", &["true"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no node `nope`"));
+    let s = lab.status();
+    let web = s["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "web").unwrap().clone();
+    assert_eq!(web["namespace"], "vpcsim-t-exec-web");
+    assert_eq!(web["subnet"], "public-1");
+    assert_eq!(web["az"], "us-east-1a");
+    assert_eq!(web["private_ip"], "10.0.10.16");
+    assert!(web["public_ip"].as_str().unwrap().starts_with("198.51.100."));
+    // No group named: the VPC's default security group.
+    assert_eq!(web["security_groups"], serde_json::json!(["default"]));
+    // Instance names resolve inside the lab.
+    let (code, out) = lab.sh("web", "getent hosts ip-10-0-10-16.ec2.internal");
+    assert_eq!(code, 0);
+    assert!(out.starts_with("10.0.10.16"));
+}
