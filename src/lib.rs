@@ -6,13 +6,18 @@
 //! - [`firewall`]: security groups, NACLs, IGW and NAT gateway rendered to nftables;
 //! - [`workloads`]: processes on instances (user data, model servers);
 //! - [`lb`]: the Application Load Balancer (hyper/tokio);
+//! - [`containers`]: Docker containers on instances (bollard);
 //! - [`state`] and [`teardown`]: what a lab owns and how it is removed;
 //! - [`commands`]: the CLI verbs.
 
+pub mod analysis;
 pub mod commands;
+pub mod containers;
 pub mod fabric;
 pub mod firewall;
+pub mod flowlog;
 pub mod lb;
+pub mod services;
 pub mod state;
 pub mod teardown;
 pub mod topology;

@@ -71,6 +71,54 @@ enum Command {
         /// `TARGET_GROUP=WEIGHT` pairs (0-999).
         weights: Vec<String>,
     },
+    /// Explain one connection hop by hop from the AWS rules (no traffic):
+    /// `vpcsim trace internet alb:80`, `vpcsim trace bastion v1-a:22`.
+    /// Exit code 0 when it works both ways, 1 when not.
+    Trace {
+        /// Lab name or topology file (default: the only lab up).
+        #[arg(long)]
+        lab: Option<String>,
+        /// Node, `internet`, an internet host, an address, or NODE@ADDRESS (forged source).
+        src: String,
+        /// DST:PORT; DST is a node, `internet`, an address or a load balancer's DNS name.
+        dst: String,
+        #[arg(long, default_value = "tcp")]
+        protocol: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send real connections between every pair of nodes and compare with the model.
+    Probe {
+        #[arg(long)]
+        lab: Option<String>,
+        /// Ports to probe (default: every port the topology mentions, plus a control port).
+        #[arg(long, value_delimiter = ',')]
+        ports: Vec<u16>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw the lab (SVG, Mermaid or DOT); live health and weights when it is up.
+    Graph {
+        /// Lab name or topology file (default: the only lab up).
+        target: Option<String>,
+        #[arg(long, default_value = "svg")]
+        format: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Print the lab's VPC Flow Log records (AWS version 2 format).
+    FlowLogs {
+        #[arg(long)]
+        lab: Option<String>,
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Internal: the flow log daemon of a lab (in its fabric namespace).
+    #[command(hide = true)]
+    FlowLogDaemon {
+        #[arg(long)]
+        lab: String,
+    },
     /// Internal: a built-in model server (runs inside an instance).
     #[command(hide = true)]
     ModelServer {
@@ -82,6 +130,12 @@ enum Command {
     /// Internal: the load balancer daemon of a lab.
     #[command(hide = true)]
     AlbDaemon {
+        #[arg(long)]
+        lab: String,
+    },
+    /// Internal: the lab's Amazon DNS and S3 service.
+    #[command(hide = true)]
+    AwsServices {
         #[arg(long)]
         lab: String,
     },
@@ -122,6 +176,25 @@ fn main() -> ExitCode {
             vpcsim::workloads::model_server::run(&model, port)
         }
         Command::AlbDaemon { lab } => vpcsim::lb::daemon::run(&lab),
+        Command::AwsServices { lab } => vpcsim::services::run(&lab),
+        Command::Trace {
+            lab,
+            src,
+            dst,
+            protocol,
+            json,
+        } => vpcsim::analysis::trace::run(lab.as_deref(), &src, &dst, &protocol, json)
+            .map(|reachable| exit_unless(reachable)),
+        Command::Probe { lab, ports, json } => {
+            vpcsim::analysis::probe::run(lab.as_deref(), &ports, json).map(exit_unless)
+        }
+        Command::FlowLogs { lab, follow } => vpcsim::flowlog::run(lab.as_deref(), follow),
+        Command::FlowLogDaemon { lab } => vpcsim::flowlog::daemon::run(&lab),
+        Command::Graph {
+            target,
+            format,
+            output,
+        } => vpcsim::analysis::graph::run(target.as_deref(), &format, output.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,5 +207,12 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+/// Verbs whose answer is yes/no exit 1 on no (after printing it).
+fn exit_unless(ok: bool) {
+    if !ok {
+        std::process::exit(1);
     }
 }

@@ -99,6 +99,7 @@ fn is_zombie(pid: i32) -> bool {
 /// Removes everything of `lab`. `plan` comes from the state file or, when
 /// that is gone, from the topology file the user named.
 pub fn teardown(lab: &str, plan: Option<&Lab>) -> Result<Teardown, netns::NetnsError> {
+    crate::containers::teardown(lab, plan);
     let namespaces = lab_namespaces(lab, plan);
     let mut pids = processes_in(&namespaces);
     if let Ok(Some(st)) = LabState::load(lab) {

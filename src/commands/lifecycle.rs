@@ -26,13 +26,16 @@ pub fn resolve_lab(lab: Option<&str>) -> anyhow::Result<LabState> {
 
 fn instance_node(state: &LabState, node: &str) -> anyhow::Result<()> {
     let plan = &state.plan;
-    if plan.instances.iter().any(|i| plan.enis[i.eni].node == node) {
+    if plan.instances.iter().any(|i| plan.enis[i.eni].node == node)
+        || crate::containers::is_container(plan, node)
+    {
         return Ok(());
     }
     let names: Vec<&str> = plan
         .instances
         .iter()
         .map(|i| plan.enis[i.eni].node.as_str())
+        .chain(plan.containers.iter().map(|c| c.name.as_str()))
         .collect();
     Err(usage(format!(
         "{node} is not an instance of lab {} (instances: {})",

@@ -9,6 +9,9 @@ use std::time::Duration;
 pub fn run(lab: Option<&str>, node: &str, follow: bool) -> anyhow::Result<()> {
     let state = resolve_lab(lab)?;
     let name = &state.plan.name;
+    if crate::containers::is_container(&state.plan, node) {
+        return Ok(crate::containers::logs(&state.plan, node, follow)?);
+    }
     let path = if node == "alb" {
         crate::state::log_dir(name).join("alb.log")
     } else {
@@ -26,14 +29,12 @@ pub fn run(lab: Option<&str>, node: &str, follow: bool) -> anyhow::Result<()> {
         Ok(f) => f,
         // Nothing ran on the node yet: an empty console.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !follow => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            loop {
-                std::thread::sleep(Duration::from_millis(200));
-                if let Ok(f) = std::fs::File::open(&path) {
-                    break f;
-                }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => loop {
+            std::thread::sleep(Duration::from_millis(200));
+            if let Ok(f) = std::fs::File::open(&path) {
+                break f;
             }
-        }
+        },
         Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
     };
     let mut buf = vec![0u8; 64 * 1024];
@@ -50,7 +51,10 @@ pub fn run(lab: Option<&str>, node: &str, follow: bool) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(200));
         // Truncated (a new `up` of the same lab): start over.
         let pos = file.stream_position()?;
-        if std::fs::metadata(&path).map(|m| m.len() < pos).unwrap_or(false) {
+        if std::fs::metadata(&path)
+            .map(|m| m.len() < pos)
+            .unwrap_or(false)
+        {
             file.seek(SeekFrom::Start(0))?;
         }
     }

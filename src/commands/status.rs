@@ -15,6 +15,8 @@ pub struct Summary {
     pub ready: bool,
     pub nodes: Vec<NodeSummary>,
     pub load_balancers: Vec<LbSummary>,
+    /// Docker containers, as the engine reports them now.
+    pub containers: Vec<crate::containers::ContainerStatus>,
 }
 
 #[derive(Serialize)]
@@ -107,6 +109,7 @@ pub fn summary(state: &LabState) -> Summary {
                 nodes: lb.nodes.iter().map(|&n| lab.enis[n].node.clone()).collect(),
             })
             .collect(),
+        containers: crate::containers::status(lab),
     }
 }
 
@@ -168,6 +171,7 @@ pub fn render_table(state: &LabState) -> String {
     for lb in &s.load_balancers {
         writeln!(out, "\nload balancer {}: http://{}/ (nodes {})", lb.name, lb.dns_name, lb.nodes.join(", ")).unwrap();
     }
+    out.push_str(&crate::containers::render_table(&s.containers));
     writeln!(
         out,
         "\nnamespaces: vpcsim-{}-<node>; run commands with `vpcsim exec --lab {} NODE -- CMD`",

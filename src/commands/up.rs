@@ -38,6 +38,8 @@ pub fn run(file: &Path, json: bool, network_only: bool) -> anyhow::Result<()> {
             plan.name
         )));
     }
+    // Docker answers and images exist before anything is built.
+    crate::containers::preflight(&plan).map_err(|e| e.into_cli())?;
     let started = Instant::now();
     let mut state = LabState {
         plan,
@@ -114,6 +116,10 @@ fn build_lab(state: &mut LabState, network_only: bool) -> anyhow::Result<()> {
     }
     crash_point("firewall");
     write_etc(&lab)?;
+    // Before any workload sends a packet, so flow logs see it all.
+    crate::flowlog::start(state)?;
+    // The VPC's DNS and S3 are part of the network, up even with --network-only.
+    crate::services::start(state)?;
     if !network_only {
         workloads::start_all(state)?;
     }
@@ -149,15 +155,14 @@ fn write_etc(lab: &Lab) -> anyhow::Result<()> {
             }
         }
     }
-    // No resolver runs in the lab: fail lookups at once instead of timing out.
-    let resolv = "# vpcsim: names resolve from /etc/hosts\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
     for node in lab.node_names() {
         let dir = workloads::process::etc_dir(&lab.name, &node);
         std::fs::create_dir_all(&dir)?;
         let mut own = hosts.clone();
         own.push_str(&format!("127.0.1.1\t{node}\n"));
         std::fs::write(dir.join("hosts"), own)?;
-        std::fs::write(dir.join("resolv.conf"), resolv)?;
+        std::fs::write(dir.join("resolv.conf"), crate::services::resolv_conf(lab, &node))?;
+        std::fs::write(dir.join("environment"), crate::services::node_environment(lab))?;
     }
     Ok(())
 }

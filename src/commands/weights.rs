@@ -10,9 +10,17 @@ pub fn run(lab: Option<&str>, listener: &str, weights: &[String]) -> anyhow::Res
     let (lb, port) = listener
         .rsplit_once(':')
         .and_then(|(lb, p)| Some((lb, p.parse::<u16>().ok()?)))
-        .ok_or_else(|| usage(format!("listener {listener:?}: expected NAME:PORT, e.g. alb:80")))?;
+        .ok_or_else(|| {
+            usage(format!(
+                "listener {listener:?}: expected NAME:PORT, e.g. alb:80"
+            ))
+        })?;
     let Some(lbp) = plan.load_balancers.iter().find(|l| l.name == lb) else {
-        let names: Vec<&str> = plan.load_balancers.iter().map(|l| l.name.as_str()).collect();
+        let names: Vec<&str> = plan
+            .load_balancers
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect();
         return Err(usage(format!(
             "no load balancer {lb} in lab {} (load balancers: {})",
             plan.name,

@@ -60,18 +60,19 @@ pub fn create_namespaces(lab: &Lab) -> Result<(), FabricError> {
         if routers.contains(&node) {
             sysctls.extend_from_slice(ROUTER_SYSCTLS);
         }
+        sysctls.extend_from_slice(super::aws_side::sysctls(lab, &node));
         netns::create(&ns, &sysctls)?;
     }
     Ok(())
 }
 
-struct Ns {
-    name: String,
-    handle: Handle,
+pub(super) struct Ns {
+    pub(super) name: String,
+    pub(super) handle: Handle,
 }
 
 impl Ns {
-    fn open(name: String) -> Result<Ns, FabricError> {
+    pub(super) fn open(name: String) -> Result<Ns, FabricError> {
         let (conn, handle, _) = netns::run_in(&name, rtnetlink::new_connection)?.map_err(|e| {
             FabricError::Netns(NetnsError::Io {
                 name: name.clone(),
@@ -82,7 +83,7 @@ impl Ns {
         Ok(Ns { name, handle })
     }
 
-    fn err(&self, what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> FabricError + '_ {
+    pub(super) fn err(&self, what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> FabricError + '_ {
         let what = what.into();
         move |source| FabricError::Netlink {
             ns: self.name.clone(),
@@ -91,7 +92,7 @@ impl Ns {
         }
     }
 
-    async fn index(&self, name: &str) -> Result<u32, FabricError> {
+    pub(super) async fn index(&self, name: &str) -> Result<u32, FabricError> {
         let link = self
             .handle
             .link()
@@ -108,7 +109,7 @@ impl Ns {
             })
     }
 
-    async fn up(&self, index: u32) -> Result<(), FabricError> {
+    pub(super) async fn up(&self, index: u32) -> Result<(), FabricError> {
         self.handle
             .link()
             .set(index)
@@ -118,7 +119,7 @@ impl Ns {
             .map_err(self.err(format!("set link {index} up")))
     }
 
-    async fn addr(&self, index: u32, ip: Ipv4Addr, prefix: u8) -> Result<(), FabricError> {
+    pub(super) async fn addr(&self, index: u32, ip: Ipv4Addr, prefix: u8) -> Result<(), FabricError> {
         self.handle
             .address()
             .add(index, IpAddr::V4(ip), prefix)
@@ -160,7 +161,7 @@ impl Ns {
             .map_err(self.err(format!("add veth {local} <-> {peer_ns}/eth0")))
     }
 
-    async fn route(
+    pub(super) async fn route(
         &self,
         table: u32,
         dest: Ipv4Net,
@@ -190,7 +191,7 @@ impl Ns {
     }
 }
 
-const MAIN_TABLE: u32 = 254;
+pub(super) const MAIN_TABLE: u32 = 254;
 
 /// Builds links, addresses, routes and route tables in namespaces that
 /// `create_namespaces` made.
@@ -235,7 +236,7 @@ pub async fn configure(lab: &Lab) -> Result<(), FabricError> {
     let internet = configure_internet(lab);
     let tables = configure_route_tables(lab, &fabric, &bridges, igw);
     futures::try_join!(nodes, internet, tables)?;
-    Ok(())
+    super::aws_side::configure(lab, &fabric).await
 }
 
 async fn configure_eni(lab: &Lab, eni: &Eni) -> Result<(), FabricError> {

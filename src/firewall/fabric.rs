@@ -13,6 +13,7 @@
 //! place NACLs apply; SGs are matched by ENI address, which works for both.
 
 use super::comment;
+use crate::flowlog::{Side, NFLOG_GROUP};
 use crate::topology::plan::*;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -24,8 +25,8 @@ pub fn render(lab: &Lab) -> String {
     let group_sets = group_sets(lab);
     render_forward(lab, &group_sets, &mut out);
     for (i, nacl) in lab.nacls.iter().enumerate() {
-        render_nacl(i, nacl, Direction::Inbound, &mut out);
-        render_nacl(i, nacl, Direction::Outbound, &mut out);
+        render_nacl(lab, i, nacl, Direction::Inbound, &mut out);
+        render_nacl(lab, i, nacl, Direction::Outbound, &mut out);
     }
     for (i, (groups, _)) in group_sets.iter().enumerate() {
         render_sg_chain(lab, i, groups, Direction::Outbound, &mut out);
@@ -43,12 +44,36 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// Outbound rules stop a packet at its sender, inbound ones at its receiver.
+    fn side(self) -> Side {
+        match self {
+            Direction::Inbound => Side::Destination,
+            Direction::Outbound => Side::Source,
+        }
+    }
     fn name(self) -> &'static str {
         match self {
             Direction::Inbound => "inbound",
             Direction::Outbound => "outbound",
         }
     }
+}
+
+/// `log … ` before a drop when the lab has flow logs (NFLOG to the flow
+/// log daemon, prefixed with the verdict and the rule); empty otherwise.
+fn flow_log(lab: &Lab, side: Side, rule: &str) -> String {
+    if lab.flow_logs.is_empty() {
+        String::new()
+    } else {
+        format!("{} ", flow_log_statement(Some((side, rule))))
+    }
+}
+
+fn flow_log_statement(verdict: Option<(Side, &str)>) -> String {
+    format!(
+        "log prefix \"{}\" group {NFLOG_GROUP}",
+        crate::flowlog::prefix(verdict).replace('"', "'")
+    )
 }
 
 fn elements<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
@@ -145,17 +170,35 @@ fn render_forward(lab: &Lab, group_sets: &[(Vec<usize>, Vec<usize>)], out: &mut 
     // private address directly, which AWS never routes.
     writeln!(
         out,
-        "        iifname \"{IGW_IF}\" ct status & (snat | dnat) == 0 counter drop {}",
+        "        iifname \"{IGW_IF}\" ct status & (snat | dnat) == 0 counter {}drop {}",
+        flow_log(lab, Side::Destination, "igw: destination is not a public IP of this VPC"),
         comment("igw: destination is not a public IP of this VPC")
     )
     .unwrap();
     writeln!(
         out,
-        "        oifname \"{IGW_IF}\" ip saddr != @public_enis counter drop {}",
+        "        oifname \"{IGW_IF}\" ip saddr != @public_enis counter {}drop {}",
+        flow_log(lab, Side::Source, "igw: source has no public IP"),
         comment("igw: source has no public IP")
     )
     .unwrap();
-    out.push_str("        ct state new jump sg_egress\n        jump nacl\n        ct state new jump sg_ingress\n    }\n");
+    // Gateway endpoints carry connections the VPC opens; S3 never opens one
+    // back. Traffic between a subnet and a `vpce-…` link crosses the
+    // subnet's NACLs in the `nacl` chain like any other boundary.
+    if !lab.vpc_endpoints.is_empty() {
+        writeln!(
+            out,
+            "        iifname \"vpce-*\" ct state new counter drop {}",
+            comment("vpce: endpoints carry only connections from the VPC")
+        )
+        .unwrap();
+    }
+    out.push_str("        ct state new jump sg_egress\n        jump nacl\n        ct state new jump sg_ingress\n");
+    // Whatever reaches the end of the chain is accepted: a flow log packet.
+    if !lab.flow_logs.is_empty() {
+        writeln!(out, "        {}", flow_log_statement(None)).unwrap();
+    }
+    out.push_str("    }\n");
 
     let vmap = |dir: &str| -> String {
         group_sets
@@ -214,7 +257,7 @@ fn describe(protocol: Protocol, ports: Option<PortRange>) -> String {
     }
 }
 
-fn render_nacl(idx: usize, nacl: &NaclPlan, dir: Direction, out: &mut String) {
+fn render_nacl(lab: &Lab, idx: usize, nacl: &NaclPlan, dir: Direction, out: &mut String) {
     let (entries, field) = match dir {
         Direction::Inbound => (&nacl.inbound, "saddr"),
         Direction::Outbound => (&nacl.outbound, "daddr"),
@@ -234,23 +277,25 @@ fn render_nacl(idx: usize, nacl: &NaclPlan, dir: Direction, out: &mut String) {
             Action::Allow => ("return", "allow"),
             Action::Deny => ("drop", "deny"),
         };
+        let rule = format!("nacl {} {} rule {} {action}", nacl.name, dir.name(), e.rule);
+        let log = match e.action {
+            Action::Allow => String::new(),
+            Action::Deny => flow_log(lab, dir.side(), &rule),
+        };
         writeln!(
             out,
-            "        {addr}{}counter {verdict} {}",
+            "        {addr}{}counter {log}{verdict} {}",
             proto_match(e.protocol, e.ports),
-            comment(&format!(
-                "nacl {} {} rule {} {action}",
-                nacl.name,
-                dir.name(),
-                e.rule
-            ))
+            comment(&rule)
         )
         .unwrap();
     }
+    let rule = format!("nacl {} {} rule * deny", nacl.name, dir.name());
     writeln!(
         out,
-        "        counter drop {}\n    }}",
-        comment(&format!("nacl {} {} rule * deny", nacl.name, dir.name()))
+        "        counter {}drop {}\n    }}",
+        flow_log(lab, dir.side(), &rule),
+        comment(&rule)
     )
     .unwrap();
 }
@@ -294,10 +339,12 @@ fn render_sg_chain(lab: &Lab, idx: usize, groups: &[usize], dir: Direction, out:
             .unwrap();
         }
     }
+    let rule = format!("sg {} {word}: no rule allows it", names.join("+"));
     writeln!(
         out,
-        "        counter drop {}\n    }}",
-        comment(&format!("sg {} {word}: no rule allows it", names.join("+")))
+        "        counter {}drop {}\n    }}",
+        flow_log(lab, dir.side(), &rule),
+        comment(&rule)
     )
     .unwrap();
 }
@@ -314,10 +361,191 @@ fn render_source_dest_check(lab: &Lab, out: &mut String) {
     let devices: Vec<String> = checked.iter().map(|e| format!("\"{}\"", e.host_if)).collect();
     writeln!(
         out,
-        "\ntable netdev vpcsim_srcdst {{\n    set eni_addr {{ type ifname . ipv4_addr;{} }}\n    chain ingress {{\n        type filter hook ingress devices = {{ {} }} priority filter; policy accept;\n        meta protocol ip iifname . ip saddr != @eni_addr counter drop {}\n    }}\n}}",
+        "\ntable netdev vpcsim_srcdst {{\n    set eni_addr {{ type ifname . ipv4_addr;{} }}\n    chain ingress {{\n        type filter hook ingress devices = {{ {} }} priority filter; policy accept;\n        meta protocol ip iifname . ip saddr != @eni_addr counter {}drop {}\n    }}\n}}",
         elements(checked.iter().map(|e| format!("\"{}\" . {}", e.host_if, e.private_ip))),
         devices.join(", "),
+        flow_log(lab, Side::Source, "source/destination check: source is not the ENI's address"),
         comment("source/destination check: source is not the ENI's address")
     )
     .unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canary() -> Lab {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
+        let text = std::fs::read_to_string(dir.join("canary.toml")).unwrap();
+        crate::topology::parse(&text, &dir).expect("canary.toml is valid")
+    }
+
+    /// The lines of chain `name`, trimmed.
+    fn chain<'a>(rules: &'a str, name: &str) -> Vec<&'a str> {
+        let start = rules
+            .find(&format!("chain {name} {{"))
+            .unwrap_or_else(|| panic!("no chain {name}"));
+        rules[start..]
+            .lines()
+            .skip(1)
+            .take_while(|l| l.trim() != "}")
+            .map(str::trim)
+            .collect()
+    }
+
+    #[test]
+    fn nacl_rules_keep_number_order_and_end_in_deny() {
+        let lab = canary();
+        let rules = render(&lab);
+        let private = lab.nacls.iter().position(|n| n.name == "private").unwrap();
+        let inbound = chain(&rules, &format!("nacl_in_{private}"));
+        assert_eq!(
+            inbound[..4],
+            [
+                "ip saddr 10.0.10.0/24 tcp dport 8000 counter return comment \"nacl private inbound rule 100 allow\"",
+                "ip saddr 10.0.30.0/24 tcp dport 8000 counter return comment \"nacl private inbound rule 101 allow\"",
+                "ip saddr 10.0.10.22/32 tcp dport 22 counter return comment \"nacl private inbound rule 110 allow\"",
+                "tcp dport 443 counter return comment \"nacl private inbound rule 120 allow\"",
+            ]
+        );
+        assert_eq!(
+            inbound.last().unwrap(),
+            &"counter drop comment \"nacl private inbound rule * deny\""
+        );
+        // Outbound rules match the destination.
+        let outbound = chain(&rules, &format!("nacl_out_{private}"));
+        assert!(outbound[0].starts_with("ip daddr 10.0.10.0/24 tcp dport 1024-65535 counter return"));
+    }
+
+    #[test]
+    fn deny_rules_drop_and_protocols_without_ports_match_l4proto() {
+        let text = r#"name = "r"
+[vpc]
+cidr = "10.0.0.0/16"
+[[subnet]]
+name = "a"
+cidr = "10.0.1.0/24"
+az = "us-east-1a"
+nacl = "n"
+[[nacl]]
+name = "n"
+inbound = [
+  { rule = 5, protocol = "icmp", cidr = "0.0.0.0/0", action = "deny" },
+  { rule = 10, protocol = "udp", cidr = "10.0.0.0/8", action = "allow" },
+  { rule = 20, protocol = "all", cidr = "0.0.0.0/0", action = "allow" },
+]
+"#;
+        let lab = crate::topology::parse(text, std::path::Path::new(".")).unwrap();
+        let rules = render(&lab);
+        assert_eq!(
+            chain(&rules, "nacl_in_0"),
+            vec![
+                "meta l4proto icmp counter drop comment \"nacl n inbound rule 5 deny\"",
+                "ip saddr 10.0.0.0/8 meta l4proto udp counter return comment \"nacl n inbound rule 10 allow\"",
+                "counter return comment \"nacl n inbound rule 20 allow\"",
+                "counter drop comment \"nacl n inbound rule * deny\"",
+            ]
+        );
+        // A custom NACL without outbound rules denies everything.
+        assert_eq!(
+            chain(&rules, "nacl_out_0"),
+            vec!["counter drop comment \"nacl n outbound rule * deny\""]
+        );
+    }
+
+    #[test]
+    fn nacls_apply_only_across_subnet_bridges() {
+        let lab = canary();
+        let rules = render(&lab);
+        let nacl = chain(&rules, "nacl");
+        for s in &lab.subnets {
+            let out = format!(
+                "iifname \"{b}\" oifname != \"{b}\" jump nacl_out_{}",
+                s.nacl,
+                b = s.bridge
+            );
+            let inb = format!(
+                "oifname \"{b}\" iifname != \"{b}\" jump nacl_in_{}",
+                s.nacl,
+                b = s.bridge
+            );
+            assert!(nacl.contains(&out.as_str()) && nacl.contains(&inb.as_str()), "{nacl:?}");
+        }
+        // Every outbound check comes before every inbound check, as on AWS.
+        let last_out = nacl.iter().rposition(|l| l.contains("nacl_out_")).unwrap();
+        let first_in = nacl.iter().position(|l| l.contains("nacl_in_")).unwrap();
+        assert!(last_out < first_in);
+    }
+
+    #[test]
+    fn security_group_references_become_member_sets() {
+        let lab = canary();
+        let rules = render(&lab);
+        let alb = lab.security_groups.iter().position(|g| g.name == "sg-alb").unwrap();
+        let members: Vec<String> = lab.sg_members(alb).map(|ip| ip.to_string()).collect();
+        assert!(!members.is_empty());
+        let set_line = rules
+            .lines()
+            .find(|l| l.contains(&format!("set sg{alb} ")))
+            .unwrap();
+        for m in &members {
+            assert!(set_line.contains(m), "{set_line}");
+        }
+        // Backend ENIs: ingress from members of sg-alb on 8000, stateful
+        // (only `ct state new` is sent to the SG chains).
+        let v1a = lab.eni_by_node("v1-a").unwrap();
+        let vmap = chain(&rules, "sg_ingress").join("");
+        let needle = format!("{} : jump sg_in_", v1a.private_ip);
+        let idx: usize = vmap[vmap.find(&needle).unwrap() + needle.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse()
+            .unwrap();
+        let ingress = chain(&rules, &format!("sg_in_{idx}"));
+        assert!(ingress.contains(
+            &format!("ip saddr @sg{alb} tcp dport 8000 counter return comment \"sg sg-backend ingress tcp/8000 from sg-alb\"").as_str()
+        ));
+        assert_eq!(
+            ingress.last().unwrap(),
+            &"counter drop comment \"sg sg-backend ingress: no rule allows it\""
+        );
+        let forward = chain(&rules, "forward");
+        assert!(forward.contains(&"ct state new jump sg_egress"));
+        assert!(forward.contains(&"ct state new jump sg_ingress"));
+        assert!(forward.contains(&"jump nacl"));
+    }
+
+    #[test]
+    fn igw_maps_every_public_ip_and_nothing_else() {
+        let lab = canary();
+        let rules = render(&lab);
+        let dnat = rules.lines().find(|l| l.contains("map igw_dnat")).unwrap();
+        let snat = rules.lines().find(|l| l.contains("map igw_snat")).unwrap();
+        for eni in &lab.enis {
+            match eni.public_ip {
+                Some(p) => {
+                    assert!(dnat.contains(&format!("{p} : {}", eni.private_ip)));
+                    assert!(snat.contains(&format!("{} : {p}", eni.private_ip)));
+                }
+                None => assert!(!snat.contains(&format!("{} :", eni.private_ip))),
+            }
+        }
+        assert!(dnat.contains("198.51.100.20 : "), "the NAT gateway's Elastic IP");
+    }
+
+    #[test]
+    fn source_check_covers_checked_enis_only() {
+        let lab = canary();
+        let rules = render(&lab);
+        let devices = rules.lines().find(|l| l.contains("devices = {")).unwrap();
+        for eni in &lab.enis {
+            assert_eq!(
+                devices.contains(&format!("\"{}\"", eni.host_if)),
+                eni.source_dest_check,
+                "{}",
+                eni.node
+            );
+        }
+    }
 }

@@ -31,3 +31,19 @@ pub fn render(lab: &Lab, eni: &Eni) -> String {
     .unwrap();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn snat_to_own_address_and_no_inbound() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
+        let text = std::fs::read_to_string(dir.join("canary.toml")).unwrap();
+        let lab = crate::topology::parse(&text, &dir).unwrap();
+        let nat = &lab.enis[lab.nat_gateways[0].eni];
+        let rules = super::render(&lab, nat);
+        let ip = nat.private_ip;
+        assert!(rules.contains(&format!("meta l4proto {{ tcp, udp }} ip saddr != {ip} snat ip to {ip}:1024-65535")));
+        assert!(rules.contains("ct state new ip saddr 10.0.0.0/16 accept"));
+        assert!(rules.contains("type filter hook input priority filter; policy drop;"));
+    }
+}

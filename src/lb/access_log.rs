@@ -38,7 +38,13 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(req: &Parts, lb: usize, port: u16, client: SocketAddr, trace_id: HeaderValue) -> Entry {
+    pub fn new(
+        req: &Parts,
+        lb: usize,
+        port: u16,
+        client: SocketAddr,
+        trace_id: HeaderValue,
+    ) -> Entry {
         let now = SystemTime::now();
         let body = req
             .headers

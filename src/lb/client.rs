@@ -40,10 +40,14 @@ pub fn query_status(lab: &str) -> anyhow::Result<LbStatus> {
 
 /// Changes the weights of listener `lb:port`'s default action live, and
 /// records them in the lab's state so a daemon restart and `status` agree.
-pub fn set_weights(lab: &str, lb: &str, port: u16, weights: &[(String, u32)]) -> anyhow::Result<()> {
+pub fn set_weights(
+    lab: &str,
+    lb: &str,
+    port: u16,
+    weights: &[(String, u32)],
+) -> anyhow::Result<()> {
     let _lock = LabLock::acquire(lab)?;
-    let mut state =
-        LabState::load(lab)?.ok_or_else(|| anyhow::anyhow!("lab {lab} is not up"))?;
+    let mut state = LabState::load(lab)?.ok_or_else(|| anyhow::anyhow!("lab {lab} is not up"))?;
     let plan = state.plan.clone();
     let l = state
         .plan

@@ -44,7 +44,10 @@ pub async fn serve(b: Arc<Balancer>, listener: tokio::net::UnixListener) {
                     ..Default::default()
                 },
                 Ok(ControlRequest::SetWeights { lb, port, weights }) => ControlResponse {
-                    error: b.set_weights(&lb, port, &weights).err().map(|e| e.to_string()),
+                    error: b
+                        .set_weights(&lb, port, &weights)
+                        .err()
+                        .map(|e| e.to_string()),
                     ..Default::default()
                 },
                 Err(e) => ControlResponse {

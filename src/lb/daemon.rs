@@ -89,7 +89,10 @@ async fn serve(plan: Lab) -> anyhow::Result<()> {
     eprintln!(
         "alb daemon for lab {lab}: {} node(s), {} listener(s) bound",
         b.nodes.len(),
-        b.nodes.iter().map(|n| b.lbs[n.lb].listeners.len()).sum::<usize>()
+        b.nodes
+            .iter()
+            .map(|n| b.lbs[n.lb].listeners.len())
+            .sum::<usize>()
     );
     super::control::serve(b, control).await;
     Ok(())
@@ -136,7 +139,8 @@ impl Balancer {
                     public_ip: eni.public_ip,
                 });
             }
-            let forward = |f: &Vec<crate::topology::plan::WeightedTargetGroup>| Forward::new(f.clone());
+            let forward =
+                |f: &Vec<crate::topology::plan::WeightedTargetGroup>| Forward::new(f.clone());
             lbs.push(LoadBalancer {
                 name: lb.name.clone(),
                 dns_name: lb.dns_name.clone(),
@@ -211,20 +215,25 @@ impl Balancer {
     }
 
     /// Changes the default action's weights of listener `lb:port`.
-    pub fn set_weights(&self, lb: &str, port: u16, weights: &[(String, u32)]) -> Result<(), LbError> {
+    pub fn set_weights(
+        &self,
+        lb: &str,
+        port: u16,
+        weights: &[(String, u32)],
+    ) -> Result<(), LbError> {
         let l = self
             .lbs
             .iter()
             .find(|l| l.name == lb)
             .ok_or_else(|| LbError::NoLoadBalancer(lb.into()))?;
-        let listener = l
-            .listeners
-            .iter()
-            .find(|x| x.port == port)
-            .ok_or_else(|| LbError::NoListener {
-                lb: lb.into(),
-                port,
-            })?;
+        let listener =
+            l.listeners
+                .iter()
+                .find(|x| x.port == port)
+                .ok_or_else(|| LbError::NoListener {
+                    lb: lb.into(),
+                    port,
+                })?;
         listener.default.set(&self.lab, weights)?;
         self.refresh_used();
         Ok(())
@@ -392,7 +401,10 @@ fn describe(c: &Condition) -> String {
         Condition::HttpRequestMethod(v) => format!("http-request-method={}", v.join(",")),
         Condition::SourceIp(v) => format!(
             "source-ip={}",
-            v.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")
+            v.iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         ),
     }
 }

@@ -4,8 +4,8 @@
 
 use super::balancer::{Group, HealthState, Reason};
 use super::daemon::Balancer;
-use http_body_util::Empty;
 use bytes::Bytes;
+use http_body_util::Empty;
 use hyper::header::{HeaderValue, CONNECTION, HOST, USER_AGENT};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -42,7 +42,9 @@ pub async fn run(b: Arc<Balancer>, group: usize, target: usize, node: usize) {
                 HealthState::Unused,
                 Some(Reason {
                     code: "Target.NotInUse".into(),
-                    description: "Target group is not configured to receive traffic from the load balancer".into(),
+                    description:
+                        "Target group is not configured to receive traffic from the load balancer"
+                            .into(),
                     detail: String::new(),
                 }),
             );
@@ -51,12 +53,20 @@ pub async fn run(b: Arc<Balancer>, group: usize, target: usize, node: usize) {
         if cell.state() == HealthState::Unused {
             cell.set(HealthState::Initial, None);
         }
-        let outcome = match tokio::time::timeout(limit, check(&b.nodes[node].ns, addr, &hc.path)).await {
-            Ok(o) => o,
-            Err(_) => Outcome::Timeout,
-        };
+        let outcome =
+            match tokio::time::timeout(limit, check(&b.nodes[node].ns, addr, &hc.path)).await {
+                Ok(o) => o,
+                Err(_) => Outcome::Timeout,
+            };
         let reason = match outcome {
-            Outcome::Status(code) if hc.matcher.iter().any(|(lo, hi)| (*lo..=*hi).contains(&code)) => None,
+            Outcome::Status(code)
+                if hc
+                    .matcher
+                    .iter()
+                    .any(|(lo, hi)| (*lo..=*hi).contains(&code)) =>
+            {
+                None
+            }
             Outcome::Status(code) => Some(Reason {
                 code: "Target.ResponseCodeMismatch".into(),
                 description: format!("Health checks failed with these codes: [{code}]"),
@@ -65,7 +75,10 @@ pub async fn run(b: Arc<Balancer>, group: usize, target: usize, node: usize) {
             Outcome::Timeout => Some(Reason {
                 code: "Target.Timeout".into(),
                 description: "Request timed out".into(),
-                detail: format!("no answer within {} s to GET {} on port {port}", hc.timeout_s, hc.path),
+                detail: format!(
+                    "no answer within {} s to GET {} on port {port}",
+                    hc.timeout_s, hc.path
+                ),
             }),
             Outcome::Failed(why) => Some(Reason {
                 code: "Target.FailedHealthChecks".into(),
@@ -122,7 +135,10 @@ async fn check(ns: &str, addr: std::net::SocketAddr, path: &str) -> Outcome {
     if let Ok(v) = HeaderValue::from_str(&addr.to_string()) {
         h.insert(HOST, v);
     }
-    h.insert(USER_AGENT, HeaderValue::from_static("ELB-HealthChecker/2.0"));
+    h.insert(
+        USER_AGENT,
+        HeaderValue::from_static("ELB-HealthChecker/2.0"),
+    );
     h.insert(CONNECTION, HeaderValue::from_static("close"));
     match send.send_request(req).await {
         Ok(resp) => Outcome::Status(resp.status().as_u16()),

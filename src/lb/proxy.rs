@@ -29,7 +29,11 @@ pub type Body = Either<Incoming, Full<Bytes>>;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens a TCP connection to `addr` from namespace `ns`.
-pub async fn connect_in(ns: &str, addr: SocketAddr, limit: Duration) -> io::Result<tokio::net::TcpStream> {
+pub async fn connect_in(
+    ns: &str,
+    addr: SocketAddr,
+    limit: Duration,
+) -> io::Result<tokio::net::TcpStream> {
     let sock = netns::run_in(ns, tokio::net::TcpSocket::new_v4)
         .map_err(|e| io::Error::new(io::ErrorKind::Other, e))??;
     sock.set_nodelay(true)?;
@@ -64,7 +68,9 @@ impl tower_service::Service<Uri> for NsConnector {
                 .authority()
                 .and_then(|a| a.as_str().parse().ok())
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "target address"))?;
-            connect_in(&ns, addr, CONNECT_TIMEOUT).await.map(TokioIo::new)
+            connect_in(&ns, addr, CONNECT_TIMEOUT)
+                .await
+                .map(TokioIo::new)
         })
     }
 }
@@ -88,7 +94,12 @@ pub struct Entrance {
 }
 
 /// Serves one client connection until it closes.
-pub async fn serve(b: Arc<Balancer>, at: Entrance, stream: tokio::net::TcpStream, peer: SocketAddr) {
+pub async fn serve(
+    b: Arc<Balancer>,
+    at: Entrance,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) {
     let _ = stream.set_nodelay(true);
     let idle = b.lbs[at.lb].idle_timeout;
     let svc = hyper::service::service_fn(move |req| {
@@ -97,6 +108,7 @@ pub async fn serve(b: Arc<Balancer>, at: Entrance, stream: tokio::net::TcpStream
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
+        .title_case_headers(true)
         .header_read_timeout(idle)
         .serve_connection(TokioIo::new(stream), svc)
         .await;
@@ -165,7 +177,12 @@ impl Drop for Inflight<'_> {
     }
 }
 
-async fn handle(b: &Balancer, at: Entrance, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    b: &Balancer,
+    at: Entrance,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let t0 = Instant::now();
     let lb = &b.lbs[at.lb];
     let listener = &lb.listeners[at.listener];
@@ -176,7 +193,13 @@ async fn handle(b: &Balancer, at: Entrance, peer: SocketAddr, req: Request<Incom
     };
     let mut pending = Pending {
         b,
-        entry: Some(Entry::new(&parts, at.lb, listener.port, peer, trace.clone())),
+        entry: Some(Entry::new(
+            &parts,
+            at.lb,
+            listener.port,
+            peer,
+            trace.clone(),
+        )),
     };
     let entry = pending.entry.as_mut().expect("just set");
     let (priority, forward) = listener.route(&parts, peer.ip());
@@ -188,11 +211,10 @@ async fn handle(b: &Balancer, at: Entrance, peer: SocketAddr, req: Request<Incom
     let group = &b.groups[g];
     entry.group = Some(g);
     group.metrics.requests.fetch_add(1, Ordering::Relaxed);
-    let sticky = group.plan.stickiness_s.and_then(|_| {
-        sticky_target
-            .filter(|(sg, _)| *sg == g)
-            .map(|(_, t)| t)
-    });
+    let sticky = group
+        .plan
+        .stickiness_s
+        .and_then(|_| sticky_target.filter(|(sg, _)| *sg == g).map(|(_, t)| t));
     let Some(t) = group.pick(at.node, sticky) else {
         group.metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
         return elb_error(&mut pending, StatusCode::SERVICE_UNAVAILABLE);
@@ -230,7 +252,9 @@ async fn handle(b: &Balancer, at: Entrance, peer: SocketAddr, req: Request<Incom
     let sent = Instant::now();
     let result = tokio::time::timeout(
         lb.idle_timeout,
-        b.nodes[at.node].pool.request(Request::from_parts(parts, body)),
+        b.nodes[at.node]
+            .pool
+            .request(Request::from_parts(parts, body)),
     )
     .await;
     drop(inflight);
@@ -267,9 +291,12 @@ async fn handle(b: &Balancer, at: Entrance, peer: SocketAddr, req: Request<Incom
     if let Some(secs) = group.plan.stickiness_s {
         set_sticky_cookies(resp.headers_mut(), g, t, secs);
     }
-    let sent_bytes = head_len(resp.headers()) + resp.headers().get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .unwrap_or(0);
+    let sent_bytes = head_len(resp.headers())
+        + resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
     pending.finish(status, sent_bytes);
     resp.map(Either::Left)
 }
@@ -410,7 +437,10 @@ mod tests {
     #[test]
     fn hop_by_hop_removed() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, X-Secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret"),
+        );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-kept", HeaderValue::from_static("1"));

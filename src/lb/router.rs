@@ -47,7 +47,8 @@ fn matches(c: &Condition, req: &Parts, client: IpAddr) -> bool {
     match c {
         Condition::PathPattern(pats) => {
             let path = req.uri.path();
-            pats.iter().any(|p| wildcard(p.as_bytes(), path.as_bytes(), false))
+            pats.iter()
+                .any(|p| wildcard(p.as_bytes(), path.as_bytes(), false))
         }
         Condition::HostHeader(pats) => {
             let host = req
@@ -58,7 +59,8 @@ fn matches(c: &Condition, req: &Parts, client: IpAddr) -> bool {
                 .unwrap_or("");
             // The port is not part of what host-header compares.
             let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-            pats.iter().any(|p| wildcard(p.as_bytes(), host.as_bytes(), true))
+            pats.iter()
+                .any(|p| wildcard(p.as_bytes(), host.as_bytes(), true))
         }
         Condition::HttpHeader(name, pats) => req.headers.get_all(name.as_str()).iter().any(|v| {
             pats.iter()

@@ -97,7 +97,11 @@ impl fmt::Display for LbStatus {
                 )?;
             }
             for l in &lb.listeners {
-                writeln!(f, "  listener HTTP:{}  (idle timeout {} s)", l.port, lb.idle_timeout_s)?;
+                writeln!(
+                    f,
+                    "  listener HTTP:{}  (idle timeout {} s)",
+                    l.port, lb.idle_timeout_s
+                )?;
                 for r in &l.rules {
                     let prio = r
                         .priority
@@ -125,7 +129,11 @@ impl fmt::Display for LbStatus {
                 tg.algorithm,
                 tg.stickiness_s
                     .map_or(String::new(), |s| format!("  sticky {s} s")),
-                if tg.in_use { "" } else { "  (not used by any listener)" }
+                if tg.in_use {
+                    ""
+                } else {
+                    "  (not used by any listener)"
+                }
             )?;
             let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} ms"));
             writeln!(

@@ -34,6 +34,14 @@ pub struct Topology {
     pub target_groups: Vec<TargetGroup>,
     #[serde(default, rename = "load_balancer")]
     pub load_balancers: Vec<LoadBalancer>,
+    #[serde(default, rename = "container")]
+    pub containers: Vec<Container>,
+    #[serde(default, rename = "vpc_endpoint")]
+    pub vpc_endpoints: Vec<VpcEndpoint>,
+    #[serde(default, rename = "s3_bucket")]
+    pub s3_buckets: Vec<S3Bucket>,
+    #[serde(default, rename = "flow_log")]
+    pub flow_logs: Vec<crate::flowlog::RawFlowLog>,
 }
 
 fn default_region() -> String {
@@ -297,4 +305,45 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
         OneOrMany::One(s) => vec![s],
         OneOrMany::Many(v) => v,
     })
+}
+
+/// A Docker container on an instance, published like `docker run -p`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Container {
+    pub name: String,
+    /// The instance it runs on (its Docker host).
+    pub host: String,
+    pub image: String,
+    /// `HOST:CONTAINER` or `HOST:CONTAINER/udp`, as `docker run -p`.
+    #[serde(default)]
+    pub ports: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpcEndpoint {
+    pub name: String,
+    /// Only `s3`.
+    pub service: String,
+    /// Only `gateway`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Route tables that get the prefix-list route to this endpoint.
+    #[serde(default)]
+    pub route_tables: Vec<String>,
+    /// Fixed `vpce-…` id (e.g. the one a bucket policy names); omitted: derived from the lab.
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Bucket {
+    pub name: String,
+    /// Directory whose files become the bucket's objects at `up` (relative to the topology file).
+    pub seed_dir: Option<String>,
+    /// Bucket policy (IAM JSON, relative to the topology file).
+    pub policy_file: Option<String>,
 }

@@ -28,6 +28,53 @@ pub struct Lab {
     pub instances: Vec<InstancePlan>,
     pub target_groups: Vec<TargetGroupPlan>,
     pub load_balancers: Vec<LoadBalancerPlan>,
+    /// Docker containers on instances (`[[container]]`).
+    #[serde(default)]
+    pub containers: Vec<super::containers::ContainerPlan>,
+    /// Gateway VPC endpoints (`[[vpc_endpoint]]`).
+    #[serde(default)]
+    pub vpc_endpoints: Vec<VpcEndpointPlan>,
+    /// The emulated S3 service; present when the lab has buckets or endpoints.
+    #[serde(default)]
+    pub s3: Option<S3Plan>,
+    /// VPC Flow Logs (`[[flow_log]]`).
+    #[serde(default)]
+    pub flow_logs: Vec<crate::flowlog::FlowLogPlan>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VpcEndpointPlan {
+    pub name: String,
+    /// `vpce-…`: what `aws:SourceVpce` carries for requests through it.
+    pub id: String,
+    /// Indexes into `Lab::route_tables` that route the S3 prefix list here.
+    pub route_tables: Vec<usize>,
+    /// Link from the fabric to the S3 namespace (same name at both ends).
+    pub link: String,
+    pub fabric_ip: Ipv4Addr,
+    pub service_ip: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct S3Plan {
+    /// `pl-…` id of the prefix list the endpoint routes carry.
+    pub prefix_list_id: String,
+    /// Addresses standing for S3's public ranges (the prefix list's CIDR).
+    pub range: Ipv4Net,
+    /// The S3 endpoint's address inside `range`.
+    pub address: Ipv4Addr,
+    /// Public resolver on the AWS side, for the internet's hosts.
+    pub public_dns: Ipv4Addr,
+    pub buckets: Vec<BucketPlan>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BucketPlan {
+    pub name: String,
+    /// Absolute directory loaded as objects at `up`.
+    pub seed_dir: Option<std::path::PathBuf>,
+    /// Policy JSON with `${vpce:NAME}` / `${vpc}` already substituted.
+    pub policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -321,6 +368,10 @@ impl Lab {
     pub fn internet_ns(&self) -> String {
         self.namespace(INTERNET)
     }
+    /// The Amazon-provided DNS: VPC base address + 2.
+    pub fn dns_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.vpc_cidr.network()) + 2)
+    }
     pub fn eni_by_node(&self, node: &str) -> Option<&Eni> {
         self.enis.iter().find(|e| e.node == node)
     }
@@ -334,6 +385,9 @@ impl Lab {
     /// Nodes that have a namespace, in build order.
     pub fn node_names(&self) -> Vec<String> {
         let mut v = vec![FABRIC.to_string(), INTERNET.to_string()];
+        if self.s3.is_some() {
+            v.push(S3.to_string());
+        }
         v.extend(self.enis.iter().map(|e| e.node.clone()));
         v
     }
@@ -343,6 +397,8 @@ impl Lab {
 pub const FABRIC: &str = "fabric";
 /// The emulated internet: client hosts and the far side of the IGW.
 pub const INTERNET: &str = "internet";
+/// The AWS side: the S3 service (and the internet's resolver).
+pub const S3: &str = "s3";
 /// Fabric end of the IGW link and its internet peer (a /30 only these two use).
 pub const IGW_IF: &str = "igw";
 pub const IGW_FABRIC_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);

@@ -17,7 +17,11 @@ use std::path::Path;
 /// Checks the whole topology; returns every error, or the resolved lab.
 pub fn validate(t: &Topology, base: &Path) -> Result<Lab, Vec<Diagnostic>> {
     let mut c = Ctx::default();
-    let lab = c.resolve(t, base);
+    let mut lab = c.resolve(t, base);
+    if let Some(lab) = lab.as_mut() {
+        c.diags.extend(super::validate_s3::resolve(t, base, lab));
+    }
+    let lab = super::containers::resolve(t, lab, &mut c.diags);
     if c.diags.is_empty() {
         Ok(lab.expect("a lab is built whenever there is no diagnostic"))
     } else {
@@ -1662,7 +1666,7 @@ impl Ctx {
         }
 
         // ---- assemble ---------------------------------------------------------------------
-        let enis = drafts
+        let enis: Vec<Eni> = drafts
             .into_iter()
             .enumerate()
             .map(|(e, d)| {
@@ -1680,6 +1684,11 @@ impl Ctx {
                 }
             })
             .collect();
+        let flow_logs = crate::flowlog::resolve(lab, &t.flow_logs, &subnets, &enis)
+            .unwrap_or_else(|d| {
+                self.diags.extend(d);
+                vec![]
+            });
         Some(Lab {
             name: t.name.clone(),
             region: t.region.clone(),
@@ -1699,6 +1708,10 @@ impl Ctx {
             instances,
             target_groups,
             load_balancers,
+            containers: vec![],
+            vpc_endpoints: vec![],
+            s3: None,
+            flow_logs,
         })
     }
 

@@ -37,6 +37,7 @@ pub fn start_all(state: &mut LabState) -> anyhow::Result<()> {
     for inst in &instances {
         waits.extend(start_instance(state, inst)?);
     }
+    crate::containers::start_all(&state.plan)?;
     if let Some(lb) = state.plan.load_balancers.first() {
         let lab = state.plan.name.clone();
         let node = state.plan.enis[lb.nodes[0]].node.clone();
@@ -72,7 +73,9 @@ fn start_instance(
     let mut waits: Vec<(ProcessRecord, Check)> = Vec::new();
     if let Some(script) = &inst.user_data {
         let mut cmd = Command::new("/bin/sh");
-        cmd.args(["-c", script]).current_dir(&home).env("HOME", &home);
+        cmd.args(["-c", script])
+            .current_dir(&home)
+            .env("HOME", &home);
         let rec = process::spawn_detached(&lab, &node, "user-data", cmd, &log)
             .with_context(|| format!("running user data on {node}"))?;
         state.processes.push(rec);
@@ -83,9 +86,15 @@ fn start_instance(
             Workload::ModelV2 => "v2",
         };
         let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.args(["model-server", "--model", model, "--port", &MODEL_PORT.to_string()])
-            .current_dir(&home)
-            .env("HOME", &home);
+        cmd.args([
+            "model-server",
+            "--model",
+            model,
+            "--port",
+            &MODEL_PORT.to_string(),
+        ])
+        .current_dir(&home)
+        .env("HOME", &home);
         let rec = process::spawn_detached(&lab, &node, w.name(), cmd, &log)
             .with_context(|| format!("starting {} on {node}", w.name()))?;
         state.processes.push(rec.clone());
@@ -104,7 +113,11 @@ fn accepts(ns: &str, port: u16) -> bool {
         .unwrap_or(false)
 }
 
-fn wait_for(rec: &ProcessRecord, log: &std::path::Path, ready: impl Fn() -> bool) -> anyhow::Result<()> {
+fn wait_for(
+    rec: &ProcessRecord,
+    log: &std::path::Path,
+    ready: impl Fn() -> bool,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if ready() {
@@ -162,7 +175,10 @@ fn session_members(rec: &ProcessRecord, ns_inode: Option<u64>) -> Vec<(i32, u64)
             continue;
         };
         let session = rest.split(' ').nth(3).and_then(|s| s.parse::<i32>().ok());
-        let same_ns = std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| m.ino()).ok() == Some(ino);
+        let same_ns = std::fs::metadata(format!("/proc/{pid}/ns/net"))
+            .map(|m| m.ino())
+            .ok()
+            == Some(ino);
         if session == Some(rec.pid) && same_ns {
             if let Some(st) = crate::state::process_start_time(pid) {
                 out.push((pid, st));
@@ -183,9 +199,16 @@ fn still_running(pid: i32, start_time: u64) -> bool {
 /// SIGKILL after 2 s; only processes we started (recorded PID and start
 /// time) and what they left running in their session.
 pub fn stop_node(state: &mut LabState, node: &str) -> anyhow::Result<()> {
+    if crate::containers::is_container(&state.plan, node) {
+        return Ok(crate::containers::stop(&state.plan, node)?);
+    }
     let ino = netns::inode(&state.plan.namespace(node));
     let mut targets = Vec::new();
-    for p in state.processes.iter_mut().filter(|p| p.node == node && !p.stopped) {
+    for p in state
+        .processes
+        .iter_mut()
+        .filter(|p| p.node == node && !p.stopped)
+    {
         targets.extend(session_members(p, ino));
         p.stopped = true;
     }
@@ -207,6 +230,9 @@ pub fn stop_node(state: &mut LabState, node: &str) -> anyhow::Result<()> {
 
 /// Starts a stopped instance again: user data and workload, like a reboot.
 pub fn start_node(state: &mut LabState, node: &str) -> anyhow::Result<()> {
+    if crate::containers::is_container(&state.plan, node) {
+        return Ok(crate::containers::start(&state.plan, node)?);
+    }
     let inst = state
         .plan
         .instances

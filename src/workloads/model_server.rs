@@ -105,6 +105,7 @@ async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) -> anyhow::Resu
                 async move { Ok::<_, std::convert::Infallible>(handle(&app, req, peer).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .title_case_headers(true)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                 .await;
         });
@@ -269,7 +270,7 @@ fn percent_decode(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 {
+        if b[i] == b'%' && i + 2 < b.len() {
             let hex = std::str::from_utf8(&b[i + 1..i + 3])
                 .ok()
                 .and_then(|h| u8::from_str_radix(h, 16).ok());
@@ -290,7 +291,12 @@ fn is_json(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else {
         return false;
     };
-    let mt = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mt = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     mt == "application/json" || (mt.starts_with("application/") && mt.ends_with("+json"))
 }
 
@@ -757,7 +763,9 @@ mod tests {
             let (s, _, b) = call(Model::V1, Method::POST, ROUTE, J, body).await;
             assert_eq!(s, 200, "{body}");
             assert!(
-                b.starts_with(&format!("{{\"event_log\":\"User {want} purchase processed.\"")),
+                b.starts_with(&format!(
+                    "{{\"event_log\":\"User {want} purchase processed.\""
+                )),
                 "{body}: {b}"
             );
         }
@@ -819,6 +827,157 @@ mod tests {
             let (s, _, _) = call(Model::V1, Method::POST, p, J, "{}").await;
             assert_eq!(s, 200, "{p}");
         }
+    }
+
+    /// The seed's V1 Flask app, verbatim but for the port.
+    const SEED_V1: &str = r#"from flask import Flask, jsonify, request
+import time
+
+app = Flask(__name__)
+MODEL_ID = "V1 - Stable"
+
+@app.route('/api/v1/recommendation', methods=['POST'])
+def recommend_v1():
+    start_time = time.time()
+    data = request.get_json()
+    user_id = data.get('user_id', 'N/A')
+    recommendations = ["item_X_old_model", "item_Y_old_model"]
+    latency = round((time.time() - start_time) * 1000)
+
+    return jsonify({
+        "event_log": f"User {user_id} purchase processed.",
+        "recommendation": recommendations,
+        "model_id": MODEL_ID,
+        "latency_ms": latency
+    }), 200
+
+if __name__ == '__main__':
+    app.run(host='127.0.0.1', port=PORT)
+"#;
+
+    /// Status, content type, Allow and body of a raw HTTP/1.1 exchange.
+    fn exchange(port: u16, raw: &str) -> (String, String, String, String) {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split(' ')
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                })
+                .unwrap_or_default()
+        };
+        // Werkzeug builds Allow from a Python set: its order changes with
+        // the hash seed, so compare it as a set.
+        let mut allow: Vec<String> = header("allow").split(", ").map(str::to_string).collect();
+        allow.sort();
+        (
+            status,
+            header("content-type"),
+            allow.join(", "),
+            body.to_string(),
+        )
+    }
+
+    #[test]
+    fn same_answers_as_the_seed_flask_app() {
+        let flask = std::process::Command::new("python3")
+            .args(["-c", "import flask"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !flask {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI needs python3 with flask"
+            );
+            eprintln!("skipping: python3 cannot import flask (pip install flask)");
+            return;
+        }
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let py_port = free();
+        let dir = std::env::temp_dir().join(format!("vpcsim-flask-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("model_v1_prod.py");
+        std::fs::write(&file, SEED_V1.replace("PORT", &py_port.to_string())).unwrap();
+        struct Kill(std::process::Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let _py = Kill(
+            std::process::Command::new("python3")
+                .arg(&file)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let rust_port = listener.local_addr().unwrap().port();
+        rt.spawn(serve(listener, Arc::new(app(Model::V1))));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", py_port)).is_err() {
+            assert!(Instant::now() < deadline, "flask did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let req = |method: &str, path: &str, ct: Option<&str>, body: &str| {
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{}Content-Length: {}\r\n\r\n{body}",
+                ct.map_or(String::new(), |c| format!("Content-Type: {c}\r\n")),
+                body.len()
+            )
+        };
+        let j = Some("application/json");
+        let cases = [
+            req("POST", ROUTE, j, r#"{"user_id":42}"#),
+            req("POST", ROUTE, j, "{}"),
+            req("POST", ROUTE, j, r#"{"user_id":[1,"a",{"b":null}],"x":1}"#),
+            req("POST", ROUTE, j, r#"{"user_id":"\u00e9\n\"q\""}"#),
+            req("POST", ROUTE, j, r#"{"user_id":1.5e300}"#),
+            req("POST", ROUTE, j, "[1,2]"),
+            req("POST", ROUTE, j, "null"),
+            req("POST", ROUTE, j, "{bad"),
+            req("POST", ROUTE, j, ""),
+            req("POST", ROUTE, Some("text/plain"), "{}"),
+            req("POST", ROUTE, None, ""),
+            req("POST", ROUTE, Some("application/problem+json"), "{}"),
+            req("GET", ROUTE, None, ""),
+            req("DELETE", ROUTE, None, ""),
+            req("OPTIONS", ROUTE, None, ""),
+            req("GET", "/", None, ""),
+            req("POST", "/api/v1/recommendation/", j, "{}"),
+            req("POST", "/api/v1/recommendation?x=1", j, "{}"),
+        ];
+        for raw in &cases {
+            let want = exchange(py_port, raw);
+            let got = exchange(rust_port, raw);
+            assert_eq!(got, want, "request:\n{raw}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -29,6 +29,15 @@ pub fn enter_node(cmd: &mut Command, lab: &str, node: &str) -> std::io::Result<(
             binds.push((cstr(&etc.join(f)), cstr(&Path::new("/etc").join(f))));
         }
     }
+    // The node's environment (`environment` beside its /etc files: the
+    // lab's S3 endpoint for the AWS CLI); what the caller set explicitly wins.
+    if let Ok(text) = std::fs::read_to_string(etc.join("environment")) {
+        for (k, v) in text.lines().filter_map(|l| l.split_once('=')) {
+            if std::env::var_os(k).is_none() {
+                cmd.env(k, v);
+            }
+        }
+    }
     let root = cstr(Path::new("/"));
     let ns_fd = ns.as_raw_fd();
     // SAFETY: the closure runs between fork and exec and only calls
@@ -88,7 +97,10 @@ pub fn spawn_detached(
     mut cmd: Command,
     log: &Path,
 ) -> std::io::Result<ProcessRecord> {
-    let out = std::fs::File::options().create(true).append(true).open(log)?;
+    let out = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log)?;
     cmd.stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out);

@@ -76,10 +76,16 @@ impl TestLab {
 
     /// Loads a shipped topology from topologies/, renamed.
     pub fn up_shipped(name: &str, file: &str) -> TestLab {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("topologies").join(file);
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("topologies")
+            .join(file);
         let text = std::fs::read_to_string(&path).unwrap();
-        // Relative paths in shipped files (user_data_file) resolve from topologies/.
-        let text = text.replace("user_data_file = \"", &format!("user_data_file = \"{}/", path.parent().unwrap().display()));
+        // Relative paths in shipped files resolve from topologies/.
+        let dir = path.parent().unwrap().display().to_string();
+        let mut text = text;
+        for key in ["user_data_file", "seed_dir", "policy_file"] {
+            text = text.replace(&format!("{key} = \""), &format!("{key} = \"{dir}/"));
+        }
         Self::up(name, &text)
     }
 
@@ -105,14 +111,21 @@ impl TestLab {
 
     /// Whether a TCP connection from `node` to `addr:port` succeeds within 2 s.
     pub fn tcp_ok(&self, node: &str, addr: &str, port: u16) -> bool {
-        let (code, _) = self.sh(node, &format!("timeout 2 bash -c '</dev/tcp/{addr}/{port}' 2>/dev/null"));
+        let (code, _) = self.sh(
+            node,
+            &format!("timeout 2 bash -c '</dev/tcp/{addr}/{port}' 2>/dev/null"),
+        );
         code == 0
     }
 
     /// The lab's state as JSON (`vpcsim status --json`).
     pub fn status(&self) -> serde_json::Value {
         let out = self.vpcsim(&["status", &self.name, "--json"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 }
@@ -121,7 +134,11 @@ impl Drop for TestLab {
     fn drop(&mut self) {
         let out = self.vpcsim(&["down", &self.name]);
         if !out.status.success() && !std::thread::panicking() {
-            panic!("vpcsim down {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "vpcsim down {} failed: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
@@ -131,7 +148,8 @@ pub fn set_name(toml: &str, name: &str) -> String {
     let mut done = false;
     toml.lines()
         .map(|l| {
-            if !done && l.trim_start().starts_with("name") && !l.starts_with(' ') && l.contains('=') {
+            if !done && l.trim_start().starts_with("name") && !l.starts_with(' ') && l.contains('=')
+            {
                 done = true;
                 format!("name = \"{name}\"")
             } else {
@@ -205,13 +223,17 @@ impl TestLab {
     pub fn udp(&self, node: &str, addr: &str, port: u16) -> Option<String> {
         let (code, out) = self.sh(
             node,
-            &format!("timeout 2 bash -c 'exec 3<>/dev/udp/{addr}/{port} && echo x >&3 && head -1 <&3'"),
+            &format!(
+                "timeout 2 bash -c 'exec 3<>/dev/udp/{addr}/{port} && echo x >&3 && head -1 <&3'"
+            ),
         );
         (code == 0 && !out.trim().is_empty()).then(|| out.trim().to_string())
     }
 
     pub fn ping(&self, node: &str, addr: &str) -> bool {
-        self.sh(node, &format!("ping -c 1 -W 1 {addr} >/dev/null")).0 == 0
+        self.sh(node, &format!("ping -c 1 -W 1 {addr} >/dev/null"))
+            .0
+            == 0
     }
 
     /// Packet counters of every commented nft rule in the fabric namespace,
@@ -222,8 +244,12 @@ impl TestLab {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let mut map = std::collections::BTreeMap::new();
         for item in v["nftables"].as_array().unwrap() {
-            let Some(rule) = item.get("rule") else { continue };
-            let Some(comment) = rule.get("comment").and_then(|c| c.as_str()) else { continue };
+            let Some(rule) = item.get("rule") else {
+                continue;
+            };
+            let Some(comment) = rule.get("comment").and_then(|c| c.as_str()) else {
+                continue;
+            };
             let packets = rule["expr"]
                 .as_array()
                 .unwrap()
@@ -244,7 +270,13 @@ impl TestLab {
             .into_iter()
             .filter(|(k, v)| v > before.get(k).unwrap_or(&0))
             .map(|(k, _)| k)
-            .filter(|k| k.contains("deny") || k.contains("no rule") || k.starts_with("igw") || k.starts_with("source") || k.starts_with("nat"))
+            .filter(|k| {
+                k.contains("deny")
+                    || k.contains("no rule")
+                    || k.starts_with("igw")
+                    || k.starts_with("source")
+                    || k.starts_with("nat")
+            })
             .collect();
         (out, grew)
     }

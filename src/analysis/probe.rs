@@ -1,0 +1,338 @@
+//! `vpcsim probe`: real TCP connections between every pair of nodes (and
+//! from the internet hosts) on every port the topology's rules mention,
+//! compared with what the model predicts. A disagreement is a bug of the
+//! emulator (or of the model), printed with the model's trace.
+//!
+//! Every socket is created inside a lab namespace (`netns::run_in`), never
+//! in the root namespace. Listeners are plain sockets the probe itself binds
+//! in each target node, so nothing outlives the command; a port already
+//! taken by a workload (model server, ALB) is probed as it is.
+
+use super::model::{Loc, Model, Path};
+use super::trace::{self, ConnectionTrace, Report, Source, Target};
+use crate::fabric::netns;
+use crate::topology::plan::*;
+use rand::Rng;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+/// Per connection attempt: a SYN lost to a drop rule is retried after 1 s,
+/// so 2 s tells a drop from a slow answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A port no rule should mention, probed as a control.
+const CONTROL_PORT: u16 = 9999;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Probe {
+    pub source: String,
+    pub destination: String,
+    pub address: Ipv4Addr,
+    pub port: u16,
+    pub source_port: u16,
+    /// Whether the TCP handshake completed (or was answered by a reset:
+    /// the packets went both ways).
+    pub actual: bool,
+    pub model: bool,
+    /// The model's blocking rule, and on which leg.
+    pub blocked_by: Option<String>,
+    pub blocked_on_reply: bool,
+    #[serde(skip)]
+    pub path: Path,
+}
+
+impl Probe {
+    pub fn agrees(&self) -> bool {
+        self.actual == self.model
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProbeReport {
+    pub lab: String,
+    pub ports: Vec<u16>,
+    pub probes: Vec<Probe>,
+    pub disagreements: usize,
+    pub elapsed_ms: u128,
+}
+
+/// Ports the topology mentions: rule ports (the first of a range), target
+/// group, health check and listener ports, plus the control port.
+pub fn topology_ports(lab: &Lab) -> Vec<u16> {
+    let mut ports = BTreeSet::new();
+    let mut add = |p: Option<PortRange>| {
+        if let Some(r) = p.filter(|r| r.from > 0) {
+            ports.insert(r.from);
+        }
+    };
+    for sg in &lab.security_groups {
+        for r in sg.ingress.iter().chain(&sg.egress) {
+            add(r.ports.filter(|_| r.protocol.has_ports()));
+        }
+    }
+    for n in &lab.nacls {
+        for e in n.inbound.iter().chain(&n.outbound) {
+            add(e.ports.filter(|_| e.protocol.has_ports()));
+        }
+    }
+    for tg in &lab.target_groups {
+        ports.insert(tg.port);
+        ports.extend(tg.health_check.port);
+        ports.extend(tg.targets.iter().map(|t| t.port));
+    }
+    for lb in &lab.load_balancers {
+        ports.extend(lb.listeners.iter().map(|l| l.port));
+    }
+    ports.insert(CONTROL_PORT);
+    ports.into_iter().collect()
+}
+
+struct Case {
+    src: Source,
+    ns: String,
+    dst_node: String,
+    dst: Ipv4Addr,
+    port: u16,
+}
+
+fn cases(lab: &Lab, ports: &[u16]) -> Vec<Case> {
+    let mut sources: Vec<(Source, String)> = lab
+        .enis
+        .iter()
+        .map(|e| {
+            let s = trace::source(lab, &e.node).expect("every node is a source");
+            (s, lab.namespace(&e.node))
+        })
+        .collect();
+    for h in &lab.internet.hosts {
+        let s = trace::source(lab, &h.to_string()).expect("internet hosts are sources");
+        sources.push((s, lab.internet_ns()));
+    }
+    let mut out = Vec::new();
+    for (src, ns) in &sources {
+        for e in &lab.enis {
+            if src.loc != Loc::Internet && src.addr == e.private_ip {
+                continue;
+            }
+            let Ok((Target::Addr { addr, .. }, _)) =
+                trace::destination(lab, src, &format!("{}:1", e.node), Protocol::Tcp)
+            else {
+                continue;
+            };
+            for &port in ports {
+                out.push(Case {
+                    src: src.clone(),
+                    ns: ns.clone(),
+                    dst_node: e.node.clone(),
+                    dst: addr,
+                    port,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Binds a listener on every port in every node; ports already in use are
+/// kept (whatever listens there answers the probe).
+fn listen(lab: &Lab, ports: &[u16]) -> anyhow::Result<Vec<TcpListener>> {
+    let mut held = Vec::new();
+    for e in &lab.enis {
+        let ns = lab.namespace(&e.node);
+        for &port in ports {
+            match netns::run_in(&ns, || TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)))? {
+                Ok(l) => held.push(l),
+                Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {}
+                Err(err) => anyhow::bail!("listening on {}:{port}: {err}", e.node),
+            }
+        }
+    }
+    Ok(held)
+}
+
+/// One connection attempt from inside `ns`, from a random port of the
+/// client's ephemeral range; returns (source port, reachable).
+async fn attempt(case: &Case) -> anyhow::Result<(u16, bool)> {
+    let range = case.src.ports;
+    let mut tries = 0;
+    let (sock, sport) = loop {
+        let sock = netns::run_in(&case.ns, tokio::net::TcpSocket::new_v4)??;
+        let sport = rand::thread_rng().gen_range(range.from.max(1)..=range.to);
+        match sock.bind(SocketAddr::from((case.src.addr, sport))) {
+            Ok(()) => break (sock, sport),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 20 => tries += 1,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let connected =
+        tokio::time::timeout(CONNECT_TIMEOUT, sock.connect(SocketAddr::from((case.dst, case.port)))).await;
+    let reachable = match connected {
+        Ok(Ok(_)) => true,
+        // A reset came back: both directions passed the filters.
+        Ok(Err(e)) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+        Err(_) => false,
+    };
+    Ok((sport, reachable))
+}
+
+pub fn probe(lab: &Lab, ports: &[u16]) -> anyhow::Result<ProbeReport> {
+    let started = Instant::now();
+    let _listeners = listen(lab, ports)?;
+    let cases = cases(lab, ports);
+    let results = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(futures::future::join_all(cases.iter().map(attempt)));
+    let model = Model::new(lab);
+    let mut probes = Vec::with_capacity(cases.len());
+    for (case, result) in cases.iter().zip(results) {
+        let (sport, actual) = result?;
+        let pkt = trace::packet(
+            case.src.addr,
+            case.dst,
+            Protocol::Tcp,
+            PortRange {
+                from: sport,
+                to: sport,
+            },
+            case.port,
+        );
+        let path = model.connect(case.src.loc, pkt);
+        probes.push(Probe {
+            source: model.loc_name(case.src.loc),
+            destination: case.dst_node.clone(),
+            address: case.dst,
+            port: case.port,
+            source_port: sport,
+            actual,
+            model: path.reachable,
+            blocked_by: path.blocked_by().map(|h| {
+                if h.rule.is_empty() {
+                    h.detail.clone()
+                } else {
+                    h.rule.clone()
+                }
+            }),
+            blocked_on_reply: path.request.delivered && !path.reachable,
+            path,
+        });
+    }
+    let disagreements = probes.iter().filter(|p| !p.agrees()).count();
+    Ok(ProbeReport {
+        lab: lab.name.clone(),
+        ports: ports.to_vec(),
+        probes,
+        disagreements,
+        elapsed_ms: started.elapsed().as_millis(),
+    })
+}
+
+/// One table per port: sources down, destinations across. `ok` reachable,
+/// `.` blocked on the request, `r` request arrived but the reply was
+/// dropped; `!` marks a cell where reality and model disagree.
+pub fn render_text(r: &ProbeReport) -> String {
+    let mut out = String::new();
+    let mut sources: Vec<&str> = Vec::new();
+    let mut dests: Vec<&str> = Vec::new();
+    for p in &r.probes {
+        if !sources.contains(&p.source.as_str()) {
+            sources.push(&p.source);
+        }
+        if !dests.contains(&p.destination.as_str()) {
+            dests.push(&p.destination);
+        }
+    }
+    let width = dests.iter().map(|d| d.len()).max().unwrap_or(0).max(4) + 1;
+    let first = sources.iter().map(|s| s.len()).max().unwrap_or(0) + 2;
+    for &port in &r.ports {
+        writeln!(out, "tcp/{port}").unwrap();
+        write!(out, "{:first$}", "").unwrap();
+        for d in &dests {
+            write!(out, "{d:>width$}").unwrap();
+        }
+        out.push('\n');
+        for s in &sources {
+            write!(out, "  {s:<w$}", w = first - 2).unwrap();
+            for d in &dests {
+                let cell = r
+                    .probes
+                    .iter()
+                    .find(|p| p.port == port && p.source == *s && p.destination == *d)
+                    .map(|p| {
+                        let mark = if p.model {
+                            "ok"
+                        } else if p.blocked_on_reply {
+                            "r"
+                        } else {
+                            "."
+                        };
+                        if p.agrees() {
+                            mark.to_string()
+                        } else {
+                            format!("!{mark}")
+                        }
+                    })
+                    .unwrap_or_default();
+                write!(out, "{cell:>width$}").unwrap();
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    let reachable = r.probes.iter().filter(|p| p.actual).count();
+    let replies = r.probes.iter().filter(|p| p.blocked_on_reply).count();
+    writeln!(
+        out,
+        "legend: ok reachable, . request blocked, r reply blocked (NACLs are stateless), ! reality disagrees with the model"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "{} probes in {} ms: {reachable} reachable, {replies} blocked only on the reply, {} disagreement{}",
+        r.probes.len(),
+        r.elapsed_ms,
+        r.disagreements,
+        if r.disagreements == 1 { "" } else { "s" }
+    )
+    .unwrap();
+    for p in r.probes.iter().filter(|p| !p.agrees()) {
+        writeln!(
+            out,
+            "\nEMULATOR BUG: {} -> {} ({}) tcp/{} from port {}: traffic {}, model says {}",
+            p.source,
+            p.destination,
+            p.address,
+            p.port,
+            p.source_port,
+            if p.actual { "passed" } else { "was blocked" },
+            if p.model { "reachable" } else { "blocked" }
+        )
+        .unwrap();
+        out.push_str(&trace::render_text(&Report::Connection(ConnectionTrace {
+            source: p.source.clone(),
+            destination: format!("{} ({})", p.destination, p.address),
+            path: p.path.clone(),
+        })));
+    }
+    out
+}
+
+/// `vpcsim probe`; returns whether reality and model agree everywhere.
+pub fn run(lab: Option<&str>, ports: &[u16], json: bool) -> anyhow::Result<bool> {
+    crate::commands::require_root("probe")?;
+    let state = crate::commands::resolve_lab(lab)?;
+    let ports = if ports.is_empty() {
+        topology_ports(&state.plan)
+    } else {
+        ports.to_vec()
+    };
+    let report = probe(&state.plan, &ports)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_text(&report));
+    }
+    Ok(report.disagreements == 0)
+}

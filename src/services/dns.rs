@@ -1,0 +1,190 @@
+//! The Amazon-provided DNS (VPC base + 2) and the public resolver the
+//! internet's hosts use: a UDP responder for the names a lab has, NXDOMAIN
+//! for everything else (the lab is offline). Hand-written: a DNS server
+//! crate would add more than this whole file to the build for A records.
+
+use crate::topology::plan::Lab;
+use std::net::Ipv4Addr;
+
+/// Which names a resolver knows.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    /// Exact names (lowercase, no trailing dot) -> addresses.
+    names: Vec<(String, Vec<Ipv4Addr>)>,
+    /// S3's address: `s3.amazonaws.com`, `s3.<region>.amazonaws.com` and any
+    /// `<bucket>.` under them.
+    s3: Option<(Vec<String>, Ipv4Addr)>,
+    /// `ip-10-0-20-16.ec2.internal` for addresses inside the VPC (only the
+    /// VPC's own resolver answers these, as on AWS).
+    private: Option<(String, ipnet::Ipv4Net)>,
+}
+
+/// The DHCP option set's domain name AWS gives a region's instances.
+pub fn private_domain(region: &str) -> String {
+    if region == "us-east-1" {
+        "ec2.internal".into()
+    } else {
+        format!("{region}.compute.internal")
+    }
+}
+
+impl Zone {
+    /// `vpc`: the Amazon-provided DNS (private names too); otherwise the
+    /// internet's view.
+    pub fn for_lab(lab: &Lab, vpc: bool) -> Zone {
+        let names = lab
+            .load_balancers
+            .iter()
+            .map(|lb| {
+                let ips = lb.nodes.iter().filter_map(|&n| lab.enis[n].public_ip).collect();
+                (lb.dns_name.to_ascii_lowercase(), ips)
+            })
+            .collect();
+        let s3 = lab.s3.as_ref().map(|s| {
+            let suffixes = vec!["s3.amazonaws.com".to_string(), format!("s3.{}.amazonaws.com", lab.region)];
+            (suffixes, s.address)
+        });
+        Zone {
+            names,
+            s3,
+            private: vpc.then(|| (private_domain(&lab.region), lab.vpc_cidr)),
+        }
+    }
+
+    /// Addresses of `name`; None: the name does not exist.
+    pub fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if let Some((_, ips)) = self.names.iter().find(|(n, _)| *n == name) {
+            return Some(ips.clone());
+        }
+        if let Some((suffixes, ip)) = &self.s3 {
+            let hit = suffixes
+                .iter()
+                .any(|s| name == *s || name.strip_suffix(s.as_str()).is_some_and(|b| b.ends_with('.')));
+            if hit {
+                return Some(vec![*ip]);
+            }
+        }
+        let (domain, cidr) = self.private.as_ref()?;
+        let host = name.strip_suffix(domain.as_str())?.strip_suffix('.')?.strip_prefix("ip-")?;
+        let ip: Ipv4Addr = host.replace('-', ".").parse().ok()?;
+        cidr.contains(&ip).then(|| vec![ip])
+    }
+
+    /// Answers one query datagram; None for what is not a query.
+    pub fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
+        const A: u16 = 1;
+        const IN: u16 = 1;
+        if query.len() < 12 || query[2] & 0x80 != 0 {
+            return None;
+        }
+        let qdcount = u16::from_be_bytes([query[4], query[5]]);
+        let mut out = query[..12].to_vec();
+        // QR, opcode and RD kept, AA set; RA set; counts rewritten below.
+        out[2] = 0x80 | (query[2] & 0x79) | 0x04;
+        out[3] = 0x80;
+        out[6..12].fill(0);
+        let opcode = (query[2] >> 3) & 0x0f;
+        if qdcount != 1 || opcode != 0 {
+            out[3] |= 4; // NOTIMP
+            return Some(out);
+        }
+        let (name, end) = parse_name(query, 12)?;
+        if query.len() < end + 4 {
+            return None;
+        }
+        let qtype = u16::from_be_bytes([query[end], query[end + 1]]);
+        let qclass = u16::from_be_bytes([query[end + 2], query[end + 3]]);
+        out[5] = 1;
+        out.extend_from_slice(&query[12..end + 4]);
+        match self.lookup(&name) {
+            None => out[3] |= 3, // NXDOMAIN
+            Some(ips) if qtype == A && qclass == IN => {
+                out[7] = ips.len() as u8;
+                for ip in ips {
+                    out.extend_from_slice(&[0xc0, 0x0c]); // name: pointer to the question
+                    out.extend_from_slice(&A.to_be_bytes());
+                    out.extend_from_slice(&IN.to_be_bytes());
+                    out.extend_from_slice(&60u32.to_be_bytes());
+                    out.extend_from_slice(&4u16.to_be_bytes());
+                    out.extend_from_slice(&ip.octets());
+                }
+            }
+            Some(_) => {} // the name exists without that type: NODATA
+        }
+        Some(out)
+    }
+}
+
+/// A question's name (uncompressed, as resolvers send it) and the offset
+/// after it.
+fn parse_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
+    let mut labels = Vec::new();
+    loop {
+        let len = *msg.get(at)? as usize;
+        at += 1;
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        labels.push(String::from_utf8_lossy(msg.get(at..at + len)?).into_owned());
+        at += len;
+    }
+    Some((labels.join("."), at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone() -> Zone {
+        Zone {
+            names: vec![("alb-1.us-east-1.elb.amazonaws.com".into(), vec![Ipv4Addr::new(198, 51, 100, 5)])],
+            s3: Some((vec!["s3.amazonaws.com".into(), "s3.us-east-1.amazonaws.com".into()], Ipv4Addr::new(192, 0, 2, 10))),
+            private: Some(("ec2.internal".into(), "10.0.0.0/16".parse().unwrap())),
+        }
+    }
+
+    fn query(name: &str, qtype: u16) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in name.split('.') {
+            q.push(l.len() as u8);
+            q.extend_from_slice(l.as_bytes());
+        }
+        q.push(0);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&1u16.to_be_bytes());
+        q
+    }
+
+    #[test]
+    fn names_of_the_lab() {
+        let z = zone();
+        let s3 = Some(vec![Ipv4Addr::new(192, 0, 2, 10)]);
+        assert_eq!(z.lookup("s3.us-east-1.amazonaws.com"), s3);
+        assert_eq!(z.lookup("p4-buquet.s3.us-east-1.amazonaws.com."), s3);
+        assert_eq!(z.lookup("P4-Buquet.S3.amazonaws.com"), s3);
+        assert_eq!(z.lookup("xs3.amazonaws.com"), None);
+        assert_eq!(z.lookup("ip-10-0-20-16.ec2.internal"), Some(vec![Ipv4Addr::new(10, 0, 20, 16)]));
+        assert_eq!(z.lookup("ip-192-168-0-1.ec2.internal"), None);
+        assert_eq!(z.lookup("alb-1.us-east-1.elb.amazonaws.com"), Some(vec![Ipv4Addr::new(198, 51, 100, 5)]));
+        assert_eq!(z.lookup("example.com"), None);
+    }
+
+    #[test]
+    fn wire_format() {
+        let z = zone();
+        let r = z.answer(&query("s3.amazonaws.com", 1)).unwrap();
+        assert_eq!(&r[..2], &[0x12, 0x34]);
+        assert_eq!(r[3] & 0x0f, 0, "NOERROR");
+        assert_eq!(u16::from_be_bytes([r[6], r[7]]), 1, "one answer");
+        assert_eq!(&r[r.len() - 4..], &[192, 0, 2, 10]);
+        let r = z.answer(&query("example.com", 1)).unwrap();
+        assert_eq!(r[3] & 0x0f, 3, "NXDOMAIN");
+        let r = z.answer(&query("s3.amazonaws.com", 28)).unwrap();
+        assert_eq!((r[3] & 0x0f, r[7]), (0, 0), "AAAA: NODATA");
+        assert!(z.answer(&[1, 2, 3]).is_none());
+    }
+}

@@ -1,0 +1,173 @@
+//! AWS-managed services of a lab, in one daemon (`vpcsim aws-services`)
+//! started by `up` in the fabric namespace: the Amazon-provided DNS of the
+//! VPC, and when the lab has S3, the S3 endpoint and the internet's resolver
+//! in the `s3` namespace. One process holds sockets in several namespaces
+//! (created with `netns::run_in`), and teardown finds it by namespace.
+
+pub mod dns;
+pub mod policy;
+pub mod s3;
+
+use crate::fabric::aws_side::S3_TO_INTERNET_IF;
+use crate::fabric::netns;
+use crate::state::{lab_dir, log_dir, LabState};
+use crate::topology::plan::*;
+use anyhow::Context;
+use hyper_util::rt::TokioIo;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The AWS CLI and SDKs speak to this URL instead of `https://…:443`: the
+/// lab's S3 has no TLS, but keeps port 443 so NACL and SG rules for HTTPS
+/// decide as on AWS. Port 80 answers too.
+pub fn s3_endpoint_url(lab: &Lab) -> String {
+    format!("http://s3.{}.amazonaws.com:443", lab.region)
+}
+
+/// resolv.conf of a node: VPC nodes use the Amazon DNS, the internet and
+/// the S3 side the public resolver.
+pub fn resolv_conf(lab: &Lab, node: &str) -> String {
+    let options = "options timeout:1 attempts:2\n";
+    match (&lab.s3, node) {
+        (Some(s3), INTERNET | S3) => format!("nameserver {}\n{options}", s3.public_dns),
+        // Without S3 there is no public resolver: fail lookups at once
+        // (names the internet needs are in its /etc/hosts).
+        (None, INTERNET) => "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n".into(),
+        _ => format!(
+            "# Amazon-provided DNS (VPC base + 2)\nnameserver {}\nsearch {}\n{options}",
+            lab.dns_ip(),
+            dns::private_domain(&lab.region)
+        ),
+    }
+}
+
+/// Environment every process of a node gets (`vpcsim exec`, user data):
+/// where the AWS CLI finds the lab's S3.
+pub fn node_environment(lab: &Lab) -> String {
+    match &lab.s3 {
+        Some(_) => format!("AWS_ENDPOINT_URL_S3={}\n", s3_endpoint_url(lab)),
+        None => String::new(),
+    }
+}
+
+fn ready_file(lab: &str) -> std::path::PathBuf {
+    lab_dir(lab).join("aws-services.ready")
+}
+
+/// The S3 server access log.
+pub fn s3_access_log(lab: &str) -> std::path::PathBuf {
+    log_dir(lab).join("s3-access.log")
+}
+
+/// Starts the daemon and waits until every socket is bound.
+pub fn start(state: &mut LabState) -> anyhow::Result<()> {
+    let lab = state.plan.name.clone();
+    let log = log_dir(&lab).join("aws-services.log");
+    let _ = std::fs::remove_file(ready_file(&lab));
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["aws-services", "--lab", &lab]);
+    let rec = crate::workloads::process::spawn_detached(&lab, FABRIC, "aws-services", cmd, &log)
+        .context("starting the AWS services daemon (DNS, S3)")?;
+    state.processes.push(rec.clone());
+    state.save()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready_file(&lab).exists() {
+        if !rec.is_alive() {
+            anyhow::bail!("the AWS services daemon exited at start; see {}", log.display());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the AWS services daemon is not ready after 10 s; see {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// The daemon itself (`vpcsim aws-services --lab L`).
+pub fn run(lab: &str) -> anyhow::Result<()> {
+    let state = LabState::load(lab)?.with_context(|| format!("lab `{lab}` is not up"))?;
+    let plan = state.plan;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let vpc_dns = udp_in(&plan.fabric_ns(), SocketAddrV4::new(plan.dns_ip(), 53))?;
+        tokio::spawn(serve_dns(vpc_dns, Arc::new(dns::Zone::for_lab(&plan, true))));
+        if let Some(s3) = &plan.s3 {
+            let public_dns = udp_in(&plan.namespace(S3), SocketAddrV4::new(s3.public_dns, 53))?;
+            tokio::spawn(serve_dns(public_dns, Arc::new(dns::Zone::for_lab(&plan, false))));
+            let server = Arc::new(s3::S3::new(&plan, &s3_access_log(lab))?);
+            let mut paths = vec![(S3_TO_INTERNET_IF.to_string(), s3::Via::Internet)];
+            for e in &plan.vpc_endpoints {
+                let via = s3::Via::Endpoint {
+                    id: e.id.clone(),
+                    vpc_id: plan.vpc_id.clone(),
+                };
+                paths.push((e.link.clone(), via));
+            }
+            for (link, via) in paths {
+                for port in [443, 80] {
+                    let l = tcp_on_link(&plan.namespace(S3), &link, SocketAddrV4::new(s3.address, port))?;
+                    tokio::spawn(serve_s3(l, Arc::new(via.clone()), server.clone()));
+                }
+            }
+        }
+        std::fs::write(ready_file(lab), b"")?;
+        std::future::pending::<anyhow::Result<()>>().await
+    })
+}
+
+fn udp_in(ns: &str, addr: SocketAddrV4) -> anyhow::Result<tokio::net::UdpSocket> {
+    let sock = netns::run_in(ns, || std::net::UdpSocket::bind(addr))?.with_context(|| format!("{ns}: bind udp {addr}"))?;
+    sock.set_nonblocking(true)?;
+    Ok(tokio::net::UdpSocket::from_std(sock)?)
+}
+
+/// A listener that only accepts connections arriving on `link`: the path a
+/// request took is the link it came in by.
+fn tcp_on_link(ns: &str, link: &str, addr: SocketAddrV4) -> anyhow::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let listener = netns::run_in(ns, || -> std::io::Result<std::net::TcpListener> {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        s.set_reuse_address(true)?;
+        s.bind_device(Some(link.as_bytes()))?;
+        s.bind(&SocketAddr::V4(addr).into())?;
+        s.listen(1024)?;
+        s.set_nonblocking(true)?;
+        Ok(s.into())
+    })?
+    .with_context(|| format!("{ns}: listen on {addr} via {link}"))?;
+    Ok(tokio::net::TcpListener::from_std(listener)?)
+}
+
+async fn serve_dns(sock: tokio::net::UdpSocket, zone: Arc<dns::Zone>) {
+    let mut buf = [0u8; 1500];
+    loop {
+        let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        if let Some(reply) = zone.answer(&buf[..n]) {
+            let _ = sock.send_to(&reply, peer).await;
+        }
+    }
+}
+
+async fn serve_s3(listener: tokio::net::TcpListener, via: Arc<s3::Via>, server: Arc<s3::S3>) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let (via, server) = (via.clone(), server.clone());
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let (via, server) = (via.clone(), server.clone());
+                async move { server.handle(&via, peer, req).await }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,481 @@
+//! The Application Load Balancer end to end: every request comes from the
+//! emulated internet (`internet` node) to the ALB's DNS name, crosses the IGW,
+//! the ALB node, SGs and NACLs to the targets, like on AWS.
+
+mod common;
+
+use common::{require_root, TestLab};
+use std::time::{Duration, Instant};
+use vpcsim::lb::client::query_status;
+use vpcsim::lb::status::LbStatus;
+
+const PATH: &str = "/api/v1/recommendation";
+const V1_BODY: &str = "{\"event_log\":\"User 7 purchase processed.\",\"latency_ms\":0,\"model_id\":\"V1 - Stable\",\"recommendation\":[\"item_X_old_model\",\"item_Y_old_model\"]}";
+
+fn dns_name(lab: &TestLab) -> String {
+    query_status(&lab.name).expect("ALB status").load_balancers[0]
+        .dns_name
+        .clone()
+}
+
+/// `n` POSTs like the seed's client, from the internet host, in one curl
+/// process; returns (status, body) per response.
+fn post_many(lab: &TestLab, n: usize, path: &str) -> Vec<(u16, String)> {
+    let url = format!("http://{}{path}", dns_name(lab));
+    let script = format!(
+        "for i in $(seq {n}); do printf 'url = \"%s\"\\n' '{url}'; done > /tmp/vpcsim-urls-$$; \
+         curl -s --no-progress-meter -Z --parallel-max 16 -m 90 -H 'Content-Type: application/json' \
+         -d '{{\"user_id\":7}}' -w '\\n@@%{{http_code}}@@\\n' -K /tmp/vpcsim-urls-$$; rm -f /tmp/vpcsim-urls-$$"
+    );
+    let (code, out) = lab.sh("internet", &script);
+    assert_eq!(code, 0, "curl failed: {out}");
+    let mut res = Vec::new();
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find("\n@@") {
+        let after = &rest[i + 3..];
+        let j = after.find("@@\n").expect("status marker");
+        res.push((
+            after[..j].parse().unwrap_or(0),
+            rest[..i].trim_matches('\n').to_string(),
+        ));
+        rest = &after[j + 3..];
+    }
+    assert_eq!(res.len(), n, "{out}");
+    res
+}
+
+/// Polls the ALB's view until `ok` holds (bounded; no timing assertion).
+fn wait_status(lab: &TestLab, what: &str, ok: impl Fn(&LbStatus) -> bool) -> LbStatus {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let s = query_status(&lab.name).expect("ALB status");
+        if ok(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "never reached: {what}\n{s}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn target_state(s: &LbStatus, tg: &str, instance: &str) -> String {
+    let g = s.target_groups.iter().find(|g| g.name == tg).unwrap();
+    g.targets
+        .iter()
+        .find(|t| t.instance == instance)
+        .unwrap()
+        .state
+        .clone()
+}
+
+fn vpcsim_ok(lab: &TestLab, args: &[&str]) -> String {
+    let out = lab.vpcsim(args);
+    assert!(
+        out.status.success(),
+        "vpcsim {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn canary_split_is_exact_and_weights_change_live() {
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::up_shipped("alb-split", "canary.toml");
+    let lines = post_many(&lab, 2000, PATH);
+    let v2: Vec<&String> = lines
+        .iter()
+        .map(|(_, b)| b)
+        .filter(|b| b.contains("V2 - DeepLearning - Canary"))
+        .collect();
+    assert_eq!(
+        v2.len(),
+        200,
+        "90/10 of 2000 must be exactly 200 V2 answers"
+    );
+    for (code, body) in &lines {
+        assert_eq!(*code, 200, "{body}");
+        if !body.contains("V2 -") {
+            assert_eq!(body, V1_BODY);
+        }
+    }
+    assert!(v2[0].starts_with(
+        "{\"event_log\":\"User 7 purchase processed. Metrics available.\",\"latency_ms\":"
+    ));
+    assert!(v2[0].contains(
+        "\"model_id\":\"V2 - DeepLearning - Canary\",\"recommendation\":[\"item_A_new\",\"item_B_new\",\"item_C_new\"]}"
+    ));
+    // One access log line per request, in AWS's format.
+    let log = std::fs::read_to_string(vpcsim::lb::access_log_path(&lab.name)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut log_lines = log.lines().filter(|l| l.contains(PATH)).count();
+    while log_lines < 2000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        log_lines = std::fs::read_to_string(vpcsim::lb::access_log_path(&lab.name))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(PATH))
+            .count();
+    }
+    assert_eq!(log_lines, 2000);
+    assert!(log.lines().next().unwrap().starts_with("http 20"));
+    assert!(
+        log.contains(" 203.0.113.10:"),
+        "client is the internet host"
+    );
+
+    vpcsim_ok(
+        &lab,
+        &[
+            "weights",
+            "--lab",
+            &lab.name,
+            "alb:80",
+            "tg-v1=100",
+            "tg-v2=0",
+        ],
+    );
+    let lines = post_many(&lab, 300, PATH);
+    assert!(
+        lines.iter().all(|(c, b)| *c == 200 && b == V1_BODY),
+        "{lines:?}"
+    );
+    // Saved in the lab's state too.
+    let state = vpcsim::state::LabState::load(&lab.name).unwrap().unwrap();
+    let fwd = &state.plan.load_balancers[0].listeners[0].default_forward;
+    assert_eq!(fwd.iter().map(|w| w.weight).collect::<Vec<_>>(), [100, 0]);
+
+    // Bad input is a usage error (exit 2).
+    for bad in [
+        vec!["alb:80", "tg-v1=1000"],
+        vec!["alb:80", "tg-nope=1"],
+        vec!["alb:81", "tg-v1=1"],
+        vec!["nope:80", "tg-v1=1"],
+        vec!["alb:80", "tg-v1"],
+    ] {
+        let mut args = vec!["weights", "--lab", &lab.name];
+        args.extend(bad.iter());
+        assert_eq!(lab.vpcsim(&args).status.code(), Some(2), "{bad:?}");
+    }
+}
+
+#[test]
+fn stopped_targets_become_unhealthy_then_fail_open() {
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::up_shipped("alb-fo", "canary.toml");
+    vpcsim_ok(
+        &lab,
+        &[
+            "weights", "--lab", &lab.name, "alb:80", "tg-v1=1", "tg-v2=0",
+        ],
+    );
+    wait_status(&lab, "every tg-v1 target healthy", |s| {
+        ["v1-a", "v1-b", "v1-c"]
+            .iter()
+            .all(|i| target_state(s, "tg-v1", i) == "healthy")
+    });
+    vpcsim_ok(&lab, &["stop", "--lab", &lab.name, "v1-a"]);
+    let s = wait_status(&lab, "v1-a unhealthy", |s| {
+        target_state(s, "tg-v1", "v1-a") == "unhealthy"
+    });
+    let g = s.target_groups.iter().find(|g| g.name == "tg-v1").unwrap();
+    let t = g.targets.iter().find(|t| t.instance == "v1-a").unwrap();
+    assert_eq!(
+        t.reason.as_deref(),
+        Some("Target.FailedHealthChecks"),
+        "{s}"
+    );
+    assert_eq!(g.unhealthy_host_count, 1);
+    assert!(post_many(&lab, 200, PATH).iter().all(|(c, _)| *c == 200));
+
+    // Every target down: the ALB fails open, sends to them anyway, gets
+    // connection refused: 502.
+    vpcsim_ok(&lab, &["stop", "--lab", &lab.name, "v1-b"]);
+    vpcsim_ok(&lab, &["stop", "--lab", &lab.name, "v1-c"]);
+    wait_status(&lab, "all of tg-v1 unhealthy", |s| {
+        s.target_groups
+            .iter()
+            .find(|g| g.name == "tg-v1")
+            .unwrap()
+            .unhealthy_host_count
+            == 3
+    });
+    let lines = post_many(&lab, 30, PATH);
+    assert!(
+        lines
+            .iter()
+            .all(|(c, b)| *c == 502 && b.contains("502 Bad Gateway")),
+        "{lines:?}"
+    );
+    let s = query_status(&lab.name).unwrap();
+    assert!(s.target_groups[0].http_code_elb_5xx >= 30);
+
+    vpcsim_ok(&lab, &["start", "--lab", &lab.name, "v1-b"]);
+    wait_status(&lab, "v1-b healthy again", |s| {
+        target_state(s, "tg-v1", "v1-b") == "healthy"
+    });
+    assert!(post_many(&lab, 50, PATH).iter().all(|(c, _)| *c == 200));
+}
+
+/// A target echoing what it received (`POST /echo`), slow on `GET /slow`,
+/// healthy on `GET /`; written by user data, like a student's own script.
+const ECHO_SERVER: &str = r#"cat > echo.py <<'EOF'
+import http.server, json, time
+class H(http.server.BaseHTTPRequestHandler):
+    def reply(self, body):
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if self.path.startswith('/slow'):
+            time.sleep(3)
+        self.reply(b'ok')
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+        self.reply(json.dumps({'headers': dict(self.headers), 'body': body.decode(), 'path': self.path}).encode())
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(('0.0.0.0', 8000), H).serve_forever()
+EOF
+exec python3 echo.py
+"#;
+
+fn small_lab(extra_instances: &str, extra_groups: &str, rules: &str) -> String {
+    format!(
+        r#"
+name = "x"
+[vpc]
+cidr = "10.1.0.0/16"
+
+[[subnet]]
+name = "pub-a"
+cidr = "10.1.10.0/24"
+az = "us-east-1a"
+route_table = "public"
+map_public_ip = true
+
+[[subnet]]
+name = "pub-b"
+cidr = "10.1.30.0/24"
+az = "us-east-1b"
+route_table = "public"
+map_public_ip = true
+
+[[subnet]]
+name = "priv-a"
+cidr = "10.1.20.0/24"
+az = "us-east-1a"
+
+[internet_gateway]
+name = "igw"
+
+[[route_table]]
+name = "public"
+routes = [{{ destination = "0.0.0.0/0", target = "igw" }}]
+
+[[security_group]]
+name = "sg-alb"
+ingress = [{{ protocol = "tcp", ports = "80", cidr = "0.0.0.0/0" }}]
+
+[[security_group]]
+name = "sg-backend"
+ingress = [{{ protocol = "tcp", ports = "8000", source_sg = "sg-alb" }}]
+
+{extra_instances}
+
+[[target_group]]
+name = "tg-empty"
+port = 8000
+
+{extra_groups}
+
+[[load_balancer]]
+name = "alb"
+subnets = ["pub-a", "pub-b"]
+security_groups = ["sg-alb"]
+idle_timeout = 1
+
+[[load_balancer.listener]]
+port = 80
+{rules}
+"#
+    )
+}
+
+#[test]
+fn no_targets_503_slow_504_and_forwarded_headers() {
+    if !require_root() {
+        return;
+    }
+    let user_data = ECHO_SERVER
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    let toml = small_lab(
+        &format!(
+            "[[instance]]\nname = \"echo\"\nsubnet = \"priv-a\"\nsecurity_groups = [\"sg-backend\"]\nuser_data = \"{user_data}\"\n"
+        ),
+        "[[target_group]]\nname = \"tg-echo\"\nport = 8000\ntargets = [\"echo\"]\nhealth_check = { path = \"/\", interval = 5, timeout = 2, healthy_threshold = 2, unhealthy_threshold = 2 }\n",
+        "default_forward = [{ target_group = \"tg-echo\", weight = 1 }]\nrules = [{ priority = 10, path_pattern = \"/empty*\", forward = [{ target_group = \"tg-empty\", weight = 1 }] }]\n",
+    );
+    let lab = TestLab::up("alb-errs", &toml);
+    let dns = dns_name(&lab);
+    // The user data server may take a moment to start.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, out) = lab.sh("internet", &format!("curl -s -m 5 http://{dns}/"));
+        if out == "ok" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "echo target never answered: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (_, out) = lab.sh(
+        "internet",
+        &format!("curl -s -m 10 -o /dev/null -w '%{{http_code}}' http://{dns}/empty/x"),
+    );
+    assert_eq!(out, "503");
+    let (_, out) = lab.sh(
+        "internet",
+        &format!("curl -s -m 10 -w ' %{{http_code}}' http://{dns}/slow"),
+    );
+    assert!(
+        out.ends_with(" 504") && out.contains("504 Gateway Timeout"),
+        "{out}"
+    );
+
+    let body = "línea 1\nbinary-ish \u{1} {\"k\": [1,2]}";
+    std::fs::write("/tmp/vpcsim-test-alb-body", body).unwrap();
+    let (_, out) = lab.sh(
+        "internet",
+        &format!(
+            "curl -s -m 10 -H 'X-Forwarded-For: 192.0.2.99' -H 'X-Custom: a b  c' \
+             -H 'Content-Type: text/plain' --data-binary @/tmp/vpcsim-test-alb-body 'http://{dns}/echo?q=1&r=%20'"
+        ),
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let h = &v["headers"];
+    let get = |k: &str| {
+        h.as_object()
+            .unwrap()
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str().unwrap().to_string())
+    };
+    assert_eq!(v["body"], body);
+    assert_eq!(v["path"], "/echo?q=1&r=%20");
+    assert_eq!(
+        get("X-Forwarded-For").as_deref(),
+        Some("192.0.2.99, 203.0.113.10")
+    );
+    assert_eq!(get("X-Forwarded-Proto").as_deref(), Some("http"));
+    assert_eq!(get("X-Forwarded-Port").as_deref(), Some("80"));
+    assert_eq!(get("X-Custom").as_deref(), Some("a b  c"));
+    assert_eq!(get("Host").as_deref(), Some(dns.as_str()));
+    let trace = get("X-Amzn-Trace-Id").unwrap();
+    let parts: Vec<&str> = trace.trim_start_matches("Root=").split('-').collect();
+    assert_eq!(
+        (parts[0], parts[1].len(), parts[2].len()),
+        ("1", 8, 24),
+        "{trace}"
+    );
+}
+
+const SEED_V1: &str = r#"from flask import Flask, jsonify, request
+import time
+
+app = Flask(__name__)
+MODEL_ID = "V1 - Stable"
+
+@app.route('/api/v1/recommendation', methods=['POST'])
+def recommend_v1():
+    start_time = time.time()
+    data = request.get_json()
+    user_id = data.get('user_id', 'N/A')
+    recommendations = ["item_X_old_model", "item_Y_old_model"]
+    latency = round((time.time() - start_time) * 1000)
+
+    return jsonify({
+        "event_log": f"User {user_id} purchase processed.",
+        "recommendation": recommendations,
+        "model_id": MODEL_ID,
+        "latency_ms": latency
+    }), 200
+
+if __name__ == '__main__':
+    app.run(host='0.0.0.0', port=8000)
+"#;
+
+#[test]
+fn seed_flask_app_as_user_data_behind_the_alb() {
+    if !require_root() {
+        return;
+    }
+    let flask = std::process::Command::new("python3")
+        .args(["-c", "import flask"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !flask {
+        if std::env::var_os("CI").is_some() {
+            panic!("python3 with flask is needed in CI (pip install flask)");
+        }
+        eprintln!("skipping: python3 cannot import flask (pip install flask)");
+        return;
+    }
+    let script =
+        format!("cat > model_v1_prod.py <<'EOF'\n{SEED_V1}EOF\nexec python3 model_v1_prod.py\n");
+    let user_data = script
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    let toml = small_lab(
+        &format!(
+            "[[instance]]\nname = \"flask\"\nsubnet = \"priv-a\"\nsecurity_groups = [\"sg-backend\"]\nuser_data = \"{user_data}\"\n"
+        ),
+        "[[target_group]]\nname = \"tg-flask\"\nport = 8000\ntargets = [\"flask\"]\nhealth_check = { path = \"/\", interval = 5, timeout = 2, healthy_threshold = 2, unhealthy_threshold = 2, matcher = \"200-499\" }\n",
+        "default_forward = [{ target_group = \"tg-flask\", weight = 1 }]\n",
+    );
+    let lab = TestLab::up("alb-flask", &toml);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut lines;
+    loop {
+        lines = post_many(&lab, 1, PATH);
+        if lines[0].0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "flask never answered: {lines:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(post_many(&lab, 20, PATH)
+        .iter()
+        .all(|(c, b)| *c == 200 && b == V1_BODY));
+}
+
+#[test]
+fn literal_seed_topology_fails_where_the_report_works() {
+    if !require_root() {
+        return;
+    }
+    let lit = TestLab::up_shipped("alb-lit", "seed-001-literal.toml");
+    let (_, out) = lit.sh(
+        "internet",
+        &format!(
+            "curl -s -m 120 -o /dev/null -w '%{{http_code}}' -H 'Content-Type: application/json' -d '{{}}' http://{}{PATH}",
+            dns_name(&lit)
+        ),
+    );
+    assert!(
+        out == "502" || out == "504",
+        "literal seed 001 must fail: {out}"
+    );
+    drop(lit);
+    let ok = TestLab::up_shipped("alb-lit-ok", "canary.toml");
+    assert!(post_many(&ok, 10, PATH).iter().all(|(c, _)| *c == 200));
+}

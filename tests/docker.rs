@@ -1,0 +1,486 @@
+//! Phase 3: V2 in a real Docker container on a private instance, published
+//! with `-p 80:8000` inside the instance's namespace, behind the ALB.
+//!
+//! These need a Docker engine. In CI (`CI` set) one must be there; elsewhere
+//! a machine without one skips, saying why.
+
+mod common;
+use common::{require_root, vpcsim_bin, TestLab};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const MODEL_ID: &str = "V2 - Docker - Canary";
+
+fn engine_reachable() -> bool {
+    let sock = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(String::from))
+        .unwrap_or_else(|| "/var/run/docker.sock".into());
+    std::os::unix::net::UnixStream::connect(sock).is_ok()
+}
+
+fn require_docker() -> bool {
+    if !require_root() {
+        return false;
+    }
+    if engine_reachable() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("the Docker tests run in CI: no Docker engine answers at /var/run/docker.sock");
+    }
+    eprintln!("skipping: no Docker engine answers at /var/run/docker.sock (these tests need one)");
+    false
+}
+
+/// Containers Docker still has for `lab` (running or not).
+fn docker_containers(lab: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label=vpcsim.lab={lab}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// A private subnet with a Docker host and a client next to it; SG lets the
+/// subnet reach the host's port 80 (and 8000, to show nothing answers there).
+const PLUMBING: &str = r#"name = "x"
+[vpc]
+cidr = "10.0.0.0/16"
+
+[[subnet]]
+name = "private-1"
+cidr = "10.0.20.0/24"
+az = "us-east-1a"
+
+[[security_group]]
+name = "sg-web"
+ingress = [
+  { protocol = "tcp", ports = "80", cidr = "10.0.20.0/24" },
+  { protocol = "tcp", ports = "8000", cidr = "10.0.20.0/24" },
+]
+
+[[instance]]
+name = "docker-host"
+subnet = "private-1"
+private_ip = "10.0.20.71"
+security_groups = ["sg-web"]
+
+[[instance]]
+name = "client"
+subnet = "private-1"
+private_ip = "10.0.20.10"
+
+[[container]]
+name = "v2-docker"
+host = "docker-host"
+image = "vpcsim/model-v2"
+ports = ["80:8000"]
+env = { MODEL_ID = "V2 - Docker - Canary" }
+"#;
+
+/// One POST of the seed's API from `node`, with a 3 s budget; the body, or
+/// None when the connection failed.
+fn recommend(lab: &TestLab, node: &str, addr: &str, port: u16) -> Option<String> {
+    let (code, out) = lab.sh(
+        node,
+        &format!(
+            "exec 3<>/dev/tcp/{addr}/{port} || exit 1; \
+             printf 'POST /api/v1/recommendation HTTP/1.0\\r\\nContent-Type: application/json\\r\\nContent-Length: 15\\r\\n\\r\\n{{\"user_id\":42}}' >&3; \
+             timeout 3 cat <&3"
+        ),
+    );
+    (code == 0 && !out.is_empty()).then_some(out)
+}
+
+#[test]
+fn published_port_80_reaches_the_container_and_8000_is_not_published() {
+    if !require_docker() {
+        return;
+    }
+    let lab = TestLab::up("t-dk-plumb", PLUMBING);
+    let answer =
+        recommend(&lab, "client", "10.0.20.71", 80).expect("docker-host:80 answers in the subnet");
+    assert!(answer.contains(MODEL_ID), "{answer}");
+    // The container's own log has the request (the V2 server's [LOG] line).
+    let logs = lab.vpcsim(&["logs", "--lab", &lab.name, "v2-docker"]);
+    assert!(
+        logs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
+    assert!(String::from_utf8_lossy(&logs.stdout).contains(&format!("MODEL:{MODEL_ID}")));
+    // The host itself reaches its published port on its own address.
+    let own =
+        recommend(&lab, "docker-host", "10.0.20.71", 80).expect("the host reaches its own port 80");
+    assert!(own.contains(MODEL_ID));
+    // Nothing listens on the host's 8000, and the bridge is the host's only.
+    assert!(
+        !lab.tcp_ok("client", "10.0.20.71", 8000),
+        "8000 is not published"
+    );
+    assert!(
+        !lab.tcp_ok("client", "172.17.0.2", 8000),
+        "the container's address is not routed in the VPC"
+    );
+    // Inside the host: docker0 holds the gateway, the veth is its port.
+    let (_, links) = lab.sh(
+        "docker-host",
+        "ip -o addr show docker0; ip -o link show master docker0",
+    );
+    assert!(links.contains("172.17.0.1/16"), "{links}");
+    assert!(links.contains("veth"), "{links}");
+    let status = lab.status();
+    let c = &status["containers"][0];
+    assert_eq!(c["name"], "v2-docker");
+    assert_eq!(c["image"], "vpcsim/model-v2");
+    assert_eq!(c["state"], "running");
+    assert_eq!(c["attached"], true);
+    assert_eq!(c["ports"][0], "80->8000/tcp");
+    assert_eq!(docker_containers(&lab.name).len(), 1);
+    let name = lab.name.clone();
+    drop(lab);
+    assert!(
+        docker_containers(&name).is_empty(),
+        "down removes the container"
+    );
+}
+
+#[test]
+fn stop_and_start_the_container_detach_and_reattach_it() {
+    if !require_docker() {
+        return;
+    }
+    let lab = TestLab::up("t-dk-stop", PLUMBING);
+    let stop = lab.vpcsim(&["stop", "--lab", &lab.name, "v2-docker"]);
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    assert!(recommend(&lab, "client", "10.0.20.71", 80).is_none());
+    let st = lab.status();
+    assert_eq!(st["containers"][0]["state"], "exited");
+    assert_eq!(st["containers"][0]["stopped"], true);
+    // Its namespace is gone, and the veth with it: nothing half-attached.
+    let (_, links) = lab.sh("docker-host", "ip -o link show master docker0");
+    assert!(!links.contains("veth"), "{links}");
+    let start = lab.vpcsim(&["start", "--lab", &lab.name, "v2-docker"]);
+    assert!(
+        start.status.success(),
+        "{}",
+        String::from_utf8_lossy(&start.stderr)
+    );
+    let answer = recommend(&lab, "client", "10.0.20.71", 80).expect("answers again after start");
+    assert!(answer.contains(MODEL_ID));
+    let again = lab.vpcsim(&["start", "--lab", &lab.name, "v2-docker"]);
+    assert_eq!(again.status.code(), Some(1), "already running");
+}
+
+#[test]
+fn docker_restarting_the_container_leaves_it_unattached_until_start() {
+    if !require_docker() {
+        return;
+    }
+    let lab = TestLab::up("t-dk-rest", PLUMBING);
+    let docker_name = format!("vpcsim-{}-v2-docker", lab.name);
+    let out = Command::new("docker")
+        .args(["restart", "-t", "1", &docker_name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A new network namespace: no eth0, so the published port goes nowhere.
+    assert!(recommend(&lab, "client", "10.0.20.71", 80).is_none());
+    let st = lab.status();
+    assert_eq!(st["containers"][0]["state"], "running");
+    assert_eq!(st["containers"][0]["attached"], false);
+    let start = lab.vpcsim(&["start", "--lab", &lab.name, "v2-docker"]);
+    assert!(
+        start.status.success(),
+        "{}",
+        String::from_utf8_lossy(&start.stderr)
+    );
+    assert!(recommend(&lab, "client", "10.0.20.71", 80).is_some_and(|a| a.contains(MODEL_ID)));
+    assert_eq!(lab.status()["containers"][0]["attached"], true);
+}
+
+#[test]
+fn down_removes_the_container_after_kill_9_of_up() {
+    if !require_docker() {
+        return;
+    }
+    let lab = TestLab::write("t-dk-crash", PLUMBING);
+    let out = Command::new(vpcsim_bin())
+        .args(["up", lab.file.to_str().unwrap()])
+        .env("VPCSIM_CRASH_AT", "workloads")
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        docker_containers(&lab.name).len(),
+        1,
+        "the container was started before the crash"
+    );
+    let down = lab.vpcsim(&["down", &lab.name]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(docker_containers(&lab.name).is_empty());
+    assert!(vpcsim::fabric::netns::list(&format!("vpcsim-{}-", lab.name)).is_empty());
+}
+
+#[test]
+fn without_an_engine_a_lab_with_containers_fails_before_building() {
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::write("t-dk-noeng", PLUMBING);
+    let out = Command::new(vpcsim_bin())
+        .args(["up", lab.file.to_str().unwrap()])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no Docker engine answers at unix:///nonexistent/docker.sock"),
+        "{err}"
+    );
+    assert!(vpcsim::fabric::netns::list(&format!("vpcsim-{}-", lab.name)).is_empty());
+    assert!(!std::path::Path::new("/run/vpcsim/t-dk-noeng").exists());
+    // A lab without containers never asks for Docker, up or down.
+    let plain = PLUMBING.split("[[container]]").next().unwrap();
+    let lab2 = TestLab::write("t-dk-nodock", plain);
+    let up = Command::new(vpcsim_bin())
+        .args(["up", lab2.file.to_str().unwrap()])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let down = Command::new(vpcsim_bin())
+        .args(["down", &lab2.name])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert!(down.status.success());
+    assert!(
+        down.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}
+
+#[test]
+fn container_sections_are_validated() {
+    let bad = PLUMBING.replace(
+        "[[container]]",
+        r#"[[container]]
+name = "client"
+host = "nowhere"
+image = "vpcsim/model-v2"
+ports = ["80", "80:8000"]
+
+[[container]]
+name = "dup"
+host = "docker-host"
+image = "x"
+ports = ["80:8000"]
+
+[[container]]
+name = "dup"
+host = "docker-host"
+image = "x"
+
+[[container]]"#,
+    );
+    let lab = TestLab::write("t-dk-valid", &bad);
+    let out = lab.vpcsim(&["up", lab.file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for want in [
+        "container[0].name: container name `client` is already a node name",
+        "container[0].host: no instance named `nowhere`",
+        "container[0].ports[0]: bad port mapping `80`",
+        "container[2].name: duplicate container name `dup`",
+        "container[3].ports[0]: host port 80/tcp of `docker-host` is already taken by container `dup`",
+    ] {
+        assert!(err.contains(want), "missing `{want}` in:\n{err}");
+    }
+    // The host's own model server holds 8000.
+    let clash = PLUMBING
+        .replace(
+            "security_groups = [\"sg-web\"]\n",
+            "security_groups = [\"sg-web\"]\nrun = \"model-v1\"\n",
+        )
+        .replace("ports = [\"80:8000\"]", "ports = [\"8000:8000\"]");
+    let lab = TestLab::write("t-dk-valid2", &clash);
+    let out = lab.vpcsim(&["up", lab.file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("already taken by the instance's own workload `model-v1`"),
+        "{err}"
+    );
+}
+
+// ---- behind the ALB: the report's final architecture ---------------------------------------
+
+/// Target health of `group`'s targets, from the running ALB daemon.
+fn target_states(lab: &TestLab, group: &str) -> Vec<String> {
+    let st = vpcsim::lb::client::query_status(&lab.name).expect("ALB daemon answers");
+    st.target_groups
+        .iter()
+        .find(|g| g.name == group)
+        .map(|g| g.targets.iter().map(|t| t.state.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Polls until every target of `group` is in `state` (the health checks
+/// decide when; no deadline is asserted beyond a generous bound).
+fn wait_for_targets(lab: &TestLab, group: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let states = target_states(lab, group);
+        if !states.is_empty() && states.iter().all(|s| s == state) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{group} never became {state}: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `n` POSTs to the ALB's DNS name from the internet host (8 in parallel);
+/// counts answers by model_id (`status N` for errors).
+fn through_alb(lab: &TestLab, n: usize) -> std::collections::BTreeMap<String, u64> {
+    let dns = lab.status()["load_balancers"][0]["dns_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let script = format!(
+        r#"
+import http.client, json, collections, concurrent.futures
+def one(i):
+    c = http.client.HTTPConnection("{dns}", 80, timeout=10)
+    try:
+        c.request("POST", "/api/v1/recommendation", json.dumps({{"user_id": i}}), {{"Content-Type": "application/json"}})
+        r = c.getresponse(); body = r.read()
+        return json.loads(body)["model_id"] if r.status == 200 else "status %d" % r.status
+    except Exception as e:
+        return type(e).__name__
+    finally:
+        c.close()
+with concurrent.futures.ThreadPoolExecutor(8) as ex:
+    print(json.dumps(collections.Counter(ex.map(one, range({n})))))
+"#
+    );
+    let out = lab.exec("internet", &["python3", "-c", &script]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_alb_sends_a_tenth_to_the_container_and_stopping_it_moves_that_share() {
+    if !require_docker() {
+        return;
+    }
+    let lab = TestLab::up_shipped("t-dk-alb", "canary-docker.toml");
+    wait_for_targets(&lab, "tg-v2-docker", "healthy");
+    wait_for_targets(&lab, "tg-v2", "healthy");
+    wait_for_targets(&lab, "tg-v1", "healthy");
+    let counts = through_alb(&lab, 2000);
+    let docker = counts.get(MODEL_ID).copied().unwrap_or(0);
+    let v2 = counts
+        .get("V2 - DeepLearning - Canary")
+        .copied()
+        .unwrap_or(0);
+    let v1 = counts.get("V1 - Stable").copied().unwrap_or(0);
+    assert_eq!(v1 + v2 + docker, 2000, "every request answered: {counts:?}");
+    // 10 % of 2,000 is 200; +-60 is over 4 standard deviations.
+    assert!((140..=260).contains(&docker), "{counts:?}");
+    assert!((140..=260).contains(&v2), "{counts:?}");
+
+    // The container's 8000 is not reachable from the ALB node: only 80 is published.
+    assert!(!lab.tcp_ok("alb-a", "10.0.20.71", 8000));
+    assert!(!lab.tcp_ok("alb-a", "172.17.0.2", 8000));
+
+    // The rollback: stop the container; after the health checks notice, its
+    // share goes to the other groups and no request fails.
+    let stop = lab.vpcsim(&["stop", "--lab", &lab.name, "v2-docker"]);
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    wait_for_targets(&lab, "tg-v2-docker", "unhealthy");
+    let after = through_alb(&lab, 500);
+    assert_eq!(after.get(MODEL_ID), None, "{after:?}");
+    let ok: u64 = ["V1 - Stable", "V2 - DeepLearning - Canary"]
+        .iter()
+        .map(|m| after.get(*m).copied().unwrap_or(0))
+        .sum();
+    assert_eq!(ok, 500, "{after:?}");
+
+    // And back.
+    let start = lab.vpcsim(&["start", "--lab", &lab.name, "v2-docker"]);
+    assert!(
+        start.status.success(),
+        "{}",
+        String::from_utf8_lossy(&start.stderr)
+    );
+    wait_for_targets(&lab, "tg-v2-docker", "healthy");
+    let back = through_alb(&lab, 500);
+    assert!(back.get(MODEL_ID).copied().unwrap_or(0) > 0, "{back:?}");
+}
+
+#[test]
+fn without_port_80_in_sg_backend_the_docker_target_is_unhealthy() {
+    if !require_docker() {
+        return;
+    }
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/canary-docker.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let rule = r#"  { protocol = "tcp", ports = "80", source_sg = "sg-alb", description = "Docker -p 80:8000" },"#;
+    assert!(text.contains(rule));
+    let lab = TestLab::up("t-dk-nosg", &text.replace(rule, ""));
+    wait_for_targets(&lab, "tg-v1", "healthy");
+    wait_for_targets(&lab, "tg-v2-docker", "unhealthy");
+    // The container itself is fine: only the security group is in the way.
+    assert_eq!(lab.status()["containers"][0]["state"], "running");
+    let (_, dropped) = lab.dropped_by(|| lab.tcp_ok("alb-a", "10.0.20.71", 80));
+    assert!(
+        dropped.iter().any(|d| d.contains("sg-backend")),
+        "{dropped:?}"
+    );
+}
