@@ -184,7 +184,7 @@ fn main() -> ExitCode {
             protocol,
             json,
         } => vpcsim::analysis::trace::run(lab.as_deref(), &src, &dst, &protocol, json)
-            .map(|reachable| exit_unless(reachable)),
+            .map(exit_unless),
         Command::Probe { lab, ports, json } => {
             vpcsim::analysis::probe::run(lab.as_deref(), &ports, json).map(exit_unless)
         }

@@ -109,15 +109,21 @@ security_groups = ["sg-open"]
 /// `vpcsim trace --json`: (exit code, report).
 fn trace(lab: &TestLab, src: &str, dst: &str) -> (i32, Value) {
     let out = lab.vpcsim(&["trace", "--lab", &lab.name, src, dst, "--json"]);
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("trace {src} {dst}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "trace {src} {dst}: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     (out.status.code().unwrap_or(-1), report)
 }
 
 /// The first hop that is not `pass`: (leg, component, rule).
 fn blocked(report: &Value) -> (String, String, String) {
     for leg in ["request", "reply"] {
-        let Some(hops) = report[leg]["hops"].as_array() else { continue };
+        let Some(hops) = report[leg]["hops"].as_array() else {
+            continue;
+        };
         if let Some(h) = hops.iter().find(|h| h["verdict"] != "pass") {
             return (
                 leg.to_string(),
@@ -150,17 +156,61 @@ fn trace_names_each_failure_and_traffic_agrees() {
 
     // (case, source, destination, leg, component, rule, fabric counter?)
     let cases = [
-        ("no route", "island", "203.0.113.10:80", "request", "route-table", "route table main: no route to 203.0.113.10", false),
-        ("sg missing ingress", "web", "server:6000", "request", "sg-ingress", "sg sg-server ingress: no rule allows it", true),
-        ("nacl deny on request", "web", "server:7000", "request", "nacl-inbound", "nacl private inbound rule 120 deny", true),
-        ("nacl deny on reply", "island", "server:8000", "reply", "nacl-outbound", "nacl private outbound rule * deny", true),
-        ("no public ip", "no-ip", "internet:8080", "request", "internet-gateway", "igw: source has no public IP", true),
+        (
+            "no route",
+            "island",
+            "203.0.113.10:80",
+            "request",
+            "route-table",
+            "route table main: no route to 203.0.113.10",
+            false,
+        ),
+        (
+            "sg missing ingress",
+            "web",
+            "server:6000",
+            "request",
+            "sg-ingress",
+            "sg sg-server ingress: no rule allows it",
+            true,
+        ),
+        (
+            "nacl deny on request",
+            "web",
+            "server:7000",
+            "request",
+            "nacl-inbound",
+            "nacl private inbound rule 120 deny",
+            true,
+        ),
+        (
+            "nacl deny on reply",
+            "island",
+            "server:8000",
+            "reply",
+            "nacl-outbound",
+            "nacl private outbound rule * deny",
+            true,
+        ),
+        (
+            "no public ip",
+            "no-ip",
+            "internet:8080",
+            "request",
+            "internet-gateway",
+            "igw: source has no public IP",
+            true,
+        ),
     ];
     for (case, src, dst, leg, component, rule, counted) in cases {
         let (code, report) = trace(&lab, src, dst);
         assert_eq!(code, 1, "{case}: trace must exit 1");
         assert_eq!(report["reachable"], false, "{case}");
-        assert_eq!(blocked(&report), (leg.into(), component.into(), rule.into()), "{case}");
+        assert_eq!(
+            blocked(&report),
+            (leg.into(), component.into(), rule.into()),
+            "{case}"
+        );
         let (host, port) = dst.rsplit_once(':').unwrap();
         let addr = match host {
             "internet" => "203.0.113.10",
@@ -168,11 +218,20 @@ fn trace_names_each_failure_and_traffic_agrees() {
             other => other,
         };
         let (answer, drops) = lab.dropped_by(|| lab.tcp(src, addr, port.parse().unwrap()));
-        assert_eq!(answer, None, "{case}: traffic must fail like the trace says");
+        assert_eq!(
+            answer, None,
+            "{case}: traffic must fail like the trace says"
+        );
         if counted {
-            assert!(drops.contains(&rule.to_string()), "{case}: dropped by {drops:?}");
+            assert!(
+                drops.contains(&rule.to_string()),
+                "{case}: dropped by {drops:?}"
+            );
         } else {
-            assert!(drops.is_empty(), "{case}: no rule drops it, the route is missing: {drops:?}");
+            assert!(
+                drops.is_empty(),
+                "{case}: no rule drops it, the route is missing: {drops:?}"
+            );
         }
     }
 
@@ -200,7 +259,10 @@ fn trace_names_each_failure_and_traffic_agrees() {
     let (code, report) = trace(&lab, "victim@10.0.20.99", "server:8000");
     assert_eq!(code, 1);
     let rule = "source/destination check: source is not the ENI's address";
-    assert_eq!(blocked(&report), ("request".into(), "source-dest-check".into(), rule.into()));
+    assert_eq!(
+        blocked(&report),
+        ("request".into(), "source-dest-check".into(), rule.into())
+    );
     lab.sh("victim", "ip addr add 10.0.20.99/24 dev eth0");
     let (out, drops) = lab.dropped_by(|| {
         lab.sh(
@@ -209,7 +271,9 @@ fn trace_names_each_failure_and_traffic_agrees() {
         )
     });
     assert_ne!(out.0, 0, "the forged connection must fail");
-    assert_eq!(drops, vec![rule.to_string()]);
+    // (Other rules may count meanwhile: the server still retransmits the
+    // replies the NACL dropped in the reply case above.)
+    assert!(drops.contains(&rule.to_string()), "dropped by {drops:?}");
 }
 
 #[test]
@@ -218,7 +282,10 @@ fn trace_through_the_alb_shows_listener_and_targets() {
         return;
     }
     let lab = TestLab::up_shipped("t-an-alb", "canary.toml");
-    let dns = lab.status()["load_balancers"][0]["dns_name"].as_str().unwrap().to_string();
+    let dns = lab.status()["load_balancers"][0]["dns_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (code, report) = trace(&lab, "internet", &format!("{dns}:80"));
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["kind"], "load_balancer");
@@ -231,7 +298,10 @@ fn trace_through_the_alb_shows_listener_and_targets() {
     let out = lab.vpcsim(&["trace", "--lab", &lab.name, "internet", "v1-a:8000"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("igw: destination is not a public IP of this VPC"), "{text}");
+    assert!(
+        text.contains("igw: destination is not a public IP of this VPC"),
+        "{text}"
+    );
 }
 
 /// `vpcsim probe --json` on a shipped topology.
@@ -258,19 +328,35 @@ fn probe_canary_agrees_with_the_model() {
         return;
     }
     let (_lab, code, report) = probe("t-an-probe-c", "canary.toml");
-    let bad: Vec<&Value> = report["probes"].as_array().unwrap().iter().filter(|p| p["actual"] != p["model"]).collect();
+    let bad: Vec<&Value> = report["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["actual"] != p["model"])
+        .collect();
     assert!(bad.is_empty(), "disagreements: {bad:#?}");
+    assert_eq!(report["unconfirmed_rules"], serde_json::json!([]));
     assert_eq!(code, 0);
     assert_eq!(report["disagreements"], 0);
     // The working paths of the report really work…
     assert_eq!(find(&report, "internet", "alb-a", 80)["actual"], true);
     assert_eq!(find(&report, "alb-b", "v2-a", 8000)["actual"], true);
-    assert_eq!(find(&report, "bastion", "v1-c", 22)["actual"], true);
+    assert_eq!(find(&report, "internet", "bastion", 22)["actual"], true);
+    // The report's public NACL has no outbound rule for 22: SSH from the
+    // bastion to the backends cannot work on AWS either.
+    let p = find(&report, "bastion", "v1-c", 22);
+    assert_eq!(p["actual"], false);
+    assert_eq!(p["blocked_by"], "nacl public outbound rule * deny");
     // …and what the tables do not allow is blocked, with the rule named.
     let p = find(&report, "internet", "v1-a", 8000);
     assert_eq!(p["actual"], false);
-    assert_eq!(p["blocked_by"], "igw: destination is not a public IP of this VPC");
+    assert_eq!(
+        p["blocked_by"],
+        "igw: destination is not a public IP of this VPC"
+    );
     assert_eq!(find(&report, "v1-a", "bastion", 9999)["actual"], false);
+    // S3 through the gateway endpoint from the private subnets.
+    assert_eq!(find(&report, "v1-a", "s3", 443)["actual"], true);
 }
 
 #[test]
@@ -279,8 +365,14 @@ fn probe_literal_tables_show_the_broken_replies() {
         return;
     }
     let (_lab, code, report) = probe("t-an-probe-l", "seed-001-literal.toml");
-    let bad: Vec<&Value> = report["probes"].as_array().unwrap().iter().filter(|p| p["actual"] != p["model"]).collect();
+    let bad: Vec<&Value> = report["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["actual"] != p["model"])
+        .collect();
     assert!(bad.is_empty(), "disagreements: {bad:#?}");
+    assert_eq!(report["unconfirmed_rules"], serde_json::json!([]));
     assert_eq!(code, 0);
     // ALB -> target: the request gets in, the reply dies at the public NACL.
     for target in ["v1-a", "v1-b", "v1-c"] {
@@ -312,7 +404,12 @@ fn flow_logs_record_accepted_and_rejected_flows() {
     assert_eq!(lab.tcp("web", "10.0.20.16", 6000), None);
     let status = lab.status();
     let eni_of = |node: &str| -> String {
-        status["nodes"].as_array().unwrap().iter().find(|n| n["node"] == node).unwrap()["eni"]
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == node)
+            .unwrap()["eni"]
             .as_str()
             .unwrap()
             .to_string()
@@ -321,7 +418,11 @@ fn flow_logs_record_accepted_and_rejected_flows() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let records = loop {
         let out = lab.vpcsim(&["flow-logs", "--lab", &lab.name]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let records: Vec<vpcsim::flowlog::Record> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| l.parse().unwrap_or_else(|e| panic!("{e}")))
@@ -345,13 +446,18 @@ fn flow_logs_record_accepted_and_rejected_flows() {
         .iter()
         .find(|r| r.action == "REJECT" && r.dstport == 6000)
         .unwrap();
-    assert!(reject.srcport >= 32768 && reject.srcport <= 60999, "{reject:?}");
+    assert!(
+        reject.srcport >= 32768 && reject.srcport <= 60999,
+        "{reject:?}"
+    );
     assert!(reject.packets >= 1 && reject.bytes >= 40);
     assert_eq!(reject.account_id, "123456789012");
     assert_eq!(reject.log_status, "OK");
     assert_eq!(reject.interface_id, server_eni);
     // The reply of the accepted flow is its own record (server -> web).
-    assert!(records.iter().any(|r| r.action == "ACCEPT" && r.srcport == 8000 && r.srcaddr.to_string() == "10.0.20.16"));
+    assert!(records.iter().any(|r| r.action == "ACCEPT"
+        && r.srcport == 8000
+        && r.srcaddr.to_string() == "10.0.20.16"));
 }
 
 #[test]
@@ -375,11 +481,21 @@ fn graph_svg_is_valid_for_every_shipped_topology() {
             .collect::<Vec<_>>()
             .join("\n");
         for s in &lab.subnets {
-            assert!(text.contains(&s.name) && text.contains(&s.cidr.to_string()), "{}: subnet {}", path.display(), s.name);
+            assert!(
+                text.contains(&s.name) && text.contains(&s.cidr.to_string()),
+                "{}: subnet {}",
+                path.display(),
+                s.name
+            );
         }
         for i in &lab.instances {
             let node = &lab.enis[i.eni];
-            assert!(text.contains(&node.node) && text.contains(&node.private_ip.to_string()), "{}: {}", path.display(), node.node);
+            assert!(
+                text.contains(&node.node) && text.contains(&node.private_ip.to_string()),
+                "{}: {}",
+                path.display(),
+                node.node
+            );
         }
         for tg in &lab.target_groups {
             assert!(text.contains(&format!("target group {}", tg.name)));
@@ -390,10 +506,19 @@ fn graph_svg_is_valid_for_every_shipped_topology() {
     // The CLI writes the other formats from a file, no lab needed.
     for format in ["mermaid", "dot"] {
         let out = std::process::Command::new(vpcsim_bin())
-            .args(["graph", dir.join("canary.toml").to_str().unwrap(), "--format", format])
+            .args([
+                "graph",
+                dir.join("canary.toml").to_str().unwrap(),
+                "--format",
+                format,
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("public-1"));
     }
 }

@@ -90,15 +90,14 @@ env = { MODEL_ID = "V2 - Docker - Canary" }
 /// One POST of the seed's API from `node`, with a 3 s budget; the body, or
 /// None when the connection failed.
 fn recommend(lab: &TestLab, node: &str, addr: &str, port: u16) -> Option<String> {
-    let (code, out) = lab.sh(
-        node,
-        &format!(
-            "exec 3<>/dev/tcp/{addr}/{port} || exit 1; \
-             printf 'POST /api/v1/recommendation HTTP/1.0\\r\\nContent-Type: application/json\\r\\nContent-Length: 15\\r\\n\\r\\n{{\"user_id\":42}}' >&3; \
-             timeout 3 cat <&3"
-        ),
+    let script = format!(
+        "exec 3<>/dev/tcp/{addr}/{port} || exit 1; \
+         printf 'POST /api/v1/recommendation HTTP/1.0\\r\\nContent-Type: application/json\\r\\nContent-Length: 14\\r\\n\\r\\n{{\"user_id\":42}}' >&3; \
+         timeout 3 cat <&3"
     );
-    (code == 0 && !out.is_empty()).then_some(out)
+    let out = lab.exec(node, &["timeout", "5", "bash", "-c", &script]);
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success() && !body.is_empty()).then_some(body)
 }
 
 #[test]
@@ -183,6 +182,21 @@ fn stop_and_start_the_container_detach_and_reattach_it() {
     assert!(answer.contains(MODEL_ID));
     let again = lab.vpcsim(&["start", "--lab", &lab.name, "v2-docker"]);
     assert_eq!(again.status.code(), Some(1), "already running");
+    // The host instance stopping takes its container with it; its start does
+    // not bring it back (restart policy `no`, as after a VM's reboot).
+    for verb in ["stop", "start"] {
+        let out = lab.vpcsim(&[verb, "--lab", &lab.name, "docker-host"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            lab.status()["containers"][0]["state"],
+            "exited",
+            "after {verb}"
+        );
+    }
 }
 
 #[test]
@@ -410,7 +424,7 @@ with concurrent.futures.ThreadPoolExecutor(8) as ex:
 }
 
 #[test]
-fn the_alb_sends_a_tenth_to_the_container_and_stopping_it_moves_that_share() {
+fn the_alb_sends_a_tenth_to_the_container_and_weight_0_rolls_it_back() {
     if !require_docker() {
         return;
     }
@@ -434,8 +448,10 @@ fn the_alb_sends_a_tenth_to_the_container_and_stopping_it_moves_that_share() {
     assert!(!lab.tcp_ok("alb-a", "10.0.20.71", 8000));
     assert!(!lab.tcp_ok("alb-a", "172.17.0.2", 8000));
 
-    // The rollback: stop the container; after the health checks notice, its
-    // share goes to the other groups and no request fails.
+    // Stopping the container (the rollback the report's last reflection
+    // question proposes): once the health checks mark the target unhealthy,
+    // the ALB fails open inside tg-v2-docker, as AWS does (it never moves a
+    // weighted group's share to the other groups): that share now fails.
     let stop = lab.vpcsim(&["stop", "--lab", &lab.name, "v2-docker"]);
     assert!(
         stop.status.success(),
@@ -445,22 +461,59 @@ fn the_alb_sends_a_tenth_to_the_container_and_stopping_it_moves_that_share() {
     wait_for_targets(&lab, "tg-v2-docker", "unhealthy");
     let after = through_alb(&lab, 500);
     assert_eq!(after.get(MODEL_ID), None, "{after:?}");
-    let ok: u64 = ["V1 - Stable", "V2 - DeepLearning - Canary"]
-        .iter()
-        .map(|m| after.get(*m).copied().unwrap_or(0))
-        .sum();
-    assert_eq!(ok, 500, "{after:?}");
+    let failed = after.get("status 502").copied().unwrap_or(0);
+    assert!(
+        (15..=90).contains(&failed),
+        "about a tenth fails: {after:?}"
+    );
+    assert_eq!(answered(&after) + failed, 500, "{after:?}");
 
-    // And back.
+    // The rollback that works: weight 0 for the group; no request fails.
+    let w = lab.vpcsim(&[
+        "weights",
+        "--lab",
+        &lab.name,
+        "alb:80",
+        "tg-v1=8",
+        "tg-v2=1",
+        "tg-v2-docker=0",
+    ]);
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    assert_eq!(answered(&through_alb(&lab, 500)), 500);
+
+    // And back: start re-attaches the container's new namespace.
     let start = lab.vpcsim(&["start", "--lab", &lab.name, "v2-docker"]);
     assert!(
         start.status.success(),
         "{}",
         String::from_utf8_lossy(&start.stderr)
     );
+    let w = lab.vpcsim(&[
+        "weights",
+        "--lab",
+        &lab.name,
+        "alb:80",
+        "tg-v1=8",
+        "tg-v2=1",
+        "tg-v2-docker=1",
+    ]);
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
     wait_for_targets(&lab, "tg-v2-docker", "healthy");
     let back = through_alb(&lab, 500);
     assert!(back.get(MODEL_ID).copied().unwrap_or(0) > 0, "{back:?}");
+    assert_eq!(
+        answered(&back) + back.get(MODEL_ID).copied().unwrap_or(0),
+        500,
+        "{back:?}"
+    );
+}
+
+/// Answers from the two instance groups.
+fn answered(counts: &std::collections::BTreeMap<String, u64>) -> u64 {
+    ["V1 - Stable", "V2 - DeepLearning - Canary"]
+        .iter()
+        .map(|m| counts.get(*m).copied().unwrap_or(0))
+        .sum()
 }
 
 #[test]

@@ -519,3 +519,195 @@ private_ip = "10.0.10.16"
     assert_eq!(code, 0);
     assert!(out.starts_with("10.0.10.16"));
 }
+
+#[test]
+fn route_to_an_instance_needs_source_dest_check_off() {
+    if !require_root() {
+        return;
+    }
+    // A NAT instance, the pre-NAT-gateway way: private subnet's 0.0.0.0/0
+    // points at an instance in the public subnet, which masquerades.
+    let t = |check: bool| {
+        topo(("", ""), &format!(
+            r#"{OPEN_SGS}
+[[instance]]
+name = "natbox"
+subnet = "public-1"
+private_ip = "10.0.10.50"
+security_groups = ["sg-open"]
+source_dest_check = {check}
+
+[[instance]]
+name = "app"
+subnet = "private-1"
+security_groups = ["sg-open"]
+"#
+        ))
+        .replace(
+            r#"routes = [{ destination = "0.0.0.0/0", target = "nat-1" }]"#,
+            r#"routes = [{ destination = "0.0.0.0/0", target = "natbox" }]"#,
+        )
+    };
+    let setup = "sysctl -qw net.ipv4.ip_forward=1 && nft add table ip nat && nft 'add chain ip nat post { type nat hook postrouting priority srcnat; }' && nft add rule ip nat post ip saddr 10.0.20.0/24 masquerade";
+    let lab = TestLab::up("t-natbox", &t(false));
+    lab.listen("internet", &["tcp/8080"]);
+    assert_eq!(lab.sh("natbox", setup).0, 0);
+    let public = lab.status()["nodes"].as_array().unwrap().iter()
+        .find(|n| n["node"] == "natbox").unwrap()["public_ip"].as_str().unwrap().to_string();
+    assert_eq!(
+        lab.tcp("app", "203.0.113.10", 8080),
+        Some(format!("internet:8080 from {public}"))
+    );
+    drop(lab);
+
+    // Same with the check on: the instance may not forward others' packets
+    // (the reply it forwards back has the internet's source address).
+    let lab = TestLab::up("t-natbox-chk", &t(true));
+    lab.listen("internet", &["tcp/8080"]);
+    assert_eq!(lab.sh("natbox", setup).0, 0);
+    let (a, drops) = lab.dropped_by(|| lab.tcp("app", "203.0.113.10", 8080));
+    assert_eq!(a, None);
+    assert_eq!(
+        drops,
+        vec!["source/destination check: source is not the ENI's address".to_string()]
+    );
+}
+
+#[test]
+fn longest_prefix_wins_over_the_default_route() {
+    if !require_root() {
+        return;
+    }
+    // The private table sends 0.0.0.0/0 to the NAT gateway but the internet
+    // host's /24 to the IGW: that more specific route wins, and a private
+    // instance has no public IP, so that traffic dies at the IGW.
+    let t = topo(
+        ("", ""),
+        &format!(
+            r#"{OPEN_SGS}
+[[instance]]
+name = "app"
+subnet = "private-1"
+security_groups = ["sg-open"]
+"#
+        ),
+    )
+    .replace(
+        r#"routes = [{ destination = "0.0.0.0/0", target = "nat-1" }]"#,
+        r#"routes = [{ destination = "0.0.0.0/0", target = "nat-1" }, { destination = "203.0.113.0/24", target = "igw" }]"#,
+    )
+    .replace(
+        "[internet_gateway]",
+        "[internet]\nhosts = [\"203.0.113.10\", \"192.0.2.10\"]\n\n[internet_gateway]",
+    );
+    let lab = TestLab::up("t-lpm", &t);
+    lab.listen("internet", &["tcp/8080"]);
+    assert_eq!(
+        lab.tcp("app", "192.0.2.10", 8080).as_deref(),
+        Some("internet:8080 from 198.51.100.20"),
+        "0.0.0.0/0 -> NAT gateway"
+    );
+    let (a, drops) = lab.dropped_by(|| lab.tcp("app", "203.0.113.10", 8080));
+    assert_eq!(a, None);
+    assert_eq!(drops, vec!["igw: source has no public IP".to_string()]);
+}
+
+#[test]
+fn default_security_group_admits_only_its_members() {
+    if !require_root() {
+        return;
+    }
+    let t = topo(
+        ("", ""),
+        &format!(
+            r#"{OPEN_SGS}
+[[instance]]
+name = "a"
+subnet = "private-1"
+private_ip = "10.0.20.10"
+
+[[instance]]
+name = "b"
+subnet = "private-1"
+private_ip = "10.0.20.11"
+
+[[instance]]
+name = "outsider"
+subnet = "private-1"
+security_groups = ["sg-open"]
+"#
+        ),
+    );
+    let lab = TestLab::up("t-default-sg", &t);
+    lab.listen("a", &["tcp/8000"]);
+    assert!(lab.tcp("b", "10.0.20.10", 8000).is_some(), "member to member");
+    let (r, drops) = lab.dropped_by(|| lab.tcp("outsider", "10.0.20.10", 8000));
+    assert_eq!(r, None);
+    assert_eq!(drops, vec!["sg default ingress: no rule allows it".to_string()]);
+}
+
+#[test]
+fn elastic_ip_in_a_private_subnet_is_not_reachable() {
+    if !require_root() {
+        return;
+    }
+    // The public IP is translated at the IGW, but the reply follows the
+    // private route table to the NAT gateway: asymmetric, so it dies, as on AWS.
+    let t = topo(
+        ("", ""),
+        &format!(
+            r#"{OPEN_SGS}
+[[instance]]
+name = "app"
+subnet = "private-1"
+elastic_ip = "198.51.100.40"
+security_groups = ["sg-open"]
+"#
+        ),
+    );
+    let lab = TestLab::up("t-eip-priv", &t);
+    lab.listen("app", &["tcp/8000"]);
+    assert_eq!(lab.tcp("internet", "198.51.100.40", 8000), None);
+}
+
+#[test]
+fn traffic_to_a_public_ip_of_the_vpc_goes_out_and_back_through_the_igw() {
+    if !require_root() {
+        return;
+    }
+    let t = topo(
+        ("", ""),
+        &format!(
+            r#"{OPEN_SGS}
+[[instance]]
+name = "a"
+subnet = "public-1"
+elastic_ip = "198.51.100.50"
+security_groups = ["sg-open"]
+
+[[instance]]
+name = "b"
+subnet = "public-1"
+elastic_ip = "198.51.100.51"
+security_groups = ["sg-open"]
+
+[[instance]]
+name = "app"
+subnet = "private-1"
+security_groups = ["sg-open"]
+"#
+        ),
+    );
+    let lab = TestLab::up("t-hairpin", &t);
+    lab.listen("b", &["tcp/80"]);
+    // The target sees the caller's public IP (translated at the IGW), or the
+    // NAT gateway's for a private caller: the path left the VPC.
+    assert_eq!(
+        lab.tcp("a", "198.51.100.51", 80).as_deref(),
+        Some("b:80 from 198.51.100.50")
+    );
+    assert_eq!(
+        lab.tcp("app", "198.51.100.51", 80).as_deref(),
+        Some("b:80 from 198.51.100.20")
+    );
+}

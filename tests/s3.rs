@@ -12,7 +12,9 @@ const VPCE: &str = "vpce-0aa42de173d26c739";
 const OBJECT: &str = "s3://p4-buquet/backend/model_v1_prod.py";
 
 fn shipped(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("topologies")
+        .join(rel)
 }
 
 fn model_v1() -> String {
@@ -22,9 +24,15 @@ fn model_v1() -> String {
 /// The AWS CLI is installed by scripts/setup; outside CI a machine without
 /// it skips the CLI tests.
 fn require_aws_cli() -> bool {
-    let ok = Command::new("aws").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("aws")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(std::env::var_os("CI").is_none(), "the AWS CLI is missing: scripts/setup installs it");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the AWS CLI is missing: scripts/setup installs it"
+        );
         eprintln!("skipping: the AWS CLI is not installed (python3 -m pip install awscli)");
     }
     ok
@@ -111,7 +119,9 @@ private_ip = "10.0.40.16"
 {extra}"#,
         bucket = shipped("canary/bucket").display(),
         policy = shipped("canary/bucket-policy.json").display(),
-        scratch = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/scratch-policy.json").display(),
+        scratch = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/scratch-policy.json")
+            .display(),
     )
 }
 
@@ -134,12 +144,22 @@ impl TestLabS3 for TestLab {
 
     fn s3_log_last(&self) -> String {
         let log = format!("/run/vpcsim/{}/logs/s3-access.log", self.name);
-        std::fs::read_to_string(log).unwrap().lines().last().unwrap_or("").to_string()
+        std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string()
     }
 
     fn public_ip(&self, node: &str) -> String {
         let status = self.status();
-        let n = status["nodes"].as_array().unwrap().iter().find(|n| n["node"] == node).unwrap();
+        let n = status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == node)
+            .unwrap();
         n["public_ip"].as_str().unwrap().to_string()
     }
 }
@@ -167,7 +187,10 @@ fn cli_gets_the_model_through_the_endpoint_and_403_elsewhere() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, model_v1());
     let log = lab.s3_log_last();
-    assert!(log.contains(" 10.0.20.16 ") && log.contains(" 200 ") && log.ends_with(VPCE), "{log}");
+    assert!(
+        log.contains(" 10.0.20.16 ") && log.contains(" 200 ") && log.ends_with(VPCE),
+        "{log}"
+    );
 
     // Public instance: through the IGW, with its public address, no
     // endpoint: the policy's aws:SourceVpce condition fails.
@@ -175,13 +198,22 @@ fn cli_gets_the_model_through_the_endpoint_and_403_elsewhere() {
     assert_ne!(code, 0);
     assert!(err.contains("403"), "{err}");
     let log = lab.s3_log_last();
-    assert!(log.contains(&format!(" {} ", lab.public_ip("web"))) && log.contains("403 AccessDenied") && log.ends_with(" -"), "{log}");
+    assert!(
+        log.contains(&format!(" {} ", lab.public_ip("web")))
+            && log.contains("403 AccessDenied")
+            && log.ends_with(" -"),
+        "{log}"
+    );
 
     // The internet host.
     let (code, _, err) = lab.aws("internet", &cp);
     assert_ne!(code, 0);
     assert!(err.contains("403"), "{err}");
-    assert!(lab.s3_log_last().contains(" 203.0.113.10 "), "{}", lab.s3_log_last());
+    assert!(
+        lab.s3_log_last().contains(" 203.0.113.10 "),
+        "{}",
+        lab.s3_log_last()
+    );
 
     // A private subnet whose table has no endpoint: the request leaves
     // through the NAT gateway (S3 sees its Elastic IP) and is denied.
@@ -189,7 +221,10 @@ fn cli_gets_the_model_through_the_endpoint_and_403_elsewhere() {
     assert_ne!(code, 0);
     assert!(err.contains("403"), "{err}");
     let log = lab.s3_log_last();
-    assert!(log.contains(" 198.51.100.20 ") && log.contains("403 AccessDenied") && log.ends_with(" -"), "{log}");
+    assert!(
+        log.contains(" 198.51.100.20 ") && log.contains("403 AccessDenied") && log.ends_with(" -"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -203,8 +238,15 @@ fn cli_writes_lists_and_deletes_through_the_endpoint() {
     let (code, out, err) = lab.aws("app", "s3 ls s3://lab-scratch/dir/");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("a.txt"), "{out}");
-    let (code, out, err) = lab.aws("app", "s3api list-buckets --query Buckets[].Name --output text");
-    assert_eq!((code, out.split_whitespace().collect::<Vec<_>>()), (0, vec!["lab-scratch", "p4-buquet"]), "{err}");
+    let (code, out, err) = lab.aws(
+        "app",
+        "s3api list-buckets --query Buckets[].Name --output text",
+    );
+    assert_eq!(
+        (code, out.split_whitespace().collect::<Vec<_>>()),
+        (0, vec!["lab-scratch", "p4-buquet"]),
+        "{err}"
+    );
     // Writes from outside the endpoint are denied by the same condition.
     let (code, _, err) = lab.aws("web", "s3 cp /etc/hostname s3://lab-scratch/dir/b.txt");
     assert_ne!(code, 0);
@@ -221,30 +263,66 @@ fn dns_resolves_s3_bucket_and_instance_names_and_virtual_hosts_work() {
         return;
     }
     let lab = TestLab::up("s3-dns", &paths_topology(""));
-    for name in ["s3.us-east-1.amazonaws.com", "s3.amazonaws.com", "p4-buquet.s3.us-east-1.amazonaws.com"] {
+    for name in [
+        "s3.us-east-1.amazonaws.com",
+        "s3.amazonaws.com",
+        "p4-buquet.s3.us-east-1.amazonaws.com",
+    ] {
         let (code, out) = lab.sh("app", &format!("getent hosts {name}"));
-        assert_eq!((code, out.split_whitespace().next()), (0, Some("192.0.2.10")), "{name}");
+        assert_eq!(
+            (code, out.split_whitespace().next()),
+            (0, Some("192.0.2.10")),
+            "{name}"
+        );
         let (code, out) = lab.sh("internet", &format!("getent hosts {name}"));
-        assert_eq!((code, out.split_whitespace().next()), (0, Some("192.0.2.10")), "internet: {name}");
+        assert_eq!(
+            (code, out.split_whitespace().next()),
+            (0, Some("192.0.2.10")),
+            "internet: {name}"
+        );
     }
     // Not in /etc/hosts: answered by the Amazon DNS at 10.0.0.2.
-    let (code, out) = lab.sh("other", "grep nameserver /etc/resolv.conf; getent hosts ip-10-0-20-99.ec2.internal");
+    let (code, out) = lab.sh(
+        "other",
+        "grep nameserver /etc/resolv.conf; getent hosts ip-10-0-20-99.ec2.internal",
+    );
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("nameserver 10.0.0.2") && out.contains("10.0.20.99"), "{out}");
+    assert!(
+        out.contains("nameserver 10.0.0.2") && out.contains("10.0.20.99"),
+        "{out}"
+    );
     // Offline: anything else does not exist (and fails at once).
     assert_eq!(lab.sh("app", "getent hosts example.com").0, 2);
 
     // Virtual-hosted and path-style, unsigned (the policy's Principal is
     // "*"), by name through the VPC's DNS.
-    let (_, out) = lab.sh("app", "curl -s http://p4-buquet.s3.us-east-1.amazonaws.com:443/backend/model_v1_prod.py");
+    let (_, out) = lab.sh(
+        "app",
+        "curl -s http://p4-buquet.s3.us-east-1.amazonaws.com:443/backend/model_v1_prod.py",
+    );
     assert_eq!(out, model_v1());
-    let (_, out) = lab.sh("app", "curl -s http://s3.us-east-1.amazonaws.com:443/p4-buquet/backend/model_v1_prod.py");
+    let (_, out) = lab.sh(
+        "app",
+        "curl -s http://s3.us-east-1.amazonaws.com:443/p4-buquet/backend/model_v1_prod.py",
+    );
     assert_eq!(out, model_v1());
     // No s3:ListBucket for this requester: a missing key is a 403, as on S3.
-    let (_, out) = lab.sh("app", "curl -s -w ' %{http_code}' http://s3.us-east-1.amazonaws.com/p4-buquet/backend/missing");
-    assert!(out.contains("<Code>AccessDenied</Code>") && out.ends_with(" 403"), "{out}");
-    let (_, out) = lab.sh("app", "curl -s -w ' %{http_code}' http://lab-scratch.s3.amazonaws.com/missing");
-    assert!(out.contains("<Code>NoSuchKey</Code>") && out.ends_with(" 404"), "{out}");
+    let (_, out) = lab.sh(
+        "app",
+        "curl -s -w ' %{http_code}' http://s3.us-east-1.amazonaws.com/p4-buquet/backend/missing",
+    );
+    assert!(
+        out.contains("<Code>AccessDenied</Code>") && out.ends_with(" 403"),
+        "{out}"
+    );
+    let (_, out) = lab.sh(
+        "app",
+        "curl -s -w ' %{http_code}' http://lab-scratch.s3.amazonaws.com/missing",
+    );
+    assert!(
+        out.contains("<Code>NoSuchKey</Code>") && out.ends_with(" 404"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -322,6 +400,7 @@ security_groups = ["sg-http-only"]
 [[instance]]
 name = "d"
 subnet = "open"
+private_ip = "10.0.60.10"
 "#;
     let lab = TestLab::up("s3-nacl", topo);
     // DNS works under any NACL (traffic to the Amazon DNS is not filtered);
@@ -336,11 +415,23 @@ subnet = "open"
     ] {
         let (code, dropped) = lab.dropped_by(|| probe(node));
         assert_eq!(code, "000", "{node} reached S3");
-        assert!(dropped.iter().any(|d| d == rule), "{node}: dropped by {dropped:?}, expected {rule}");
+        assert!(
+            dropped.iter().any(|d| d == rule),
+            "{node}: dropped by {dropped:?}, expected {rule}"
+        );
     }
     // The same request from the open subnet reaches S3 (a bucket without a
     // policy grants nothing: 403).
     assert_eq!(probe("d"), "403");
+    // The endpoint is one-way: nothing on the S3 side opens a connection
+    // into the VPC.
+    lab.listen("d", &["tcp/8000"]);
+    let (answer, dropped) = lab.dropped_by(|| lab.tcp("s3", "10.0.60.10", 8000));
+    assert_eq!(answer, None);
+    assert_eq!(
+        dropped,
+        vec!["vpce: endpoints carry only connections from the VPC".to_string()]
+    );
 }
 
 #[test]
@@ -360,23 +451,37 @@ fn canary_user_data_downloads_the_models_and_the_alb_serves() {
         let want = std::fs::read(shipped(&format!("canary/bucket/backend/{f}"))).unwrap();
         assert_eq!(std::fs::read(app.join(f)).ok(), Some(want), "{f}");
     }
-    let console = String::from_utf8_lossy(&lab.vpcsim(&["logs", "--lab", &lab.name, "v1-a"]).stdout).into_owned();
-    assert!(console.contains("download: s3://p4-buquet/backend/model_v1_prod.py"), "{console}");
-    // Through the endpoint, with the report's endpoint id.
-    let log = std::fs::read_to_string(format!("/run/vpcsim/{}/logs/s3-access.log", lab.name)).unwrap();
+    let console =
+        String::from_utf8_lossy(&lab.vpcsim(&["logs", "--lab", &lab.name, "v1-a"]).stdout)
+            .into_owned();
     assert!(
-        log.lines().any(|l| l.contains(" 10.0.20.16 ") && l.contains("REST.GET.OBJECT backend/model_v1_prod.py") && l.ends_with(VPCE)),
+        console.contains("download: s3://p4-buquet/backend/model_v1_prod.py"),
+        "{console}"
+    );
+    // Through the endpoint, with the report's endpoint id.
+    let log =
+        std::fs::read_to_string(format!("/run/vpcsim/{}/logs/s3-access.log", lab.name)).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains(" 10.0.20.16 ")
+            && l.contains("REST.GET.OBJECT backend/model_v1_prod.py")
+            && l.ends_with(VPCE)),
         "{log}"
     );
 
     // The model serves behind the ALB, reached by its DNS name.
-    let dns = lab.status()["load_balancers"][0]["dns_name"].as_str().unwrap().to_string();
+    let dns = lab.status()["load_balancers"][0]["dns_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (code, out) = lab.sh(
         "internet",
         &format!("curl -s -X POST -H 'Content-Type: application/json' -d '{{\"user_id\": \"test\"}}' http://{dns}/api/v1/recommendation"),
     );
     assert_eq!(code, 0);
-    assert!(out.contains("\"model_id\":\"V1 - Stable\"") || out.contains("Canary"), "{out}");
+    assert!(
+        out.contains("\"model_id\":\"V1 - Stable\"") || out.contains("Canary"),
+        "{out}"
+    );
     // The internet's resolver knows S3 too.
     let (_, out) = lab.sh("internet", "getent hosts s3.amazonaws.com");
     assert!(out.starts_with("192.0.2.10"), "{out}");

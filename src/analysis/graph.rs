@@ -67,9 +67,10 @@ fn is_public(lab: &Lab, s: &SubnetPlan) -> bool {
         .any(|r| r.target == RouteTarget::InternetGateway)
 }
 
-fn route_summary(lab: &Lab, s: &SubnetPlan) -> String {
+/// The subnet's route table and NACL, then one line per route.
+fn route_summary(lab: &Lab, s: &SubnetPlan) -> Vec<String> {
     let rt = &lab.route_tables[s.route_table];
-    let routes: Vec<String> = rt
+    let mut routes: Vec<String> = rt
         .routes
         .iter()
         .map(|r| {
@@ -81,16 +82,24 @@ fn route_summary(lab: &Lab, s: &SubnetPlan) -> String {
             format!("{} → {t}", r.destination)
         })
         .collect();
-    format!(
-        "rt {}: {} · nacl {}",
-        rt.name,
-        if routes.is_empty() {
-            "local only".to_string()
-        } else {
-            routes.join(", ")
-        },
-        lab.nacls[s.nacl].name
-    )
+    if let Some(s3) = &lab.s3 {
+        for v in lab
+            .vpc_endpoints
+            .iter()
+            .filter(|v| v.route_tables.contains(&s.route_table))
+        {
+            routes.push(format!("{} → {}", s3.prefix_list_id, v.name));
+        }
+    }
+    if routes.is_empty() {
+        routes.push("local only".into());
+    }
+    let mut lines = vec![format!(
+        "route table {} · nacl {}",
+        rt.name, lab.nacls[s.nacl].name
+    )];
+    lines.extend(routes);
+    lines
 }
 
 /// One line per node: name, addresses and what it is.
@@ -102,7 +111,10 @@ fn node_label(lab: &Lab, e: &Eni) -> (String, &'static str) {
                 .workload
                 .map(|w| format!(" · {}", w.name()))
                 .unwrap_or_default();
-            (format!("{} {}{public}{w}", e.node, e.private_ip), "instance")
+            (
+                format!("{} {}{public}{w}", e.node, e.private_ip),
+                "instance",
+            )
         }
         EniOwner::NatGateway(n) => (
             format!("{} {}{public}", lab.nat_gateways[n].name, e.private_ip),
@@ -129,9 +141,18 @@ fn listener_lines(lab: &Lab, lb: &LoadBalancerPlan, live: Option<&Live>) -> Vec<
     for l in &lb.listeners {
         for r in &l.rules {
             let f: Vec<String> = r.forward.iter().map(|w| weight(l.port, w)).collect();
-            out.push(format!(":{} rule {} → {}", l.port, r.priority, f.join(", ")));
+            out.push(format!(
+                ":{} rule {} → {}",
+                l.port,
+                r.priority,
+                f.join(", ")
+            ));
         }
-        let f: Vec<String> = l.default_forward.iter().map(|w| weight(l.port, w)).collect();
+        let f: Vec<String> = l
+            .default_forward
+            .iter()
+            .map(|w| weight(l.port, w))
+            .collect();
         out.push(format!(":{} default → {}", l.port, f.join(", ")));
     }
     out
@@ -175,7 +196,12 @@ impl Svg {
         .unwrap();
     }
     fn text(&mut self, x: i32, y: i32, class: &str, s: &str) {
-        writeln!(self.body, r#"<text class="{class}" x="{x}" y="{y}">{}</text>"#, esc(s)).unwrap();
+        writeln!(
+            self.body,
+            r#"<text class="{class}" x="{x}" y="{y}">{}</text>"#,
+            esc(s)
+        )
+        .unwrap();
     }
     fn line(&mut self, x1: i32, y1: i32, x2: i32, y2: i32) {
         writeln!(
@@ -206,24 +232,38 @@ pub fn svg(lab: &Lab, live: Option<&Live>) -> String {
     let columns = azs.len().max(1) as i32;
     let width = columns * (COL + GAP) + GAP + 2 * GAP;
     let vpc_x = GAP;
-    let mut s = Svg { body: String::new() };
+    let mut s = Svg {
+        body: String::new(),
+    };
 
     // The internet and the IGW.
     let hosts: Vec<String> = lab.internet.hosts.iter().map(|h| h.to_string()).collect();
     s.rect(vpc_x, 10, width - 2 * GAP, 34, "inet");
-    s.text(vpc_x + 10, 32, "head", &format!("internet: {}", hosts.join(", ")));
+    s.text(
+        vpc_x + 10,
+        32,
+        "head",
+        &format!("internet: {}", hosts.join(", ")),
+    );
     let igw_y = 58;
     let igw_x = width / 2 - 110;
     if let Some(igw) = &lab.internet_gateway {
         s.rect(igw_x, igw_y, 220, 30, "igw");
-        s.text(igw_x + 10, igw_y + 20, "head", &format!("internet gateway {igw}"));
+        s.text(
+            igw_x + 10,
+            igw_y + 20,
+            "head",
+            &format!("internet gateway {igw}"),
+        );
     }
 
     // Load balancers band inside the VPC.
     let vpc_y = 104;
     let mut y = vpc_y + 34;
     let mut lb_boxes = String::new();
-    let mut lb_svg = Svg { body: String::new() };
+    let mut lb_svg = Svg {
+        body: String::new(),
+    };
     for lb in &lab.load_balancers {
         let lines = listener_lines(lab, lb, live);
         let h = 26 + LINE * lines.len() as i32 + 6;
@@ -239,13 +279,36 @@ pub fn svg(lab: &Lab, live: Option<&Live>) -> String {
         }
         y += h + 12;
     }
+    for v in &lab.vpc_endpoints {
+        let range = lab
+            .s3
+            .as_ref()
+            .map(|s| format!(" · S3 {} ({})", s.prefix_list_id, s.range));
+        lb_svg.rect(vpc_x + GAP, y, width - 4 * GAP, 28, "lb");
+        lb_svg.text(
+            vpc_x + GAP + 10,
+            y + 18,
+            "head",
+            &format!(
+                "gateway endpoint {} · {}{}",
+                v.name,
+                v.id,
+                range.unwrap_or_default()
+            ),
+        );
+        y += 28 + 12;
+    }
     lb_boxes.push_str(&lb_svg.body);
 
     // AZ columns with their subnets and nodes.
     let cols_y = y;
     let mut col_bottom = cols_y;
-    let mut boxes = Svg { body: String::new() };
-    let mut edges = Svg { body: String::new() };
+    let mut boxes = Svg {
+        body: String::new(),
+    };
+    let mut edges = Svg {
+        body: String::new(),
+    };
     for (c, (az, subnets)) in azs.iter().enumerate() {
         let x = vpc_x + GAP + c as i32 * (COL + GAP);
         let mut sy = cols_y + 26;
@@ -254,8 +317,16 @@ pub fn svg(lab: &Lab, live: Option<&Live>) -> String {
             let sub = &lab.subnets[i];
             let public = is_public(lab, sub);
             let nodes: Vec<&Eni> = lab.enis.iter().filter(|e| e.subnet == i).collect();
-            let h = 48 + (NODE_H + 6) * nodes.len() as i32 + 4;
-            boxes.rect(x + 8, sy, COL - 16, h, if public { "public" } else { "private" });
+            let summary = route_summary(lab, sub);
+            let head = 30 + LINE * summary.len() as i32;
+            let h = head + (NODE_H + 6) * nodes.len() as i32 + 4;
+            boxes.rect(
+                x + 8,
+                sy,
+                COL - 16,
+                h,
+                if public { "public" } else { "private" },
+            );
             boxes.text(
                 x + 16,
                 sy + 17,
@@ -267,12 +338,15 @@ pub fn svg(lab: &Lab, live: Option<&Live>) -> String {
                     if public { "public" } else { "private" }
                 ),
             );
-            boxes.text(x + 16, sy + 34, "small", &route_summary(lab, sub));
+            for (k, line) in summary.iter().enumerate() {
+                let indent = if k == 0 { 16 } else { 26 };
+                boxes.text(x + indent, sy + 34 + LINE * k as i32, "small", line);
+            }
             if public && lab.internet_gateway.is_some() {
                 edges.line(width / 2, igw_y + 30, x + COL / 2, sy);
             }
             for (k, e) in nodes.iter().enumerate() {
-                let ny = sy + 44 + k as i32 * (NODE_H + 6);
+                let ny = sy + head + k as i32 * (NODE_H + 6);
                 let (label, class) = node_label(lab, e);
                 boxes.rect(x + 18, ny, COL - 36, NODE_H, class);
                 boxes.text(x + 26, ny + 17, "", &label);
@@ -285,7 +359,9 @@ pub fn svg(lab: &Lab, live: Option<&Live>) -> String {
 
     // Target groups below the columns.
     let mut ty = col_bottom + 12;
-    let mut tgs = Svg { body: String::new() };
+    let mut tgs = Svg {
+        body: String::new(),
+    };
     let tg_w = COL - 16;
     let per_row = ((width - 4 * GAP) / (tg_w + GAP)).max(1);
     let mut row_h = 0;
@@ -300,7 +376,12 @@ pub fn svg(lab: &Lab, live: Option<&Live>) -> String {
         row_h = row_h.max(h);
         let x = vpc_x + GAP + col * (tg_w + GAP);
         tgs.rect(x, ty, tg_w, h, "tg");
-        tgs.text(x + 10, ty + 18, "head", &format!("target group {} · port {}", tg.name, tg.port));
+        tgs.text(
+            x + 10,
+            ty + 18,
+            "head",
+            &format!("target group {} · port {}", tg.name, tg.port),
+        );
         for (j, l) in lines.iter().enumerate() {
             tgs.text(x + 20, ty + 36 + LINE * j as i32, "", l);
         }
@@ -314,7 +395,12 @@ pub fn svg(lab: &Lab, live: Option<&Live>) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">"#
     )
     .unwrap();
-    writeln!(out, "<title>{}</title>", esc(&format!("vpcsim lab {}", lab.name))).unwrap();
+    writeln!(
+        out,
+        "<title>{}</title>",
+        esc(&format!("vpcsim lab {}", lab.name))
+    )
+    .unwrap();
     writeln!(out, "<style>{STYLE}</style>").unwrap();
     writeln!(
         out,
@@ -328,7 +414,10 @@ pub fn svg(lab: &Lab, live: Option<&Live>) -> String {
         r#"<text class="title" x="{}" y="{}">{}</text>"#,
         vpc_x + 10,
         vpc_y + 22,
-        esc(&format!("VPC {} · {} · {} · lab {}", lab.vpc_id, lab.vpc_cidr, lab.region, lab.name))
+        esc(&format!(
+            "VPC {} · {} · {} · lab {}",
+            lab.vpc_id, lab.vpc_cidr, lab.region, lab.name
+        ))
     )
     .unwrap();
     out.push_str(&edges.body);
@@ -352,9 +441,19 @@ pub fn mermaid(lab: &Lab, live: Option<&Live>) -> String {
     let q = |s: &str| s.replace('"', "'");
     writeln!(out, "  internet((\"internet\"))").unwrap();
     if let Some(igw) = &lab.internet_gateway {
-        writeln!(out, "  igw[\"internet gateway {}\"]\n  internet --- igw", q(igw)).unwrap();
+        writeln!(
+            out,
+            "  igw[\"internet gateway {}\"]\n  internet --- igw",
+            q(igw)
+        )
+        .unwrap();
     }
-    writeln!(out, "  subgraph vpc[\"VPC {} {}\"]", lab.vpc_id, lab.vpc_cidr).unwrap();
+    writeln!(
+        out,
+        "  subgraph vpc[\"VPC {} {}\"]",
+        lab.vpc_id, lab.vpc_cidr
+    )
+    .unwrap();
     let mut azs: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, s) in lab.subnets.iter().enumerate() {
         azs.entry(s.az.as_str()).or_default().push(i);
@@ -369,11 +468,21 @@ pub fn mermaid(lab: &Lab, live: Option<&Live>) -> String {
                 id(&sub.name),
                 sub.name,
                 sub.cidr,
-                if is_public(lab, sub) { "public" } else { "private" }
+                if is_public(lab, sub) {
+                    "public"
+                } else {
+                    "private"
+                }
             )
             .unwrap();
             for e in lab.enis.iter().filter(|e| e.subnet == i) {
-                writeln!(out, "        n_{}[\"{}\"]", id(&e.node), q(&node_label(lab, e).0)).unwrap();
+                writeln!(
+                    out,
+                    "        n_{}[\"{}\"]",
+                    id(&e.node),
+                    q(&node_label(lab, e).0)
+                )
+                .unwrap();
             }
             out.push_str("      end\n");
         }
@@ -406,10 +515,17 @@ pub fn mermaid(lab: &Lab, live: Option<&Live>) -> String {
 
 pub fn dot(lab: &Lab, live: Option<&Live>) -> String {
     let q = |s: &str| s.replace('"', "\\\"");
-    let mut out = String::from("digraph vpc {\n  rankdir=TB;\n  node [shape=box, fontname=\"sans-serif\"];\n");
+    let mut out = String::from(
+        "digraph vpc {\n  rankdir=TB;\n  node [shape=box, fontname=\"sans-serif\"];\n",
+    );
     writeln!(out, "  internet [shape=ellipse];").unwrap();
     if let Some(igw) = &lab.internet_gateway {
-        writeln!(out, "  igw [label=\"internet gateway {}\"];\n  internet -> igw;", q(igw)).unwrap();
+        writeln!(
+            out,
+            "  igw [label=\"internet gateway {}\"];\n  internet -> igw;",
+            q(igw)
+        )
+        .unwrap();
     }
     writeln!(
         out,
@@ -425,11 +541,21 @@ pub fn dot(lab: &Lab, live: Option<&Live>) -> String {
             sub.name,
             sub.cidr,
             sub.az,
-            if is_public(lab, sub) { "public" } else { "private" }
+            if is_public(lab, sub) {
+                "public"
+            } else {
+                "private"
+            }
         )
         .unwrap();
         for e in lab.enis.iter().filter(|e| e.subnet == i) {
-            writeln!(out, "      n_{} [label=\"{}\"];", id(&e.node), q(&node_label(lab, e).0)).unwrap();
+            writeln!(
+                out,
+                "      n_{} [label=\"{}\"];",
+                id(&e.node),
+                q(&node_label(lab, e).0)
+            )
+            .unwrap();
         }
         out.push_str("    }\n");
     }
@@ -469,32 +595,53 @@ fn edges(lab: &Lab, out: &mut String, edge: impl Fn(&str, &str) -> String) {
     }
     for lb in &lab.load_balancers {
         for &n in &lb.nodes {
-            out.push_str(&edge(&format!("n_{}", id(&lab.enis[n].node)), &format!("lb_{}", id(&lb.name))));
+            out.push_str(&edge(
+                &format!("n_{}", id(&lab.enis[n].node)),
+                &format!("lb_{}", id(&lb.name)),
+            ));
         }
         let mut groups: Vec<usize> = lb
             .listeners
             .iter()
-            .flat_map(|l| l.rules.iter().flat_map(|r| &r.forward).chain(&l.default_forward))
+            .flat_map(|l| {
+                l.rules
+                    .iter()
+                    .flat_map(|r| &r.forward)
+                    .chain(&l.default_forward)
+            })
             .map(|w| w.target_group)
             .collect();
         groups.sort_unstable();
         groups.dedup();
         for g in groups {
-            out.push_str(&edge(&format!("lb_{}", id(&lb.name)), &format!("tg_{}", id(&lab.target_groups[g].name))));
+            out.push_str(&edge(
+                &format!("lb_{}", id(&lb.name)),
+                &format!("tg_{}", id(&lab.target_groups[g].name)),
+            ));
         }
     }
     for tg in &lab.target_groups {
         for t in &tg.targets {
-            out.push_str(&edge(&format!("tg_{}", id(&tg.name)), &format!("n_{}", id(&t.instance))));
+            out.push_str(&edge(
+                &format!("tg_{}", id(&tg.name)),
+                &format!("n_{}", id(&t.instance)),
+            ));
         }
     }
 }
 
 /// `vpcsim graph [FILE|LAB]`: live health and weights when the lab is up.
-pub fn run(target: Option<&str>, format: &str, output: Option<&std::path::Path>) -> anyhow::Result<()> {
+pub fn run(
+    target: Option<&str>,
+    format: &str,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let format: Format = format.parse().map_err(crate::commands::usage)?;
     let lab = super::load_plan(target)?;
-    let running = crate::state::LabState::load(&lab.name).ok().flatten().is_some_and(|s| s.ready);
+    let running = crate::state::LabState::load(&lab.name)
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.ready);
     let live = if running && !lab.load_balancers.is_empty() {
         crate::lb::client::query_status(&lab.name)
             .ok()

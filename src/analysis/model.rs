@@ -35,8 +35,11 @@ const MAX_TRANSITS: usize = 8;
 pub enum Loc {
     /// Index into `Lab::enis`.
     Eni(usize),
-    /// The emulated internet, beyond the internet gateway.
+    /// The emulated internet, beyond the internet gateway (S3's public
+    /// side included).
     Internet,
+    /// S3 behind a gateway VPC endpoint: index into `Lab::vpc_endpoints`.
+    Endpoint(usize),
 }
 
 /// A packet as it travels; ports are ranges because a client's source port
@@ -95,6 +98,7 @@ pub enum Component {
     Internet,
     Destination,
     LoadBalancer,
+    VpcEndpoint,
 }
 
 impl Component {
@@ -112,6 +116,7 @@ impl Component {
             Component::Internet => "internet",
             Component::Destination => "destination",
             Component::LoadBalancer => "load balancer",
+            Component::VpcEndpoint => "vpc endpoint",
         }
     }
 }
@@ -218,7 +223,11 @@ enum End {
     Blocked,
     /// Received by a NAT gateway or forwarding instance, which sends on
     /// `next` (translated or not) from `at`.
-    Transit { at: Loc, seen: Packet, next: Packet },
+    Transit {
+        at: Loc,
+        seen: Packet,
+        next: Packet,
+    },
 }
 
 struct Walk {
@@ -236,6 +245,8 @@ enum Route {
     /// The VPC's local route, to a subnet.
     Local(usize),
     Target(RouteTarget),
+    /// A gateway endpoint's prefix-list route: index into `Lab::vpc_endpoints`.
+    Endpoint(usize),
     None,
 }
 
@@ -269,11 +280,19 @@ impl<'a> Model<'a> {
             match w.end {
                 End::Blocked => break false,
                 End::Delivered(to, seen) => {
-                    segments.push(Segment { from: loc, to, seen });
+                    segments.push(Segment {
+                        from: loc,
+                        to,
+                        seen,
+                    });
                     break true;
                 }
                 End::Transit { at, seen, next } => {
-                    segments.push(Segment { from: loc, to: at, seen });
+                    segments.push(Segment {
+                        from: loc,
+                        to: at,
+                        seen,
+                    });
                     loc = at;
                     cur = next;
                 }
@@ -337,6 +356,7 @@ impl<'a> Model<'a> {
         match loc {
             Loc::Eni(e) => self.lab.enis[e].node.clone(),
             Loc::Internet => INTERNET.to_string(),
+            Loc::Endpoint(v) => self.lab.vpc_endpoints[v].name.clone(),
         }
     }
 
@@ -345,6 +365,7 @@ impl<'a> Model<'a> {
         let end = match from {
             Loc::Eni(e) => self.walk_from_eni(e, pkt, established, &mut hops),
             Loc::Internet => self.walk_from_internet(pkt, established, &mut hops),
+            Loc::Endpoint(v) => self.walk_from_endpoint(v, pkt, established, &mut hops),
         };
         Walk { hops, end }
     }
@@ -424,6 +445,27 @@ impl<'a> Model<'a> {
                         End::Blocked
                     }
                 }
+            }
+            Route::Endpoint(v) => {
+                let ep = &lab.vpc_endpoints[v];
+                let pl = lab
+                    .s3
+                    .as_ref()
+                    .map(|s| s.prefix_list_id.clone())
+                    .unwrap_or_default();
+                hops.push(Hop::pass(
+                    Component::RouteTable,
+                    &rt.name,
+                    format!("route table {}: {pl} -> {}", rt.name, ep.id),
+                ));
+                if !self.nacl(eni.subnet, Dir::Outbound, pkt, hops) {
+                    return End::Blocked;
+                }
+                hops.push(
+                    Hop::pass(Component::VpcEndpoint, &ep.name, "")
+                        .with_detail(format!("{} carries it to S3 ({})", ep.id, pkt.dst)),
+                );
+                End::Delivered(Loc::Endpoint(v), pkt)
             }
             Route::Target(target) => {
                 let dest = self.route_destination(subnet.route_table, pkt.dst);
@@ -577,10 +619,14 @@ impl<'a> Model<'a> {
                 .with_detail(format!("translates source {} to {public}", pkt.src)),
         );
         let out = Packet { src: public, ..pkt };
-        if lab.internet.hosts.contains(&pkt.dst) {
+        let s3 = lab.s3.as_ref().is_some_and(|s| s.range.contains(&pkt.dst));
+        if lab.internet.hosts.contains(&pkt.dst) || s3 {
             hops.push(
-                Hop::pass(Component::Destination, INTERNET, "")
-                    .with_detail(format!("internet host {} receives it", pkt.dst)),
+                Hop::pass(Component::Destination, INTERNET, "").with_detail(if s3 {
+                    format!("S3 receives it on its public address {}", pkt.dst)
+                } else {
+                    format!("internet host {} receives it", pkt.dst)
+                }),
             );
             return End::Delivered(Loc::Internet, out);
         }
@@ -605,6 +651,45 @@ impl<'a> Model<'a> {
         End::Blocked
     }
 
+    /// Back from S3 through the endpoint: only replies (S3 never opens a
+    /// connection into a VPC), into the destination subnet's NACL inbound.
+    fn walk_from_endpoint(
+        &self,
+        v: usize,
+        pkt: Packet,
+        established: bool,
+        hops: &mut Vec<Hop>,
+    ) -> End {
+        let lab = self.lab;
+        let ep = &lab.vpc_endpoints[v];
+        if !established {
+            hops.push(Hop::deny(
+                Component::VpcEndpoint,
+                &ep.name,
+                "vpce: endpoints carry only connections from the VPC",
+                format!("{} does not carry connections opened from S3", ep.id),
+            ));
+            return End::Blocked;
+        }
+        hops.push(
+            Hop::pass(Component::VpcEndpoint, &ep.name, "")
+                .with_detail(format!("{} carries the reply back", ep.id)),
+        );
+        let Some(j) = lab.enis.iter().position(|e| e.private_ip == pkt.dst) else {
+            hops.push(Hop::deny(
+                Component::Destination,
+                &ep.name,
+                format!("no ENI has {}", pkt.dst),
+                format!("nothing in the VPC has the address {}", pkt.dst),
+            ));
+            return End::Blocked;
+        };
+        if !self.nacl(lab.enis[j].subnet, Dir::Inbound, pkt, hops) {
+            return End::Blocked;
+        }
+        self.arrive(j, pkt, established, hops)
+    }
+
     fn eni_by_public(&self, ip: Ipv4Addr) -> Option<usize> {
         self.lab.enis.iter().position(|e| e.public_ip == Some(ip))
     }
@@ -614,9 +699,21 @@ impl<'a> Model<'a> {
     fn walk_from_internet(&self, pkt: Packet, established: bool, hops: &mut Vec<Hop>) -> End {
         let lab = self.lab;
         let igw = lab.internet_gateway.clone().unwrap_or_default();
+        // Between the internet's hosts and S3's public side: no VPC on the way.
+        let s3 = lab.s3.as_ref().is_some_and(|s| s.range.contains(&pkt.dst));
+        if s3 || lab.internet.hosts.contains(&pkt.dst) {
+            hops.push(
+                Hop::pass(Component::Destination, INTERNET, "")
+                    .with_detail(format!("{} receives it on the internet", pkt.dst)),
+            );
+            return End::Delivered(Loc::Internet, pkt);
+        }
         let Some(j) = self.eni_by_public(pkt.dst) else {
             let detail = if lab.vpc_cidr.contains(&pkt.dst) {
-                format!("{} is a private address: the internet has no route to it", pkt.dst)
+                format!(
+                    "{} is a private address: the internet has no route to it",
+                    pkt.dst
+                )
             } else {
                 format!("{} is not an address of this VPC", pkt.dst)
             };
@@ -639,8 +736,10 @@ impl<'a> Model<'a> {
         }
         let eni = &lab.enis[j];
         hops.push(
-            Hop::pass(Component::InternetGateway, &igw, "")
-                .with_detail(format!("translates destination {} to {}", pkt.dst, eni.private_ip)),
+            Hop::pass(Component::InternetGateway, &igw, "").with_detail(format!(
+                "translates destination {} to {}",
+                pkt.dst, eni.private_ip
+            )),
         );
         let inside = Packet {
             dst: eni.private_ip,
@@ -673,6 +772,15 @@ impl<'a> Model<'a> {
         for r in &lab.route_tables[rt].routes {
             if r.destination.contains(&dst) {
                 consider(r.destination.prefix_len(), Route::Target(r.target));
+            }
+        }
+        if let Some(s3) = lab.s3.as_ref().filter(|s3| s3.range.contains(&dst)) {
+            if let Some(v) = lab
+                .vpc_endpoints
+                .iter()
+                .position(|v| v.route_tables.contains(&rt))
+            {
+                consider(s3.range.prefix_len(), Route::Endpoint(v));
             }
         }
         best.map(|(_, r)| r).unwrap_or(Route::None)
@@ -725,7 +833,9 @@ impl<'a> Model<'a> {
                     continue;
                 }
                 if pkt.protocol.has_ports()
-                    && !r.ports.is_none_or(|p| p.from <= pkt.dport.from && pkt.dport.to <= p.to)
+                    && !r
+                        .ports
+                        .is_none_or(|p| p.from <= pkt.dport.from && pkt.dport.to <= p.to)
                 {
                     continue;
                 }
@@ -902,7 +1012,9 @@ mod tests {
     use std::path::Path;
 
     fn lab(file: &str) -> Lab {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies").join(file);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("topologies")
+            .join(file);
         crate::topology::load(&path).expect("shipped topology is valid")
     }
 
@@ -931,12 +1043,23 @@ mod tests {
             let a = eni(&l, node);
             let p = m.connect(
                 Loc::Eni(a),
-                tcp(l.enis[a].private_ip, "10.0.20.16".parse().unwrap(), ELB_NAT_EPHEMERAL, 8000),
+                tcp(
+                    l.enis[a].private_ip,
+                    "10.0.20.16".parse().unwrap(),
+                    ELB_NAT_EPHEMERAL,
+                    8000,
+                ),
             );
             assert!(p.reachable, "{node}: {:?}", p.blocked_by());
             let rules: Vec<&str> = p.request.hops.iter().map(|h| h.rule.as_str()).collect();
-            assert!(rules.contains(&"sg sg-alb egress tcp/8000 to sg-backend"), "{rules:?}");
-            assert!(rules.contains(&"sg sg-backend ingress tcp/8000 from sg-alb"), "{rules:?}");
+            assert!(
+                rules.contains(&"sg sg-alb egress tcp/8000 to sg-backend"),
+                "{rules:?}"
+            );
+            assert!(
+                rules.contains(&"sg sg-backend ingress tcp/8000 from sg-alb"),
+                "{rules:?}"
+            );
         }
     }
 
@@ -947,7 +1070,12 @@ mod tests {
         let a = eni(&l, "alb-a");
         let p = m.connect(
             Loc::Eni(a),
-            tcp(l.enis[a].private_ip, "10.0.20.16".parse().unwrap(), ELB_NAT_EPHEMERAL, 8000),
+            tcp(
+                l.enis[a].private_ip,
+                "10.0.20.16".parse().unwrap(),
+                ELB_NAT_EPHEMERAL,
+                8000,
+            ),
         );
         assert!(p.request.delivered);
         assert!(!p.reachable);
@@ -958,10 +1086,18 @@ mod tests {
         let b = eni(&l, "alb-b");
         let p = m.connect(
             Loc::Eni(b),
-            tcp(l.enis[b].private_ip, "10.0.20.16".parse().unwrap(), ELB_NAT_EPHEMERAL, 8000),
+            tcp(
+                l.enis[b].private_ip,
+                "10.0.20.16".parse().unwrap(),
+                ELB_NAT_EPHEMERAL,
+                8000,
+            ),
         );
         assert!(!p.request.delivered);
-        assert_eq!(p.blocked_by().unwrap().rule, "nacl private inbound rule * deny");
+        assert_eq!(
+            p.blocked_by().unwrap().rule,
+            "nacl private inbound rule * deny"
+        );
     }
 
     #[test]
@@ -975,7 +1111,10 @@ mod tests {
             tcp(host, l.enis[a].public_ip.unwrap(), LINUX_EPHEMERAL, 80),
         );
         assert!(p.reachable, "{:?}", p.blocked_by());
-        let p = m.connect(Loc::Internet, tcp(host, "10.0.20.16".parse().unwrap(), LINUX_EPHEMERAL, 8000));
+        let p = m.connect(
+            Loc::Internet,
+            tcp(host, "10.0.20.16".parse().unwrap(), LINUX_EPHEMERAL, 8000),
+        );
         assert_eq!(
             p.blocked_by().unwrap().rule,
             "igw: destination is not a public IP of this VPC"
@@ -989,14 +1128,22 @@ mod tests {
         let v = eni(&l, "v1-a");
         let p = m.connect(
             Loc::Eni(v),
-            tcp(l.enis[v].private_ip, l.internet.hosts[0], LINUX_EPHEMERAL, 443),
+            tcp(
+                l.enis[v].private_ip,
+                l.internet.hosts[0],
+                LINUX_EPHEMERAL,
+                443,
+            ),
         );
         // Canary's public NACL lets 443 in only as ephemeral replies from
         // the private subnets (1024-65535): 443 itself is below that.
         let hop = p.blocked_by().unwrap();
         assert_eq!(hop.rule, "nacl public inbound rule * deny");
         let rules: Vec<&str> = p.request.hops.iter().map(|h| h.rule.as_str()).collect();
-        assert!(rules.contains(&"route table private-1: 0.0.0.0/0 -> nat-1"), "{rules:?}");
+        assert!(
+            rules.contains(&"route table private-1: 0.0.0.0/0 -> nat-1"),
+            "{rules:?}"
+        );
     }
 
     #[test]
@@ -1006,11 +1153,17 @@ mod tests {
         let pkt = tcp(
             "10.0.20.16".parse().unwrap(),
             "10.0.10.5".parse().unwrap(),
-            PortRange { from: 8000, to: 8000 },
+            PortRange {
+                from: 8000,
+                to: 8000,
+            },
             0,
         );
         let pkt = Packet {
-            dport: PortRange { from: 500, to: 2000 },
+            dport: PortRange {
+                from: 500,
+                to: 2000,
+            },
             ..pkt
         };
         let hop = nacl_hop(nacl, Dir::Inbound, pkt);
@@ -1025,13 +1178,23 @@ mod tests {
         let v = eni(&l, "v1-a");
         let p = m.connect(
             Loc::Eni(v),
-            tcp(l.enis[v].private_ip, "10.0.99.9".parse().unwrap(), LINUX_EPHEMERAL, 443),
+            tcp(
+                l.enis[v].private_ip,
+                "10.0.99.9".parse().unwrap(),
+                LINUX_EPHEMERAL,
+                443,
+            ),
         );
         let hop = p.blocked_by().unwrap();
         assert_eq!(hop.rule, "route table private-1: no route to 10.0.99.9");
         let p = m.connect(
             Loc::Eni(v),
-            tcp("10.0.20.99".parse().unwrap(), "10.0.20.20".parse().unwrap(), LINUX_EPHEMERAL, 22),
+            tcp(
+                "10.0.20.99".parse().unwrap(),
+                "10.0.20.20".parse().unwrap(),
+                LINUX_EPHEMERAL,
+                22,
+            ),
         );
         assert_eq!(
             p.blocked_by().unwrap().rule,

@@ -14,7 +14,7 @@ use crate::fabric::netns;
 use crate::topology::plan::*;
 use rand::Rng;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
@@ -53,7 +53,13 @@ impl Probe {
 pub struct ProbeReport {
     pub lab: String,
     pub ports: Vec<u16>,
+    /// Destinations in table order: the lab's nodes, then S3.
+    pub destinations: Vec<String>,
     pub probes: Vec<Probe>,
+    /// Fabric drop rules the model blames for failed probes whose nft
+    /// counter did not move: the emulator dropped them somewhere else.
+    pub unconfirmed_rules: Vec<String>,
+    /// Probes whose outcome differs, plus unconfirmed rules.
     pub disagreements: usize,
     pub elapsed_ms: u128,
 }
@@ -98,9 +104,11 @@ struct Case {
 }
 
 fn cases(lab: &Lab, ports: &[u16]) -> Vec<Case> {
+    // NAT gateways only translate: on AWS they never open a connection.
     let mut sources: Vec<(Source, String)> = lab
         .enis
         .iter()
+        .filter(|e| !matches!(e.owner, EniOwner::NatGateway(_)))
         .map(|e| {
             let s = trace::source(lab, &e.node).expect("every node is a source");
             (s, lab.namespace(&e.node))
@@ -131,6 +139,16 @@ fn cases(lab: &Lab, ports: &[u16]) -> Vec<Case> {
                 });
             }
         }
+        // S3 answers on HTTPS, through an endpoint or the internet.
+        if let Some(s3) = &lab.s3 {
+            out.push(Case {
+                src: src.clone(),
+                ns: ns.clone(),
+                dst_node: "s3".into(),
+                dst: s3.address,
+                port: 443,
+            });
+        }
     }
     out
 }
@@ -152,6 +170,40 @@ fn listen(lab: &Lab, ports: &[u16]) -> anyhow::Result<Vec<TcpListener>> {
     Ok(held)
 }
 
+/// Drop rules every blamed packet reaches in the fabric. (The IGW's
+/// "destination is not a public IP" rule is not one: the emulated internet
+/// has no route to private addresses, so such packets never get there.)
+const CROSS_CHECKED: &[&str] = &["nacl ", "sg ", "igw: source", "source/destination check"];
+
+/// Packet counters of the fabric's commented nft rules, by comment.
+fn fabric_counters(lab: &Lab) -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut cmd = std::process::Command::new("nft");
+    cmd.args(["-j", "list", "ruleset"]);
+    crate::workloads::process::enter_node(&mut cmd, &lab.name, FABRIC)?;
+    let out = cmd.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "nft list ruleset in the fabric: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let mut counters = BTreeMap::new();
+    for item in v["nftables"].as_array().into_iter().flatten() {
+        let rule = &item["rule"];
+        let Some(comment) = rule["comment"].as_str() else {
+            continue;
+        };
+        let packets = rule["expr"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|e| e["counter"]["packets"].as_u64())
+            .unwrap_or(0);
+        *counters.entry(comment.to_string()).or_insert(0) += packets;
+    }
+    Ok(counters)
+}
+
 /// One connection attempt from inside `ns`, from a random port of the
 /// client's ephemeral range; returns (source port, reachable).
 async fn attempt(case: &Case) -> anyhow::Result<(u16, bool)> {
@@ -166,8 +218,11 @@ async fn attempt(case: &Case) -> anyhow::Result<(u16, bool)> {
             Err(e) => return Err(e.into()),
         }
     };
-    let connected =
-        tokio::time::timeout(CONNECT_TIMEOUT, sock.connect(SocketAddr::from((case.dst, case.port)))).await;
+    let connected = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        sock.connect(SocketAddr::from((case.dst, case.port))),
+    )
+    .await;
     let reachable = match connected {
         Ok(Ok(_)) => true,
         // A reset came back: both directions passed the filters.
@@ -181,6 +236,7 @@ pub fn probe(lab: &Lab, ports: &[u16]) -> anyhow::Result<ProbeReport> {
     let started = Instant::now();
     let _listeners = listen(lab, ports)?;
     let cases = cases(lab, ports);
+    let before = fabric_counters(lab)?;
     let results = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -219,11 +275,32 @@ pub fn probe(lab: &Lab, ports: &[u16]) -> anyhow::Result<ProbeReport> {
             path,
         });
     }
-    let disagreements = probes.iter().filter(|p| !p.agrees()).count();
+    let after = fabric_counters(lab)?;
+    // Probes run in parallel, so drops cannot be pinned on one probe; but
+    // a rule the model blames for a real failure must have counted.
+    let blamed: BTreeSet<&str> = probes
+        .iter()
+        .filter(|p| !p.actual && !p.model)
+        .filter_map(|p| p.blocked_by.as_deref())
+        .filter(|r| after.contains_key(*r) && CROSS_CHECKED.iter().any(|c| r.starts_with(c)))
+        .collect();
+    let unconfirmed_rules: Vec<String> = blamed
+        .into_iter()
+        .filter(|r| after.get(*r) <= before.get(*r))
+        .map(str::to_string)
+        .collect();
+    let disagreements = probes.iter().filter(|p| !p.agrees()).count() + unconfirmed_rules.len();
     Ok(ProbeReport {
         lab: lab.name.clone(),
         ports: ports.to_vec(),
+        destinations: lab
+            .enis
+            .iter()
+            .map(|e| e.node.clone())
+            .chain(lab.s3.as_ref().map(|_| "s3".to_string()))
+            .collect(),
         probes,
+        unconfirmed_rules,
         disagreements,
         elapsed_ms: started.elapsed().as_millis(),
     })
@@ -235,18 +312,25 @@ pub fn probe(lab: &Lab, ports: &[u16]) -> anyhow::Result<ProbeReport> {
 pub fn render_text(r: &ProbeReport) -> String {
     let mut out = String::new();
     let mut sources: Vec<&str> = Vec::new();
-    let mut dests: Vec<&str> = Vec::new();
     for p in &r.probes {
         if !sources.contains(&p.source.as_str()) {
             sources.push(&p.source);
         }
-        if !dests.contains(&p.destination.as_str()) {
-            dests.push(&p.destination);
-        }
     }
+    let dests: Vec<&str> = r.destinations.iter().map(String::as_str).collect();
     let width = dests.iter().map(|d| d.len()).max().unwrap_or(0).max(4) + 1;
     let first = sources.iter().map(|s| s.len()).max().unwrap_or(0) + 2;
     for &port in &r.ports {
+        // S3 is probed on 443 only: no empty column elsewhere.
+        let dests: Vec<&str> = dests
+            .iter()
+            .copied()
+            .filter(|d| {
+                r.probes
+                    .iter()
+                    .any(|p| p.port == port && p.destination == *d)
+            })
+            .collect();
         writeln!(out, "tcp/{port}").unwrap();
         write!(out, "{:first$}", "").unwrap();
         for d in &dests {
@@ -297,6 +381,13 @@ pub fn render_text(r: &ProbeReport) -> String {
         if r.disagreements == 1 { "" } else { "s" }
     )
     .unwrap();
+    for rule in &r.unconfirmed_rules {
+        writeln!(
+            out,
+            "\nEMULATOR BUG: the model blames `{rule}` for failed probes, but its nft counter did not move"
+        )
+        .unwrap();
+    }
     for p in r.probes.iter().filter(|p| !p.agrees()) {
         writeln!(
             out,

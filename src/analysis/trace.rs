@@ -3,7 +3,9 @@
 //! balancer's DNS name it follows client -> every ALB node -> listener ->
 //! every target of the forwarded target groups.
 
-use super::model::{Component, Hop, Loc, Model, Packet, Path, Verdict, ELB_NAT_EPHEMERAL, LINUX_EPHEMERAL};
+use super::model::{
+    Component, Hop, Loc, Model, Packet, Path, Verdict, ELB_NAT_EPHEMERAL, LINUX_EPHEMERAL,
+};
 use crate::commands::usage;
 use crate::topology::plan::*;
 use serde::Serialize;
@@ -34,13 +36,20 @@ pub struct Source {
 
 #[derive(Debug, Clone)]
 pub enum Target {
-    Addr { name: String, addr: Ipv4Addr },
+    Addr {
+        name: String,
+        addr: Ipv4Addr,
+    },
     /// Index into `Lab::load_balancers`.
     LoadBalancer(usize),
 }
 
 fn node_list(lab: &Lab) -> String {
-    lab.enis.iter().map(|e| e.node.as_str()).collect::<Vec<_>>().join(", ")
+    lab.enis
+        .iter()
+        .map(|e| e.node.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The client port range of an ENI's owner: Linux for instances, AWS's
@@ -61,7 +70,13 @@ pub fn source(lab: &Lab, text: &str) -> Result<Source, TraceError> {
         ports: LINUX_EPHEMERAL,
     };
     if text == INTERNET {
-        return lab.internet.hosts.first().copied().map(internet).ok_or_else(err);
+        return lab
+            .internet
+            .hosts
+            .first()
+            .copied()
+            .map(internet)
+            .ok_or_else(err);
     }
     let (node, forged) = match text.split_once('@') {
         Some((n, a)) => (n, Some(a.parse::<Ipv4Addr>().map_err(|_| err())?)),
@@ -95,7 +110,13 @@ pub fn destination(
     protocol: Protocol,
 ) -> Result<(Target, u16), TraceError> {
     let (host, port) = match text.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| TraceError::Port(text.into()))?),
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| TraceError::Port(text.into()))?,
+        ),
         None if !protocol.has_ports() => (text, 0),
         None => return Err(TraceError::Port(text.into())),
     };
@@ -106,17 +127,26 @@ pub fn destination(
     {
         return Ok((Target::LoadBalancer(lb), port));
     }
+    let s3 = lab.s3.as_ref().filter(|_| {
+        host == "s3"
+            || host == "s3.amazonaws.com"
+            || host == format!("s3.{}.amazonaws.com", lab.region)
+            || host.ends_with(".s3.amazonaws.com")
+    });
     let addr = if host == INTERNET {
         lab.internet.hosts.first().copied()
+    } else if let Some(s3) = s3 {
+        Some(s3.address)
     } else if let Ok(ip) = host.parse::<Ipv4Addr>() {
         Some(ip)
     } else {
         // A node by name: its public IP from the internet (when it has one),
         // its private IP from inside the VPC.
-        lab.eni_by_node(host).map(|e| match (from.loc, e.public_ip) {
-            (Loc::Internet, Some(p)) => p,
-            _ => e.private_ip,
-        })
+        lab.eni_by_node(host)
+            .map(|e| match (from.loc, e.public_ip) {
+                (Loc::Internet, Some(p)) => p,
+                _ => e.private_ip,
+            })
     };
     let addr = addr.ok_or_else(|| TraceError::Destination(host.into(), node_list(lab)))?;
     let name = lab
@@ -124,6 +154,7 @@ pub fn destination(
         .iter()
         .find(|e| e.private_ip == addr || e.public_ip == Some(addr))
         .map(|e| format!("{} ({addr})", e.node))
+        .or_else(|| s3.map(|_| format!("s3 ({addr})")))
         .unwrap_or_else(|| addr.to_string());
     Ok((Target::Addr { name, addr }, port))
 }
@@ -191,7 +222,13 @@ impl Report {
     }
 }
 
-pub fn packet(src: Ipv4Addr, dst: Ipv4Addr, protocol: Protocol, sport: PortRange, dport: u16) -> Packet {
+pub fn packet(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: Protocol,
+    sport: PortRange,
+    dport: u16,
+) -> Packet {
     Packet {
         src,
         dst,
@@ -210,19 +247,36 @@ pub fn trace(lab: &Lab, from: &Source, to: &Target, protocol: Protocol, port: u1
         Target::Addr { name, addr } => Report::Connection(ConnectionTrace {
             source: from.name.clone(),
             destination: name.clone(),
-            path: model.connect(from.loc, packet(from.addr, *addr, protocol, from.ports, port)),
+            path: model.connect(
+                from.loc,
+                packet(from.addr, *addr, protocol, from.ports, port),
+            ),
         }),
-        Target::LoadBalancer(l) => Report::LoadBalancer(trace_alb(lab, &model, from, *l, protocol, port)),
+        Target::LoadBalancer(l) => {
+            Report::LoadBalancer(trace_alb(lab, &model, from, *l, protocol, port))
+        }
     }
 }
 
-fn trace_alb(lab: &Lab, model: &Model, from: &Source, l: usize, protocol: Protocol, port: u16) -> AlbTrace {
+fn trace_alb(
+    lab: &Lab,
+    model: &Model,
+    from: &Source,
+    l: usize,
+    protocol: Protocol,
+    port: u16,
+) -> AlbTrace {
     let lb = &lab.load_balancers[l];
     let listener = lb.listeners.iter().find(|x| x.port == port);
     // Every target group a listener rule or the default action forwards to.
     let mut groups: Vec<(usize, u16)> = Vec::new();
     if let Some(li) = listener {
-        for wt in li.rules.iter().flat_map(|r| &r.forward).chain(&li.default_forward) {
+        for wt in li
+            .rules
+            .iter()
+            .flat_map(|r| &r.forward)
+            .chain(&li.default_forward)
+        {
             if !groups.iter().any(|(g, _)| *g == wt.target_group) {
                 groups.push((wt.target_group, wt.weight));
             }
@@ -250,7 +304,11 @@ fn trace_alb(lab: &Lab, model: &Model, from: &Source, l: usize, protocol: Protoc
             rule: format!("{}: no listener on port {port}", lb.name),
             detail: format!(
                 "listeners: {}",
-                lb.listeners.iter().map(|x| x.port.to_string()).collect::<Vec<_>>().join(", ")
+                lb.listeners
+                    .iter()
+                    .map(|x| x.port.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         },
     };
@@ -263,7 +321,10 @@ fn trace_alb(lab: &Lab, model: &Model, from: &Source, l: usize, protocol: Protoc
                 (Loc::Internet, Some(p)) => p,
                 _ => eni.private_ip,
             };
-            let front = model.connect(from.loc, packet(from.addr, addr, protocol, from.ports, port));
+            let front = model.connect(
+                from.loc,
+                packet(from.addr, addr, protocol, from.ports, port),
+            );
             let targets: Vec<TargetTrace> = if listener.is_some() && front.reachable {
                 groups
                     .iter()
@@ -278,15 +339,21 @@ fn trace_alb(lab: &Lab, model: &Model, from: &Source, l: usize, protocol: Protoc
                         address: format!("{}:{}", t.ip, t.port),
                         path: model.connect(
                             Loc::Eni(n),
-                            packet(eni.private_ip, t.ip, Protocol::Tcp, ELB_NAT_EPHEMERAL, t.port),
+                            packet(
+                                eni.private_ip,
+                                t.ip,
+                                Protocol::Tcp,
+                                ELB_NAT_EPHEMERAL,
+                                t.port,
+                            ),
                         ),
                     })
                     .collect()
             } else {
                 vec![]
             };
-            let reachable = front.reachable
-                && targets.iter().any(|t| t.path.reachable && t.weight > 0);
+            let reachable =
+                front.reachable && targets.iter().any(|t| t.path.reachable && t.weight > 0);
             AlbNodeTrace {
                 node: eni.node.clone(),
                 front,
@@ -349,8 +416,16 @@ fn verdict_line(reachable: bool, blocked: Option<&Hop>) -> String {
             "NOT REACHABLE: {} {} {}: {}",
             h.component.name(),
             h.resource,
-            if h.verdict == Verdict::Partial { "partially denies" } else { "denies" },
-            if h.rule.is_empty() { &h.detail } else { &h.rule }
+            if h.verdict == Verdict::Partial {
+                "partially denies"
+            } else {
+                "denies"
+            },
+            if h.rule.is_empty() {
+                &h.detail
+            } else {
+                &h.rule
+            }
         ),
         (false, None) => "NOT REACHABLE".to_string(),
     }
@@ -362,7 +437,12 @@ pub fn render_text(r: &Report) -> String {
         Report::Connection(c) => {
             writeln!(out, "trace {} -> {}", c.source, c.destination).unwrap();
             render_path(&mut out, "", &c.path);
-            writeln!(out, "{}", verdict_line(c.path.reachable, c.path.blocked_by())).unwrap();
+            writeln!(
+                out,
+                "{}",
+                verdict_line(c.path.reachable, c.path.blocked_by())
+            )
+            .unwrap();
         }
         Report::LoadBalancer(a) => {
             writeln!(
@@ -387,13 +467,22 @@ pub fn render_text(r: &Report) -> String {
                     )
                     .unwrap();
                     render_path(&mut out, "     ", &t.path);
-                    writeln!(out, "     {}", verdict_line(t.path.reachable, t.path.blocked_by())).unwrap();
+                    writeln!(
+                        out,
+                        "     {}",
+                        verdict_line(t.path.reachable, t.path.blocked_by())
+                    )
+                    .unwrap();
                 }
                 writeln!(
                     out,
                     "  node {}: {}",
                     n.node,
-                    if n.reachable { "reaches at least one target" } else { "NO target reachable" }
+                    if n.reachable {
+                        "reaches at least one target"
+                    } else {
+                        "NO target reachable"
+                    }
                 )
                 .unwrap();
             }
@@ -413,7 +502,13 @@ pub fn render_text(r: &Report) -> String {
 }
 
 /// `vpcsim trace`; returns whether the connection works both ways.
-pub fn run(lab: Option<&str>, src: &str, dst: &str, protocol: &str, json: bool) -> anyhow::Result<bool> {
+pub fn run(
+    lab: Option<&str>,
+    src: &str,
+    dst: &str,
+    protocol: &str,
+    json: bool,
+) -> anyhow::Result<bool> {
     let plan = super::load_plan(lab)?;
     let protocol = parse_protocol(protocol).map_err(|e| usage(e.to_string()))?;
     let from = source(&plan, src).map_err(|e| usage(e.to_string()))?;

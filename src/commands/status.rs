@@ -2,7 +2,7 @@
 
 use super::resolve_lab;
 use crate::state::LabState;
-use crate::topology::plan::{EniOwner, Lab};
+use crate::topology::plan::{EniOwner, FABRIC, INTERNET, S3};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -48,8 +48,7 @@ pub struct LbSummary {
     pub nodes: Vec<String>,
 }
 
-fn kind(lab: &Lab, owner: EniOwner) -> &'static str {
-    let _ = lab;
+fn kind(owner: EniOwner) -> &'static str {
     match owner {
         EniOwner::Instance(_) => "instance",
         EniOwner::NatGateway(_) => "nat-gateway",
@@ -60,7 +59,9 @@ fn kind(lab: &Lab, owner: EniOwner) -> &'static str {
 pub fn summary(state: &LabState) -> Summary {
     let lab = &state.plan;
     let mut nodes = vec![];
-    for (node, k) in [("fabric", "vpc-router"), ("internet", "internet")] {
+    let service_nodes = [(FABRIC, "vpc-router"), (INTERNET, "internet"), (S3, "aws-s3")];
+    let planned = lab.node_names();
+    for (node, k) in service_nodes.into_iter().filter(|(n, _)| planned.iter().any(|p| p == n)) {
         nodes.push(NodeSummary {
             node: node.into(),
             kind: k,
@@ -78,7 +79,7 @@ pub fn summary(state: &LabState) -> Summary {
         let subnet = &lab.subnets[eni.subnet];
         nodes.push(NodeSummary {
             node: eni.node.clone(),
-            kind: kind(lab, eni.owner),
+            kind: kind(eni.owner),
             namespace: lab.namespace(&eni.node),
             eni: Some(eni.id.clone()),
             subnet: Some(subnet.name.clone()),

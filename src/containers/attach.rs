@@ -9,6 +9,7 @@ use crate::fabric::netns;
 use crate::topology::containers::ContainerPlan;
 use crate::topology::plan::{Lab, Protocol};
 use futures::TryStreamExt;
+use ipnet::Ipv4Net;
 use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkInfo};
 use nix::sched::{setns, CloneFlags};
 use rtnetlink::Handle;
@@ -85,6 +86,22 @@ pub async fn attach(lab: &Lab, c: &ContainerPlan, pid: i64) -> Result<(), Contai
     result
 }
 
+/// Removes the host end of a stopped container's veth now, rather than when
+/// the kernel gets round to freeing the container's namespace.
+pub async fn detach(lab: &Lab, c: &ContainerPlan) -> Result<(), ContainerError> {
+    let host_ns = lab.namespace(&c.host);
+    let host = handle_in(&netns::open(&host_ns)?, &host_ns)?;
+    let veth = host_veth(c);
+    if let Some(i) = index(&host, &host_ns, &veth).await? {
+        match host.link().del(i).execute().await {
+            // Gone meanwhile, with the namespace.
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {}
+            r => r.map_err(nl(&host_ns, format!("del link {veth}")))?,
+        }
+    }
+    Ok(())
+}
+
 async fn connect(
     lab: &Lab,
     c: &ContainerPlan,
@@ -153,7 +170,7 @@ async fn connect(
         .execute()
         .await
         .map_err(nl(&label, format!("default route via {}", c.gateway())))?;
-    apply_rules(lab, &c.host, host_ns)
+    Ok(())
 }
 
 /// `docker0` with the gateway address, and forwarding on: what dockerd sets
@@ -198,23 +215,30 @@ async fn ensure_bridge(
     Ok(i)
 }
 
-/// Loads the host's ruleset (all its containers) in one nft transaction.
-fn apply_rules(lab: &Lab, host: &str, ns: &str) -> Result<(), ContainerError> {
+/// Loads the host's ruleset, publishing `live`'s ports, in one nft
+/// transaction.
+pub fn apply_rules(lab: &Lab, host: &str, live: &[&ContainerPlan]) -> Result<(), ContainerError> {
     let ip = lab.eni_by_node(host).map(|e| e.private_ip);
-    let text = render(lab, host, ip);
-    crate::firewall::spawn_apply(ns, &text)?.wait()?;
+    let Some(bridge) = lab
+        .containers
+        .iter()
+        .find(|c| c.host == host)
+        .map(|c| c.bridge)
+    else {
+        return Ok(());
+    };
+    let text = render(bridge, live, ip);
+    crate::firewall::spawn_apply(&lab.namespace(host), &text)?.wait()?;
     Ok(())
 }
 
 /// The host's Docker ruleset: `-p` DNAT from the subnet (and from the host
 /// itself, to its own address), masquerade for containers going out, and a
 /// forward chain that only lets published ports and replies in.
-pub fn render(lab: &Lab, host: &str, host_ip: Option<Ipv4Addr>) -> String {
-    let containers: Vec<&ContainerPlan> =
-        lab.containers.iter().filter(|c| c.host == host).collect();
+fn render(bridge: Ipv4Net, containers: &[&ContainerPlan], host_ip: Option<Ipv4Addr>) -> String {
     let mut dnat = String::new();
     let mut local = String::new();
-    for c in &containers {
+    for c in containers {
         for m in &c.ports {
             let proto = match m.protocol {
                 Protocol::Udp => "udp",
@@ -238,10 +262,6 @@ pub fn render(lab: &Lab, host: &str, host_ip: Option<Ipv4Addr>) -> String {
             }
         }
     }
-    let bridge = containers
-        .first()
-        .map(|c| c.bridge.to_string())
-        .unwrap_or_default();
     let drop = crate::firewall::comment("docker: container port not published");
     format!(
         "table ip {TABLE}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n\

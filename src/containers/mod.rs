@@ -157,8 +157,8 @@ fn block_on<T>(
 }
 
 /// Before `up` builds anything: the engine answers and every image is on
-/// this machine (shipped ones are built now). Labs without containers never
-/// touch Docker.
+/// this machine (shipped ones are built now). Containers a failed `down`
+/// left for this lab name go. Labs without containers never touch Docker.
 pub fn preflight(lab: &Lab) -> Result<(), ContainerError> {
     if lab.containers.is_empty() {
         return Ok(());
@@ -166,11 +166,12 @@ pub fn preflight(lab: &Lab) -> Result<(), ContainerError> {
     block_on(async {
         let docker = connect(Duration::from_secs(10)).await?;
         let mut images: Vec<&str> = lab.containers.iter().map(|c| c.image.as_str()).collect();
+        images.sort_unstable();
         images.dedup();
         for img in images {
             image::ensure(&docker, img).await?;
         }
-        Ok(())
+        remove_labelled(&docker, &lab.name).await.map(|_| ())
     })
 }
 
@@ -232,12 +233,14 @@ pub fn start_all(lab: &Lab) -> Result<(), ContainerError> {
             );
             // Recorded before it runs: a crash from here on leaves a known container.
             save_records(&lab.name, &records)?;
-            let pid = run(&docker, lab, c, &id).await?;
-            records
-                .get_mut(&c.name)
-                .expect("just inserted")
-                .attached_pid = pid;
-            save_records(&lab.name, &records)?;
+            docker
+                .start_container(
+                    &id,
+                    None::<bollard::query_parameters::StartContainerOptions>,
+                )
+                .await
+                .map_err(|e| ContainerError::docker(format!("start {}", c.name), e))?;
+            connect_running(&docker, lab, c, &id, &mut records).await?;
         }
         Ok(())
     })
@@ -273,18 +276,15 @@ async fn create(docker: &Docker, lab: &Lab, c: &ContainerPlan) -> Result<String,
     Ok(created.id)
 }
 
-/// Starts a created or stopped container and attaches it; returns its init
-/// PID. If it cannot be attached it is stopped: never half-attached.
-async fn run(
+/// Attaches a running container and publishes its ports, recording it. If
+/// any step fails it is killed and detached again: never half-attached.
+async fn connect_running(
     docker: &Docker,
     lab: &Lab,
     c: &ContainerPlan,
     id: &str,
-) -> Result<i64, ContainerError> {
-    docker
-        .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
-        .await
-        .map_err(|e| ContainerError::docker(format!("start {}", c.name), e))?;
+    records: &mut HashMap<String, Record>,
+) -> Result<(), ContainerError> {
     let attached = async {
         let pid = running_pid(docker, id)
             .await?
@@ -294,15 +294,45 @@ async fn run(
                 message: format!("exited right after starting; see `vpcsim logs {}`", c.name),
             })?;
         attach::attach(lab, c, pid).await?;
-        Ok(pid)
+        records.insert(
+            c.name.clone(),
+            Record {
+                id: id.to_string(),
+                attached_pid: pid,
+                stopped: false,
+            },
+        );
+        publish(lab, &c.host, records)
     }
     .await;
     if attached.is_err() {
         let _ = docker
             .kill_container(id, None::<bollard::query_parameters::KillContainerOptions>)
             .await;
+        let _ = attach::detach(lab, c).await;
+        if let Some(r) = records.get_mut(&c.name) {
+            r.attached_pid = 0;
+        }
     }
+    save_records(&lab.name, records)?;
     attached
+}
+
+/// Loads the host's DNAT rules for the containers running attached on it:
+/// like dockerd, a stopped container publishes nothing, so its host port
+/// refuses connections instead of leading nowhere.
+fn publish(lab: &Lab, host: &str, records: &HashMap<String, Record>) -> Result<(), ContainerError> {
+    let live: Vec<&ContainerPlan> = lab
+        .containers
+        .iter()
+        .filter(|c| c.host == host)
+        .filter(|c| {
+            records
+                .get(&c.name)
+                .is_some_and(|r| !r.stopped && r.attached_pid > 0)
+        })
+        .collect();
+    attach::apply_rules(lab, host, &live)
 }
 
 async fn running_pid(docker: &Docker, id: &str) -> Result<Option<i64>, ContainerError> {
@@ -333,6 +363,18 @@ fn record_of(lab: &Lab, node: &str) -> Result<(HashMap<String, Record>, Record),
     Ok((records, rec))
 }
 
+/// A host instance stopping takes its running containers down with it; with
+/// restart policy `no`, its `start` does not bring them back (as on a VM).
+pub fn stop_hosted(lab: &Lab, host: &str) -> Result<(), ContainerError> {
+    let records = load_records(&lab.name);
+    for c in lab.containers.iter().filter(|c| c.host == host) {
+        if records.get(&c.name).is_some_and(|r| !r.stopped) {
+            stop(lab, &c.name)?;
+        }
+    }
+    Ok(())
+}
+
 /// `vpcsim stop NODE`: `docker stop` (SIGTERM, SIGKILL after 10 s). Its
 /// network namespace goes with it, and with it the veth.
 pub fn stop(lab: &Lab, node: &str) -> Result<(), ContainerError> {
@@ -357,7 +399,10 @@ pub fn stop(lab: &Lab, node: &str) -> Result<(), ContainerError> {
                 ..rec
             },
         );
-        save_records(&lab.name, &records)
+        save_records(&lab.name, &records)?;
+        let c = plan_of(lab, node).expect("callers check is_container");
+        publish(lab, &c.host, &records)?;
+        attach::detach(lab, c).await
     })
 }
 
@@ -369,37 +414,25 @@ pub fn start(lab: &Lab, node: &str) -> Result<(), ContainerError> {
     let (mut records, rec) = record_of(lab, node)?;
     block_on(async {
         let docker = connect(Duration::from_secs(30)).await?;
-        let pid = match running_pid(&docker, &rec.id).await? {
-            Some(pid) if pid == rec.attached_pid => {
-                return Err(ContainerError::State {
-                    lab: lab.name.clone(),
-                    name: node.into(),
-                    message: "is already running".into(),
-                })
+        match running_pid(&docker, &rec.id).await? {
+            Some(pid) if pid == rec.attached_pid => Err(ContainerError::State {
+                lab: lab.name.clone(),
+                name: node.into(),
+                message: "is already running".into(),
+            }),
+            // Running without its network: Docker started it again.
+            Some(_) => connect_running(&docker, lab, c, &rec.id, &mut records).await,
+            None => {
+                docker
+                    .start_container(
+                        &rec.id,
+                        None::<bollard::query_parameters::StartContainerOptions>,
+                    )
+                    .await
+                    .map_err(|e| ContainerError::docker(format!("start {node}"), e))?;
+                connect_running(&docker, lab, c, &rec.id, &mut records).await
             }
-            Some(pid) => {
-                if let Err(e) = attach::attach(lab, c, pid).await {
-                    let _ = docker
-                        .kill_container(
-                            &rec.id,
-                            None::<bollard::query_parameters::KillContainerOptions>,
-                        )
-                        .await;
-                    return Err(e);
-                }
-                pid
-            }
-            None => run(&docker, lab, c, &rec.id).await?,
-        };
-        records.insert(
-            node.into(),
-            Record {
-                id: rec.id.clone(),
-                attached_pid: pid,
-                stopped: false,
-            },
-        );
-        save_records(&lab.name, &records)
+        }
     })
 }
 
@@ -414,27 +447,31 @@ pub fn remove_lab(lab: &str, plan: Option<&Lab>) -> Result<usize, ContainerError
             Err(_) if !expected => return Ok(0),
             Err(e) => return Err(e),
         };
-        let filters = HashMap::from([("label".to_string(), vec![format!("{LAB_LABEL}={lab}")])]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let found = docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| ContainerError::docker("list containers", e))?;
-        let mut removed = 0;
-        for c in found {
-            let Some(id) = c.id else { continue };
-            let options = RemoveContainerOptionsBuilder::default().force(true).build();
-            match docker.remove_container(&id, Some(options)).await {
-                Ok(()) => removed += 1,
-                Err(e) if not_found(&e) => {}
-                Err(e) => return Err(ContainerError::docker(format!("remove {id}"), e)),
-            }
-        }
-        Ok(removed)
+        remove_labelled(&docker, lab).await
     })
+}
+
+async fn remove_labelled(docker: &Docker, lab: &str) -> Result<usize, ContainerError> {
+    let filters = HashMap::from([("label".to_string(), vec![format!("{LAB_LABEL}={lab}")])]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let found = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| ContainerError::docker("list containers", e))?;
+    let mut removed = 0;
+    for c in found {
+        let Some(id) = c.id else { continue };
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        match docker.remove_container(&id, Some(options)).await {
+            Ok(()) => removed += 1,
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(ContainerError::docker(format!("remove {id}"), e)),
+        }
+    }
+    Ok(removed)
 }
 
 /// Teardown's step: containers go first. A failure is reported, not fatal:
@@ -454,8 +491,8 @@ pub fn logs(lab: &Lab, node: &str, follow: bool) -> Result<(), ContainerError> {
     use std::io::Write;
     let name = docker_name(&lab.name, node);
     block_on(async {
-        // Following has no deadline.
-        let timeout = if follow { u64::MAX / 4 } else { 30 };
+        // Following runs until interrupted: a year is "no deadline".
+        let timeout = if follow { 365 * 86_400 } else { 30 };
         let docker = connect(Duration::from_secs(timeout)).await?;
         let options = LogsOptionsBuilder::default()
             .stdout(true)

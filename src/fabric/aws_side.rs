@@ -61,7 +61,13 @@ pub(super) async fn configure(lab: &Lab, fabric: &Ns) -> Result<(), FabricError>
     s3_ns.addr(1, s3.public_dns, 32).await?;
 
     let internet = Ns::open(lab.internet_ns())?;
-    veth(&internet, INTERNET_TO_S3_IF, &lab.namespace(S3), S3_TO_INTERNET_IF).await?;
+    veth(
+        &internet,
+        INTERNET_TO_S3_IF,
+        &lab.namespace(S3),
+        S3_TO_INTERNET_IF,
+    )
+    .await?;
     let to_s3 = internet.index(INTERNET_TO_S3_IF).await?;
     internet.addr(to_s3, INTERNET_S3_IP, 30).await?;
     internet.up(to_s3).await?;
@@ -85,7 +91,13 @@ pub(super) async fn configure(lab: &Lab, fabric: &Ns) -> Result<(), FabricError>
     s3_ns.up(to_internet).await?;
     // Replies to public addresses (internet hosts, IGW and NAT translations).
     s3_ns
-        .route(MAIN_TABLE, Ipv4Net::default(), Some(INTERNET_S3_IP), Some(to_internet), RouteType::Unicast)
+        .route(
+            MAIN_TABLE,
+            Ipv4Net::default(),
+            Some(INTERNET_S3_IP),
+            Some(to_internet),
+            RouteType::Unicast,
+        )
         .await?;
 
     for (i, e) in lab.vpc_endpoints.iter().enumerate() {
@@ -100,7 +112,13 @@ pub(super) async fn configure(lab: &Lab, fabric: &Ns) -> Result<(), FabricError>
         for &rt in &e.route_tables {
             let table = lab.route_tables[rt].table_id;
             fabric
-                .route(table, s3.range, Some(e.service_ip), Some(f), RouteType::Unicast)
+                .route(
+                    table,
+                    s3.range,
+                    Some(e.service_ip),
+                    Some(f),
+                    RouteType::Unicast,
+                )
                 .await?;
         }
         // Back to the VPC: replies leave by the link their listener is bound
@@ -124,12 +142,17 @@ pub(super) async fn configure(lab: &Lab, fabric: &Ns) -> Result<(), FabricError>
 /// A veth pair: `local` in `ns`, `remote` in namespace `peer_ns`.
 async fn veth(ns: &Ns, local: &str, peer_ns: &str, remote: &str) -> Result<(), FabricError> {
     let peer_fd = netns::open(peer_ns)?;
-    let mut req = ns.handle.link().add().veth(remote.to_string(), local.to_string());
+    let mut req = ns
+        .handle
+        .link()
+        .add()
+        .veth(remote.to_string(), local.to_string());
     for attr in req.message_mut().attributes.iter_mut() {
         if let LinkAttribute::LinkInfo(infos) = attr {
             for info in infos.iter_mut() {
                 if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = info {
-                    peer.attributes.push(LinkAttribute::NetNsFd(peer_fd.as_raw_fd()));
+                    peer.attributes
+                        .push(LinkAttribute::NetNsFd(peer_fd.as_raw_fd()));
                 }
             }
         }

@@ -22,7 +22,8 @@ pub enum FabricError {
     Netlink {
         ns: String,
         what: String,
-        source: rtnetlink::Error,
+        // Boxed: rtnetlink's error carries a whole netlink message.
+        source: Box<rtnetlink::Error>,
     },
     #[error("{ns}: link {name} not found after creating it")]
     MissingLink { ns: String, name: String },
@@ -47,7 +48,11 @@ const ROUTER_SYSCTLS: &[(&str, &str)] = &[
 
 /// Creates every namespace of the lab, with its sysctls.
 pub fn create_namespaces(lab: &Lab) -> Result<(), FabricError> {
-    let routers: Vec<String> = std::iter::once(FABRIC.to_string())
+    // The internet forwards too: VPC traffic to another public IP of the VPC
+    // goes out through the IGW and comes back in, as on AWS.
+    let routers: Vec<String> = [FABRIC, INTERNET]
+        .into_iter()
+        .map(String::from)
         .chain(
             lab.nat_gateways
                 .iter()
@@ -88,7 +93,7 @@ impl Ns {
         move |source| FabricError::Netlink {
             ns: self.name.clone(),
             what,
-            source,
+            source: Box::new(source),
         }
     }
 

@@ -47,8 +47,18 @@ impl<'a> Aggregator<'a> {
     pub fn new(lab: &'a Lab, now: u64) -> Self {
         Aggregator {
             lab,
-            by_ip: lab.enis.iter().enumerate().map(|(i, e)| (e.private_ip, i)).collect(),
-            by_if: lab.enis.iter().enumerate().map(|(i, e)| (e.host_if.clone(), i)).collect(),
+            by_ip: lab
+                .enis
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.private_ip, i))
+                .collect(),
+            by_if: lab
+                .enis
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.host_if.clone(), i))
+                .collect(),
             window_start: vec![now; lab.flow_logs.len()],
             flows: BTreeMap::new(),
         }
@@ -107,7 +117,12 @@ impl<'a> Aggregator<'a> {
         let mut out = Vec::new();
         for i in due {
             self.window_start[i] = now;
-            let keys: Vec<Key> = self.flows.keys().filter(|k| k.flow_log == i).copied().collect();
+            let keys: Vec<Key> = self
+                .flows
+                .keys()
+                .filter(|k| k.flow_log == i)
+                .copied()
+                .collect();
             for k in keys {
                 let t = self.flows.remove(&k).expect("key listed");
                 out.push(Record {
@@ -158,7 +173,10 @@ pub fn run(lab: &str) -> anyhow::Result<()> {
             // The interface only matters for the source check, whose
             // forged source address names no ENI.
             let interface = if p.prefix.starts_with("vpcsim:S:") && p.indev != 0 {
-                names.entry(p.indev).or_insert_with(|| if_name(p.indev)).clone()
+                names
+                    .entry(p.indev)
+                    .or_insert_with(|| if_name(p.indev))
+                    .clone()
             } else {
                 None
             };

@@ -339,4 +339,30 @@ mod tests {
         assert_eq!(r.to_string(), line);
         assert!("2 x".parse::<Record>().is_err());
     }
+
+    #[test]
+    fn fabric_logs_drops_with_their_side_only_when_flow_logs_exist() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/canary.toml");
+        let mut lab = crate::topology::load(&path).unwrap();
+        let plain = crate::firewall::fabric::render(&lab);
+        assert!(!plain.contains(" log "));
+        lab.flow_logs.push(FlowLogPlan {
+            id: "fl-0".into(),
+            resource: FlowLogResource::Vpc,
+            traffic_type: TrafficType::All,
+            interval_s: 60,
+        });
+        let text = crate::firewall::fabric::render(&lab);
+        for rule in [
+            "counter log prefix \"vpcsim:D:nacl private inbound rule * deny\" group 1 drop",
+            "counter log prefix \"vpcsim:S:nacl public outbound rule * deny\" group 1 drop",
+            "counter log prefix \"vpcsim:D:sg sg-backend ingress: no rule allows it\" group 1 drop",
+            "counter log prefix \"vpcsim:S:igw: source has no public IP\" group 1 drop",
+            "log prefix \"vpcsim:A\" group 1",
+        ] {
+            assert!(text.contains(rule), "missing `{rule}` in\n{text}");
+        }
+        // Allow rules are not logged one by one: the chain's end logs them.
+        assert!(!text.contains("allow\" group"));
+    }
 }

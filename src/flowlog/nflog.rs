@@ -117,7 +117,12 @@ impl NflogSocket {
         let s = NflogSocket { fd };
         let config = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
         let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
-        s.request(&nlmsg(config, flags, group, &[(NFULA_CFG_CMD, &[NFULNL_CFG_CMD_BIND])]))?;
+        s.request(&nlmsg(
+            config,
+            flags,
+            group,
+            &[(NFULA_CFG_CMD, &[NFULNL_CFG_CMD_BIND])],
+        ))?;
         let mut mode = COPY_RANGE.to_be_bytes().to_vec();
         mode.extend_from_slice(&[NFULNL_COPY_PACKET, 0]);
         s.request(&nlmsg(config, flags, group, &[(NFULA_CFG_MODE, &mode)]))?;
@@ -146,7 +151,14 @@ impl NflogSocket {
 
     fn recv_raw(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: receiving into our buffer.
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut _, buf.len(), 0) };
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut _,
+                buf.len(),
+                0,
+            )
+        };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -161,8 +173,10 @@ impl NflogSocket {
         let n = match self.recv_raw(&mut buf) {
             Ok(n) => n,
             Err(e)
-                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-                    || e.raw_os_error() == Some(libc::ENOBUFS)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) || e.raw_os_error() == Some(libc::ENOBUFS)
                     || e.kind() == io::ErrorKind::Interrupted =>
             {
                 return Ok(vec![])
@@ -207,7 +221,8 @@ fn parse_packet(body: &[u8]) -> Option<Logged> {
         let data = &attrs[4..len];
         match kind {
             NFULA_PREFIX => {
-                prefix = String::from_utf8_lossy(data.split(|&b| b == 0).next().unwrap_or(&[])).into_owned()
+                prefix = String::from_utf8_lossy(data.split(|&b| b == 0).next().unwrap_or(&[]))
+                    .into_owned()
             }
             NFULA_IFINDEX_INDEV if data.len() >= 4 => {
                 indev = u32::from_be_bytes(data[..4].try_into().ok()?)
@@ -261,7 +276,9 @@ mod tests {
 
     #[test]
     fn parses_a_logged_tcp_packet() {
-        let mut ip = vec![0x45, 0, 0, 60, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 10, 4, 10, 0, 20, 16];
+        let mut ip = vec![
+            0x45, 0, 0, 60, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 10, 4, 10, 0, 20, 16,
+        ];
         ip.extend_from_slice(&[0xc0, 0x00, 0x1f, 0x40]); // 49152 -> 8000
         let mut prefix = b"vpcsim:A".to_vec();
         prefix.push(0);
@@ -269,7 +286,11 @@ mod tests {
             (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET,
             0,
             1,
-            &[(NFULA_PREFIX, &prefix), (NFULA_IFINDEX_INDEV, &7u32.to_be_bytes()), (NFULA_PAYLOAD, &ip)],
+            &[
+                (NFULA_PREFIX, &prefix),
+                (NFULA_IFINDEX_INDEV, &7u32.to_be_bytes()),
+                (NFULA_PAYLOAD, &ip),
+            ],
         );
         let (kind, body) = messages(&msg).next().unwrap();
         assert_eq!(kind, (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET);

@@ -36,12 +36,19 @@ impl Zone {
             .load_balancers
             .iter()
             .map(|lb| {
-                let ips = lb.nodes.iter().filter_map(|&n| lab.enis[n].public_ip).collect();
+                let ips = lb
+                    .nodes
+                    .iter()
+                    .filter_map(|&n| lab.enis[n].public_ip)
+                    .collect();
                 (lb.dns_name.to_ascii_lowercase(), ips)
             })
             .collect();
         let s3 = lab.s3.as_ref().map(|s| {
-            let suffixes = vec!["s3.amazonaws.com".to_string(), format!("s3.{}.amazonaws.com", lab.region)];
+            let suffixes = vec![
+                "s3.amazonaws.com".to_string(),
+                format!("s3.{}.amazonaws.com", lab.region),
+            ];
             (suffixes, s.address)
         });
         Zone {
@@ -58,15 +65,21 @@ impl Zone {
             return Some(ips.clone());
         }
         if let Some((suffixes, ip)) = &self.s3 {
-            let hit = suffixes
-                .iter()
-                .any(|s| name == *s || name.strip_suffix(s.as_str()).is_some_and(|b| b.ends_with('.')));
+            let hit = suffixes.iter().any(|s| {
+                name == *s
+                    || name
+                        .strip_suffix(s.as_str())
+                        .is_some_and(|b| b.ends_with('.'))
+            });
             if hit {
                 return Some(vec![*ip]);
             }
         }
         let (domain, cidr) = self.private.as_ref()?;
-        let host = name.strip_suffix(domain.as_str())?.strip_suffix('.')?.strip_prefix("ip-")?;
+        let host = name
+            .strip_suffix(domain.as_str())?
+            .strip_suffix('.')?
+            .strip_prefix("ip-")?;
         let ip: Ipv4Addr = host.replace('-', ".").parse().ok()?;
         cidr.contains(&ip).then(|| vec![ip])
     }
@@ -141,8 +154,17 @@ mod tests {
 
     fn zone() -> Zone {
         Zone {
-            names: vec![("alb-1.us-east-1.elb.amazonaws.com".into(), vec![Ipv4Addr::new(198, 51, 100, 5)])],
-            s3: Some((vec!["s3.amazonaws.com".into(), "s3.us-east-1.amazonaws.com".into()], Ipv4Addr::new(192, 0, 2, 10))),
+            names: vec![(
+                "alb-1.us-east-1.elb.amazonaws.com".into(),
+                vec![Ipv4Addr::new(198, 51, 100, 5)],
+            )],
+            s3: Some((
+                vec![
+                    "s3.amazonaws.com".into(),
+                    "s3.us-east-1.amazonaws.com".into(),
+                ],
+                Ipv4Addr::new(192, 0, 2, 10),
+            )),
             private: Some(("ec2.internal".into(), "10.0.0.0/16".parse().unwrap())),
         }
     }
@@ -167,9 +189,15 @@ mod tests {
         assert_eq!(z.lookup("p4-buquet.s3.us-east-1.amazonaws.com."), s3);
         assert_eq!(z.lookup("P4-Buquet.S3.amazonaws.com"), s3);
         assert_eq!(z.lookup("xs3.amazonaws.com"), None);
-        assert_eq!(z.lookup("ip-10-0-20-16.ec2.internal"), Some(vec![Ipv4Addr::new(10, 0, 20, 16)]));
+        assert_eq!(
+            z.lookup("ip-10-0-20-16.ec2.internal"),
+            Some(vec![Ipv4Addr::new(10, 0, 20, 16)])
+        );
         assert_eq!(z.lookup("ip-192-168-0-1.ec2.internal"), None);
-        assert_eq!(z.lookup("alb-1.us-east-1.elb.amazonaws.com"), Some(vec![Ipv4Addr::new(198, 51, 100, 5)]));
+        assert_eq!(
+            z.lookup("alb-1.us-east-1.elb.amazonaws.com"),
+            Some(vec![Ipv4Addr::new(198, 51, 100, 5)])
+        );
         assert_eq!(z.lookup("example.com"), None);
     }
 

@@ -74,10 +74,16 @@ pub fn start(state: &mut LabState) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ready_file(&lab).exists() {
         if !rec.is_alive() {
-            anyhow::bail!("the AWS services daemon exited at start; see {}", log.display());
+            anyhow::bail!(
+                "the AWS services daemon exited at start; see {}",
+                log.display()
+            );
         }
         if Instant::now() > deadline {
-            anyhow::bail!("the AWS services daemon is not ready after 10 s; see {}", log.display());
+            anyhow::bail!(
+                "the AWS services daemon is not ready after 10 s; see {}",
+                log.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -94,10 +100,16 @@ pub fn run(lab: &str) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async {
         let vpc_dns = udp_in(&plan.fabric_ns(), SocketAddrV4::new(plan.dns_ip(), 53))?;
-        tokio::spawn(serve_dns(vpc_dns, Arc::new(dns::Zone::for_lab(&plan, true))));
+        tokio::spawn(serve_dns(
+            vpc_dns,
+            Arc::new(dns::Zone::for_lab(&plan, true)),
+        ));
         if let Some(s3) = &plan.s3 {
             let public_dns = udp_in(&plan.namespace(S3), SocketAddrV4::new(s3.public_dns, 53))?;
-            tokio::spawn(serve_dns(public_dns, Arc::new(dns::Zone::for_lab(&plan, false))));
+            tokio::spawn(serve_dns(
+                public_dns,
+                Arc::new(dns::Zone::for_lab(&plan, false)),
+            ));
             let server = Arc::new(s3::S3::new(&plan, &s3_access_log(lab))?);
             let mut paths = vec![(S3_TO_INTERNET_IF.to_string(), s3::Via::Internet)];
             for e in &plan.vpc_endpoints {
@@ -109,7 +121,11 @@ pub fn run(lab: &str) -> anyhow::Result<()> {
             }
             for (link, via) in paths {
                 for port in [443, 80] {
-                    let l = tcp_on_link(&plan.namespace(S3), &link, SocketAddrV4::new(s3.address, port))?;
+                    let l = tcp_on_link(
+                        &plan.namespace(S3),
+                        &link,
+                        SocketAddrV4::new(s3.address, port),
+                    )?;
                     tokio::spawn(serve_s3(l, Arc::new(via.clone()), server.clone()));
                 }
             }
@@ -120,14 +136,19 @@ pub fn run(lab: &str) -> anyhow::Result<()> {
 }
 
 fn udp_in(ns: &str, addr: SocketAddrV4) -> anyhow::Result<tokio::net::UdpSocket> {
-    let sock = netns::run_in(ns, || std::net::UdpSocket::bind(addr))?.with_context(|| format!("{ns}: bind udp {addr}"))?;
+    let sock = netns::run_in(ns, || std::net::UdpSocket::bind(addr))?
+        .with_context(|| format!("{ns}: bind udp {addr}"))?;
     sock.set_nonblocking(true)?;
     Ok(tokio::net::UdpSocket::from_std(sock)?)
 }
 
 /// A listener that only accepts connections arriving on `link`: the path a
 /// request took is the link it came in by.
-fn tcp_on_link(ns: &str, link: &str, addr: SocketAddrV4) -> anyhow::Result<tokio::net::TcpListener> {
+fn tcp_on_link(
+    ns: &str,
+    link: &str,
+    addr: SocketAddrV4,
+) -> anyhow::Result<tokio::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let listener = netns::run_in(ns, || -> std::io::Result<std::net::TcpListener> {
         let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;

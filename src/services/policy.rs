@@ -47,7 +47,12 @@ enum Operator {
     NotIpAddress,
 }
 
-const KEYS: [&str; 4] = ["aws:SourceVpce", "aws:SourceVpc", "aws:SourceIp", "aws:VpcSourceIp"];
+const KEYS: [&str; 4] = [
+    "aws:SourceVpce",
+    "aws:SourceVpc",
+    "aws:SourceIp",
+    "aws:VpcSourceIp",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
@@ -112,10 +117,13 @@ impl Policy {
     /// Parses a bucket policy for `bucket`; errors name the statement and
     /// element, as the S3 console's "MalformedPolicy" does.
     pub fn parse(text: &str, bucket: &str) -> Result<Policy, String> {
-        let raw: RawPolicy = serde_json::from_str(text).map_err(|e| format!("invalid policy JSON: {e}"))?;
+        let raw: RawPolicy =
+            serde_json::from_str(text).map_err(|e| format!("invalid policy JSON: {e}"))?;
         if let Some(v) = &raw.version {
             if v != "2012-10-17" && v != "2008-10-17" {
-                return Err(format!("Version `{v}` is not a policy language version (use \"2012-10-17\")"));
+                return Err(format!(
+                    "Version `{v}` is not a policy language version (use \"2012-10-17\")"
+                ));
             }
         }
         let _ = raw.id;
@@ -129,7 +137,11 @@ impl Policy {
             };
             match &s.principal {
                 Some(p) if principal_is_everyone(p) => {}
-                Some(p) => return Err(at(&format!("Principal {p} is not supported: vpcsim has one requester, use \"*\""))),
+                Some(p) => {
+                    return Err(at(&format!(
+                        "Principal {p} is not supported: vpcsim has one requester, use \"*\""
+                    )))
+                }
                 None => return Err(at("a bucket policy statement needs a Principal")),
             }
             let actions = s.action.ok_or_else(|| at("missing Action"))?.into_vec();
@@ -156,16 +168,25 @@ impl Policy {
                     "StringNotLike" => Operator::StringNotLike,
                     "IpAddress" => Operator::IpAddress,
                     "NotIpAddress" => Operator::NotIpAddress,
-                    other => return Err(at(&format!("condition operator `{other}` is not supported"))),
+                    other => {
+                        return Err(at(&format!(
+                            "condition operator `{other}` is not supported"
+                        )))
+                    }
                 };
                 for (key, values) in block {
                     if !KEYS.iter().any(|k| k.eq_ignore_ascii_case(&key)) {
-                        return Err(at(&format!("condition key `{key}` is not supported (supported: {})", KEYS.join(", "))));
+                        return Err(at(&format!(
+                            "condition key `{key}` is not supported (supported: {})",
+                            KEYS.join(", ")
+                        )));
                     }
                     let values = values.into_vec();
                     if matches!(op, Operator::IpAddress | Operator::NotIpAddress) {
                         for v in &values {
-                            parse_net(v).ok_or_else(|| at(&format!("`{v}` is not an IPv4 address or CIDR")))?;
+                            parse_net(v).ok_or_else(|| {
+                                at(&format!("`{v}` is not an IPv4 address or CIDR"))
+                            })?;
                         }
                     }
                     conditions.push(Condition {
@@ -229,7 +250,10 @@ impl Condition {
         // A key missing from the request matches no value: positive
         // operators fail, negated ones hold (AWS's rule).
         let Some(v) = present else {
-            return matches!(self.op, Operator::StringNotEquals | Operator::StringNotLike | Operator::NotIpAddress);
+            return matches!(
+                self.op,
+                Operator::StringNotEquals | Operator::StringNotLike | Operator::NotIpAddress
+            );
         };
         let any = |f: &dyn Fn(&str) -> bool| self.values.iter().any(|x| f(x));
         match self.op {
@@ -312,14 +336,41 @@ mod tests {
     fn report_policy_allows_only_through_the_endpoint() {
         let p = Policy::parse(REPORT, "p4-buquet").unwrap();
         let obj = "arn:aws:s3:::p4-buquet/backend/model_v1_prod.py";
-        let via = [("aws:SourceVpce", "vpce-0aa42de173d26c739"), ("aws:SourceVpc", "vpc-1"), ("aws:VpcSourceIp", "10.0.20.16")];
-        assert_eq!(p.evaluate(&req("s3:GetObject", obj, &via)), Decision::Allow("AllowBackendFolderViaVPCE".into()));
+        let via = [
+            ("aws:SourceVpce", "vpce-0aa42de173d26c739"),
+            ("aws:SourceVpc", "vpc-1"),
+            ("aws:VpcSourceIp", "10.0.20.16"),
+        ];
+        assert_eq!(
+            p.evaluate(&req("s3:GetObject", obj, &via)),
+            Decision::Allow("AllowBackendFolderViaVPCE".into())
+        );
         // From the internet / NAT: no endpoint key at all.
-        assert_eq!(p.evaluate(&req("s3:GetObject", obj, &[("aws:SourceIp", "198.51.100.20")])), Decision::ImplicitDeny);
+        assert_eq!(
+            p.evaluate(&req(
+                "s3:GetObject",
+                obj,
+                &[("aws:SourceIp", "198.51.100.20")]
+            )),
+            Decision::ImplicitDeny
+        );
         // Another endpoint, another prefix, another action.
-        assert_eq!(p.evaluate(&req("s3:GetObject", obj, &[("aws:SourceVpce", "vpce-1111111111")])), Decision::ImplicitDeny);
-        assert_eq!(p.evaluate(&req("s3:GetObject", "arn:aws:s3:::p4-buquet/other", &via)), Decision::ImplicitDeny);
-        assert_eq!(p.evaluate(&req("s3:PutObject", obj, &via)), Decision::ImplicitDeny);
+        assert_eq!(
+            p.evaluate(&req(
+                "s3:GetObject",
+                obj,
+                &[("aws:SourceVpce", "vpce-1111111111")]
+            )),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            p.evaluate(&req("s3:GetObject", "arn:aws:s3:::p4-buquet/other", &via)),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            p.evaluate(&req("s3:PutObject", obj, &via)),
+            Decision::ImplicitDeny
+        );
     }
 
     #[test]
@@ -333,12 +384,26 @@ mod tests {
             "b",
         )
         .unwrap();
-        let put = |keys: &[(&'static str, &str)]| p.evaluate(&req("s3:PutObject", "arn:aws:s3:::b/k", keys));
-        assert_eq!(put(&[("aws:SourceVpce", "vpce-22222222")]), Decision::Allow("Statement[0]".into()));
-        assert_eq!(put(&[("aws:SourceVpce", "vpce-33333333")]), Decision::Deny("OnlyVpce".into()));
-        assert_eq!(put(&[("aws:SourceIp", "203.0.113.10")]), Decision::Deny("OnlyVpce".into()));
+        let put = |keys: &[(&'static str, &str)]| {
+            p.evaluate(&req("s3:PutObject", "arn:aws:s3:::b/k", keys))
+        };
+        assert_eq!(
+            put(&[("aws:SourceVpce", "vpce-22222222")]),
+            Decision::Allow("Statement[0]".into())
+        );
+        assert_eq!(
+            put(&[("aws:SourceVpce", "vpce-33333333")]),
+            Decision::Deny("OnlyVpce".into())
+        );
+        assert_eq!(
+            put(&[("aws:SourceIp", "203.0.113.10")]),
+            Decision::Deny("OnlyVpce".into())
+        );
         // Actions match case-insensitively with wildcards.
-        assert_eq!(p.evaluate(&req("s3:ListBucket", "arn:aws:s3:::b", &[])), Decision::Allow("Statement[0]".into()));
+        assert_eq!(
+            p.evaluate(&req("s3:ListBucket", "arn:aws:s3:::b", &[])),
+            Decision::Allow("Statement[0]".into())
+        );
     }
 
     #[test]
@@ -353,11 +418,37 @@ mod tests {
             "b",
         )
         .unwrap();
-        let get = |key: &str, keys: &[(&'static str, &str)]| p.evaluate(&req("s3:GetObject", &format!("arn:aws:s3:::b/{key}"), keys));
-        assert!(matches!(get("k", &[("aws:VpcSourceIp", "10.0.20.16"), ("aws:SourceVpc", "vpc-0abc")]), Decision::Allow(_)));
-        assert_eq!(get("k", &[("aws:VpcSourceIp", "10.0.40.5"), ("aws:SourceVpc", "vpc-0abc")]), Decision::ImplicitDeny);
-        assert_eq!(get("public/x", &[("aws:SourceIp", "203.0.113.10")]), Decision::ImplicitDeny);
-        assert!(matches!(get("public/x", &[("aws:SourceIp", "198.51.100.7")]), Decision::Allow(_)));
+        let get = |key: &str, keys: &[(&'static str, &str)]| {
+            p.evaluate(&req("s3:GetObject", &format!("arn:aws:s3:::b/{key}"), keys))
+        };
+        assert!(matches!(
+            get(
+                "k",
+                &[
+                    ("aws:VpcSourceIp", "10.0.20.16"),
+                    ("aws:SourceVpc", "vpc-0abc")
+                ]
+            ),
+            Decision::Allow(_)
+        ));
+        assert_eq!(
+            get(
+                "k",
+                &[
+                    ("aws:VpcSourceIp", "10.0.40.5"),
+                    ("aws:SourceVpc", "vpc-0abc")
+                ]
+            ),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            get("public/x", &[("aws:SourceIp", "203.0.113.10")]),
+            Decision::ImplicitDeny
+        );
+        assert!(matches!(
+            get("public/x", &[("aws:SourceIp", "198.51.100.7")]),
+            Decision::Allow(_)
+        ));
     }
 
     #[test]

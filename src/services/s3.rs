@@ -68,7 +68,10 @@ pub enum S3Error {
     #[error("bucket {bucket}: policy: {message}")]
     Policy { bucket: String, message: String },
     #[error("access log {path}: {source}")]
-    Log { path: String, source: std::io::Error },
+    Log {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl S3 {
@@ -150,14 +153,24 @@ impl S3 {
         Ok(resp)
     }
 
-    async fn route(&self, via: &Via, peer: SocketAddr, req: Request<Incoming>) -> (&'static str, Option<String>, String, Outcome) {
+    async fn route(
+        &self,
+        via: &Via,
+        peer: SocketAddr,
+        req: Request<Incoming>,
+    ) -> (&'static str, Option<String>, String, Outcome) {
         let host = req
             .headers()
             .get(hyper::header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
-        let host = host.rsplit_once(':').map_or(host, |(h, _)| h).to_ascii_lowercase();
-        let path = percent_encoding::percent_decode_str(req.uri().path()).decode_utf8_lossy().into_owned();
+        let host = host
+            .rsplit_once(':')
+            .map_or(host, |(h, _)| h)
+            .to_ascii_lowercase();
+        let path = percent_encoding::percent_decode_str(req.uri().path())
+            .decode_utf8_lossy()
+            .into_owned();
         let path = path.trim_start_matches('/');
         let (bucket, key) = match self.virtual_host_bucket(&host) {
             Some(b) => (Some(b), path.to_string()),
@@ -172,7 +185,8 @@ impl S3 {
             .query()
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
-        let signed = req.headers().contains_key(hyper::header::AUTHORIZATION) || query.contains_key("X-Amz-Credential");
+        let signed = req.headers().contains_key(hyper::header::AUTHORIZATION)
+            || query.contains_key("X-Amz-Credential");
         let ctx = Requester {
             via,
             peer: peer.ip(),
@@ -182,39 +196,83 @@ impl S3 {
         let Some(b) = bucket.clone() else {
             let out = match method {
                 Method::GET => self.list_buckets(&ctx),
-                _ => Outcome::error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "The specified method is not allowed against this resource."),
+                _ => Outcome::error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "MethodNotAllowed",
+                    "The specified method is not allowed against this resource.",
+                ),
             };
             return ("REST.GET.SERVICE", None, key, out);
         };
         let (op, out) = match (&method, key.is_empty()) {
-            (&Method::GET, true) if query.contains_key("location") => ("REST.GET.LOCATION", self.location(&ctx, &b)),
-            (&Method::GET, true) if query.get("list-type").is_some_and(|v| v == "2") => ("REST.GET.BUCKET", self.list_objects(&ctx, &b, &query)),
+            (&Method::GET, true) if query.contains_key("location") => {
+                ("REST.GET.LOCATION", self.location(&ctx, &b))
+            }
+            (&Method::GET, true) if query.get("list-type").is_some_and(|v| v == "2") => {
+                ("REST.GET.BUCKET", self.list_objects(&ctx, &b, &query))
+            }
             (&Method::HEAD, true) => ("REST.HEAD.BUCKET", self.head_bucket(&ctx, &b)),
             (&Method::GET, false) => ("REST.GET.OBJECT", self.get_object(&ctx, &b, &key, true)),
             (&Method::HEAD, false) => ("REST.HEAD.OBJECT", self.get_object(&ctx, &b, &key, false)),
-            (&Method::PUT, false) if req.headers().contains_key("x-amz-copy-source") => ("REST.COPY.OBJECT", not_implemented("CopyObject")),
+            (&Method::PUT, false) if req.headers().contains_key("x-amz-copy-source") => {
+                ("REST.COPY.OBJECT", not_implemented("CopyObject"))
+            }
             (&Method::PUT, false) => {
-                let content_type = header(&req, "content-type").unwrap_or("binary/octet-stream").to_string();
-                let chunked = header(&req, "x-amz-content-sha256").is_some_and(|v| v.starts_with("STREAMING-"))
+                let content_type = header(&req, "content-type")
+                    .unwrap_or("binary/octet-stream")
+                    .to_string();
+                let chunked = header(&req, "x-amz-content-sha256")
+                    .is_some_and(|v| v.starts_with("STREAMING-"))
                     || header(&req, "content-encoding").is_some_and(|v| v.contains("aws-chunked"));
                 let out = match Limited::new(req.into_body(), MAX_OBJECT).collect().await {
                     Ok(body) => {
                         let raw = body.to_bytes();
-                        match if chunked { decode_aws_chunked(&raw) } else { Some(raw) } {
+                        match if chunked {
+                            decode_aws_chunked(&raw)
+                        } else {
+                            Some(raw)
+                        } {
                             Some(data) => self.put_object(&ctx, &b, &key, data, content_type),
-                            None => Outcome::error(StatusCode::BAD_REQUEST, "IncompleteBody", "The request body is not valid aws-chunked encoding."),
+                            None => Outcome::error(
+                                StatusCode::BAD_REQUEST,
+                                "IncompleteBody",
+                                "The request body is not valid aws-chunked encoding.",
+                            ),
                         }
                     }
-                    Err(_) => Outcome::error(StatusCode::BAD_REQUEST, "EntityTooLarge", "Your proposed upload exceeds the lab's maximum object size (64 MiB)."),
+                    Err(_) => Outcome::error(
+                        StatusCode::BAD_REQUEST,
+                        "EntityTooLarge",
+                        "Your proposed upload exceeds the lab's maximum object size (64 MiB).",
+                    ),
                 };
                 ("REST.PUT.OBJECT", out)
             }
             (&Method::DELETE, false) => ("REST.DELETE.OBJECT", self.delete_object(&ctx, &b, &key)),
-            (&Method::PUT, true) => ("REST.PUT.BUCKET", not_implemented("CreateBucket (buckets are declared in the topology: [[s3_bucket]])")),
-            (_, true) => ("REST.GET.BUCKET", not_implemented("this bucket operation (ListObjectsV2 with list-type=2 is)")),
-            _ => ("REST.UNKNOWN", Outcome::error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "The specified method is not allowed against this resource.")),
+            (&Method::PUT, true) => (
+                "REST.PUT.BUCKET",
+                not_implemented(
+                    "CreateBucket (buckets are declared in the topology: [[s3_bucket]])",
+                ),
+            ),
+            (_, true) => (
+                "REST.GET.BUCKET",
+                not_implemented("this bucket operation (ListObjectsV2 with list-type=2 is)"),
+            ),
+            _ => (
+                "REST.UNKNOWN",
+                Outcome::error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "MethodNotAllowed",
+                    "The specified method is not allowed against this resource.",
+                ),
+            ),
         };
-        let out = if method == Method::HEAD { out.without_body() } else { out };
+        let out = if method == Method::HEAD {
+            out.without_body()
+        } else {
+            out
+        };
         (op, bucket, key, out)
     }
 
@@ -229,7 +287,13 @@ impl S3 {
     }
 
     /// Checks the bucket exists and its policy allows `action` on `resource`.
-    fn authorize(&self, ctx: &Requester, bucket: &str, action: &str, key: Option<&str>) -> Result<(), Outcome> {
+    fn authorize(
+        &self,
+        ctx: &Requester,
+        bucket: &str,
+        action: &str,
+        key: Option<&str>,
+    ) -> Result<(), Outcome> {
         let buckets = self.buckets.lock().expect("bucket store");
         let b = buckets.get(bucket).ok_or_else(no_such_bucket)?;
         let resource = match key {
@@ -250,7 +314,11 @@ impl S3 {
         let buckets = self.buckets.lock().expect("bucket store");
         let mut xml = String::from("<ListAllMyBucketsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Owner><ID>vpcsim</ID><DisplayName>lab</DisplayName></Owner><Buckets>");
         for name in buckets.keys() {
-            xml += &format!("<Bucket><Name>{}</Name><CreationDate>{}</CreationDate></Bucket>", esc(name), iso_time(SystemTime::UNIX_EPOCH));
+            xml += &format!(
+                "<Bucket><Name>{}</Name><CreationDate>{}</CreationDate></Bucket>",
+                esc(name),
+                iso_time(SystemTime::UNIX_EPOCH)
+            );
         }
         xml += "</Buckets></ListAllMyBucketsResult>";
         Outcome::xml(xml)
@@ -261,7 +329,11 @@ impl S3 {
             return e;
         }
         // us-east-1 answers an empty constraint, as S3 does.
-        let region = if self.region == "us-east-1" { "" } else { &self.region };
+        let region = if self.region == "us-east-1" {
+            ""
+        } else {
+            &self.region
+        };
         Outcome::xml(format!("<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{region}</LocationConstraint>"))
     }
 
@@ -278,12 +350,26 @@ impl S3 {
         }
         let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
         let (prefix, delimiter) = (get("prefix"), get("delimiter"));
-        let max_keys: usize = q.get("max-keys").and_then(|m| m.parse().ok()).unwrap_or(1000);
+        let max_keys: usize = q
+            .get("max-keys")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(1000);
         let url = get("encoding-type") == "url";
-        let enc = |s: &str| if url { form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace("%2F", "/") } else { s.to_string() };
+        let enc = |s: &str| {
+            if url {
+                form_urlencoded::byte_serialize(s.as_bytes())
+                    .collect::<String>()
+                    .replace("%2F", "/")
+            } else {
+                s.to_string()
+            }
+        };
         // Continuation tokens are the hex of the last key returned.
         let after = match q.get("continuation-token") {
-            Some(t) => hex::decode(t).ok().and_then(|b| String::from_utf8(b).ok()).unwrap_or_default(),
+            Some(t) => hex::decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default(),
             None => get("start-after").to_string(),
         };
         let buckets = self.buckets.lock().expect("bucket store");
@@ -291,12 +377,19 @@ impl S3 {
         let mut contents = String::new();
         let mut prefixes: Vec<String> = Vec::new();
         let (mut count, mut last, mut truncated) = (0, String::new(), false);
-        for (k, o) in objects.range::<String, _>((std::ops::Bound::Excluded(&after), std::ops::Bound::Unbounded)) {
+        for (k, o) in objects.range::<String, _>((
+            std::ops::Bound::Excluded(&after),
+            std::ops::Bound::Unbounded,
+        )) {
             if !k.starts_with(prefix) {
                 continue;
             }
             let common = (!delimiter.is_empty())
-                .then(|| k[prefix.len()..].find(delimiter).map(|i| k[..prefix.len() + i + delimiter.len()].to_string()))
+                .then(|| {
+                    k[prefix.len()..]
+                        .find(delimiter)
+                        .map(|i| k[..prefix.len() + i + delimiter.len()].to_string())
+                })
                 .flatten();
             if common.as_ref().is_some_and(|c| prefixes.last() == Some(c)) {
                 last = k.clone();
@@ -336,11 +429,17 @@ impl S3 {
             xml += &format!("<ContinuationToken>{}</ContinuationToken>", esc(t));
         }
         if truncated {
-            xml += &format!("<NextContinuationToken>{}</NextContinuationToken>", hex::encode(&last));
+            xml += &format!(
+                "<NextContinuationToken>{}</NextContinuationToken>",
+                hex::encode(&last)
+            );
         }
         xml += &contents;
         for p in prefixes {
-            xml += &format!("<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>", esc(&enc(&p)));
+            xml += &format!(
+                "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
+                esc(&enc(&p))
+            );
         }
         xml += "</ListBucketResult>";
         Outcome::xml(xml)
@@ -350,12 +449,19 @@ impl S3 {
         if let Err(e) = self.authorize(ctx, bucket, "s3:GetObject", Some(key)) {
             return e;
         }
-        let found = self.buckets.lock().expect("bucket store")[bucket].objects.get(key).cloned();
+        let found = self.buckets.lock().expect("bucket store")[bucket]
+            .objects
+            .get(key)
+            .cloned();
         let Some(o) = found else {
             // Without s3:ListBucket a missing key is indistinguishable from
             // a forbidden one: S3 answers 403, not 404.
             return match self.authorize(ctx, bucket, "s3:ListBucket", None) {
-                Ok(()) => Outcome::error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist."),
+                Ok(()) => Outcome::error(
+                    StatusCode::NOT_FOUND,
+                    "NoSuchKey",
+                    "The specified key does not exist.",
+                ),
                 Err(e) => e,
             };
         };
@@ -373,7 +479,14 @@ impl S3 {
         out
     }
 
-    fn put_object(&self, ctx: &Requester, bucket: &str, key: &str, data: Bytes, content_type: String) -> Outcome {
+    fn put_object(
+        &self,
+        ctx: &Requester,
+        bucket: &str,
+        key: &str,
+        data: Bytes,
+        content_type: String,
+    ) -> Outcome {
         if let Err(e) = self.authorize(ctx, bucket, "s3:PutObject", Some(key)) {
             return e;
         }
@@ -456,13 +569,18 @@ impl Outcome {
     fn xml(body: String) -> Outcome {
         Outcome {
             headers: vec![("Content-Type", "application/xml".into())],
-            body: Bytes::from(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}")),
+            body: Bytes::from(format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"
+            )),
             ..Outcome::ok()
         }
     }
 
     fn error(status: StatusCode, code: &'static str, message: &str) -> Outcome {
-        let mut out = Outcome::xml(format!("<Error><Code>{code}</Code><Message>{}</Message></Error>", esc(message)));
+        let mut out = Outcome::xml(format!(
+            "<Error><Code>{code}</Code><Message>{}</Message></Error>",
+            esc(message)
+        ));
         out.status = status;
         out.code = Some(code);
         out
@@ -481,7 +599,10 @@ impl Outcome {
         let mut body = self.body;
         if self.code.is_some() && !body.is_empty() {
             // S3 puts the request id inside the error document too.
-            let text = String::from_utf8_lossy(&body).replace("</Error>", &format!("<RequestId>{request_id}</RequestId><HostId>vpcsim</HostId></Error>"));
+            let text = String::from_utf8_lossy(&body).replace(
+                "</Error>",
+                &format!("<RequestId>{request_id}</RequestId><HostId>vpcsim</HostId></Error>"),
+            );
             body = Bytes::from(text);
         }
         let mut resp = Response::builder()
@@ -497,7 +618,11 @@ impl Outcome {
 }
 
 fn no_such_bucket() -> Outcome {
-    Outcome::error(StatusCode::NOT_FOUND, "NoSuchBucket", "The specified bucket does not exist")
+    Outcome::error(
+        StatusCode::NOT_FOUND,
+        "NoSuchBucket",
+        "The specified bucket does not exist",
+    )
 }
 
 fn access_denied() -> Outcome {
@@ -505,7 +630,11 @@ fn access_denied() -> Outcome {
 }
 
 fn not_implemented(what: &str) -> Outcome {
-    Outcome::error(StatusCode::NOT_IMPLEMENTED, "NotImplemented", &format!("vpcsim's S3 does not implement {what}"))
+    Outcome::error(
+        StatusCode::NOT_IMPLEMENTED,
+        "NotImplemented",
+        &format!("vpcsim's S3 does not implement {what}"),
+    )
 }
 
 fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
@@ -513,7 +642,10 @@ fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The payload of an `aws-chunked` body (`<hex size>[;chunk-signature=…]\r\n
@@ -535,7 +667,11 @@ fn decode_aws_chunked(raw: &[u8]) -> Option<Bytes> {
 }
 
 /// Files under `dir` become objects keyed by their path relative to `root`.
-fn load_dir(root: &Path, dir: &Path, objects: &mut BTreeMap<String, Object>) -> Result<(), (String, std::io::Error)> {
+fn load_dir(
+    root: &Path,
+    dir: &Path,
+    objects: &mut BTreeMap<String, Object>,
+) -> Result<(), (String, std::io::Error)> {
     let io = |p: &Path| {
         let p = p.display().to_string();
         move |e| (p, e)
@@ -549,7 +685,11 @@ fn load_dir(root: &Path, dir: &Path, objects: &mut BTreeMap<String, Object>) -> 
             continue;
         }
         let data = std::fs::read(&path).map_err(io(&path))?;
-        let key = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+        let key = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
         let content_type = match path.extension().and_then(|x| x.to_str()) {
             Some("py") => "text/x-python",
             Some("txt") => "text/plain",
@@ -562,7 +702,10 @@ fn load_dir(root: &Path, dir: &Path, objects: &mut BTreeMap<String, Object>) -> 
             Object {
                 etag: hex::encode(Md5::digest(&data)),
                 data: Bytes::from(data),
-                modified: e.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH),
+                modified: e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
                 content_type: content_type.into(),
             },
         );
@@ -585,7 +728,15 @@ fn civil(t: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
     let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, rem / 3600, rem / 60 % 60, rem % 60, d.subsec_millis())
+    (
+        year,
+        month,
+        day,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis(),
+    )
 }
 
 /// `2026-11-23T17:00:00.000Z`, as S3's XML dates.
@@ -596,9 +747,14 @@ fn iso_time(t: SystemTime) -> String {
 
 /// `23/Nov/2026:17:00:00 +0000`, as S3 server access logs.
 fn log_time(t: SystemTime) -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let (y, mo, d, h, mi, s, _) = civil(t);
-    format!("{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02} +0000", MONTHS[mo as usize - 1])
+    format!(
+        "{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02} +0000",
+        MONTHS[mo as usize - 1]
+    )
 }
 
 #[cfg(test)]
@@ -608,7 +764,10 @@ mod tests {
     #[test]
     fn aws_chunked_bodies_decode() {
         let raw = b"5;chunk-signature=abc\r\nhello\r\n6;chunk-signature=def\r\n world\r\n0;chunk-signature=0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n";
-        assert_eq!(decode_aws_chunked(raw).unwrap(), Bytes::from_static(b"hello world"));
+        assert_eq!(
+            decode_aws_chunked(raw).unwrap(),
+            Bytes::from_static(b"hello world")
+        );
         assert!(decode_aws_chunked(b"5\r\nhel").is_none());
     }
 

@@ -35,7 +35,11 @@ pub fn resolve(t: &Topology, base: &Path, lab: &mut Lab) -> Vec<Diagnostic> {
     for (i, e) in t.vpc_endpoints.iter().enumerate() {
         let p = format!("vpc_endpoint[{i}]");
         if endpoints.iter().any(|x| x.name == e.name) {
-            err(format!("{p}.name"), format!("duplicate endpoint name `{}`", e.name), "give each endpoint its own name");
+            err(
+                format!("{p}.name"),
+                format!("duplicate endpoint name `{}`", e.name),
+                "give each endpoint its own name",
+            );
         }
         if e.service != "s3" {
             err(
@@ -84,12 +88,20 @@ pub fn resolve(t: &Topology, base: &Path, lab: &mut Lab) -> Vec<Diagnostic> {
         }
         let n = endpoints.len() as u32;
         if n >= 64 {
-            err(p, "more than 64 endpoints".into(), "the endpoint links use 169.254.2.0/24 in /30s");
+            err(
+                p,
+                "more than 64 endpoints".into(),
+                "the endpoint links use 169.254.2.0/24 in /30s",
+            );
             continue;
         }
         let link: String = id.chars().take(15).collect();
         if endpoints.iter().any(|x| x.link == link) {
-            err(format!("{p}.id"), format!("`{id}` shares its first 15 characters with another endpoint's id"), "interface names are the id's first 15 characters: make them differ");
+            err(
+                format!("{p}.id"),
+                format!("`{id}` shares its first 15 characters with another endpoint's id"),
+                "interface names are the id's first 15 characters: make them differ",
+            );
         }
         let base_ip = u32::from(Ipv4Addr::new(169, 254, 2, 0)) + 4 * n;
         endpoints.push(VpcEndpointPlan {
@@ -109,12 +121,20 @@ pub fn resolve(t: &Topology, base: &Path, lab: &mut Lab) -> Vec<Diagnostic> {
             err(format!("{p}.name"), format!("bucket name `{}` {problem}", b.name), "3-63 characters: lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit");
         }
         if buckets.iter().any(|x| x.name == b.name) {
-            err(format!("{p}.name"), format!("duplicate bucket `{}`", b.name), "bucket names are unique");
+            err(
+                format!("{p}.name"),
+                format!("duplicate bucket `{}`", b.name),
+                "bucket names are unique",
+            );
         }
         let seed_dir = b.seed_dir.as_ref().map(|d| base.join(d));
         if let Some(dir) = &seed_dir {
             if !dir.is_dir() {
-                err(format!("{p}.seed_dir"), format!("{} is not a directory", dir.display()), "the path is relative to the topology file's directory");
+                err(
+                    format!("{p}.seed_dir"),
+                    format!("{} is not a directory", dir.display()),
+                    "the path is relative to the topology file's directory",
+                );
             }
         }
         let policy = match &b.policy_file {
@@ -123,7 +143,11 @@ pub fn resolve(t: &Topology, base: &Path, lab: &mut Lab) -> Vec<Diagnostic> {
                 let file = base.join(f);
                 match std::fs::read_to_string(&file) {
                     Err(e) => {
-                        err(format!("{p}.policy_file"), format!("cannot read {}: {e}", file.display()), "the path is relative to the topology file's directory");
+                        err(
+                            format!("{p}.policy_file"),
+                            format!("cannot read {}: {e}", file.display()),
+                            "the path is relative to the topology file's directory",
+                        );
                         None
                     }
                     Ok(text) => match substitute(&text, lab, &endpoints)
@@ -146,16 +170,33 @@ pub fn resolve(t: &Topology, base: &Path, lab: &mut Lab) -> Vec<Diagnostic> {
     }
 
     if !endpoints.is_empty() || !buckets.is_empty() {
-        if lab.internet.public_pool.contains(&S3_RANGE.network()) || S3_RANGE.contains(&lab.internet.public_pool.network()) {
-            err("internet.public_pool".into(), format!("{} overlaps the S3 range {S3_RANGE}", lab.internet.public_pool), "pick a pool outside 192.0.2.0/24");
+        if lab.internet.public_pool.contains(&S3_RANGE.network())
+            || S3_RANGE.contains(&lab.internet.public_pool.network())
+        {
+            err(
+                "internet.public_pool".into(),
+                format!(
+                    "{} overlaps the S3 range {S3_RANGE}",
+                    lab.internet.public_pool
+                ),
+                "pick a pool outside 192.0.2.0/24",
+            );
         }
         for (j, h) in lab.internet.hosts.iter().enumerate() {
             if S3_RANGE.contains(h) {
-                err(format!("internet.hosts[{j}]"), format!("{h} is inside the S3 range {S3_RANGE}"), "pick an internet host outside 192.0.2.0/24");
+                err(
+                    format!("internet.hosts[{j}]"),
+                    format!("{h} is inside the S3 range {S3_RANGE}"),
+                    "pick an internet host outside 192.0.2.0/24",
+                );
             }
         }
         if let Some(e) = lab.enis.iter().find(|e| e.node == S3) {
-            err("instance".into(), format!("node name `{}` is reserved when the lab has S3", e.node), "`s3` is the S3 service's namespace; rename the node");
+            err(
+                "instance".into(),
+                format!("node name `{}` is reserved when the lab has S3", e.node),
+                "`s3` is the S3 service's namespace; rename the node",
+            );
         }
         lab.s3 = Some(S3Plan {
             prefix_list_id: aws_id("pl", &lab.region, "s3"),
@@ -171,7 +212,9 @@ pub fn resolve(t: &Topology, base: &Path, lab: &mut Lab) -> Vec<Diagnostic> {
 
 fn valid_vpce_id(id: &str) -> bool {
     id.strip_prefix("vpce-").is_some_and(|h| {
-        (8..=17).contains(&h.len()) && h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        (8..=17).contains(&h.len())
+            && h.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
     })
 }
 
@@ -199,7 +242,10 @@ fn substitute(text: &str, lab: &Lab, endpoints: &[VpcEndpointPlan]) -> Result<St
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
-        let end = rest[start..].find('}').ok_or("unterminated `${` placeholder")? + start;
+        let end = rest[start..]
+            .find('}')
+            .ok_or("unterminated `${` placeholder")?
+            + start;
         let key = &rest[start + 2..end];
         if key == "vpc" {
             out.push_str(&lab.vpc_id);
@@ -210,7 +256,9 @@ fn substitute(text: &str, lab: &Lab, endpoints: &[VpcEndpointPlan]) -> Result<St
                 .ok_or_else(|| format!("`${{{key}}}` names no [[vpc_endpoint]]"))?;
             out.push_str(&e.id);
         } else {
-            return Err(format!("unknown placeholder `${{{key}}}` (use `${{vpce:NAME}}` or `${{vpc}}`)"));
+            return Err(format!(
+                "unknown placeholder `${{{key}}}` (use `${{vpce:NAME}}` or `${{vpc}}`)"
+            ));
         }
         rest = &rest[end + 1..];
     }

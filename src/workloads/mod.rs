@@ -202,6 +202,7 @@ pub fn stop_node(state: &mut LabState, node: &str) -> anyhow::Result<()> {
     if crate::containers::is_container(&state.plan, node) {
         return Ok(crate::containers::stop(&state.plan, node)?);
     }
+    crate::containers::stop_hosted(&state.plan, node)?;
     let ino = netns::inode(&state.plan.namespace(node));
     let mut targets = Vec::new();
     for p in state

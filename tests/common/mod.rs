@@ -276,6 +276,7 @@ impl TestLab {
                     || k.starts_with("igw")
                     || k.starts_with("source")
                     || k.starts_with("nat")
+                    || k.starts_with("vpce")
             })
             .collect();
         (out, grew)
