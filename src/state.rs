@@ -92,13 +92,16 @@ impl LabState {
         std::fs::rename(&tmp, &path).map_err(io(&path))
     }
 
-    /// Every lab with a state directory.
+    /// Every lab that is up (or was being built).
     pub fn list() -> Vec<String> {
         let Ok(rd) = std::fs::read_dir(STATE_ROOT) else {
             return vec![];
         };
+        // Only lab directories with a state file: not `<lab>.lock` files, and
+        // not a directory `down` is emptying.
         let mut v: Vec<String> = rd
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| state_file(name).is_file())
             .collect();
         v.sort();
         v

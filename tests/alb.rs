@@ -19,12 +19,13 @@ fn dns_name(lab: &TestLab) -> String {
 }
 
 /// `n` POSTs like the seed's client, from the internet host, in one curl
-/// process; returns (status, body) per response.
+/// process (sequential on a kept-alive connection: parallel transfers would
+/// interleave bodies and status lines); returns (status, body) per response.
 fn post_many(lab: &TestLab, n: usize, path: &str) -> Vec<(u16, String)> {
     let url = format!("http://{}{path}", dns_name(lab));
     let script = format!(
         "for i in $(seq {n}); do printf 'url = \"%s\"\\n' '{url}'; done > /tmp/vpcsim-urls-$$; \
-         curl -s --no-progress-meter -Z --parallel-max 16 -m 90 -H 'Content-Type: application/json' \
+         curl -s --no-progress-meter -m 90 -H 'Content-Type: application/json' \
          -d '{{\"user_id\":7}}' -w '\\n@@%{{http_code}}@@\\n' -K /tmp/vpcsim-urls-$$; rm -f /tmp/vpcsim-urls-$$"
     );
     let (code, out) = lab.sh("internet", &script);
@@ -453,9 +454,11 @@ fn seed_flask_app_as_user_data_behind_the_alb() {
         assert!(Instant::now() < deadline, "flask never answered: {lines:?}");
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert!(post_many(&lab, 20, PATH)
-        .iter()
-        .all(|(c, b)| *c == 200 && b == V1_BODY));
+    let lines = post_many(&lab, 20, PATH);
+    assert!(
+        lines.iter().all(|(c, b)| *c == 200 && b == V1_BODY),
+        "{lines:?}"
+    );
 }
 
 #[test]

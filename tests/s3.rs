@@ -428,9 +428,11 @@ private_ip = "10.0.60.10"
     lab.listen("d", &["tcp/8000"]);
     let (answer, dropped) = lab.dropped_by(|| lab.tcp("s3", "10.0.60.10", 8000));
     assert_eq!(answer, None);
-    assert_eq!(
-        dropped,
-        vec!["vpce: endpoints carry only connections from the VPC".to_string()]
+    // `contains`: S3's retransmissions to the earlier, NACL-blocked probes
+    // may still be counted by their NACL rule meanwhile.
+    assert!(
+        dropped.contains(&"vpce: endpoints carry only connections from the VPC".to_string()),
+        "dropped by {dropped:?}"
     );
 }
 

@@ -1,28 +1,7 @@
 //! `vpcsim stop` / `vpcsim start`: an instance failing and coming back.
 
-use super::usage;
+use super::{resolve_lab, usage};
 use crate::state::{LabLock, LabState};
-
-/// The lab a command acts on: the one named, or the only lab that is up.
-pub fn resolve_lab(lab: Option<&str>) -> anyhow::Result<LabState> {
-    let name = match lab {
-        Some(l) => l.to_string(),
-        None => {
-            let labs = LabState::list();
-            match labs.as_slice() {
-                [one] => one.clone(),
-                [] => return Err(usage("no lab is up (vpcsim up <topology.toml>)")),
-                many => {
-                    return Err(usage(format!(
-                        "several labs are up ({}); choose one with --lab",
-                        many.join(", ")
-                    )))
-                }
-            }
-        }
-    };
-    LabState::load(&name)?.ok_or_else(|| usage(format!("no lab named {name} is up")))
-}
 
 fn instance_node(state: &LabState, node: &str) -> anyhow::Result<()> {
     let plan = &state.plan;

@@ -1,7 +1,7 @@
 //! `vpcsim logs NODE [-f]`: a node's console log (user data and workload
 //! output); `alb` is the load balancer daemon's log.
 
-use super::lifecycle::resolve_lab;
+use super::resolve_lab;
 use super::usage;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;

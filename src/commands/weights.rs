@@ -1,7 +1,7 @@
 //! `vpcsim weights alb:80 tg-v1=100 tg-v2=0`: change a listener's forward
 //! weights live (the console's "Edit listener rule" on the default action).
 
-use super::lifecycle::resolve_lab;
+use super::resolve_lab;
 use super::usage;
 
 pub fn run(lab: Option<&str>, listener: &str, weights: &[String]) -> anyhow::Result<()> {

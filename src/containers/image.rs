@@ -59,26 +59,29 @@ pub async fn ensure(docker: &Docker, image: &str) -> Result<(), ContainerError> 
     let exe =
         std::env::current_exe().map_err(|e| ContainerError::io(Path::new("/proc/self/exe"), e))?;
     let identity = binary_identity(&exe)?;
-    let current = || async {
+    // Ok(None): up to date; Ok(Some(old)): to build, replacing image `old` if any.
+    let stale = || async {
         match docker.inspect_image(image).await {
-            // An image the user built under this tag (no label) is theirs: keep it.
-            Ok(img) => Ok(img
-                .config
-                .and_then(|c| c.labels)
-                .and_then(|l| l.get(BINARY_LABEL).cloned())
-                .is_none_or(|id| id == identity)),
-            Err(e) if super::not_found(&e) => Ok(false),
+            Ok(img) => {
+                let label = img
+                    .config
+                    .and_then(|c| c.labels)
+                    .and_then(|l| l.get(BINARY_LABEL).cloned());
+                // An image the user built under this tag (no label) is theirs: keep it.
+                Ok(label.filter(|id| *id != identity).map(|_| img.id))
+            }
+            Err(e) if super::not_found(&e) => Ok(Some(None)),
             Err(e) => Err(ContainerError::docker(format!("inspect image {image}"), e)),
         }
     };
-    if current().await? {
+    if stale().await?.is_none() {
         return Ok(());
     }
     // Parallel `up`s would build the same image: one builds, the others wait.
     let _lock = build_lock()?;
-    if current().await? {
+    let Some(old) = stale().await? else {
         return Ok(());
-    }
+    };
     let context = build_context(&exe, dockerfile)?;
     let options = BuildImageOptionsBuilder::default()
         .t(image)
@@ -103,6 +106,17 @@ pub async fn ensure(docker: &Docker, image: &str) -> Result<(), ContainerError> 
         }
     }
     tracing::info!("built {image}: {last}");
+    // The image of the previous binary, untagged now: gone unless a
+    // container still uses it (then Docker refuses, and it stays).
+    if let Some(old) = old {
+        let _ = docker
+            .remove_image(
+                &old,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    }
     Ok(())
 }
 

@@ -186,11 +186,143 @@ fn elb_number(lab: &str, name: &str) -> String {
     format!("{:010}", n % 10_000_000_000)
 }
 
+/// AWS's limit of security groups per network interface.
+const MAX_SGS_PER_ENI: usize = 5;
+
+/// Whether anything uses the `default` security group, by name or by listing
+/// no group at all (then AWS's default group is created).
+fn references_default_sg(t: &Topology) -> bool {
+    t.instances
+        .iter()
+        .any(|x| x.security_groups.is_empty() || x.security_groups.iter().any(|g| g == "default"))
+        || t.load_balancers.iter().any(|l| {
+            l.security_groups.is_empty() || l.security_groups.iter().any(|g| g == "default")
+        })
+        || t.security_groups.iter().any(|g| {
+            g.ingress.iter().chain(g.egress.iter().flatten()).any(|r| {
+                r.source_sg.as_deref() == Some("default")
+                    || r.destination_sg.as_deref() == Some("default")
+            })
+        })
+}
+
+/// A security group's egress when the file omits it: everything anywhere.
+fn allow_all_egress() -> SgRulePlan {
+    SgRulePlan {
+        protocol: Protocol::All,
+        ports: None,
+        peer: SgPeer::Cidr(ALL_V4),
+    }
+}
+
+/// First and last assignable address of a subnet: AWS reserves the first
+/// four and the last one.
+fn assignable(net: Ipv4Net) -> (u32, u32) {
+    (
+        u32::from(net.network()) + 4,
+        u32::from(net.broadcast()).saturating_sub(1),
+    )
+}
+
+/// What AWS reserves `ip` (inside `net`) for, if anything.
+fn reserved_use(net: Ipv4Net, ip: Ipv4Addr) -> Option<&'static str> {
+    match u32::from(ip) - u32::from(net.network()) {
+        0 => Some("the network address"),
+        1 => Some("the VPC router"),
+        2 => Some("the Amazon DNS server"),
+        3 => Some("reserved by AWS for future use"),
+        _ if ip == net.broadcast() => Some("the broadcast address"),
+        _ => None,
+    }
+}
+
+/// Names of one kind: name -> index (the first of duplicates wins), and the
+/// names an "unknown name" hint lists.
+struct Names<'t> {
+    /// Singular, as in "subnet `x` does not exist"; hints list "{kind}s".
+    kind: &'static str,
+    index: HashMap<&'t str, usize>,
+    listed: Vec<&'t str>,
+}
+
+impl<'t> Names<'t> {
+    /// Names checked elsewhere (instances and NAT gateways are node names).
+    fn unchecked(kind: &'static str, listed: Vec<&'t str>) -> Self {
+        let mut index = HashMap::new();
+        for (i, n) in listed.iter().enumerate() {
+            index.entry(*n).or_insert(i);
+        }
+        Names {
+            kind,
+            index,
+            listed,
+        }
+    }
+
+    /// A name the file does not declare (implicit main table, default NACL
+    /// or security group); `listed` says whether hints name it.
+    fn add_implicit(&mut self, name: &'static str, i: usize, listed: bool) {
+        self.index.insert(name, i);
+        if listed {
+            self.listed.push(name);
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+}
+
+/// The VPC CIDR and the internet outside it.
+struct Network {
+    vpc: Option<Ipv4Net>,
+    hosts: Vec<Ipv4Addr>,
+    pool: Option<Ipv4Net>,
+}
+
+/// Subnet names and CIDRs, before their tables are known.
+struct Subnets<'t> {
+    names: Names<'t>,
+    /// Per subnet; host bits cleared, `None` if it does not parse.
+    cidrs: Vec<Option<Ipv4Net>>,
+}
+
+/// What a route may target, by name.
+struct RouteTargets<'t> {
+    igw: Option<String>,
+    nat_gateways: Names<'t>,
+    instances: Names<'t>,
+}
+
+struct RouteTables<'t> {
+    /// With `main` when the main table is implicit.
+    names: Names<'t>,
+    plans: Vec<RouteTablePlan>,
+    /// Per table: whether its 0.0.0.0/0 goes to the internet gateway.
+    public: Vec<bool>,
+    /// The main table (the implicit one is last).
+    main: usize,
+}
+
+struct Nacls<'t> {
+    /// With `default` when the default NACL is implicit.
+    names: Names<'t>,
+    plans: Vec<NaclPlan>,
+}
+
+struct SecurityGroups<'t> {
+    /// With `default` when the default group is implicit.
+    names: Names<'t>,
+    plans: Vec<SecurityGroupPlan>,
+}
+
 /// An ENI before allocation.
 struct EniDraft {
     node: String,
     owner: EniOwner,
     subnet: Option<usize>,
+    /// Path of the field naming the node (for name clashes).
+    name_path: String,
     /// Path of the field naming the subnet (for "subnet full").
     subnet_path: String,
     private_ip: Option<Ipv4Addr>,
@@ -198,6 +330,41 @@ struct EniDraft {
     wants_public: bool,
     security_groups: Vec<usize>,
     source_dest_check: bool,
+}
+
+impl EniDraft {
+    /// Path of a field of the ENI's owner.
+    fn path(&self, field: &str) -> String {
+        match self.owner {
+            EniOwner::Instance(i) => format!("instance[{i}].{field}"),
+            EniOwner::NatGateway(j) => format!("nat_gateway[{j}].{field}"),
+            EniOwner::LoadBalancerNode(l, _) => format!("load_balancer[{l}].{field}"),
+        }
+    }
+}
+
+/// The final ENIs, named and numbered in draft order.
+fn assemble_enis(
+    lab: &str,
+    drafts: Vec<EniDraft>,
+    private: &[Option<Ipv4Addr>],
+    public: &[Option<Ipv4Addr>],
+) -> Vec<Eni> {
+    drafts
+        .into_iter()
+        .enumerate()
+        .map(|(e, d)| Eni {
+            id: aws_id("eni", lab, &d.node),
+            host_if: truncate15(format!("e{e}-{}", d.node)),
+            node: d.node,
+            owner: d.owner,
+            subnet: d.subnet.unwrap_or(0),
+            private_ip: private[e].unwrap_or(Ipv4Addr::UNSPECIFIED),
+            public_ip: public[e],
+            security_groups: d.security_groups,
+            source_dest_check: d.source_dest_check,
+        })
+        .collect()
 }
 
 impl Ctx {
@@ -298,15 +465,30 @@ impl Ctx {
         Some((p, range))
     }
 
-    /// Unique names of one kind; reports duplicates. Returns name -> index.
-    fn names<'a>(
+    fn port(&mut self, v: i64, path: &str) -> Option<u16> {
+        if (1..=65535).contains(&v) {
+            Some(v as u16)
+        } else {
+            self.err(
+                path,
+                format!("port {v} is out of range"),
+                "use a port from 1 to 65535",
+            );
+            None
+        }
+    }
+
+    /// Unique names of one kind (`key` is its TOML table); reports empty and
+    /// duplicate names.
+    fn unique_names<'t>(
         &mut self,
-        kind: &str,
+        kind: &'static str,
         key: &str,
-        names: impl Iterator<Item = &'a str>,
-    ) -> HashMap<String, usize> {
-        let mut map = HashMap::new();
-        for (i, n) in names.enumerate() {
+        names: impl Iterator<Item = &'t str>,
+    ) -> Names<'t> {
+        let listed: Vec<&str> = names.collect();
+        let mut index = HashMap::new();
+        for (i, &n) in listed.iter().enumerate() {
             let path = format!("{key}[{i}].name");
             if n.trim().is_empty() {
                 self.err(
@@ -316,23 +498,145 @@ impl Ctx {
                 );
                 continue;
             }
-            if let Some(&j) = map.get(n) {
+            if let Some(&j) = index.get(n) {
                 self.err(
                     path,
                     format!("duplicate {kind} name `{n}` (also {key}[{j}])"),
                     format!("{kind} names must be unique; rename one of them"),
                 );
             } else {
-                map.insert(n.to_string(), i);
+                index.insert(n, i);
             }
         }
-        map
+        Names {
+            kind,
+            index,
+            listed,
+        }
     }
 
+    /// `name`'s index; reports an unknown name at `path` with the valid ones.
+    fn lookup(&mut self, names: &Names, name: &str, path: impl Into<String>) -> Option<usize> {
+        self.lookup_or(
+            names,
+            name,
+            path,
+            || format!("{} `{name}` does not exist", names.kind),
+            "",
+        )
+    }
+
+    /// [`Ctx::lookup`] with the caller's message, and `note` after the list.
+    fn lookup_or(
+        &mut self,
+        names: &Names,
+        name: &str,
+        path: impl Into<String>,
+        message: impl FnOnce() -> String,
+        note: &str,
+    ) -> Option<usize> {
+        let found = names.get(name);
+        if found.is_none() {
+            self.err(
+                path,
+                message(),
+                format!(
+                    "{}s: {}{note}",
+                    names.kind,
+                    quoted_list(names.listed.iter().copied())
+                ),
+            );
+        }
+        found
+    }
+
+    /// A node (namespace) name: `^[a-z][a-z0-9-]{0,max-1}$`.
+    fn node_name(&mut self, kind: &str, name: &str, max: usize, path: String, note: &str) {
+        if let Some(why) = name_problem(name, max) {
+            self.err(
+                path,
+                format!("{kind} name `{name}` is not valid: {why}"),
+                format!(
+                    "use 1-{max} characters: lowercase letters, digits and `-`, starting with a letter{note}"
+                ),
+            );
+        }
+    }
+
+    /// Resolves the sections in dependency order. Every section reports all
+    /// of its errors; the lab is assembled only if there were none.
     fn resolve(&mut self, t: &Topology, base: &Path) -> Option<Lab> {
         let lab = t.name.as_str();
+        let region_ok = self.lab_name_and_region(t);
+        let net = self.vpc_and_internet(t);
+        let subnets = self.subnets(t, net.vpc, region_ok);
+        let targets = self.route_targets(t);
+        let route_tables = self.route_tables(t, net.vpc, &targets);
+        let nacls = self.nacls(t);
+        let subnet_plans = self.subnet_associations(t, &subnets, &route_tables, &nacls.names);
+        // Known (and checked for NAT gateways) only once every subnet resolved.
+        let public_subnets: Option<Vec<bool>> =
+            (subnet_plans.len() == t.subnets.len()).then(|| {
+                let public = &route_tables.public;
+                subnet_plans.iter().map(|s| public[s.route_table]).collect()
+            });
+        let sgs = self.security_groups(t, lab);
 
-        // ---- lab name and region -------------------------------------------------
+        // ENIs: instances, then NAT gateways, then load balancer nodes.
+        let (mut drafts, instances) = self.instances(t, base, &subnets.names, &sgs.names);
+        let nat_gateways = self.nat_gateways(
+            t,
+            &subnets.names,
+            public_subnets.as_deref(),
+            targets.igw.as_deref(),
+            &mut drafts,
+        );
+        let lb_nodes = self.load_balancer_nodes(t, &subnets.names, &sgs.names, &mut drafts);
+        self.node_names(&drafts);
+        let private = self.private_ips(t, &drafts, &subnets.cidrs);
+        let public = self.public_ips(&drafts, &net);
+
+        let (tg_names, target_groups) = self.target_groups(t, &targets.instances, &private);
+        let load_balancers = self.load_balancers(t, &tg_names, lb_nodes);
+
+        if !self.diags.is_empty() {
+            return None;
+        }
+        let enis = assemble_enis(lab, drafts, &private, &public);
+        let flow_logs = crate::flowlog::resolve(lab, &t.flow_logs, &subnet_plans, &enis)
+            .unwrap_or_else(|d| {
+                self.diags.extend(d);
+                vec![]
+            });
+        Some(Lab {
+            name: t.name.clone(),
+            region: t.region.clone(),
+            vpc_cidr: net.vpc?,
+            vpc_id: aws_id("vpc", lab, "vpc"),
+            subnets: subnet_plans,
+            route_tables: route_tables.plans,
+            nacls: nacls.plans,
+            security_groups: sgs.plans,
+            enis,
+            nat_gateways,
+            internet_gateway: targets.igw,
+            internet: InternetPlan {
+                hosts: net.hosts,
+                public_pool: net.pool?,
+            },
+            instances,
+            target_groups,
+            load_balancers,
+            containers: vec![],
+            vpc_endpoints: vec![],
+            s3: None,
+            flow_logs,
+        })
+    }
+
+    /// The lab name (it becomes part of namespace and interface names) and
+    /// the region. Returns whether the region is valid, for the AZ checks.
+    fn lab_name_and_region(&mut self, t: &Topology) -> bool {
         let problem = if t.name.is_empty() {
             Some("it is empty".to_string())
         } else {
@@ -364,8 +668,12 @@ impl Ctx {
                 "write a region like \"us-east-1\" or \"eu-west-3\"",
             );
         }
+        region_ok
+    }
 
-        // ---- VPC -----------------------------------------------------------------
+    /// The VPC CIDR (/16 to /28), the internet hosts (outside the VPC, each
+    /// once) and the public pool (outside the VPC).
+    fn vpc_and_internet(&mut self, t: &Topology) -> Network {
         let vpc = self.cidr(&t.vpc.cidr, "vpc.cidr");
         if let Some(v) = vpc {
             if !(16..=28).contains(&v.prefix_len()) {
@@ -387,17 +695,16 @@ impl Ctx {
             }
         }
 
-        // ---- internet --------------------------------------------------------------
         let mut hosts = Vec::new();
         for (i, h) in t.internet.hosts.iter().enumerate() {
             let path = format!("internet.hosts[{i}]");
             let Some(ip) = self.ip(h, &path) else {
                 continue;
             };
-            if vpc.is_some_and(|v| v.contains(&ip)) {
+            if let Some(v) = vpc.filter(|v| v.contains(&ip)) {
                 self.err(
                     &path,
-                    format!("internet host {ip} is inside the VPC CIDR {}", vpc.unwrap()),
+                    format!("internet host {ip} is inside the VPC CIDR {v}"),
                     "internet hosts stand for machines outside AWS; use a public address like 203.0.113.10",
                 );
             } else if hosts.contains(&ip) {
@@ -419,14 +726,23 @@ impl Ctx {
                 );
             }
         }
+        Network { vpc, hosts, pool }
+    }
 
-        // ---- subnets ---------------------------------------------------------------
-        let subnet_idx = self.names(
+    /// Subnet names (unique, usable in a bridge name), CIDRs (/16 to /28,
+    /// inside the VPC, not overlapping) and AZs (in the region).
+    fn subnets<'t>(
+        &mut self,
+        t: &'t Topology,
+        vpc: Option<Ipv4Net>,
+        region_ok: bool,
+    ) -> Subnets<'t> {
+        let names = self.unique_names(
             "subnet",
             "subnet",
             t.subnets.iter().map(|s| s.name.as_str()),
         );
-        let mut subnet_cidrs: Vec<Option<Ipv4Net>> = Vec::new();
+        let mut cidrs: Vec<Option<Ipv4Net>> = Vec::new();
         for (i, s) in t.subnets.iter().enumerate() {
             let p = format!("subnet[{i}]");
             if let Some(bad) = s
@@ -441,7 +757,6 @@ impl Ctx {
                 );
             }
             let cidr = self.cidr(&s.cidr, &format!("{p}.cidr"));
-            let mut ok = cidr;
             if let Some(c) = cidr {
                 if !(16..=28).contains(&c.prefix_len()) {
                     self.err(
@@ -461,26 +776,24 @@ impl Ctx {
                             format!("subnet {} CIDR {c} is not inside the VPC CIDR {v}", s.name),
                             format!("pick a block inside {v}"),
                         );
-                        ok = None;
                     }
                 }
-                for (j, other) in subnet_cidrs.iter().enumerate() {
-                    if let Some(o) = other {
-                        if overlaps(c, *o) {
-                            self.err(
-                                format!("{p}.cidr"),
-                                format!(
-                                    "subnet {} ({c}) overlaps subnet {} ({o})",
-                                    s.name, t.subnets[j].name
-                                ),
-                                "subnets of a VPC must not share addresses; pick a block that is free",
-                            );
-                            break;
-                        }
-                    }
+                let clash = cidrs
+                    .iter()
+                    .enumerate()
+                    .find_map(|(j, o)| o.filter(|o| overlaps(c, *o)).map(|o| (j, o)));
+                if let Some((j, o)) = clash {
+                    self.err(
+                        format!("{p}.cidr"),
+                        format!(
+                            "subnet {} ({c}) overlaps subnet {} ({o})",
+                            s.name, t.subnets[j].name
+                        ),
+                        "subnets of a VPC must not share addresses; pick a block that is free",
+                    );
                 }
             }
-            subnet_cidrs.push(ok.or(cidr));
+            cidrs.push(cidr);
             if region_ok {
                 let az_ok = s.az.len() == t.region.len() + 1
                     && s.az.starts_with(&t.region)
@@ -497,36 +810,44 @@ impl Ctx {
                 }
             }
         }
+        Subnets { names, cidrs }
+    }
 
-        // ---- names of ENI owners (route targets need them) ------------------------
-        let n_inst = t.instances.len();
-        let inst_idx: HashMap<&str, usize> = t
-            .instances
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(i, x)| (x.name.as_str(), i))
-            .collect();
-        let nat_idx: HashMap<&str, usize> = t
-            .nat_gateways
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(i, x)| (x.name.as_str(), i))
-            .collect();
+    /// What routes may target: the internet gateway (its name must not be
+    /// empty), NAT gateways and instances. Their other checks come with
+    /// their ENIs.
+    fn route_targets<'t>(&mut self, t: &'t Topology) -> RouteTargets<'t> {
         let igw = t.internet_gateway.as_ref().map(|g| g.name.clone());
-        if let Some(g) = &igw {
-            if g.trim().is_empty() {
-                self.err(
-                    "internet_gateway.name",
-                    "internet gateway name is empty",
-                    "name it, e.g. \"igw\"",
-                );
-            }
+        if igw.as_ref().is_some_and(|g| g.trim().is_empty()) {
+            self.err(
+                "internet_gateway.name",
+                "internet gateway name is empty",
+                "name it, e.g. \"igw\"",
+            );
         }
+        RouteTargets {
+            igw,
+            nat_gateways: Names::unchecked(
+                "NAT gateway",
+                t.nat_gateways.iter().map(|n| n.name.as_str()).collect(),
+            ),
+            instances: Names::unchecked(
+                "instance",
+                t.instances.iter().map(|x| x.name.as_str()).collect(),
+            ),
+        }
+    }
 
-        // ---- route tables -----------------------------------------------------------
-        let mut rt_idx = self.names(
+    /// Route tables: unique names, at most one marked main (an empty
+    /// implicit `main` table is added when none is), kernel table ids from
+    /// 100, and their routes.
+    fn route_tables<'t>(
+        &mut self,
+        t: &'t Topology,
+        vpc: Option<Ipv4Net>,
+        targets: &RouteTargets,
+    ) -> RouteTables<'t> {
+        let mut names = self.unique_names(
             "route table",
             "route_table",
             t.route_tables.iter().map(|r| r.name.as_str()),
@@ -546,177 +867,157 @@ impl Ctx {
         }
         let implicit_main = mains.is_empty();
         if implicit_main {
-            if let Some(&i) = rt_idx.get("main") {
+            if let Some(i) = names.get("main") {
                 self.err(
                     format!("route_table[{i}].name"),
                     "route table `main` is not marked main = true, and no other table is; the implicit main table would take its name",
                     "add main = true to it, or rename it",
                 );
             }
-            rt_idx.insert("main".into(), t.route_tables.len());
+            names.add_implicit("main", t.route_tables.len(), true);
         }
-        let main_rt = mains.first().copied().unwrap_or(t.route_tables.len());
-        let mut route_tables = Vec::new();
-        // Tables whose 0.0.0.0/0 goes to the internet gateway.
-        let mut rt_public = Vec::new();
+        let main = mains.first().copied().unwrap_or(t.route_tables.len());
+        let mut plans = Vec::new();
+        let mut public = Vec::new();
         for (i, rt) in t.route_tables.iter().enumerate() {
-            let mut routes: Vec<RoutePlan> = Vec::new();
-            let mut public = false;
-            for (k, r) in rt.routes.iter().enumerate() {
-                let p = format!("route_table[{i}].routes[{k}]");
-                let dest = self.cidr(&r.destination, &format!("{p}.destination"));
-                if let (Some(d), Some(v)) = (dest, vpc) {
-                    // Wider routes (0.0.0.0/0) are fine: longest prefix match
-                    // keeps the local route; equal or narrower ones would shadow it.
-                    if v.contains(&d.network()) && d.prefix_len() >= v.prefix_len() {
-                        self.err(
-                            format!("{p}.destination"),
-                            format!("route destination {d} is inside the VPC CIDR {v}; the local route cannot be overridden"),
-                            format!("traffic to {v} always uses the local route; routes are for destinations outside the VPC (e.g. \"0.0.0.0/0\")"),
-                        );
-                    }
-                }
-                if let Some(d) = dest {
-                    if rt.routes[..k].iter().any(|o| {
-                        o.destination.trim().parse::<Ipv4Net>().map(|n| n.trunc()) == Ok(d)
-                    }) {
-                        self.err(
-                            format!("{p}.destination"),
-                            format!("route table {} has two routes to {d}", rt.name),
-                            "keep one route per destination",
-                        );
-                    }
-                }
-                let target = if igw.as_deref() == Some(r.target.as_str()) {
-                    Some(RouteTarget::InternetGateway)
-                } else if let Some(&n) = nat_idx.get(r.target.as_str()) {
-                    Some(RouteTarget::NatGateway(n))
-                } else if let Some(&n) = inst_idx.get(r.target.as_str()) {
-                    Some(RouteTarget::Eni(n))
-                } else {
-                    let mut valid: Vec<&str> = igw.iter().map(|s| s.as_str()).collect();
-                    valid.extend(t.nat_gateways.iter().map(|n| n.name.as_str()));
-                    valid.extend(t.instances.iter().map(|n| n.name.as_str()));
-                    let msg = match &igw {
-                        None if r.target.starts_with("igw") => format!(
-                            "route target `{}` looks like an internet gateway, but the file declares no [internet_gateway]",
-                            r.target
-                        ),
-                        _ => format!(
-                            "route target `{}` is not the internet gateway, a NAT gateway or an instance",
-                            r.target
-                        ),
-                    };
-                    let hint = if igw.is_none() {
-                        format!(
-                            "add [internet_gateway] name = \"{}\", or use one of: {}",
-                            r.target,
-                            quoted_list(valid)
-                        )
-                    } else {
-                        format!("valid targets: {}", quoted_list(valid))
-                    };
-                    self.err(format!("{p}.target"), msg, hint);
-                    None
-                };
-                if dest == Some(ALL_V4) && target == Some(RouteTarget::InternetGateway) {
-                    public = true;
-                }
-                if let (Some(destination), Some(target)) = (dest, target) {
-                    routes.push(RoutePlan {
-                        destination,
-                        target,
-                    });
-                }
-            }
-            rt_public.push(public);
-            route_tables.push(RouteTablePlan {
+            let (routes, to_igw) = self.routes(i, rt, vpc, targets);
+            public.push(to_igw);
+            plans.push(RouteTablePlan {
                 name: rt.name.clone(),
                 table_id: 100 + i as u32,
-                main: i == main_rt,
+                main: i == main,
                 routes,
             });
         }
         if implicit_main {
-            rt_public.push(false);
-            route_tables.push(RouteTablePlan {
+            public.push(false);
+            plans.push(RouteTablePlan {
                 name: "main".into(),
                 table_id: 100 + t.route_tables.len() as u32,
                 main: true,
                 routes: vec![],
             });
         }
+        RouteTables {
+            names,
+            plans,
+            public,
+            main,
+        }
+    }
 
-        // ---- NACLs ---------------------------------------------------------------------
-        let mut nacl_idx = self.names("NACL", "nacl", t.nacls.iter().map(|n| n.name.as_str()));
-        let mut nacls = Vec::new();
-        for (i, n) in t.nacls.iter().enumerate() {
-            let mut dirs = Vec::new();
-            for (dir, rules) in [("inbound", &n.inbound), ("outbound", &n.outbound)] {
-                let mut seen: HashMap<i64, usize> = HashMap::new();
-                let mut entries = Vec::new();
-                for (k, r) in rules.iter().enumerate() {
-                    let p = format!("nacl[{i}].{dir}[{k}]");
-                    let mut ok = true;
-                    if !(1..=32766).contains(&r.rule) {
-                        self.err(
-                            format!("{p}.rule"),
-                            format!("rule number {} is out of range; AWS allows 1 to 32766", r.rule),
-                            "number rules from 1 to 32766 (32767 is the implicit final `*` deny), e.g. 100, 110, 120",
-                        );
-                        ok = false;
-                    } else if let Some(&j) = seen.get(&r.rule) {
-                        self.err(
-                            format!("{p}.rule"),
-                            format!("rule number {} is used twice in NACL {} {dir} (also {dir}[{j}])", r.rule, n.name),
-                            "give each rule of a direction its own number (the same number may appear once inbound and once outbound)",
-                        );
-                        ok = false;
-                    } else {
-                        seen.insert(r.rule, k);
-                    }
-                    let pp = self.proto_ports(&r.protocol, r.ports.as_deref(), &p);
-                    let cidr = self.cidr(&r.cidr, &format!("{p}.cidr"));
-                    let action = match r.action.trim().to_ascii_lowercase().as_str() {
-                        "allow" => Some(Action::Allow),
-                        "deny" => Some(Action::Deny),
-                        _ => {
-                            self.err(
-                                format!("{p}.action"),
-                                format!("unknown NACL action `{}`", r.action),
-                                "use \"allow\" or \"deny\"",
-                            );
-                            None
-                        }
-                    };
-                    if let (true, Some((protocol, ports)), Some(cidr), Some(action)) =
-                        (ok, pp, cidr, action)
-                    {
-                        entries.push(NaclEntry {
-                            rule: r.rule as u16,
-                            protocol,
-                            ports,
-                            cidr,
-                            action,
-                        });
-                    }
+    /// The routes of route table `i`: destinations outside the VPC, one
+    /// route each, to a known target. Also returns whether 0.0.0.0/0 goes
+    /// to the internet gateway.
+    fn routes(
+        &mut self,
+        i: usize,
+        rt: &model::RouteTable,
+        vpc: Option<Ipv4Net>,
+        targets: &RouteTargets,
+    ) -> (Vec<RoutePlan>, bool) {
+        let mut routes = Vec::new();
+        let mut public = false;
+        for (k, r) in rt.routes.iter().enumerate() {
+            let p = format!("route_table[{i}].routes[{k}]");
+            let dest = self.cidr(&r.destination, &format!("{p}.destination"));
+            if let (Some(d), Some(v)) = (dest, vpc) {
+                // Wider routes (0.0.0.0/0) are fine: longest prefix match
+                // keeps the local route; equal or narrower ones would shadow it.
+                if v.contains(&d.network()) && d.prefix_len() >= v.prefix_len() {
+                    self.err(
+                        format!("{p}.destination"),
+                        format!("route destination {d} is inside the VPC CIDR {v}; the local route cannot be overridden"),
+                        format!("traffic to {v} always uses the local route; routes are for destinations outside the VPC (e.g. \"0.0.0.0/0\")"),
+                    );
                 }
-                entries.sort_by_key(|e| e.rule);
-                dirs.push(entries);
             }
-            let outbound = dirs.pop().unwrap_or_default();
-            let inbound = dirs.pop().unwrap_or_default();
-            nacls.push(NaclPlan {
+            if let Some(d) = dest {
+                if rt.routes[..k]
+                    .iter()
+                    .any(|o| o.destination.trim().parse::<Ipv4Net>().map(|n| n.trunc()) == Ok(d))
+                {
+                    self.err(
+                        format!("{p}.destination"),
+                        format!("route table {} has two routes to {d}", rt.name),
+                        "keep one route per destination",
+                    );
+                }
+            }
+            let target = self.route_target(&r.target, &format!("{p}.target"), targets);
+            if dest == Some(ALL_V4) && target == Some(RouteTarget::InternetGateway) {
+                public = true;
+            }
+            if let (Some(destination), Some(target)) = (dest, target) {
+                routes.push(RoutePlan {
+                    destination,
+                    target,
+                });
+            }
+        }
+        (routes, public)
+    }
+
+    /// A route's target: the internet gateway, else a NAT gateway, else an
+    /// instance (its ENI).
+    fn route_target(
+        &mut self,
+        name: &str,
+        path: &str,
+        targets: &RouteTargets,
+    ) -> Option<RouteTarget> {
+        let igw = targets.igw.as_deref();
+        if igw == Some(name) {
+            return Some(RouteTarget::InternetGateway);
+        }
+        if let Some(n) = targets.nat_gateways.get(name) {
+            return Some(RouteTarget::NatGateway(n));
+        }
+        if let Some(n) = targets.instances.get(name) {
+            return Some(RouteTarget::Eni(n));
+        }
+        let mut valid: Vec<&str> = igw.into_iter().collect();
+        valid.extend(&targets.nat_gateways.listed);
+        valid.extend(&targets.instances.listed);
+        let msg = match igw {
+            None if name.starts_with("igw") => format!(
+                "route target `{name}` looks like an internet gateway, but the file declares no [internet_gateway]"
+            ),
+            _ => format!(
+                "route target `{name}` is not the internet gateway, a NAT gateway or an instance"
+            ),
+        };
+        let hint = if igw.is_none() {
+            format!(
+                "add [internet_gateway] name = \"{name}\", or use one of: {}",
+                quoted_list(valid)
+            )
+        } else {
+            format!("valid targets: {}", quoted_list(valid))
+        };
+        self.err(path, msg, hint);
+        None
+    }
+
+    /// NACLs: unique names and rules; an allow-all `default` NACL is added
+    /// when a subnet uses it without the file defining it.
+    fn nacls<'t>(&mut self, t: &'t Topology) -> Nacls<'t> {
+        let mut names = self.unique_names("NACL", "nacl", t.nacls.iter().map(|n| n.name.as_str()));
+        let mut plans = Vec::new();
+        for (i, n) in t.nacls.iter().enumerate() {
+            let inbound = self.nacl_rules(&format!("nacl[{i}]"), &n.name, "inbound", &n.inbound);
+            let outbound = self.nacl_rules(&format!("nacl[{i}]"), &n.name, "outbound", &n.outbound);
+            plans.push(NaclPlan {
                 name: n.name.clone(),
                 inbound,
                 outbound,
             });
         }
-        let uses_default_nacl = t
+        let uses_default = t
             .subnets
             .iter()
             .any(|s| s.nacl.as_deref().is_none_or(|n| n == "default"));
-        if uses_default_nacl && !nacl_idx.contains_key("default") {
+        if uses_default && names.get("default").is_none() {
             let allow_all = vec![NaclEntry {
                 rule: 100,
                 protocol: Protocol::All,
@@ -724,59 +1025,122 @@ impl Ctx {
                 cidr: ALL_V4,
                 action: Action::Allow,
             }];
-            nacl_idx.insert("default".into(), nacls.len());
-            nacls.push(NaclPlan {
+            // Hints for an unknown NACL mention the default one separately.
+            names.add_implicit("default", plans.len(), false);
+            plans.push(NaclPlan {
                 name: "default".into(),
                 inbound: allow_all.clone(),
                 outbound: allow_all,
             });
         }
+        Nacls { names, plans }
+    }
 
-        // ---- subnets' tables -------------------------------------------------------
-        let mut subnets = Vec::new();
-        for (i, s) in t.subnets.iter().enumerate() {
-            let route_table = match &s.route_table {
-                None => Some(main_rt),
-                Some(n) => match rt_idx.get(n.as_str()) {
-                    Some(&r) => Some(r),
-                    None => {
-                        self.err(
-                            format!("subnet[{i}].route_table"),
-                            format!(
-                                "subnet {} uses route table `{n}`, which does not exist",
-                                s.name
-                            ),
-                            format!(
-                                "route tables: {} (omit route_table for the main table)",
-                                quoted_list(route_tables.iter().map(|r| r.name.as_str()))
-                            ),
-                        );
-                        None
-                    }
-                },
-            };
-            let nacl = match nacl_idx.get(s.nacl.as_deref().unwrap_or("default")) {
-                Some(&n) => Some(n),
-                None => {
+    /// One direction of a NACL: rule numbers 1-32766, unique in the
+    /// direction; protocol, ports, CIDR and action. Sorted by rule number.
+    fn nacl_rules(
+        &mut self,
+        nacl_path: &str,
+        nacl: &str,
+        dir: &str,
+        rules: &[model::NaclRule],
+    ) -> Vec<NaclEntry> {
+        let mut seen: HashMap<i64, usize> = HashMap::new();
+        let mut entries = Vec::new();
+        for (k, r) in rules.iter().enumerate() {
+            let p = format!("{nacl_path}.{dir}[{k}]");
+            let mut ok = true;
+            if !(1..=32766).contains(&r.rule) {
+                self.err(
+                    format!("{p}.rule"),
+                    format!("rule number {} is out of range; AWS allows 1 to 32766", r.rule),
+                    "number rules from 1 to 32766 (32767 is the implicit final `*` deny), e.g. 100, 110, 120",
+                );
+                ok = false;
+            } else if let Some(&j) = seen.get(&r.rule) {
+                self.err(
+                    format!("{p}.rule"),
+                    format!("rule number {} is used twice in NACL {nacl} {dir} (also {dir}[{j}])", r.rule),
+                    "give each rule of a direction its own number (the same number may appear once inbound and once outbound)",
+                );
+                ok = false;
+            } else {
+                seen.insert(r.rule, k);
+            }
+            let pp = self.proto_ports(&r.protocol, r.ports.as_deref(), &p);
+            let cidr = self.cidr(&r.cidr, &format!("{p}.cidr"));
+            let action = match r.action.trim().to_ascii_lowercase().as_str() {
+                "allow" => Some(Action::Allow),
+                "deny" => Some(Action::Deny),
+                _ => {
                     self.err(
-                        format!("subnet[{i}].nacl"),
-                        format!(
-                            "subnet {} uses NACL `{}`, which does not exist",
-                            s.name,
-                            s.nacl.as_deref().unwrap_or_default()
-                        ),
-                        format!(
-                            "NACLs: {} (omit nacl for the default NACL, which allows everything)",
-                            quoted_list(t.nacls.iter().map(|n| n.name.as_str()))
-                        ),
+                        format!("{p}.action"),
+                        format!("unknown NACL action `{}`", r.action),
+                        "use \"allow\" or \"deny\"",
                     );
                     None
                 }
             };
-            if let (Some(cidr), Some(route_table), Some(nacl)) =
-                (subnet_cidrs[i], route_table, nacl)
+            if let (true, Some((protocol, ports)), Some(cidr), Some(action)) =
+                (ok, pp, cidr, action)
             {
-                subnets.push(SubnetPlan {
+                entries.push(NaclEntry {
+                    rule: r.rule as u16,
+                    protocol,
+                    ports,
+                    cidr,
+                    action,
+                });
+            }
+        }
+        entries.sort_by_key(|e| e.rule);
+        entries
+    }
+
+    /// Each subnet's route table (the main one when omitted) and NACL (the
+    /// default one when omitted), making its plan: bridge name and router
+    /// address. Subnets that do not fully resolve get no plan.
+    fn subnet_associations(
+        &mut self,
+        t: &Topology,
+        subnets: &Subnets,
+        route_tables: &RouteTables,
+        nacls: &Names,
+    ) -> Vec<SubnetPlan> {
+        let mut plans = Vec::new();
+        for (i, s) in t.subnets.iter().enumerate() {
+            let route_table = match &s.route_table {
+                None => Some(route_tables.main),
+                Some(n) => self.lookup_or(
+                    &route_tables.names,
+                    n,
+                    format!("subnet[{i}].route_table"),
+                    || {
+                        format!(
+                            "subnet {} uses route table `{n}`, which does not exist",
+                            s.name
+                        )
+                    },
+                    " (omit route_table for the main table)",
+                ),
+            };
+            let nacl = self.lookup_or(
+                nacls,
+                s.nacl.as_deref().unwrap_or("default"),
+                format!("subnet[{i}].nacl"),
+                || {
+                    format!(
+                        "subnet {} uses NACL `{}`, which does not exist",
+                        s.name,
+                        s.nacl.as_deref().unwrap_or_default()
+                    )
+                },
+                " (omit nacl for the default NACL, which allows everything)",
+            );
+            if let (Some(cidr), Some(route_table), Some(nacl)) =
+                (subnets.cidrs[i], route_table, nacl)
+            {
+                plans.push(SubnetPlan {
                     name: s.name.clone(),
                     cidr,
                     az: s.az.clone(),
@@ -788,135 +1152,39 @@ impl Ctx {
                 });
             }
         }
-        let subnets_ok = subnets.len() == t.subnets.len();
-        let subnet_of = |i: usize| -> Option<&SubnetPlan> {
-            if subnets_ok {
-                subnets.get(i)
-            } else {
-                None
-            }
-        };
+        plans
+    }
 
-        // ---- security groups ---------------------------------------------------------
-        let mut sg_idx = self.names(
+    /// Security groups: unique names, ids and rules; AWS's `default` group
+    /// (all from its own members in, all out) is added when something uses
+    /// it without the file defining it. An omitted egress allows all.
+    fn security_groups<'t>(&mut self, t: &'t Topology, lab: &str) -> SecurityGroups<'t> {
+        let mut names = self.unique_names(
             "security group",
             "security_group",
             t.security_groups.iter().map(|s| s.name.as_str()),
         );
-        let refs_default = t.instances.iter().any(|x| {
-            x.security_groups.is_empty() || x.security_groups.iter().any(|g| g == "default")
-        }) || t.load_balancers.iter().any(|l| {
-            l.security_groups.is_empty() || l.security_groups.iter().any(|g| g == "default")
-        }) || t.security_groups.iter().any(|g| {
-            g.ingress.iter().chain(g.egress.iter().flatten()).any(|r| {
-                r.source_sg.as_deref() == Some("default")
-                    || r.destination_sg.as_deref() == Some("default")
-            })
-        });
-        let implicit_sg = refs_default && !sg_idx.contains_key("default");
-        if implicit_sg {
-            sg_idx.insert("default".into(), t.security_groups.len());
+        let implicit_default = references_default_sg(t) && names.get("default").is_none();
+        if implicit_default {
+            names.add_implicit("default", t.security_groups.len(), true);
         }
-        let sg_names: Vec<&str> = {
-            let mut v: Vec<&str> = t.security_groups.iter().map(|g| g.name.as_str()).collect();
-            if implicit_sg {
-                v.push("default");
-            }
-            v
-        };
-        let all_egress = || SgRulePlan {
-            protocol: Protocol::All,
-            ports: None,
-            peer: SgPeer::Cidr(ALL_V4),
-        };
-        let mut security_groups = Vec::new();
+        let mut plans = Vec::new();
         for (i, g) in t.security_groups.iter().enumerate() {
-            let mut lists = Vec::new();
-            for (dir, rules) in [("ingress", Some(&g.ingress)), ("egress", g.egress.as_ref())] {
-                let Some(rules) = rules else {
-                    lists.push(vec![all_egress()]);
-                    continue;
-                };
-                let mut out = Vec::new();
-                for (k, r) in rules.iter().enumerate() {
-                    let p = format!("security_group[{i}].{dir}[{k}]");
-                    let (peer_key, wrong_key, wrong) = if dir == "ingress" {
-                        ("source_sg", "destination_sg", &r.destination_sg)
-                    } else {
-                        ("destination_sg", "source_sg", &r.source_sg)
-                    };
-                    let peer_sg = if dir == "ingress" {
-                        &r.source_sg
-                    } else {
-                        &r.destination_sg
-                    };
-                    let pp = self.proto_ports(&r.protocol, r.ports.as_deref(), &p);
-                    if wrong.is_some() {
-                        self.err(
-                            format!("{p}.{wrong_key}"),
-                            format!(
-                                "{wrong_key} is not allowed in an {dir} rule of security group {}",
-                                g.name
-                            ),
-                            format!("an {dir} rule names its peer group with {peer_key}"),
-                        );
-                        continue;
-                    }
-                    let peer = match (&r.cidr, peer_sg) {
-                        (Some(_), Some(_)) => {
-                            self.err(
-                                &p,
-                                format!("{dir} rule of security group {} has both cidr and {peer_key}", g.name),
-                                format!("a rule has exactly one peer: keep cidr or {peer_key}, and write a second rule for the other"),
-                            );
-                            None
-                        }
-                        (None, None) => {
-                            self.err(
-                                &p,
-                                format!("{dir} rule of security group {} has neither cidr nor {peer_key}", g.name),
-                                format!("add cidr = \"0.0.0.0/0\" (or a narrower block) or {peer_key} = \"<group name>\""),
-                            );
-                            None
-                        }
-                        (Some(c), None) => self.cidr(c, &format!("{p}.cidr")).map(SgPeer::Cidr),
-                        (None, Some(n)) => match sg_idx.get(n.as_str()) {
-                            Some(&j) => Some(SgPeer::Group(j)),
-                            None => {
-                                self.err(
-                                    format!("{p}.{peer_key}"),
-                                    format!("security group `{n}` does not exist"),
-                                    format!(
-                                        "security groups: {}",
-                                        quoted_list(sg_names.iter().copied())
-                                    ),
-                                );
-                                None
-                            }
-                        },
-                    };
-                    if let (Some((protocol, ports)), Some(peer)) = (pp, peer) {
-                        out.push(SgRulePlan {
-                            protocol,
-                            ports,
-                            peer,
-                        });
-                    }
-                }
-                lists.push(out);
-            }
-            let egress = lists.pop().unwrap_or_default();
-            let ingress = lists.pop().unwrap_or_default();
-            security_groups.push(SecurityGroupPlan {
+            let ingress = self.sg_rules(i, g, "ingress", &g.ingress, &names);
+            let egress = match &g.egress {
+                Some(rules) => self.sg_rules(i, g, "egress", rules, &names),
+                None => vec![allow_all_egress()],
+            };
+            plans.push(SecurityGroupPlan {
                 name: g.name.clone(),
                 id: aws_id("sg", lab, &g.name),
                 ingress,
                 egress,
             });
         }
-        if implicit_sg {
-            let me = security_groups.len();
-            security_groups.push(SecurityGroupPlan {
+        if implicit_default {
+            let me = plans.len();
+            plans.push(SecurityGroupPlan {
                 name: "default".into(),
                 id: aws_id("sg", lab, "default"),
                 ingress: vec![SgRulePlan {
@@ -924,78 +1192,136 @@ impl Ctx {
                     ports: None,
                     peer: SgPeer::Group(me),
                 }],
-                egress: vec![all_egress()],
+                egress: vec![allow_all_egress()],
             });
         }
-        let default_sg = sg_idx.get("default").copied();
-        let resolve_sgs = |c: &mut Ctx,
-                           list: &[String],
-                           path: &str,
-                           max: Option<usize>|
-         -> Vec<usize> {
-            if list.is_empty() {
-                return default_sg.into_iter().collect();
-            }
-            if let Some(max) = max {
-                if list.len() > max {
-                    c.err(
-                        path,
-                        format!("{} security groups listed; AWS allows at most {max} per network interface", list.len()),
-                        "merge rules into fewer groups",
-                    );
-                }
-            }
-            let mut out = Vec::new();
-            for (k, n) in list.iter().enumerate() {
-                match sg_idx.get(n.as_str()) {
-                    Some(&j) if out.contains(&j) => c.err(
-                        format!("{path}[{k}]"),
-                        format!("security group `{n}` is listed twice"),
-                        "list each group once",
-                    ),
-                    Some(&j) => out.push(j),
-                    None => c.err(
-                        format!("{path}[{k}]"),
-                        format!("security group `{n}` does not exist"),
-                        format!("security groups: {}", quoted_list(sg_names.iter().copied())),
-                    ),
-                }
-            }
-            out
-        };
+        SecurityGroups { names, plans }
+    }
 
-        // ---- ENIs: instances, NAT gateways, load balancer nodes ------------------------
-        let mut drafts: Vec<EniDraft> = Vec::new();
-        let mut node_paths: Vec<String> = Vec::new();
-        let mut instances = Vec::new();
-        let subnet_lookup = |c: &mut Ctx, name: &str, path: &str| -> Option<usize> {
-            match subnet_idx.get(name) {
-                Some(&i) => Some(i),
-                None => {
-                    c.err(
-                        path,
-                        format!("subnet `{name}` does not exist"),
-                        format!(
-                            "subnets: {}",
-                            quoted_list(t.subnets.iter().map(|s| s.name.as_str()))
-                        ),
+    /// One direction of security group `i`: protocol, ports and exactly one
+    /// peer, a CIDR or a group (`source_sg` in, `destination_sg` out).
+    fn sg_rules(
+        &mut self,
+        i: usize,
+        g: &model::SecurityGroup,
+        dir: &str,
+        rules: &[model::SgRule],
+        names: &Names,
+    ) -> Vec<SgRulePlan> {
+        let mut out = Vec::new();
+        for (k, r) in rules.iter().enumerate() {
+            let p = format!("security_group[{i}].{dir}[{k}]");
+            let (peer_key, peer_sg, wrong_key, wrong) = if dir == "ingress" {
+                (
+                    "source_sg",
+                    &r.source_sg,
+                    "destination_sg",
+                    &r.destination_sg,
+                )
+            } else {
+                (
+                    "destination_sg",
+                    &r.destination_sg,
+                    "source_sg",
+                    &r.source_sg,
+                )
+            };
+            let pp = self.proto_ports(&r.protocol, r.ports.as_deref(), &p);
+            if wrong.is_some() {
+                self.err(
+                    format!("{p}.{wrong_key}"),
+                    format!(
+                        "{wrong_key} is not allowed in an {dir} rule of security group {}",
+                        g.name
+                    ),
+                    format!("an {dir} rule names its peer group with {peer_key}"),
+                );
+                continue;
+            }
+            let peer = match (&r.cidr, peer_sg) {
+                (Some(_), Some(_)) => {
+                    self.err(
+                        &p,
+                        format!("{dir} rule of security group {} has both cidr and {peer_key}", g.name),
+                        format!("a rule has exactly one peer: keep cidr or {peer_key}, and write a second rule for the other"),
                     );
                     None
                 }
+                (None, None) => {
+                    self.err(
+                        &p,
+                        format!("{dir} rule of security group {} has neither cidr nor {peer_key}", g.name),
+                        format!("add cidr = \"0.0.0.0/0\" (or a narrower block) or {peer_key} = \"<group name>\""),
+                    );
+                    None
+                }
+                (Some(c), None) => self.cidr(c, &format!("{p}.cidr")).map(SgPeer::Cidr),
+                (None, Some(n)) => self
+                    .lookup(names, n, format!("{p}.{peer_key}"))
+                    .map(SgPeer::Group),
+            };
+            if let (Some((protocol, ports)), Some(peer)) = (pp, peer) {
+                out.push(SgRulePlan {
+                    protocol,
+                    ports,
+                    peer,
+                });
             }
-        };
+        }
+        out
+    }
+
+    /// The security groups of a network interface: the `default` group when
+    /// none is listed, at most five, each once.
+    fn interface_groups(&mut self, sgs: &Names, list: &[String], path: &str) -> Vec<usize> {
+        if list.is_empty() {
+            return sgs.get("default").into_iter().collect();
+        }
+        if list.len() > MAX_SGS_PER_ENI {
+            self.err(
+                path,
+                format!(
+                    "{} security groups listed; AWS allows at most {MAX_SGS_PER_ENI} per network interface",
+                    list.len()
+                ),
+                "merge rules into fewer groups",
+            );
+        }
+        let mut out = Vec::new();
+        for (k, n) in list.iter().enumerate() {
+            if let Some(j) = self.lookup(sgs, n, format!("{path}[{k}]")) {
+                if out.contains(&j) {
+                    self.err(
+                        format!("{path}[{k}]"),
+                        format!("security group `{n}` is listed twice"),
+                        "list each group once",
+                    );
+                } else {
+                    out.push(j);
+                }
+            }
+        }
+        out
+    }
+
+    /// Instances: node name, subnet, security groups and fixed addresses
+    /// (their ENI drafts, the first ones), and what runs on them (built-in
+    /// workload, user data read relative to `base`).
+    fn instances(
+        &mut self,
+        t: &Topology,
+        base: &Path,
+        subnets: &Names,
+        sgs: &Names,
+    ) -> (Vec<EniDraft>, Vec<InstancePlan>) {
+        let mut drafts = Vec::new();
+        let mut instances = Vec::new();
         for (i, x) in t.instances.iter().enumerate() {
             let p = format!("instance[{i}]");
-            if let Some(why) = name_problem(&x.name, 31) {
-                self.err(format!("{p}.name"), format!("instance name `{}` is not valid: {why}", x.name), "use 1-31 characters: lowercase letters, digits and `-`, starting with a letter");
-            }
-            let subnet = subnet_lookup(self, &x.subnet, &format!("{p}.subnet"));
-            let sgs = resolve_sgs(
-                self,
-                &x.security_groups,
-                &format!("{p}.security_groups"),
-                Some(5),
-            );
+            self.node_name("instance", &x.name, 31, format!("{p}.name"), "");
+            let subnet = self.lookup(subnets, &x.subnet, format!("{p}.subnet"));
+            let security_groups =
+                self.interface_groups(sgs, &x.security_groups, &format!("{p}.security_groups"));
             let private_ip = x
                 .private_ip
                 .as_deref()
@@ -1009,79 +1335,98 @@ impl Ctx {
                 node: x.name.clone(),
                 owner: EniOwner::Instance(i),
                 subnet,
+                name_path: format!("{p}.name"),
                 subnet_path: format!("{p}.subnet"),
                 private_ip,
                 elastic_ip,
                 wants_public: x.associate_public_ip.unwrap_or(map_public),
-                security_groups: sgs,
+                security_groups,
                 source_dest_check: x.source_dest_check,
             });
-            node_paths.push(format!("{p}.name"));
-            let workload = match x.run.as_deref() {
-                None => None,
-                Some("model-v1") => Some(Workload::ModelV1),
-                Some("model-v2") => Some(Workload::ModelV2),
-                Some(other) => {
-                    self.err(
-                        format!("{p}.run"),
-                        format!("unknown workload `{other}`"),
-                        "built-in workloads: \"model-v1\", \"model-v2\" (or use user_data)",
-                    );
-                    None
-                }
-            };
-            let user_data = match (&x.user_data, &x.user_data_file) {
-                (Some(_), Some(_)) => {
-                    self.err(
-                        format!("{p}.user_data_file"),
-                        format!("instance {} has both user_data and user_data_file", x.name),
-                        "keep one of them",
-                    );
-                    None
-                }
-                (Some(u), None) => Some(u.clone()),
-                (None, Some(f)) => {
-                    let file = base.join(f);
-                    match std::fs::read_to_string(&file) {
-                        Ok(s) => Some(s),
-                        Err(e) => {
-                            self.err(
-                                format!("{p}.user_data_file"),
-                                format!("cannot read {}: {e}", file.display()),
-                                "the path is relative to the topology file's directory",
-                            );
-                            None
-                        }
-                    }
-                }
-                (None, None) => None,
-            };
             instances.push(InstancePlan {
                 name: x.name.clone(),
                 eni: i,
-                workload,
-                user_data,
+                workload: self.workload(x, &p),
+                user_data: self.user_data(x, &p, base),
             });
         }
+        (drafts, instances)
+    }
+
+    /// An instance's built-in workload (`run`).
+    fn workload(&mut self, x: &model::Instance, p: &str) -> Option<Workload> {
+        match x.run.as_deref() {
+            None => None,
+            Some("model-v1") => Some(Workload::ModelV1),
+            Some("model-v2") => Some(Workload::ModelV2),
+            Some(other) => {
+                self.err(
+                    format!("{p}.run"),
+                    format!("unknown workload `{other}`"),
+                    "built-in workloads: \"model-v1\", \"model-v2\" (or use user_data)",
+                );
+                None
+            }
+        }
+    }
+
+    /// An instance's user data: inline, or read from a file relative to
+    /// `base`; not both.
+    fn user_data(&mut self, x: &model::Instance, p: &str, base: &Path) -> Option<String> {
+        match (&x.user_data, &x.user_data_file) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    format!("{p}.user_data_file"),
+                    format!("instance {} has both user_data and user_data_file", x.name),
+                    "keep one of them",
+                );
+                None
+            }
+            (Some(u), None) => Some(u.clone()),
+            (None, Some(f)) => {
+                let file = base.join(f);
+                match std::fs::read_to_string(&file) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        self.err(
+                            format!("{p}.user_data_file"),
+                            format!("cannot read {}: {e}", file.display()),
+                            "the path is relative to the topology file's directory",
+                        );
+                        None
+                    }
+                }
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// NAT gateways: node name, a public subnet (checked when
+    /// `public_subnets` is known), an optional Elastic IP; their ENI drafts
+    /// follow the instances'.
+    fn nat_gateways(
+        &mut self,
+        t: &Topology,
+        subnets: &Names,
+        public_subnets: Option<&[bool]>,
+        igw: Option<&str>,
+        drafts: &mut Vec<EniDraft>,
+    ) -> Vec<NatGatewayPlan> {
         let mut nat_gateways = Vec::new();
         for (j, n) in t.nat_gateways.iter().enumerate() {
             let p = format!("nat_gateway[{j}]");
-            if let Some(why) = name_problem(&n.name, 31) {
-                self.err(format!("{p}.name"), format!("NAT gateway name `{}` is not valid: {why}", n.name), "use 1-31 characters: lowercase letters, digits and `-`, starting with a letter");
-            }
-            let subnet = subnet_lookup(self, &n.subnet, &format!("{p}.subnet"));
-            if let Some(s) = subnet {
-                if let Some(sp) = subnet_of(s) {
-                    if !rt_public[sp.route_table] {
-                        self.err(
-                            format!("{p}.subnet"),
-                            format!("NAT gateway {} is in subnet {}, which has no route 0.0.0.0/0 to an internet gateway", n.name, n.subnet),
-                            format!(
-                                "a NAT gateway lives in a public subnet: put it in one whose route table has 0.0.0.0/0 -> {}",
-                                igw.as_deref().unwrap_or("the internet gateway")
-                            ),
-                        );
-                    }
+            self.node_name("NAT gateway", &n.name, 31, format!("{p}.name"), "");
+            let subnet = self.lookup(subnets, &n.subnet, format!("{p}.subnet"));
+            if let (Some(s), Some(public)) = (subnet, public_subnets) {
+                if !public[s] {
+                    self.err(
+                        format!("{p}.subnet"),
+                        format!("NAT gateway {} is in subnet {}, which has no route 0.0.0.0/0 to an internet gateway", n.name, n.subnet),
+                        format!(
+                            "a NAT gateway lives in a public subnet: put it in one whose route table has 0.0.0.0/0 -> {}",
+                            igw.unwrap_or("the internet gateway")
+                        ),
+                    );
                 }
             }
             let elastic_ip = n
@@ -1091,12 +1436,13 @@ impl Ctx {
             nat_gateways.push(NatGatewayPlan {
                 name: n.name.clone(),
                 subnet: subnet.unwrap_or(0),
-                eni: n_inst + j,
+                eni: drafts.len(),
             });
             drafts.push(EniDraft {
                 node: n.name.clone(),
                 owner: EniOwner::NatGateway(j),
                 subnet,
+                name_path: format!("{p}.name"),
                 subnet_path: format!("{p}.subnet"),
                 private_ip: None,
                 elastic_ip,
@@ -1104,20 +1450,37 @@ impl Ctx {
                 security_groups: vec![],
                 source_dest_check: false,
             });
-            node_paths.push(format!("{p}.name"));
         }
+        nat_gateways
+    }
+
+    /// Load balancers: unique valid names, scheme, security groups, and one
+    /// subnet per AZ in at least two AZs. Each subnet gets a node
+    /// `<name>-<az letter>` whose ENI draft follows the NAT gateways'.
+    /// Returns each load balancer's ENIs.
+    fn load_balancer_nodes(
+        &mut self,
+        t: &Topology,
+        subnets: &Names,
+        sgs: &Names,
+        drafts: &mut Vec<EniDraft>,
+    ) -> Vec<Vec<usize>> {
         // Unique names; nothing refers to a load balancer by name.
-        self.names(
+        self.unique_names(
             "load balancer",
             "load_balancer",
             t.load_balancers.iter().map(|l| l.name.as_str()),
         );
-        let mut lb_nodes: Vec<Vec<usize>> = Vec::new();
+        let mut lb_nodes = Vec::new();
         for (l, lb) in t.load_balancers.iter().enumerate() {
             let p = format!("load_balancer[{l}]");
-            if let Some(why) = name_problem(&lb.name, 29) {
-                self.err(format!("{p}.name"), format!("load balancer name `{}` is not valid: {why}", lb.name), "use 1-29 characters: lowercase letters, digits and `-`, starting with a letter (nodes are named <name>-<az letter>)");
-            }
+            self.node_name(
+                "load balancer",
+                &lb.name,
+                29,
+                format!("{p}.name"),
+                " (nodes are named <name>-<az letter>)",
+            );
             if lb.scheme != "internet-facing" {
                 let msg = if lb.scheme == "internal" {
                     "scheme `internal` is not supported yet".to_string()
@@ -1130,17 +1493,13 @@ impl Ctx {
                     "use scheme = \"internet-facing\" (the default)",
                 );
             }
-            let sgs = resolve_sgs(
-                self,
-                &lb.security_groups,
-                &format!("{p}.security_groups"),
-                Some(5),
-            );
+            let security_groups =
+                self.interface_groups(sgs, &lb.security_groups, &format!("{p}.security_groups"));
             let mut azs: HashMap<String, usize> = HashMap::new();
             let mut nodes = Vec::new();
             for (k, sname) in lb.subnets.iter().enumerate() {
                 let sp = format!("{p}.subnets[{k}]");
-                let subnet = subnet_lookup(self, sname, &sp);
+                let subnet = self.lookup(subnets, sname, &sp);
                 let az = subnet.map(|s| t.subnets[s].az.clone());
                 if let Some(az) = &az {
                     if let Some(&other) = azs.get(az) {
@@ -1160,16 +1519,16 @@ impl Ctx {
                     node: format!("{}-{letter}", lb.name),
                     owner: EniOwner::LoadBalancerNode(l, nodes.len() - 1),
                     subnet,
+                    name_path: format!("{p}.name"),
                     subnet_path: sp,
                     private_ip: None,
                     elastic_ip: None,
                     wants_public: true,
-                    security_groups: sgs.clone(),
+                    security_groups: security_groups.clone(),
                     source_dest_check: true,
                 });
-                node_paths.push(format!("{p}.name"));
             }
-            if azs.len() < 2 && lb.subnets.iter().all(|s| subnet_idx.contains_key(s)) {
+            if azs.len() < 2 && lb.subnets.iter().all(|s| subnets.get(s).is_some()) {
                 let list: Vec<&str> = azs.keys().map(|s| s.as_str()).collect();
                 self.err(
                     format!("{p}.subnets"),
@@ -1179,44 +1538,48 @@ impl Ctx {
             }
             lb_nodes.push(nodes);
         }
+        lb_nodes
+    }
 
-        // Node names: one namespace each.
-        let mut seen_nodes: HashMap<&str, usize> = HashMap::new();
-        for (e, d) in drafts.iter().enumerate() {
+    /// Node names: one namespace each, so distinct and not vpcsim's own.
+    fn node_names(&mut self, drafts: &[EniDraft]) {
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for d in drafts {
             if d.node == FABRIC || d.node == INTERNET {
-                self.err(&node_paths[e], format!("node name `{}` is reserved", d.node), format!("`{FABRIC}` and `{INTERNET}` are vpcsim's own namespaces; choose another name"));
+                self.err(&d.name_path, format!("node name `{}` is reserved", d.node), format!("`{FABRIC}` and `{INTERNET}` are vpcsim's own namespaces; choose another name"));
             }
-            if let Some(&o) = seen_nodes.get(d.node.as_str()) {
-                if node_paths[o] != node_paths[e] {
+            if let Some(&other) = seen.get(d.node.as_str()) {
+                // Nodes of one load balancer share its name's path.
+                if other != d.name_path {
                     self.err(
-                        &node_paths[e],
-                        format!("node name `{}` is already used by {}", d.node, node_paths[o].trim_end_matches(".name")),
+                        &d.name_path,
+                        format!("node name `{}` is already used by {}", d.node, other.trim_end_matches(".name")),
                         "instances, NAT gateways and load balancer nodes (<lb>-<az letter>) each get a namespace and need distinct names",
                     );
                 }
             } else {
-                seen_nodes.insert(&d.node, e);
+                seen.insert(&d.node, &d.name_path);
             }
         }
+    }
 
-        // ---- private IPs -----------------------------------------------------------------
-        let eni_path = |d: &EniDraft, field: &str| -> String {
-            match d.owner {
-                EniOwner::Instance(i) => format!("instance[{i}].{field}"),
-                EniOwner::NatGateway(j) => format!("nat_gateway[{j}].{field}"),
-                EniOwner::LoadBalancerNode(l, _) => format!("load_balancer[{l}].{field}"),
-            }
-        };
+    /// Private IPs: fixed ones first (inside the subnet, not reserved, each
+    /// once), then the lowest free address of the subnet for every other ENI.
+    fn private_ips(
+        &mut self,
+        t: &Topology,
+        drafts: &[EniDraft],
+        cidrs: &[Option<Ipv4Net>],
+    ) -> Vec<Option<Ipv4Addr>> {
         let mut used: HashMap<Ipv4Addr, usize> = HashMap::new();
         let mut private: Vec<Option<Ipv4Addr>> = vec![None; drafts.len()];
         for (e, d) in drafts.iter().enumerate() {
             let (Some(ip), Some(s)) = (d.private_ip, d.subnet) else {
                 continue;
             };
-            let Some(net) = subnet_cidrs[s] else { continue };
-            let path = eni_path(d, "private_ip");
-            let first = u32::from(net.network()) + 4;
-            let last = u32::from(net.broadcast()).saturating_sub(1);
+            let Some(net) = cidrs[s] else { continue };
+            let path = d.path("private_ip");
+            let (first, last) = assignable(net);
             let range_hint = format!(
                 "use an address from {} to {}",
                 Ipv4Addr::from(first),
@@ -1233,16 +1596,7 @@ impl Ctx {
                 );
                 continue;
             }
-            let off = u32::from(ip) - u32::from(net.network());
-            let reserved = match off {
-                0 => Some("the network address"),
-                1 => Some("the VPC router"),
-                2 => Some("the Amazon DNS server"),
-                3 => Some("reserved by AWS for future use"),
-                _ if ip == net.broadcast() => Some("the broadcast address"),
-                _ => None,
-            };
-            if let Some(what) = reserved {
+            if let Some(what) = reserved_use(net, ip) {
                 self.err(
                     &path,
                     format!("private IP {ip} is reserved in subnet {} ({what})", t.subnets[s].name),
@@ -1262,9 +1616,8 @@ impl Ctx {
                 continue;
             }
             let Some(s) = d.subnet else { continue };
-            let Some(net) = subnet_cidrs[s] else { continue };
-            let first = u32::from(net.network()) + 4;
-            let last = u32::from(net.broadcast()).saturating_sub(1);
+            let Some(net) = cidrs[s] else { continue };
+            let (first, last) = assignable(net);
             match (first..=last)
                 .map(Ipv4Addr::from)
                 .find(|ip| !used.contains_key(ip))
@@ -1283,14 +1636,20 @@ impl Ctx {
                 ),
             }
         }
+        private
+    }
 
-        // ---- public IPs -------------------------------------------------------------------
-        let mut public_used: HashMap<Ipv4Addr, usize> = HashMap::new();
+    /// Public IPs: Elastic IPs first (outside the VPC, not an internet
+    /// host's, each once), then addresses from the public pool, from its
+    /// 11th on, for every other ENI that wants one.
+    fn public_ips(&mut self, drafts: &[EniDraft], net: &Network) -> Vec<Option<Ipv4Addr>> {
+        let hosts = &net.hosts;
+        let mut used: HashMap<Ipv4Addr, usize> = HashMap::new();
         let mut public: Vec<Option<Ipv4Addr>> = vec![None; drafts.len()];
         for (e, d) in drafts.iter().enumerate() {
             let Some(ip) = d.elastic_ip else { continue };
-            let path = eni_path(d, "elastic_ip");
-            if let Some(v) = vpc.filter(|v| v.contains(&ip)) {
+            let path = d.path("elastic_ip");
+            if let Some(v) = net.vpc.filter(|v| v.contains(&ip)) {
                 self.err(&path, format!("elastic IP {ip} is inside the VPC CIDR {v}"), "an Elastic IP is a public address; use one outside the VPC, e.g. from internet.public_pool");
             } else if hosts.contains(&ip) {
                 self.err(
@@ -1298,51 +1657,62 @@ impl Ctx {
                     format!("elastic IP {ip} is an internet host's address"),
                     "pick an address that no internet host uses",
                 );
-            } else if let Some(&o) = public_used.get(&ip) {
+            } else if let Some(&o) = used.get(&ip) {
                 self.err(
                     &path,
                     format!("elastic IP {ip} is already used by {}", drafts[o].node),
                     "an Elastic IP belongs to one interface",
                 );
             } else {
-                public_used.insert(ip, e);
+                used.insert(ip, e);
                 public[e] = Some(ip);
             }
         }
-        if let Some(pool) = pool {
-            let first = u32::from(pool.network()).saturating_add(10);
-            let last = u32::from(pool.broadcast()).saturating_sub(1);
-            let mut next = first;
-            let mut exhausted = false;
-            for (e, d) in drafts.iter().enumerate() {
-                if d.elastic_ip.is_some() || !d.wants_public {
-                    continue;
-                }
-                while next <= last
-                    && (public_used.contains_key(&Ipv4Addr::from(next))
-                        || hosts.contains(&Ipv4Addr::from(next)))
-                {
-                    next += 1;
-                }
-                if next > last {
-                    if !exhausted {
-                        self.err(
-                            "internet.public_pool",
-                            format!("public pool {pool} has no address left for {}", d.node),
-                            "use a larger public_pool (allocation starts at its 11th address)",
-                        );
-                    }
-                    exhausted = true;
-                    continue;
-                }
-                let ip = Ipv4Addr::from(next);
-                public_used.insert(ip, e);
-                public[e] = Some(ip);
+        let Some(pool) = net.pool else {
+            return public;
+        };
+        let first = u32::from(pool.network()).saturating_add(10);
+        let last = u32::from(pool.broadcast()).saturating_sub(1);
+        let mut next = first;
+        let mut exhausted = false;
+        for (e, d) in drafts.iter().enumerate() {
+            if d.elastic_ip.is_some() || !d.wants_public {
+                continue;
             }
+            while next <= last
+                && (used.contains_key(&Ipv4Addr::from(next))
+                    || hosts.contains(&Ipv4Addr::from(next)))
+            {
+                next += 1;
+            }
+            if next > last {
+                if !exhausted {
+                    self.err(
+                        "internet.public_pool",
+                        format!("public pool {pool} has no address left for {}", d.node),
+                        "use a larger public_pool (allocation starts at its 11th address)",
+                    );
+                }
+                exhausted = true;
+                continue;
+            }
+            let ip = Ipv4Addr::from(next);
+            used.insert(ip, e);
+            public[e] = Some(ip);
         }
+        public
+    }
 
-        // ---- target groups -------------------------------------------------------------------
-        let tg_idx = self.names(
+    /// Target groups: unique AWS-valid names, port, protocol (HTTP), targets
+    /// (instances, with their private IPs), health check, algorithm,
+    /// deregistration delay and stickiness.
+    fn target_groups<'t>(
+        &mut self,
+        t: &'t Topology,
+        instances: &Names,
+        private: &[Option<Ipv4Addr>],
+    ) -> (Names<'t>, Vec<TargetGroupPlan>) {
+        let names = self.unique_names(
             "target group",
             "target_group",
             t.target_groups.iter().map(|g| g.name.as_str()),
@@ -1371,128 +1741,8 @@ impl Ctx {
                     "only HTTP target groups are emulated; use protocol = \"HTTP\"",
                 );
             }
-            let mut targets = Vec::new();
-            for (k, spec) in g.targets.iter().enumerate() {
-                let tp = format!("{p}.targets[{k}]");
-                let (name, tport) = match spec.rsplit_once(':') {
-                    Some((n, pt)) => match pt.parse::<i64>() {
-                        Ok(v) => (n, self.port(v, &tp)),
-                        Err(_) => {
-                            self.err(
-                                &tp,
-                                format!("`{pt}` in target `{spec}` is not a port"),
-                                "write \"instance\" or \"instance:port\"",
-                            );
-                            (n, None)
-                        }
-                    },
-                    None => (spec.as_str(), port),
-                };
-                match inst_idx.get(name) {
-                    None => self.err(
-                        &tp,
-                        format!("target `{name}` is not an instance"),
-                        format!(
-                            "instances: {}",
-                            quoted_list(t.instances.iter().map(|x| x.name.as_str()))
-                        ),
-                    ),
-                    Some(&x) => {
-                        if let (Some(ip), Some(port)) = (private[x], tport) {
-                            if targets
-                                .iter()
-                                .any(|o: &TargetPlan| o.instance == name && o.port == port)
-                            {
-                                self.err(
-                                    &tp,
-                                    format!("target {name}:{port} is registered twice"),
-                                    "list each target once",
-                                );
-                            } else {
-                                targets.push(TargetPlan {
-                                    instance: name.to_string(),
-                                    ip,
-                                    port,
-                                });
-                            }
-                        }
-                    }
-                }
-            }
-            let h = &g.health_check;
-            let hp = format!("{p}.health_check");
-            let range = |c: &mut Ctx,
-                         v: Option<i64>,
-                         def: u32,
-                         lo: i64,
-                         hi: i64,
-                         field: &str,
-                         what: &str|
-             -> u32 {
-                let v = v.unwrap_or(def as i64);
-                if !(lo..=hi).contains(&v) {
-                    c.err(
-                        format!("{hp}.{field}"),
-                        format!("health check {what} {v} is out of range ({lo}-{hi})"),
-                        format!("AWS allows {lo} to {hi} (default {def})"),
-                    );
-                    return def;
-                }
-                v as u32
-            };
-            let interval = range(self, h.interval, 30, 5, 300, "interval", "interval");
-            let timeout = range(self, h.timeout, 5, 2, 120, "timeout", "timeout");
-            let healthy = range(
-                self,
-                h.healthy_threshold,
-                5,
-                2,
-                10,
-                "healthy_threshold",
-                "healthy threshold",
-            );
-            let unhealthy = range(
-                self,
-                h.unhealthy_threshold,
-                2,
-                2,
-                10,
-                "unhealthy_threshold",
-                "unhealthy threshold",
-            );
-            if timeout >= interval
-                && h.interval.is_none_or(|v| (5..=300).contains(&v))
-                && h.timeout.is_none_or(|v| (2..=120).contains(&v))
-            {
-                self.err(
-                    format!("{hp}.timeout"),
-                    format!("health check timeout {timeout}s is not shorter than the interval {interval}s"),
-                    "the timeout must be smaller than the interval",
-                );
-            }
-            let path = h.path.clone().unwrap_or_else(|| "/".into());
-            if !path.starts_with('/') {
-                self.err(
-                    format!("{hp}.path"),
-                    format!("health check path `{path}` does not start with `/`"),
-                    "write an absolute path like \"/\" or \"/health\"",
-                );
-            }
-            let hc_port = h.port.and_then(|v| self.port(v, &format!("{hp}.port")));
-            let matcher = match parse_matcher(h.matcher.as_deref().unwrap_or("200")) {
-                Ok(m) => m,
-                Err(why) => {
-                    self.err(
-                        format!("{hp}.matcher"),
-                        format!(
-                            "invalid matcher `{}`: {why}",
-                            h.matcher.as_deref().unwrap_or("")
-                        ),
-                        "write codes 200-499 like \"200\", \"200-299\" or \"200,202\"",
-                    );
-                    vec![]
-                }
-            };
+            let targets = self.targets(g, &p, port, instances, private);
+            let health_check = self.health_check(&g.health_check, &format!("{p}.health_check"));
             let algorithm = match g.algorithm.as_deref() {
                 None | Some("round_robin") => Algorithm::RoundRobin,
                 Some("least_outstanding_requests") => Algorithm::LeastOutstandingRequests,
@@ -1527,24 +1777,162 @@ impl Ctx {
                 name: g.name.clone(),
                 port: port.unwrap_or(0),
                 targets,
-                health_check: HealthCheckPlan {
-                    path,
-                    port: hc_port,
-                    interval_s: interval,
-                    timeout_s: timeout,
-                    healthy_threshold: healthy,
-                    unhealthy_threshold: unhealthy,
-                    matcher,
-                },
+                health_check,
                 algorithm,
                 deregistration_delay_s: dereg.clamp(0, 3600) as u32,
                 stickiness_s: g.stickiness.map(|s| s.clamp(1, 604_800) as u32),
             });
         }
+        (names, target_groups)
+    }
 
-        // ---- load balancers -----------------------------------------------------------------
+    /// A target group's targets: `instance` (on the group's port) or
+    /// `instance:port`, each once.
+    fn targets(
+        &mut self,
+        g: &model::TargetGroup,
+        p: &str,
+        port: Option<u16>,
+        instances: &Names,
+        private: &[Option<Ipv4Addr>],
+    ) -> Vec<TargetPlan> {
+        let mut targets: Vec<TargetPlan> = Vec::new();
+        for (k, spec) in g.targets.iter().enumerate() {
+            let tp = format!("{p}.targets[{k}]");
+            let (name, tport) = match spec.rsplit_once(':') {
+                Some((n, pt)) => match pt.parse::<i64>() {
+                    Ok(v) => (n, self.port(v, &tp)),
+                    Err(_) => {
+                        self.err(
+                            &tp,
+                            format!("`{pt}` in target `{spec}` is not a port"),
+                            "write \"instance\" or \"instance:port\"",
+                        );
+                        (n, None)
+                    }
+                },
+                None => (spec.as_str(), port),
+            };
+            let Some(x) = self.lookup_or(
+                instances,
+                name,
+                &tp,
+                || format!("target `{name}` is not an instance"),
+                "",
+            ) else {
+                continue;
+            };
+            let (Some(ip), Some(port)) = (private[x], tport) else {
+                continue;
+            };
+            if targets.iter().any(|o| o.instance == name && o.port == port) {
+                self.err(
+                    &tp,
+                    format!("target {name}:{port} is registered twice"),
+                    "list each target once",
+                );
+            } else {
+                targets.push(TargetPlan {
+                    instance: name.to_string(),
+                    ip,
+                    port,
+                });
+            }
+        }
+        targets
+    }
+
+    /// A health check with AWS's defaults and ranges; the timeout must be
+    /// shorter than the interval.
+    fn health_check(&mut self, h: &model::HealthCheck, hp: &str) -> HealthCheckPlan {
+        let interval = self.health_value(h.interval, 30, 5, 300, hp, "interval");
+        let timeout = self.health_value(h.timeout, 5, 2, 120, hp, "timeout");
+        let healthy_threshold =
+            self.health_value(h.healthy_threshold, 5, 2, 10, hp, "healthy_threshold");
+        let unhealthy_threshold =
+            self.health_value(h.unhealthy_threshold, 2, 2, 10, hp, "unhealthy_threshold");
+        if timeout >= interval
+            && h.interval.is_none_or(|v| (5..=300).contains(&v))
+            && h.timeout.is_none_or(|v| (2..=120).contains(&v))
+        {
+            self.err(
+                format!("{hp}.timeout"),
+                format!(
+                    "health check timeout {timeout}s is not shorter than the interval {interval}s"
+                ),
+                "the timeout must be smaller than the interval",
+            );
+        }
+        let path = h.path.clone().unwrap_or_else(|| "/".into());
+        if !path.starts_with('/') {
+            self.err(
+                format!("{hp}.path"),
+                format!("health check path `{path}` does not start with `/`"),
+                "write an absolute path like \"/\" or \"/health\"",
+            );
+        }
+        let port = h.port.and_then(|v| self.port(v, &format!("{hp}.port")));
+        let matcher = match parse_matcher(h.matcher.as_deref().unwrap_or("200")) {
+            Ok(m) => m,
+            Err(why) => {
+                self.err(
+                    format!("{hp}.matcher"),
+                    format!(
+                        "invalid matcher `{}`: {why}",
+                        h.matcher.as_deref().unwrap_or("")
+                    ),
+                    "write codes 200-499 like \"200\", \"200-299\" or \"200,202\"",
+                );
+                vec![]
+            }
+        };
+        HealthCheckPlan {
+            path,
+            port,
+            interval_s: interval,
+            timeout_s: timeout,
+            healthy_threshold,
+            unhealthy_threshold,
+            matcher,
+        }
+    }
+
+    /// A health check number (at `{hp}.{field}`) in `lo..=hi`; `default`
+    /// when omitted or out of range.
+    fn health_value(
+        &mut self,
+        v: Option<i64>,
+        default: u32,
+        lo: i64,
+        hi: i64,
+        hp: &str,
+        field: &str,
+    ) -> u32 {
+        let v = v.unwrap_or(default as i64);
+        if !(lo..=hi).contains(&v) {
+            self.err(
+                format!("{hp}.{field}"),
+                format!(
+                    "health check {} {v} is out of range ({lo}-{hi})",
+                    field.replace('_', " ")
+                ),
+                format!("AWS allows {lo} to {hi} (default {default})"),
+            );
+            return default;
+        }
+        v as u32
+    }
+
+    /// Load balancers: idle timeout, DNS name, and listeners (one per port,
+    /// HTTP) with their default forward and rules.
+    fn load_balancers(
+        &mut self,
+        t: &Topology,
+        target_groups: &Names,
+        lb_nodes: Vec<Vec<usize>>,
+    ) -> Vec<LoadBalancerPlan> {
         let mut load_balancers = Vec::new();
-        for (l, lb) in t.load_balancers.iter().enumerate() {
+        for ((l, lb), nodes) in t.load_balancers.iter().enumerate().zip(lb_nodes) {
             let p = format!("load_balancer[{l}]");
             let idle = lb.idle_timeout.unwrap_or(60);
             if !(1..=4000).contains(&idle) {
@@ -1581,69 +1969,11 @@ impl Ctx {
                 let default_forward = self.forward(
                     &li.default_forward,
                     &format!("{lp}.default_forward"),
-                    &tg_idx,
-                    t,
+                    target_groups,
                 );
-                let mut rules = Vec::new();
-                let mut prios: HashMap<i64, usize> = HashMap::new();
-                for (r, rule) in li.rules.iter().enumerate() {
-                    let rp = format!("{lp}.rules[{r}]");
-                    if !(1..=50_000).contains(&rule.priority) {
-                        self.err(
-                            format!("{rp}.priority"),
-                            format!("rule priority {} is out of range", rule.priority),
-                            "AWS allows priorities 1 to 50000",
-                        );
-                    } else if let Some(&o) = prios.get(&rule.priority) {
-                        self.err(
-                            format!("{rp}.priority"),
-                            format!(
-                                "priority {} is used twice in listener {} (also rules[{o}])",
-                                rule.priority, li.port
-                            ),
-                            "give each rule of a listener its own priority",
-                        );
-                    } else {
-                        prios.insert(rule.priority, r);
-                    }
-                    let mut conditions = Vec::new();
-                    if !rule.path_pattern.is_empty() {
-                        conditions.push(Condition::PathPattern(rule.path_pattern.clone()));
-                    }
-                    if !rule.host_header.is_empty() {
-                        conditions.push(Condition::HostHeader(rule.host_header.clone()));
-                    }
-                    for (h, v) in &rule.http_header {
-                        conditions.push(Condition::HttpHeader(h.clone(), v.clone()));
-                    }
-                    if !rule.http_request_method.is_empty() {
-                        conditions.push(Condition::HttpRequestMethod(
-                            rule.http_request_method.clone(),
-                        ));
-                    }
-                    if !rule.source_ip.is_empty() {
-                        let nets: Vec<Ipv4Net> = rule
-                            .source_ip
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(m, s)| self.cidr(s, &format!("{rp}.source_ip[{m}]")))
-                            .collect();
-                        conditions.push(Condition::SourceIp(nets));
-                    }
-                    if conditions.is_empty() {
-                        self.err(&rp, format!("rule with priority {} has no condition", rule.priority), "add path_pattern, host_header, http_header, http_request_method or source_ip (the default action covers everything else)");
-                    }
-                    let forward = self.forward(&rule.forward, &format!("{rp}.forward"), &tg_idx, t);
-                    rules.push(ListenerRulePlan {
-                        priority: rule.priority.clamp(0, u32::MAX as i64) as u32,
-                        conditions,
-                        forward,
-                    });
-                }
-                rules.sort_by_key(|r| r.priority);
                 listeners.push(ListenerPlan {
                     port: port.unwrap_or(0),
-                    rules,
+                    rules: self.listener_rules(li, &lp, target_groups),
                     default_forward,
                 });
             }
@@ -1652,80 +1982,89 @@ impl Ctx {
                 dns_name: format!(
                     "{}-{}.{}.elb.amazonaws.com",
                     lb.name,
-                    elb_number(lab, &lb.name),
+                    elb_number(&t.name, &lb.name),
                     t.region
                 ),
-                nodes: lb_nodes[l].clone(),
+                nodes,
                 idle_timeout_s: idle.clamp(1, 4000) as u32,
                 listeners,
             });
         }
-
-        if !self.diags.is_empty() {
-            return None;
-        }
-
-        // ---- assemble ---------------------------------------------------------------------
-        let enis: Vec<Eni> = drafts
-            .into_iter()
-            .enumerate()
-            .map(|(e, d)| {
-                let subnet = d.subnet.unwrap_or(0);
-                Eni {
-                    id: aws_id("eni", lab, &d.node),
-                    host_if: truncate15(format!("e{e}-{}", d.node)),
-                    node: d.node,
-                    owner: d.owner,
-                    subnet,
-                    private_ip: private[e].unwrap_or(Ipv4Addr::UNSPECIFIED),
-                    public_ip: public[e],
-                    security_groups: d.security_groups,
-                    source_dest_check: d.source_dest_check,
-                }
-            })
-            .collect();
-        let flow_logs = crate::flowlog::resolve(lab, &t.flow_logs, &subnets, &enis)
-            .unwrap_or_else(|d| {
-                self.diags.extend(d);
-                vec![]
-            });
-        Some(Lab {
-            name: t.name.clone(),
-            region: t.region.clone(),
-            vpc_cidr: vpc?,
-            vpc_id: aws_id("vpc", lab, "vpc"),
-            subnets,
-            route_tables,
-            nacls,
-            security_groups,
-            enis,
-            nat_gateways,
-            internet_gateway: igw,
-            internet: InternetPlan {
-                hosts,
-                public_pool: pool?,
-            },
-            instances,
-            target_groups,
-            load_balancers,
-            containers: vec![],
-            vpc_endpoints: vec![],
-            s3: None,
-            flow_logs,
-        })
+        load_balancers
     }
 
-    fn port(&mut self, v: i64, path: &str) -> Option<u16> {
-        if (1..=65535).contains(&v) {
-            Some(v as u16)
-        } else {
-            self.err(
-                path,
-                format!("port {v} is out of range"),
-                "use a port from 1 to 65535",
-            );
-            None
+    /// A listener's rules: priorities 1-50000, unique in the listener; at
+    /// least one condition; a forward action. Sorted by priority.
+    fn listener_rules(
+        &mut self,
+        li: &model::Listener,
+        lp: &str,
+        target_groups: &Names,
+    ) -> Vec<ListenerRulePlan> {
+        let mut rules = Vec::new();
+        let mut prios: HashMap<i64, usize> = HashMap::new();
+        for (r, rule) in li.rules.iter().enumerate() {
+            let rp = format!("{lp}.rules[{r}]");
+            if !(1..=50_000).contains(&rule.priority) {
+                self.err(
+                    format!("{rp}.priority"),
+                    format!("rule priority {} is out of range", rule.priority),
+                    "AWS allows priorities 1 to 50000",
+                );
+            } else if let Some(&o) = prios.get(&rule.priority) {
+                self.err(
+                    format!("{rp}.priority"),
+                    format!(
+                        "priority {} is used twice in listener {} (also rules[{o}])",
+                        rule.priority, li.port
+                    ),
+                    "give each rule of a listener its own priority",
+                );
+            } else {
+                prios.insert(rule.priority, r);
+            }
+            let conditions = self.conditions(rule, &rp);
+            if conditions.is_empty() {
+                self.err(&rp, format!("rule with priority {} has no condition", rule.priority), "add path_pattern, host_header, http_header, http_request_method or source_ip (the default action covers everything else)");
+            }
+            let forward = self.forward(&rule.forward, &format!("{rp}.forward"), target_groups);
+            rules.push(ListenerRulePlan {
+                priority: rule.priority.clamp(0, u32::MAX as i64) as u32,
+                conditions,
+                forward,
+            });
         }
+        rules.sort_by_key(|r| r.priority);
+        rules
+    }
+
+    /// A listener rule's conditions, in a fixed order.
+    fn conditions(&mut self, rule: &model::ListenerRule, rp: &str) -> Vec<Condition> {
+        let mut conditions = Vec::new();
+        if !rule.path_pattern.is_empty() {
+            conditions.push(Condition::PathPattern(rule.path_pattern.clone()));
+        }
+        if !rule.host_header.is_empty() {
+            conditions.push(Condition::HostHeader(rule.host_header.clone()));
+        }
+        for (h, v) in &rule.http_header {
+            conditions.push(Condition::HttpHeader(h.clone(), v.clone()));
+        }
+        if !rule.http_request_method.is_empty() {
+            conditions.push(Condition::HttpRequestMethod(
+                rule.http_request_method.clone(),
+            ));
+        }
+        if !rule.source_ip.is_empty() {
+            let nets: Vec<Ipv4Net> = rule
+                .source_ip
+                .iter()
+                .enumerate()
+                .filter_map(|(m, s)| self.cidr(s, &format!("{rp}.source_ip[{m}]")))
+                .collect();
+            conditions.push(Condition::SourceIp(nets));
+        }
+        conditions
     }
 
     /// A weighted forward action: 1-5 distinct target groups, weights 0-999.
@@ -1733,8 +2072,7 @@ impl Ctx {
         &mut self,
         list: &[model::WeightedTarget],
         path: &str,
-        tg_idx: &HashMap<String, usize>,
-        t: &Topology,
+        target_groups: &Names,
     ) -> Vec<WeightedTargetGroup> {
         if list.is_empty() {
             self.err(
@@ -1762,27 +2100,24 @@ impl Ctx {
                     "AWS weights go from 0 to 999 (share = weight / sum of weights)",
                 );
             }
-            match tg_idx.get(&w.target_group) {
-                None => self.err(
-                    format!("{p}.target_group"),
-                    format!("target group `{}` does not exist", w.target_group),
-                    format!(
-                        "target groups: {}",
-                        quoted_list(t.target_groups.iter().map(|g| g.name.as_str()))
-                    ),
-                ),
-                Some(&g) if out.iter().any(|o| o.target_group == g) => self.err(
+            let Some(g) = self.lookup(target_groups, &w.target_group, format!("{p}.target_group"))
+            else {
+                continue;
+            };
+            if out.iter().any(|o| o.target_group == g) {
+                self.err(
                     format!("{p}.target_group"),
                     format!(
                         "target group `{}` appears twice in this forward action",
                         w.target_group
                     ),
                     "list each target group once and set its weight",
-                ),
-                Some(&g) => out.push(WeightedTargetGroup {
+                );
+            } else {
+                out.push(WeightedTargetGroup {
                     target_group: g,
                     weight: w.weight.clamp(0, 999) as u16,
-                }),
+                });
             }
         }
         out
