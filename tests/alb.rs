@@ -126,6 +126,21 @@ fn canary_split_is_exact_and_weights_change_live() {
         "client is the internet host"
     );
 
+    // CloudWatch-style metrics per target group in `vpcsim status --json`
+    // (health checks are not requests: RequestCount counts only clients').
+    let status = lab.status();
+    let tgs = status["alb"]["target_groups"].as_array().unwrap();
+    let tg = |name: &str| tgs.iter().find(|t| t["name"] == name).unwrap().clone();
+    assert_eq!(tg("tg-v1")["request_count"], 1800);
+    assert_eq!(tg("tg-v2")["request_count"], 200);
+    assert_eq!(tg("tg-v1")["http_code_target_2xx"], 1800);
+    assert_eq!(tg("tg-v1")["http_code_elb_5xx"], 0);
+    assert_eq!(tg("tg-v1")["healthy_host_count"], 3);
+    assert_eq!(tg("tg-v2")["unhealthy_host_count"], 0);
+    assert!(tg("tg-v2")["target_response_time_p99_ms"].is_number());
+    let table = String::from_utf8(lab.vpcsim(&["status", &lab.name]).stdout).unwrap();
+    assert!(table.contains("target group tg-v2"), "{table}");
+
     vpcsim_ok(
         &lab,
         &[

@@ -1,6 +1,7 @@
 //! `vpcsim status [LAB] [--json]`: nodes, addresses, groups, workloads.
 
 use super::resolve_lab;
+use crate::lb::status::LbStatus;
 use crate::state::LabState;
 use crate::topology::plan::{EniOwner, FABRIC, INTERNET, S3};
 use serde::Serialize;
@@ -17,6 +18,13 @@ pub struct Summary {
     pub load_balancers: Vec<LbSummary>,
     /// Docker containers, as the engine reports them now.
     pub containers: Vec<crate::containers::ContainerStatus>,
+    /// The ALB daemon's live view: listeners and weights, CloudWatch-style
+    /// metrics per target group, each target's health and reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alb: Option<LbStatus>,
+    /// Why `alb` is missing on a lab that has load balancers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alb_error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -94,6 +102,14 @@ pub fn summary(state: &LabState) -> Summary {
             workloads: workloads_of(state, &eni.node),
         });
     }
+    let (alb, alb_error) = if lab.load_balancers.is_empty() || !state.ready {
+        (None, None)
+    } else {
+        match crate::lb::client::query_status(&lab.name) {
+            Ok(st) => (Some(st), None),
+            Err(e) => (None, Some(format!("ALB daemon not answering: {e:#}"))),
+        }
+    };
     Summary {
         lab: lab.name.clone(),
         region: lab.region.clone(),
@@ -111,6 +127,8 @@ pub fn summary(state: &LabState) -> Summary {
             })
             .collect(),
         containers: crate::containers::status(lab),
+        alb,
+        alb_error,
     }
 }
 
@@ -171,6 +189,11 @@ pub fn render_table(state: &LabState) -> String {
     }
     for lb in &s.load_balancers {
         writeln!(out, "\nload balancer {}: http://{}/ (nodes {})", lb.name, lb.dns_name, lb.nodes.join(", ")).unwrap();
+    }
+    match (&s.alb, &s.alb_error) {
+        (Some(alb), _) => write!(out, "\n{alb}").unwrap(),
+        (None, Some(e)) => writeln!(out, "\n{e}").unwrap(),
+        (None, None) => {}
     }
     out.push_str(&crate::containers::render_table(&s.containers));
     writeln!(

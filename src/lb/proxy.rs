@@ -8,25 +8,25 @@ use super::daemon::Balancer;
 use crate::fabric::netns;
 use bytes::Bytes;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::http::uri::{Authority, Scheme};
 use hyper::{Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use std::future::Future;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<Upstream, Full<Bytes>>;
 
 /// AWS's fixed limit for establishing a connection to a target (then 504).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections to a target older than this are not reused.
+const POOL_IDLE: Duration = Duration::from_secs(60);
 
 /// Opens a TCP connection to `addr` from namespace `ns`.
 pub async fn connect_in(
@@ -34,8 +34,7 @@ pub async fn connect_in(
     addr: SocketAddr,
     limit: Duration,
 ) -> io::Result<tokio::net::TcpStream> {
-    let sock = netns::run_in(ns, tokio::net::TcpSocket::new_v4)
-        .map_err(|e| io::Error::new(io::ErrorKind::Other, e))??;
+    let sock = netns::run_in(ns, tokio::net::TcpSocket::new_v4).map_err(io::Error::other)??;
     sock.set_nodelay(true)?;
     match tokio::time::timeout(limit, sock.connect(addr)).await {
         Ok(r) => r,
@@ -46,43 +45,170 @@ pub async fn connect_in(
     }
 }
 
-/// hyper-util connector whose sockets are created in one node's namespace.
-#[derive(Clone)]
-pub struct NsConnector {
-    ns: Arc<str>,
-}
+/// Idle keep-alive connections from one node to one target, newest last.
+#[derive(Default)]
+pub struct Slot(Mutex<Vec<(SendRequest<Incoming>, Instant)>>);
 
-impl tower_service::Service<Uri> for NsConnector {
-    type Response = TokioIo<tokio::net::TcpStream>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+impl Slot {
+    fn take(&self) -> Option<SendRequest<Incoming>> {
+        let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (tx, since) = idle.pop()?;
+        if since.elapsed() > POOL_IDLE {
+            // Everything below is older still.
+            idle.clear();
+            return None;
+        }
+        Some(tx)
     }
 
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let ns = self.ns.clone();
-        Box::pin(async move {
-            let addr: SocketAddr = uri
-                .authority()
-                .and_then(|a| a.as_str().parse().ok())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "target address"))?;
-            connect_in(&ns, addr, CONNECT_TIMEOUT)
-                .await
-                .map(TokioIo::new)
+    fn put(&self, tx: SendRequest<Incoming>) {
+        if !tx.is_closed() {
+            let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            idle.push((tx, Instant::now()));
+        }
+    }
+}
+
+/// One node's HTTP/1.1 connections to every target (`[group][target]`),
+/// reused across requests and client connections.
+pub struct Pool {
+    slots: Vec<Vec<Arc<Slot>>>,
+}
+
+/// Why a target gave no response.
+#[derive(Debug)]
+pub enum UpstreamError {
+    Connect(io::Error),
+    Http(hyper::Error),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Connect(e) => write!(f, "connect: {e}"),
+            UpstreamError::Http(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl UpstreamError {
+    /// Whether the target failed to connect or answer in time (504, not 502).
+    fn is_timeout(&self) -> bool {
+        let mut src: Option<&(dyn std::error::Error + 'static)> = match self {
+            UpstreamError::Connect(e) => Some(e),
+            UpstreamError::Http(e) => std::error::Error::source(e),
+        };
+        while let Some(s) = src {
+            if let Some(io) = s.downcast_ref::<io::Error>() {
+                return io.kind() == io::ErrorKind::TimedOut;
+            }
+            src = s.source();
+        }
+        false
+    }
+}
+
+impl Pool {
+    pub fn new(groups: &[crate::topology::plan::TargetGroupPlan]) -> Pool {
+        Pool {
+            slots: groups
+                .iter()
+                .map(|g| g.targets.iter().map(|_| Arc::default()).collect())
+                .collect(),
+        }
+    }
+
+    /// Sends `req` to target `t` of group `g` at `addr` over an idle
+    /// connection, or a new one from namespace `ns`.
+    async fn send(
+        &self,
+        ns: &str,
+        (g, t): (usize, usize),
+        addr: SocketAddr,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<Upstream>, UpstreamError> {
+        let slot = &self.slots[g][t];
+        while let Some(mut tx) = slot.take() {
+            if tx.ready().await.is_err() {
+                continue;
+            }
+            match tx.try_send_request(req).await {
+                Ok(resp) => return Ok(Upstream::wrap(resp, tx, slot)),
+                Err(mut e) => match e.take_message() {
+                    // The target closed that idle connection first: not sent.
+                    Some(r) => req = r,
+                    None => return Err(UpstreamError::Http(e.into_error())),
+                },
+            }
+        }
+        let stream = connect_in(ns, addr, CONNECT_TIMEOUT)
+            .await
+            .map_err(UpstreamError::Connect)?;
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(UpstreamError::Http)?;
+        tokio::spawn(conn);
+        let resp = tx.send_request(req).await.map_err(UpstreamError::Http)?;
+        Ok(Upstream::wrap(resp, tx, slot))
+    }
+}
+
+/// A target's response body: once it has been read to the end, its
+/// connection goes back to the node's pool; dropped before, it is closed.
+pub struct Upstream {
+    body: Incoming,
+    conn: Option<(SendRequest<Incoming>, Arc<Slot>)>,
+}
+
+impl Upstream {
+    fn wrap(resp: Response<Incoming>, tx: SendRequest<Incoming>, slot: &Arc<Slot>) -> Response<Upstream> {
+        resp.map(|body| Upstream {
+            body,
+            conn: Some((tx, slot.clone())),
         })
     }
+
+    fn release(&mut self) {
+        if let Some((tx, slot)) = self.conn.take() {
+            slot.put(tx);
+        }
+    }
 }
 
-pub type Pool = Client<NsConnector, Incoming>;
+impl HttpBody for Upstream {
+    type Data = Bytes;
+    type Error = hyper::Error;
 
-/// One pool per node: connections to each target are reused across requests.
-pub fn pool(ns: &str) -> Pool {
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_timer(TokioTimer::new())
-        .build(NsConnector { ns: ns.into() })
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.body).poll_frame(cx);
+        match &r {
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),
+            Poll::Ready(Some(Err(_))) => this.conn = None,
+            _ => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if self.body.is_end_stream() {
+            self.release();
+        }
+    }
 }
 
 /// Which listener of which node a client connection arrived on.
