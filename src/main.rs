@@ -172,9 +172,7 @@ fn main() -> ExitCode {
             listener,
             weights,
         } => commands::weights::run(lab.as_deref(), &listener, &weights),
-        Command::ModelServer { model, port } => {
-            vpcsim::workloads::model_server::run(&model, port)
-        }
+        Command::ModelServer { model, port } => vpcsim::workloads::model_server::run(&model, port),
         Command::AlbDaemon { lab } => vpcsim::lb::daemon::run(&lab),
         Command::AwsServices { lab } => vpcsim::services::run(&lab),
         Command::Trace {

@@ -176,7 +176,10 @@ security_groups = ["sg-open"]
     // Not matched by any rule: the final `*` deny.
     let (a, drops) = lab.dropped_by(|| lab.tcp("allowed", "10.0.20.16", 9000));
     assert_eq!(a, None);
-    assert_eq!(drops, vec!["nacl private inbound rule 200 deny".to_string()]);
+    assert_eq!(
+        drops,
+        vec!["nacl private inbound rule 200 deny".to_string()]
+    );
     // Inside one subnet no NACL applies: port 9000 and the reply to an
     // ephemeral port both pass although the NACL would deny them.
     assert_eq!(
@@ -285,7 +288,10 @@ security_groups = ["sg-other", "sg-alb"]
     // Not a member: dropped by sg-backend's ingress.
     let (a, drops) = lab.dropped_by(|| lab.tcp("stranger", "10.0.20.16", 8000));
     assert_eq!(a, None);
-    assert_eq!(drops, vec!["sg sg-backend ingress: no rule allows it".to_string()]);
+    assert_eq!(
+        drops,
+        vec!["sg sg-backend ingress: no rule allows it".to_string()]
+    );
     // Port not in any rule, even from a member.
     assert_eq!(lab.tcp("front", "10.0.20.16", 22), None);
     // Union of groups: `peer` gets in through its second group, same subnet
@@ -294,7 +300,10 @@ security_groups = ["sg-other", "sg-alb"]
     // The backend has no egress rule: it cannot open connections.
     let (a, drops) = lab.dropped_by(|| lab.tcp("backend", "10.0.10.10", 80));
     assert_eq!(a, None);
-    assert_eq!(drops, vec!["sg sg-backend egress: no rule allows it".to_string()]);
+    assert_eq!(
+        drops,
+        vec!["sg sg-backend egress: no rule allows it".to_string()]
+    );
 }
 
 #[test]
@@ -355,8 +364,14 @@ security_groups = ["sg-open"]
     // The NAT gateway accepts no inbound connections from the internet.
     let (a, drops) = lab.dropped_by(|| lab.tcp("internet", "198.51.100.20", 22));
     assert_eq!(a, None);
-    assert!(drops.is_empty(), "dropped inside the NAT gateway, not the fabric: {drops:?}");
-    let (_, nat) = lab.sh("nat-1", "nft list ruleset | grep -c 'no inbound connections'");
+    assert!(
+        drops.is_empty(),
+        "dropped inside the NAT gateway, not the fabric: {drops:?}"
+    );
+    let (_, nat) = lab.sh(
+        "nat-1",
+        "nft list ruleset | grep -c 'no inbound connections'",
+    );
     assert_eq!(nat.trim(), "1");
 }
 
@@ -393,7 +408,10 @@ security_groups = ["sg-open"]
     assert_eq!(code, 0);
     let (a, drops) = lab.dropped_by(|| lab.tcp("internet", "10.0.10.16", 80));
     assert_eq!(a, None);
-    assert_eq!(drops, vec!["igw: destination is not a public IP of this VPC".to_string()]);
+    assert_eq!(
+        drops,
+        vec!["igw: destination is not a public IP of this VPC".to_string()]
+    );
     // Through its public IP the same instance answers, and sees the client.
     let public = lab.status()["nodes"]
         .as_array()
@@ -501,17 +519,29 @@ private_ip = "10.0.10.16"
 "#,
     );
     let lab = TestLab::up("t-exec", &t);
-    assert_eq!(lab.exec("web", &["sh", "-c", "exit 7"]).status.code(), Some(7));
+    assert_eq!(
+        lab.exec("web", &["sh", "-c", "exit 7"]).status.code(),
+        Some(7)
+    );
     let bad = lab.exec("nope", &["true"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no node `nope`"));
     let s = lab.status();
-    let web = s["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "web").unwrap().clone();
+    let web = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "web")
+        .unwrap()
+        .clone();
     assert_eq!(web["namespace"], "vpcsim-t-exec-web");
     assert_eq!(web["subnet"], "public-1");
     assert_eq!(web["az"], "us-east-1a");
     assert_eq!(web["private_ip"], "10.0.10.16");
-    assert!(web["public_ip"].as_str().unwrap().starts_with("198.51.100."));
+    assert!(web["public_ip"]
+        .as_str()
+        .unwrap()
+        .starts_with("198.51.100."));
     // No group named: the VPC's default security group.
     assert_eq!(web["security_groups"], serde_json::json!(["default"]));
     // Instance names resolve inside the lab.
@@ -528,8 +558,10 @@ fn route_to_an_instance_needs_source_dest_check_off() {
     // A NAT instance, the pre-NAT-gateway way: private subnet's 0.0.0.0/0
     // points at an instance in the public subnet, which masquerades.
     let t = |check: bool| {
-        topo(("", ""), &format!(
-            r#"{OPEN_SGS}
+        topo(
+            ("", ""),
+            &format!(
+                r#"{OPEN_SGS}
 [[instance]]
 name = "natbox"
 subnet = "public-1"
@@ -542,7 +574,8 @@ name = "app"
 subnet = "private-1"
 security_groups = ["sg-open"]
 "#
-        ))
+            ),
+        )
         .replace(
             r#"routes = [{ destination = "0.0.0.0/0", target = "nat-1" }]"#,
             r#"routes = [{ destination = "0.0.0.0/0", target = "natbox" }]"#,
@@ -552,8 +585,15 @@ security_groups = ["sg-open"]
     let lab = TestLab::up("t-natbox", &t(false));
     lab.listen("internet", &["tcp/8080"]);
     assert_eq!(lab.sh("natbox", setup).0, 0);
-    let public = lab.status()["nodes"].as_array().unwrap().iter()
-        .find(|n| n["node"] == "natbox").unwrap()["public_ip"].as_str().unwrap().to_string();
+    let public = lab.status()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "natbox")
+        .unwrap()["public_ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
         lab.tcp("app", "203.0.113.10", 8080),
         Some(format!("internet:8080 from {public}"))
@@ -640,10 +680,16 @@ security_groups = ["sg-open"]
     );
     let lab = TestLab::up("t-default-sg", &t);
     lab.listen("a", &["tcp/8000"]);
-    assert!(lab.tcp("b", "10.0.20.10", 8000).is_some(), "member to member");
+    assert!(
+        lab.tcp("b", "10.0.20.10", 8000).is_some(),
+        "member to member"
+    );
     let (r, drops) = lab.dropped_by(|| lab.tcp("outsider", "10.0.20.10", 8000));
     assert_eq!(r, None);
-    assert_eq!(drops, vec!["sg default ingress: no rule allows it".to_string()]);
+    assert_eq!(
+        drops,
+        vec!["sg default ingress: no rule allows it".to_string()]
+    );
 }
 
 #[test]

@@ -108,7 +108,11 @@ fn down_after_kill_9_at_every_stage_of_up_removes_everything() {
             .output()
             .unwrap();
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(out.status.signal(), Some(9), "up should have died at {stage}");
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "up should have died at {stage}"
+        );
         let namespaces = lab_namespaces(&name);
         assert_eq!(namespaces.len(), 5, "{stage}: {namespaces:?}");
         let pids = vpcsim::teardown::processes_in(&namespaces);
@@ -116,12 +120,18 @@ fn down_after_kill_9_at_every_stage_of_up_removes_everything() {
             assert!(!pids.is_empty(), "workloads were started before the crash");
         }
         let down = run(&["down", &name]);
-        assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+        assert!(
+            down.status.success(),
+            "{}",
+            String::from_utf8_lossy(&down.stderr)
+        );
         assert!(lab_namespaces(&name).is_empty(), "{stage}: namespaces left");
         for pid in pids {
             assert!(
                 !std::path::Path::new(&format!("/proc/{pid}")).exists()
-                    || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z"),
+                    || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .unwrap_or_default()
+                        .contains(") Z"),
                 "{stage}: process {pid} survived down"
             );
         }
@@ -157,7 +167,11 @@ fn a_lab_that_is_up_cannot_be_upped_twice() {
     let out = run(&["up", lab.file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already up"));
-    assert_eq!(lab_namespaces("t-twice").len(), 5, "the running lab is untouched");
+    assert_eq!(
+        lab_namespaces("t-twice").len(),
+        5,
+        "the running lab is untouched"
+    );
 }
 
 #[test]
@@ -177,7 +191,12 @@ fn not_root_exits_2_with_the_fix() {
         .args(["up", lab.file.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("must run as root"));
     assert!(lab_namespaces("t-noroot").is_empty());
 }

@@ -82,7 +82,11 @@ fn canary_resolves_like_the_report() {
     }
     let lb = &lab.load_balancers[0];
     assert_eq!(lb.nodes.len(), 2);
-    let fwd: Vec<u16> = lb.listeners[0].default_forward.iter().map(|w| w.weight).collect();
+    let fwd: Vec<u16> = lb.listeners[0]
+        .default_forward
+        .iter()
+        .map(|w| w.weight)
+        .collect();
     assert_eq!(fwd, vec![90, 10]);
     assert_eq!(lab.target_groups[0].targets.len(), 3);
     assert_eq!(lab.target_groups[0].health_check.matcher, vec![(200, 499)]);
@@ -90,7 +94,10 @@ fn canary_resolves_like_the_report() {
     assert_eq!(lab.nacls.len(), 2);
     assert_eq!(lab.nacls[0].inbound.len(), 4);
     // Private route tables go through the NAT gateway.
-    assert_eq!(lab.route_tables[1].routes[0].target, RouteTarget::NatGateway(0));
+    assert_eq!(
+        lab.route_tables[1].routes[0].target,
+        RouteTarget::NatGateway(0)
+    );
     // No implicit default security group: everyone names theirs.
     assert!(lab.security_groups.iter().all(|g| g.name != "default"));
     // The main table is implicit (only local), appended last.

@@ -24,7 +24,7 @@ pub fn run(lab: Option<&str>, node: &str, command: &[String]) -> anyhow::Result<
         std::io::ErrorKind::NotFound => usage(format!("{program}: command not found")),
         _ => anyhow::Error::new(e).context(format!("running {program} in {node}")),
     })?;
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)))
+    Ok(status.code().unwrap_or_else(|| {
+        128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+    }))
 }

@@ -67,9 +67,16 @@ fn kind(owner: EniOwner) -> &'static str {
 pub fn summary(state: &LabState) -> Summary {
     let lab = &state.plan;
     let mut nodes = vec![];
-    let service_nodes = [(FABRIC, "vpc-router"), (INTERNET, "internet"), (S3, "aws-s3")];
+    let service_nodes = [
+        (FABRIC, "vpc-router"),
+        (INTERNET, "internet"),
+        (S3, "aws-s3"),
+    ];
     let planned = lab.node_names();
-    for (node, k) in service_nodes.into_iter().filter(|(n, _)| planned.iter().any(|p| p == n)) {
+    for (node, k) in service_nodes
+        .into_iter()
+        .filter(|(n, _)| planned.iter().any(|p| p == n))
+    {
         nodes.push(NodeSummary {
             node: node.into(),
             kind: k,
@@ -183,12 +190,23 @@ pub fn render_table(state: &LabState) -> String {
             } else {
                 n.security_groups.join(",")
             },
-            if w.is_empty() { "-".into() } else { w.join(" ") }
+            if w.is_empty() {
+                "-".into()
+            } else {
+                w.join(" ")
+            }
         )
         .unwrap();
     }
     for lb in &s.load_balancers {
-        writeln!(out, "\nload balancer {}: http://{}/ (nodes {})", lb.name, lb.dns_name, lb.nodes.join(", ")).unwrap();
+        writeln!(
+            out,
+            "\nload balancer {}: http://{}/ (nodes {})",
+            lb.name,
+            lb.dns_name,
+            lb.nodes.join(", ")
+        )
+        .unwrap();
     }
     match (&s.alb, &s.alb_error) {
         (Some(alb), _) => write!(out, "\n{alb}").unwrap(),

@@ -51,13 +51,19 @@ pub fn run(file: &Path, json: bool, network_only: bool) -> anyhow::Result<()> {
     state.save()?;
     if let Err(e) = build_lab(&mut state, network_only) {
         let _ = teardown::teardown(&state.plan.name, Some(&state.plan));
-        return Err(e.context(format!("building lab `{}` (nothing was left behind)", state.plan.name)));
+        return Err(e.context(format!(
+            "building lab `{}` (nothing was left behind)",
+            state.plan.name
+        )));
     }
     state.ready = true;
     state.save()?;
     let elapsed = started.elapsed();
     if json {
-        println!("{}", serde_json::to_string_pretty(&super::status::summary(&state))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&super::status::summary(&state))?
+        );
     } else {
         println!(
             "lab `{}` is up in {:.0} ms ({} namespaces)\n",
@@ -77,8 +83,12 @@ fn preflight() -> anyhow::Result<()> {
             "nft (nftables) is not installed: `apt-get install nftables` (scripts/setup installs everything)",
         ));
     }
-    if !Path::new("/proc/sys/net/bridge").exists() && !Path::new("/sys/module/br_netfilter").exists() {
-        tracing::warn!("br_netfilter not visible: security groups inside one subnet may not be enforced");
+    if !Path::new("/proc/sys/net/bridge").exists()
+        && !Path::new("/sys/module/br_netfilter").exists()
+    {
+        tracing::warn!(
+            "br_netfilter not visible: security groups inside one subnet may not be enforced"
+        );
     }
     Ok(())
 }
@@ -161,8 +171,14 @@ fn write_etc(lab: &Lab) -> anyhow::Result<()> {
         let mut own = hosts.clone();
         own.push_str(&format!("127.0.1.1\t{node}\n"));
         std::fs::write(dir.join("hosts"), own)?;
-        std::fs::write(dir.join("resolv.conf"), crate::services::resolv_conf(lab, &node))?;
-        std::fs::write(dir.join("environment"), crate::services::node_environment(lab))?;
+        std::fs::write(
+            dir.join("resolv.conf"),
+            crate::services::resolv_conf(lab, &node),
+        )?;
+        std::fs::write(
+            dir.join("environment"),
+            crate::services::node_environment(lab),
+        )?;
     }
     Ok(())
 }

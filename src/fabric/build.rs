@@ -88,7 +88,10 @@ impl Ns {
         Ok(Ns { name, handle })
     }
 
-    pub(super) fn err(&self, what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> FabricError + '_ {
+    pub(super) fn err(
+        &self,
+        what: impl Into<String>,
+    ) -> impl FnOnce(rtnetlink::Error) -> FabricError + '_ {
         let what = what.into();
         move |source| FabricError::Netlink {
             ns: self.name.clone(),
@@ -124,7 +127,12 @@ impl Ns {
             .map_err(self.err(format!("set link {index} up")))
     }
 
-    pub(super) async fn addr(&self, index: u32, ip: Ipv4Addr, prefix: u8) -> Result<(), FabricError> {
+    pub(super) async fn addr(
+        &self,
+        index: u32,
+        ip: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), FabricError> {
         self.handle
             .address()
             .add(index, IpAddr::V4(ip), prefix)
@@ -230,7 +238,11 @@ pub async fn configure(lab: &Lab) -> Result<(), FabricError> {
     // Every ENI: a bridge port in the fabric, `eth0` in its node.
     try_join_all(lab.enis.iter().map(|eni| async {
         fabric
-            .veth(&eni.host_if, &lab.namespace(&eni.node), Some(bridges[eni.subnet]))
+            .veth(
+                &eni.host_if,
+                &lab.namespace(&eni.node),
+                Some(bridges[eni.subnet]),
+            )
             .await?;
         let idx = fabric.index(&eni.host_if).await?;
         fabric.up(idx).await
@@ -327,7 +339,13 @@ async fn configure_route_tables(
                 }
             };
             fabric
-                .route(rt.table_id, r.destination, Some(via), Some(dev), RouteType::Unicast)
+                .route(
+                    rt.table_id,
+                    r.destination,
+                    Some(via),
+                    Some(dev),
+                    RouteType::Unicast,
+                )
                 .await?;
         }
     }

@@ -158,7 +158,9 @@ fn group_sets(lab: &Lab) -> Vec<(Vec<usize>, Vec<usize>)> {
 }
 
 fn render_forward(lab: &Lab, group_sets: &[(Vec<usize>, Vec<usize>)], out: &mut String) {
-    out.push_str("    chain forward {\n        type filter hook forward priority filter; policy accept;\n");
+    out.push_str(
+        "    chain forward {\n        type filter hook forward priority filter; policy accept;\n",
+    );
     writeln!(
         out,
         "        ct state invalid counter drop {}",
@@ -171,7 +173,11 @@ fn render_forward(lab: &Lab, group_sets: &[(Vec<usize>, Vec<usize>)], out: &mut 
     writeln!(
         out,
         "        iifname \"{IGW_IF}\" ct status & (snat | dnat) == 0 counter {}drop {}",
-        flow_log(lab, Side::Destination, "igw: destination is not a public IP of this VPC"),
+        flow_log(
+            lab,
+            Side::Destination,
+            "igw: destination is not a public IP of this VPC"
+        ),
         comment("igw: destination is not a public IP of this VPC")
     )
     .unwrap();
@@ -333,7 +339,11 @@ fn render_sg_chain(lab: &Lab, idx: usize, groups: &[usize], dir: Direction, out:
                     "sg {} {word} {} {} {peer}",
                     sg.name,
                     describe(r.protocol, r.ports),
-                    if dir == Direction::Inbound { "from" } else { "to" }
+                    if dir == Direction::Inbound {
+                        "from"
+                    } else {
+                        "to"
+                    }
                 ))
             )
             .unwrap();
@@ -358,7 +368,10 @@ fn render_source_dest_check(lab: &Lab, out: &mut String) {
     if checked.is_empty() {
         return;
     }
-    let devices: Vec<String> = checked.iter().map(|e| format!("\"{}\"", e.host_if)).collect();
+    let devices: Vec<String> = checked
+        .iter()
+        .map(|e| format!("\"{}\"", e.host_if))
+        .collect();
     writeln!(
         out,
         "\ntable netdev vpcsim_srcdst {{\n    set eni_addr {{ type ifname . ipv4_addr;{} }}\n    chain ingress {{\n        type filter hook ingress devices = {{ {} }} priority filter; policy accept;\n        meta protocol ip iifname . ip saddr != @eni_addr counter {}drop {}\n    }}\n}}",
@@ -414,7 +427,9 @@ mod tests {
         );
         // Outbound rules match the destination.
         let outbound = chain(&rules, &format!("nacl_out_{private}"));
-        assert!(outbound[0].starts_with("ip daddr 10.0.10.0/24 tcp dport 1024-65535 counter return"));
+        assert!(
+            outbound[0].starts_with("ip daddr 10.0.10.0/24 tcp dport 1024-65535 counter return")
+        );
     }
 
     #[test]
@@ -469,7 +484,10 @@ inbound = [
                 s.nacl,
                 b = s.bridge
             );
-            assert!(nacl.contains(&out.as_str()) && nacl.contains(&inb.as_str()), "{nacl:?}");
+            assert!(
+                nacl.contains(&out.as_str()) && nacl.contains(&inb.as_str()),
+                "{nacl:?}"
+            );
         }
         // Every outbound check comes before every inbound check, as on AWS.
         let last_out = nacl.iter().rposition(|l| l.contains("nacl_out_")).unwrap();
@@ -481,7 +499,11 @@ inbound = [
     fn security_group_references_become_member_sets() {
         let lab = canary();
         let rules = render(&lab);
-        let alb = lab.security_groups.iter().position(|g| g.name == "sg-alb").unwrap();
+        let alb = lab
+            .security_groups
+            .iter()
+            .position(|g| g.name == "sg-alb")
+            .unwrap();
         let members: Vec<String> = lab.sg_members(alb).map(|ip| ip.to_string()).collect();
         assert!(!members.is_empty());
         let set_line = rules
@@ -531,7 +553,10 @@ inbound = [
                 None => assert!(!snat.contains(&format!("{} :", eni.private_ip))),
             }
         }
-        assert!(dnat.contains("198.51.100.20 : "), "the NAT gateway's Elastic IP");
+        assert!(
+            dnat.contains("198.51.100.20 : "),
+            "the NAT gateway's Elastic IP"
+        );
     }
 
     #[test]

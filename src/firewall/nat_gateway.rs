@@ -42,7 +42,9 @@ mod tests {
         let nat = &lab.enis[lab.nat_gateways[0].eni];
         let rules = super::render(&lab, nat);
         let ip = nat.private_ip;
-        assert!(rules.contains(&format!("meta l4proto {{ tcp, udp }} ip saddr != {ip} snat ip to {ip}:1024-65535")));
+        assert!(rules.contains(&format!(
+            "meta l4proto {{ tcp, udp }} ip saddr != {ip} snat ip to {ip}:1024-65535"
+        )));
         assert!(rules.contains("ct state new ip saddr 10.0.0.0/16 accept"));
         assert!(rules.contains("type filter hook input priority filter; policy drop;"));
     }

@@ -80,6 +80,9 @@ impl Entry {
     }
 }
 
+/// How often the writer wakes up at most: lines appear within this delay.
+const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 #[derive(Clone)]
 pub struct AccessLog {
     tx: mpsc::UnboundedSender<Entry>,
@@ -117,60 +120,92 @@ pub fn start(path: &Path, names: Names) -> std::io::Result<AccessLog> {
             // tmpfs: a write is a memory copy, fine on the runtime.
             let _ = file.write_all(out.as_bytes());
             out.clear();
+            // Sends during the pause only queue: no wake-up of this task
+            // (an eventfd write from another node's thread) per request.
+            tokio::time::sleep(FLUSH_INTERVAL).await;
         }
     });
     Ok(AccessLog { tx })
 }
 
-fn secs(v: Option<f64>) -> String {
-    match v {
-        Some(s) if s >= 0.0 => format!("{s:.3}"),
-        _ => "-1".into(),
+/// Writes a duration in seconds, `-1` when there is none (AWS's way).
+fn write_secs(out: &mut String, v: Option<f64>) {
+    let _ = match v {
+        Some(s) if s >= 0.0 => write!(out, "{s:.3} "),
+        _ => write!(out, "-1 "),
+    };
+}
+
+/// Writes `v` or `-`, then a space.
+fn write_opt(out: &mut String, v: Option<impl std::fmt::Display>) {
+    let _ = match v {
+        Some(v) => write!(out, "{v} "),
+        None => write!(out, "- "),
+    };
+}
+
+/// Writes a header value with `"` escaped, `-` when absent or not text.
+fn write_quoted(out: &mut String, v: Option<&HeaderValue>) {
+    let text = v.and_then(|v| v.to_str().ok()).unwrap_or("-");
+    for c in text.chars() {
+        if c == '"' {
+            out.push('\\');
+        }
+        out.push(c);
     }
 }
 
+/// One record, written straight into the batch buffer (no per-field
+/// allocation: the writer formats every request the daemon serves).
 fn format_entry(out: &mut String, e: &Entry, n: &Names) {
-    let hv = |v: &Option<HeaderValue>| {
-        v.as_ref()
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .replace('"', "\\\"")
-    };
+    out.push_str("http ");
+    write_iso8601(out, e.time);
+    let _ = write!(out, " {} {} ", n.elb[e.lb], e.client);
+    write_opt(out, e.target);
+    write_secs(out, Some(e.request_processing));
+    write_secs(out, e.target_processing);
+    write_secs(out, e.response_processing);
+    let _ = write!(out, "{} ", e.elb_status);
+    write_opt(out, e.target_status);
     let host = e
         .host
         .as_ref()
         .and_then(|h| h.to_str().ok())
-        .map(|h| h.rsplit_once(':').map_or(h, |(h, _)| h).to_string())
-        .unwrap_or_else(|| "-".into());
-    let target = e.target.map_or("-".to_string(), |t| t.to_string());
-    let target_status = e.target_status.map_or("-".to_string(), |s| s.to_string());
-    let _ = writeln!(
+        .map_or("-", |h| h.rsplit_once(':').map_or(h, |(h, _)| h));
+    let _ = write!(
         out,
-        "http {} {} {} {} {} {} {} {} {} {} {} \"{} http://{}:{}{} {:?}\" \"{}\" - - {} \"{}\" \"-\" \"-\" {} {} \"forward\" \"-\" \"-\" \"{}\" \"{}\" \"-\" \"-\"",
-        iso8601(e.time),
-        n.elb[e.lb],
-        e.client,
-        target,
-        secs(Some(e.request_processing)),
-        secs(e.target_processing),
-        secs(e.response_processing),
-        e.elb_status,
-        target_status,
+        "{} {} \"{} http://{host}:{}{} {:?}\" \"",
         e.received_bytes,
         e.sent_bytes,
         e.method,
-        host,
         e.port,
         e.path.as_ref().map_or("/", |p| p.as_str()),
         e.version,
-        hv(&e.user_agent),
+    );
+    write_quoted(out, e.user_agent.as_ref());
+    let _ = write!(
+        out,
+        "\" - - {} \"{}\" \"-\" \"-\" ",
         e.group.map_or("-", |g| n.arn[g].as_str()),
         e.trace_id.to_str().unwrap_or("-"),
-        e.priority.map_or("-".to_string(), |p| p.to_string()),
-        iso8601(e.created),
-        target,
-        target_status,
     );
+    write_opt(out, e.priority);
+    write_iso8601(out, e.created);
+    out.push_str(" \"forward\" \"-\" \"-\" \"");
+    match e.target {
+        Some(t) => {
+            let _ = write!(out, "{t}");
+        }
+        None => out.push('-'),
+    }
+    out.push_str("\" \"");
+    match e.target_status {
+        Some(s) => {
+            let _ = write!(out, "{s}");
+        }
+        None => out.push('-'),
+    }
+    out.push_str("\" \"-\" \"-\"\n");
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
@@ -187,18 +222,19 @@ fn civil(days: i64) -> (i64, u32, u32) {
 }
 
 /// `2018-07-02T22:23:00.186641Z`
-pub fn iso8601(t: SystemTime) -> String {
+fn write_iso8601(out: &mut String, t: SystemTime) {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let s = d.as_secs() as i64;
     let (y, mo, da) = civil(s.div_euclid(86_400));
     let r = s.rem_euclid(86_400);
-    format!(
+    let _ = write!(
+        out,
         "{y:04}-{mo:02}-{da:02}T{:02}:{:02}:{:02}.{:06}Z",
         r / 3600,
         r / 60 % 60,
         r % 60,
         d.subsec_micros()
-    )
+    );
 }
 
 /// `Tue, 01 Dec 2026 16:45:04 GMT` (cookie expiry).
@@ -224,6 +260,12 @@ pub fn http_date(unix: u64) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    fn iso8601(t: SystemTime) -> String {
+        let mut s = String::new();
+        write_iso8601(&mut s, t);
+        s
+    }
 
     #[test]
     fn dates() {

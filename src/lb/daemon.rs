@@ -13,7 +13,7 @@ use super::LbError;
 use crate::fabric::netns;
 use crate::state::LabState;
 use crate::topology::plan::{aws_id, Algorithm, Condition, Lab};
-use hyper::http::uri::Authority;
+use hyper::header::HeaderValue;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,7 +29,8 @@ pub struct Node {
     pub ns: String,
     pub private_ip: Ipv4Addr,
     pub public_ip: Option<Ipv4Addr>,
-    pub pool: Pool,
+    /// One per worker thread: a connection stays on the thread that made it.
+    pub pools: Vec<Pool>,
 }
 
 pub struct LoadBalancer {
@@ -45,15 +46,17 @@ pub struct Balancer {
     pub nodes: Vec<Node>,
     pub lbs: Vec<LoadBalancer>,
     pub groups: Vec<Group>,
-    /// `ip:port` of each target, per group, ready for request URIs.
-    pub authorities: Vec<Vec<Authority>>,
+    /// `ip:port` of each target, per group, for requests without a Host.
+    pub hosts: Vec<Vec<HeaderValue>>,
     pub log: AccessLog,
 }
 
 pub fn run(lab: &str) -> anyhow::Result<()> {
     let state = LabState::load(lab)?
         .ok_or_else(|| anyhow::anyhow!("lab {lab} has no state (is it up?)"))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // The control socket and the access log writer; each node has its own
+    // threads and runtimes (see `serve`).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(serve(state.plan))
@@ -64,21 +67,36 @@ async fn serve(plan: Lab) -> anyhow::Result<()> {
     let b = Arc::new(Balancer::new(plan)?);
     b.refresh_used();
     for (ni, node) in b.nodes.iter().enumerate() {
+        let mut listeners = Vec::new();
         for (li, l) in b.lbs[node.lb].listeners.iter().enumerate() {
             let listener = bind_in(&node.ns, l.port).map_err(|e| {
                 anyhow::anyhow!("node {}: cannot listen on port {}: {e}", node.name, l.port)
             })?;
-            let at = Entrance {
-                node: ni,
-                lb: node.lb,
-                listener: li,
-            };
-            tokio::spawn(accept_loop(b.clone(), at, listener));
+            listeners.push((li, listener));
         }
-        for (gi, g) in b.groups.iter().enumerate() {
-            for ti in 0..g.targets.len() {
-                tokio::spawn(super::health::run(b.clone(), gi, ti, ni));
-            }
+        // Each of a node's threads accepts on every listener and keeps its
+        // connections (client and target side) on its own single-threaded
+        // runtime: no cross-thread wakeup or work stealing per request.
+        for worker in 0..node.pools.len() {
+            let mine = listeners
+                .iter()
+                .map(|(li, l)| {
+                    let at = Entrance {
+                        node: ni,
+                        lb: node.lb,
+                        listener: *li,
+                        worker,
+                    };
+                    Ok((at, l.try_clone()?))
+                })
+                .collect::<std::io::Result<Vec<_>>>()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let b = b.clone();
+            std::thread::Builder::new()
+                .name(format!("alb {} {worker}", node.name))
+                .spawn(move || rt.block_on(run_node(b, ni, worker, mine)))?;
         }
     }
     // The control socket last: once it answers, every listener is bound.
@@ -98,16 +116,50 @@ async fn serve(plan: Lab) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A listening socket on 0.0.0.0:`port` inside namespace `ns`.
-fn bind_in(ns: &str, port: u16) -> Result<tokio::net::TcpListener, LbError> {
-    // Only creating the socket needs the namespace; it stays there.
-    let sock = netns::run_in(ns, tokio::net::TcpSocket::new_v4)??;
-    sock.set_reuseaddr(true)?;
-    sock.bind((Ipv4Addr::UNSPECIFIED, port).into())?;
-    Ok(sock.listen(4096)?)
+/// Worker threads per node: one per core, like HAProxy's `nbthread`.
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-async fn accept_loop(b: Arc<Balancer>, at: Entrance, listener: tokio::net::TcpListener) {
+/// One thread of node `ni`: its listeners and, on the first, health checks.
+async fn run_node(
+    b: Arc<Balancer>,
+    ni: usize,
+    worker: usize,
+    listeners: Vec<(Entrance, std::net::TcpListener)>,
+) {
+    for (gi, g) in b.groups.iter().enumerate().filter(|_| worker == 0) {
+        for ti in 0..g.targets.len() {
+            tokio::spawn(super::health::run(b.clone(), gi, ti, ni));
+        }
+    }
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|(at, l)| tokio::spawn(accept_loop(b.clone(), at, l)))
+        .collect();
+    futures::future::join_all(loops).await;
+}
+
+/// A listening socket on 0.0.0.0:`port` inside namespace `ns`.
+fn bind_in(ns: &str, port: u16) -> Result<std::net::TcpListener, LbError> {
+    use socket2::{Domain, Socket, Type};
+    // Only creating the socket needs the namespace; it stays there.
+    let sock = netns::run_in(ns, || Socket::new(Domain::IPV4, Type::STREAM, None))??;
+    sock.set_reuse_address(true)?;
+    sock.bind(&std::net::SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
+    sock.listen(4096)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock.into())
+}
+
+async fn accept_loop(b: Arc<Balancer>, at: Entrance, listener: std::net::TcpListener) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("listener of node {}: {e}", b.nodes[at.node].name);
+            return;
+        }
+    };
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -133,7 +185,9 @@ impl Balancer {
                 nodes.push(Node {
                     lb: i,
                     name: eni.node.clone(),
-                    pool: proxy::pool(&ns),
+                    pools: (0..workers())
+                        .map(|_| Pool::new(&plan.target_groups))
+                        .collect(),
                     ns,
                     private_ip: eni.private_ip,
                     public_ip: eni.public_ip,
@@ -191,7 +245,7 @@ impl Balancer {
         };
         let log = access_log::start(&super::access_log_path(&plan.name), names)?;
         Ok(Balancer {
-            authorities: proxy::authorities(&groups),
+            hosts: proxy::hosts(&groups),
             lab: plan,
             nodes,
             lbs,

@@ -161,7 +161,11 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    fn wrap(resp: Response<Incoming>, tx: SendRequest<Incoming>, slot: &Arc<Slot>) -> Response<Upstream> {
+    fn wrap(
+        resp: Response<Incoming>,
+        tx: SendRequest<Incoming>,
+        slot: &Arc<Slot>,
+    ) -> Response<Upstream> {
         resp.map(|body| Upstream {
             body,
             conn: Some((tx, slot.clone())),
@@ -217,6 +221,8 @@ pub struct Entrance {
     pub node: usize,
     pub lb: usize,
     pub listener: usize,
+    /// The node's thread serving the connection (index into `Node::pools`).
+    pub worker: usize,
 }
 
 /// Serves one client connection until it closes.
@@ -360,27 +366,32 @@ async fn handle(
     h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     h.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(listener.port));
     h.insert(X_AMZN_TRACE_ID.clone(), trace);
-    let mut uri = Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(b.authorities[g][t].clone());
-    if let Some(pq) = parts.uri.path_and_query() {
-        uri = uri.path_and_query(pq.clone());
+    // Targets get origin-form; HTTP/1.0 clients may have sent no Host.
+    if parts.uri.authority().is_some() {
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = match Uri::try_from(pq) {
+            Ok(u) => u,
+            Err(_) => return elb_error(&mut pending, StatusCode::BAD_REQUEST),
+        };
     }
-    parts.uri = match uri.build() {
-        Ok(u) => u,
-        Err(_) => return elb_error(&mut pending, StatusCode::BAD_REQUEST),
-    };
+    if !parts.headers.contains_key(header::HOST) {
+        parts.headers.insert(header::HOST, b.hosts[g][t].clone());
+    }
     // ALB always speaks HTTP/1.1 to targets.
     parts.version = Version::HTTP_11;
 
     target.inflight.fetch_add(1, Ordering::Relaxed);
     let inflight = Inflight(&target.inflight);
     let sent = Instant::now();
+    let node = &b.nodes[at.node];
     let result = tokio::time::timeout(
         lb.idle_timeout,
-        b.nodes[at.node]
-            .pool
-            .request(Request::from_parts(parts, body)),
+        node.pools[at.worker].send(
+            &node.ns,
+            (g, t),
+            target.addr,
+            Request::from_parts(parts, body),
+        ),
     )
     .await;
     drop(inflight);
@@ -391,7 +402,7 @@ async fn handle(
         Ok(Ok(resp)) => resp,
         Ok(Err(e)) => {
             group.metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
-            let status = if is_timeout(&e) {
+            let status = if e.is_timeout() {
                 StatusCode::GATEWAY_TIMEOUT
             } else {
                 StatusCode::BAD_GATEWAY
@@ -427,18 +438,6 @@ async fn handle(
     resp.map(Either::Left)
 }
 
-/// Whether the target failed to connect or answer in time (504, not 502).
-fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<io::Error>() {
-            return io.kind() == io::ErrorKind::TimedOut;
-        }
-        src = s.source();
-    }
-    false
-}
-
 /// Approximate bytes of a message head, for the access log's byte counts.
 pub fn head_len(h: &HeaderMap) -> u64 {
     17 + h
@@ -471,12 +470,12 @@ fn elb_error(pending: &mut Pending<'_>, status: StatusCode) -> Response<Body> {
 
 /// `Root=1-<epoch seconds, hex>-<96 random bits, hex>`.
 fn trace_id() -> HeaderValue {
-    let secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let r: u128 = rand::random::<u128>() & ((1u128 << 96) - 1);
-    HeaderValue::from_str(&format!("Root=1-{secs:08x}-{r:024x}")).expect("ASCII")
+    let secs = now_secs() as u32;
+    let random: [u8; 12] = rand::random();
+    let mut v = *b"Root=1-00000000-000000000000000000000000";
+    hex::encode_to_slice(secs.to_be_bytes(), &mut v[7..15]).expect("8 hex digits");
+    hex::encode_to_slice(random, &mut v[16..]).expect("24 hex digits");
+    HeaderValue::from_bytes(&v).expect("ASCII")
 }
 
 fn now_secs() -> u64 {
@@ -529,14 +528,15 @@ fn set_sticky_cookies(h: &mut HeaderMap, group: usize, target: usize, secs: u32)
     }
 }
 
-/// Pre-parsed `ip:port` of every target, per group.
-pub fn authorities(groups: &[super::balancer::Group]) -> Vec<Vec<Authority>> {
+/// `ip:port` of every target, per group: the Host header for requests that
+/// came without one.
+pub fn hosts(groups: &[super::balancer::Group]) -> Vec<Vec<HeaderValue>> {
     groups
         .iter()
         .map(|g| {
             g.targets
                 .iter()
-                .map(|t| Authority::try_from(t.addr.to_string()).expect("ip:port is an authority"))
+                .map(|t| HeaderValue::from_str(&t.addr.to_string()).expect("ip:port is ASCII"))
                 .collect()
         })
         .collect()

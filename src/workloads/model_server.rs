@@ -16,6 +16,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 const SERVER_HEADER: &str = "Werkzeug/3.0.1 Python/3.11.7";
 const ROUTE: &str = "/api/v1/recommendation";
@@ -88,6 +89,7 @@ fn banner(model: &str, port: u16) {
 }
 
 async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) -> anyhow::Result<()> {
+    let log = access_log_writer();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -99,10 +101,12 @@ async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) -> anyhow::Resu
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let log = log.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let app = app.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&app, req, peer).await) }
+                let log = log.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&app, req, peer, &log).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .title_case_headers(true)
@@ -112,16 +116,12 @@ async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) -> anyhow::Resu
     }
 }
 
-async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
-    let line = format!(
-        "{} {} {:?}",
-        req.method(),
-        req.uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/"),
-        req.version()
-    );
+async fn handle(
+    app: &App,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    log: &mpsc::UnboundedSender<String>,
+) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
@@ -132,19 +132,38 @@ async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let resp = respond(app, &parts.method, parts.uri.path(), content_type, &body).await;
-    access_log(peer, &line, resp.status());
+    // Werkzeug's request log line.
+    let _ = log.send(format!(
+        "{} - - [{}] \"{} {} {:?}\" {} -\n",
+        peer.ip(),
+        local_time(),
+        parts.method,
+        parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        parts.version,
+        resp.status().as_u16()
+    ));
     resp
 }
 
-/// Werkzeug's request log line, on stderr like the dev server.
-fn access_log(peer: SocketAddr, line: &str, status: StatusCode) {
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "{} - - [{}] \"{line}\" {} -",
-        peer.ip(),
-        local_time(),
-        status.as_u16()
-    );
+/// Request log lines go to stderr like the dev server's, written in batches
+/// by one task at most 20 times a second: a syscall per request would cost
+/// more than the request.
+fn access_log_writer() -> mpsc::UnboundedSender<String> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(256);
+        let mut out = String::with_capacity(64 * 1024);
+        while rx.recv_many(&mut batch, 256).await > 0 {
+            for line in batch.drain(..) {
+                out.push_str(&line);
+            }
+            let _ = std::io::stderr().lock().write_all(out.as_bytes());
+            out.clear();
+            // Lines sent meanwhile just queue, without waking this task.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    tx
 }
 
 /// `23/Nov/2026 16:45:04` in local time.
@@ -773,7 +792,9 @@ mod tests {
 
     #[tokio::test]
     async fn errors_like_werkzeug() {
-        let cases: [(Method, &str, Option<&str>, &str, u16, usize); 12] = [
+        /// Method, path, content type, body, then the status and body length.
+        type Case<'a> = (Method, &'a str, Option<&'a str>, &'a str, u16, usize);
+        let cases: [Case; 12] = [
             (Method::POST, ROUTE, J, "[1]", 500, 265),
             (Method::POST, ROUTE, J, "\"str\"", 500, 265),
             (Method::POST, ROUTE, J, "{bad", 400, 167),
