@@ -119,6 +119,22 @@ enum Command {
         #[arg(long)]
         lab: String,
     },
+    /// Deregister a target from a target group live: it drains (no new
+    /// requests, in-flight ones finish) for up to the deregistration delay.
+    Deregister {
+        #[arg(long)]
+        lab: Option<String>,
+        target_group: String,
+        /// Instance name, as in the group's `targets`.
+        target: String,
+    },
+    /// Register a deregistered target again (initial until healthy).
+    Register {
+        #[arg(long)]
+        lab: Option<String>,
+        target_group: String,
+        target: String,
+    },
     /// Internal: a built-in model server (runs inside an instance).
     #[command(hide = true)]
     ModelServer {
@@ -172,6 +188,16 @@ fn main() -> ExitCode {
             listener,
             weights,
         } => commands::weights::run(lab.as_deref(), &listener, &weights),
+        Command::Deregister {
+            lab,
+            target_group,
+            target,
+        } => commands::targets::run(lab.as_deref(), &target_group, &target, false),
+        Command::Register {
+            lab,
+            target_group,
+            target,
+        } => commands::targets::run(lab.as_deref(), &target_group, &target, true),
         Command::ModelServer { model, port } => vpcsim::workloads::model_server::run(&model, port),
         Command::AlbDaemon { lab } => vpcsim::lb::daemon::run(&lab),
         Command::AwsServices { lab } => vpcsim::services::run(&lab),

@@ -509,3 +509,133 @@ fn literal_seed_topology_fails_where_the_report_works() {
     let ok = TestLab::up_shipped("alb-lit-ok", "canary.toml");
     assert!(post_many(&ok, 10, PATH).iter().all(|(c, _)| *c == 200));
 }
+
+/// A target that names itself on `GET /who` and holds `GET /hold` open until
+/// the test creates `<dir>/release` (announcing it with `<dir>/held-<name>`):
+/// requests in flight, on demand, with no timing involved.
+fn holding_server(name: &str, dir: &str) -> String {
+    let script = format!(
+        r#"cat > hold.py <<'PY'
+import http.server, os, time
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == '/hold':
+            open('{dir}/held-{name}', 'w').close()
+            while not os.path.exists('{dir}/release'):
+                time.sleep(0.05)
+        body = b'{name}'
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(('0.0.0.0', 8000), H).serve_forever()
+PY
+exec python3 hold.py
+"#
+    );
+    let user_data = script
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!(
+        "[[instance]]\nname = \"{name}\"\nsubnet = \"priv-a\"\nsecurity_groups = [\"sg-backend\"]\nuser_data = \"{user_data}\"\n"
+    )
+}
+
+#[test]
+fn deregistered_target_drains_in_flight_requests_then_leaves() {
+    if !require_root() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vpcsim-drain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let toml = small_lab(
+        &format!("{}\n{}", holding_server("echo-a", d), holding_server("echo-b", d)),
+        "[[target_group]]\nname = \"tg-echo\"\nport = 8000\ntargets = [\"echo-a\", \"echo-b\"]\nderegistration_delay = 120\nhealth_check = { path = \"/\", interval = 5, timeout = 2, healthy_threshold = 2, unhealthy_threshold = 2 }\n",
+        "default_forward = [{ target_group = \"tg-echo\", weight = 1 }]\n",
+    )
+    .replace("idle_timeout = 1", "idle_timeout = 60");
+    let lab = TestLab::up("alb-drain", &toml);
+    let dns = dns_name(&lab);
+    wait_status(&lab, "both targets healthy", |s| {
+        target_state(s, "tg-echo", "echo-a") == "healthy"
+            && target_state(s, "tg-echo", "echo-b") == "healthy"
+    });
+    let who = |n: usize| -> Vec<String> {
+        let (_, out) = lab.sh(
+            "internet",
+            &format!("for i in $(seq {n}); do curl -s -m 10 http://{dns}/who; echo; done"),
+        );
+        out.lines().map(str::to_string).collect()
+    };
+
+    // Four requests held open: round robin puts some on each target.
+    let held = {
+        let (name, dns) = (lab.name.clone(), dns.clone());
+        std::thread::spawn(move || {
+            let out = std::process::Command::new(common::vpcsim_bin())
+                .args(["exec", "--lab", &name, "internet", "--", "sh", "-c"])
+                .arg(format!(
+                    "for i in 1 2 3 4; do curl -s -m 120 -w ' %{{http_code}}\\n' http://{dns}/hold & done; wait"
+                ))
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.join("held-echo-a").exists() {
+        assert!(Instant::now() < deadline, "no held request reached echo-a");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    vpcsim_ok(
+        &lab,
+        &["deregister", "--lab", &lab.name, "tg-echo", "echo-a"],
+    );
+    let s = query_status(&lab.name).unwrap();
+    assert_eq!(target_state(&s, "tg-echo", "echo-a"), "draining");
+    // No new request goes to a draining target.
+    assert!(who(20).iter().all(|w| w == "echo-b"));
+
+    // Released: the requests in flight on echo-a finish normally.
+    std::fs::write(dir.join("release"), "").unwrap();
+    let out = held.join().unwrap();
+    let answers: Vec<&str> = out.lines().collect();
+    assert_eq!(answers.len(), 4, "{out}");
+    assert!(answers.iter().all(|a| a.ends_with(" 200")), "{out}");
+    assert!(answers.iter().any(|a| a.starts_with("echo-a ")), "{out}");
+    // With nothing in flight the deregistration completes before the delay.
+    wait_status(&lab, "echo-a deregistered", |s| {
+        let g = s
+            .target_groups
+            .iter()
+            .find(|g| g.name == "tg-echo")
+            .unwrap();
+        g.targets.iter().all(|t| t.instance != "echo-a")
+    });
+
+    // Bad names are usage errors.
+    assert_eq!(
+        lab.vpcsim(&["deregister", "--lab", &lab.name, "tg-echo", "nope"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        lab.vpcsim(&["register", "--lab", &lab.name, "tg-nope", "echo-a"])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    vpcsim_ok(&lab, &["register", "--lab", &lab.name, "tg-echo", "echo-a"]);
+    wait_status(&lab, "echo-a healthy again", |s| {
+        target_state(s, "tg-echo", "echo-a") == "healthy"
+    });
+    assert!(who(20).iter().any(|w| w == "echo-a"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

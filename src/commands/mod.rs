@@ -6,6 +6,7 @@ pub mod exec;
 pub mod lifecycle;
 pub mod logs;
 pub mod status;
+pub mod targets;
 pub mod up;
 pub mod weights;
 

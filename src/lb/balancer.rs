@@ -36,6 +36,17 @@ impl HealthState {
     }
 }
 
+/// A target's registration with its group (`register-targets` /
+/// `deregister-targets`). A deregistering target gets no new requests but
+/// finishes those in flight, for up to the group's deregistration delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Registration {
+    Registered = 0,
+    Draining = 1,
+    Deregistered = 2,
+}
+
 /// Why a target is not healthy, as `describe-target-health` says it, plus
 /// what the last check saw (`405 from GET /`).
 #[derive(Debug, Clone, Default)]
@@ -68,6 +79,20 @@ pub struct Target {
     pub inflight: AtomicU32,
     /// Indexed by ALB node (index into `Balancer::nodes` of the daemon).
     pub health: Vec<Health>,
+    registration: AtomicU8,
+}
+
+impl Target {
+    pub fn registration(&self) -> Registration {
+        match self.registration.load(Ordering::Relaxed) {
+            0 => Registration::Registered,
+            1 => Registration::Draining,
+            _ => Registration::Deregistered,
+        }
+    }
+    pub fn set_registration(&self, r: Registration) {
+        self.registration.store(r as u8, Ordering::Relaxed);
+    }
 }
 
 pub struct Group {
@@ -96,6 +121,7 @@ impl Group {
                         reason: Mutex::new(None),
                     })
                     .collect(),
+                registration: AtomicU8::new(Registration::Registered as u8),
             })
             .collect();
         Group {
@@ -113,17 +139,21 @@ impl Group {
     }
 
     /// The target for a request arriving at `node`, `None` if the group has
-    /// no registered target (503). Only healthy targets get traffic, unless
-    /// none is healthy: then the ALB fails open and uses all of them.
+    /// no registered target (503). Only healthy registered targets get
+    /// traffic, unless none is healthy: then the ALB fails open and uses all
+    /// registered ones. Draining targets never get new requests.
     /// `sticky` is the target an AWSALB cookie names.
     pub fn pick(&self, node: usize, sticky: Option<usize>) -> Option<usize> {
         let n = self.targets.len();
-        if n == 0 {
+        let registered = |i: usize| self.targets[i].registration() == Registration::Registered;
+        if !(0..n).any(registered) {
             return None;
         }
-        let healthy = |i: usize| self.targets[i].health[node].state() == HealthState::Healthy;
+        let healthy = |i: usize| {
+            registered(i) && self.targets[i].health[node].state() == HealthState::Healthy
+        };
         let fail_open = !(0..n).any(healthy);
-        let ok = |i: usize| fail_open || healthy(i);
+        let ok = |i: usize| registered(i) && (fail_open || healthy(i));
         if let Some(s) = sticky.filter(|&s| s < n && ok(s)) {
             return Some(s);
         }
@@ -285,6 +315,28 @@ mod tests {
         }
         assert_eq!(seen, [true; 3]);
         assert_eq!(group(0, Algorithm::RoundRobin).pick(0, None), None);
+    }
+
+    #[test]
+    fn draining_and_deregistered_targets_get_no_new_requests() {
+        let g = group(3, Algorithm::RoundRobin);
+        for t in &g.targets {
+            t.health[0].set(HealthState::Healthy, None);
+        }
+        g.targets[1].set_registration(Registration::Draining);
+        assert!((0..10).all(|_| g.pick(0, None) != Some(1)));
+        // Not even through a sticky cookie, nor when failing open.
+        assert_ne!(g.pick(0, Some(1)), Some(1));
+        for t in &g.targets {
+            t.health[0].set(HealthState::Unhealthy, None);
+        }
+        assert!((0..10).all(|_| g.pick(0, None) != Some(1)));
+        // No registered target left: 503.
+        g.targets[0].set_registration(Registration::Deregistered);
+        g.targets[2].set_registration(Registration::Deregistered);
+        assert_eq!(g.pick(0, None), None);
+        g.targets[2].set_registration(Registration::Registered);
+        assert_eq!(g.pick(0, None), Some(2));
     }
 
     #[test]

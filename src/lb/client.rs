@@ -76,3 +76,27 @@ pub fn set_weights(
     state.save()?;
     Ok(())
 }
+
+/// `deregister-targets` (`registered = false`: draining, then gone) or
+/// `register-targets` again, for a target of the topology.
+pub fn set_registration(
+    lab: &str,
+    target_group: &str,
+    target: &str,
+    registered: bool,
+) -> anyhow::Result<()> {
+    let (target_group, target) = (target_group.to_string(), target.to_string());
+    let req = if registered {
+        ControlRequest::Register {
+            target_group,
+            target,
+        }
+    } else {
+        ControlRequest::Deregister {
+            target_group,
+            target,
+        }
+    };
+    request(lab, &req)?;
+    Ok(())
+}

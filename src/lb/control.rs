@@ -16,6 +16,14 @@ pub enum ControlRequest {
         port: u16,
         weights: Vec<(String, u32)>,
     },
+    Deregister {
+        target_group: String,
+        target: String,
+    },
+    Register {
+        target_group: String,
+        target: String,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -46,6 +54,26 @@ pub async fn serve(b: Arc<Balancer>, listener: tokio::net::UnixListener) {
                 Ok(ControlRequest::SetWeights { lb, port, weights }) => ControlResponse {
                     error: b
                         .set_weights(&lb, port, &weights)
+                        .err()
+                        .map(|e| e.to_string()),
+                    ..Default::default()
+                },
+                Ok(ControlRequest::Deregister {
+                    target_group,
+                    target,
+                }) => ControlResponse {
+                    error: b
+                        .deregister(&target_group, &target)
+                        .err()
+                        .map(|e| e.to_string()),
+                    ..Default::default()
+                },
+                Ok(ControlRequest::Register {
+                    target_group,
+                    target,
+                }) => ControlResponse {
+                    error: b
+                        .register(&target_group, &target)
                         .err()
                         .map(|e| e.to_string()),
                     ..Default::default()

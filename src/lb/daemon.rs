@@ -5,7 +5,7 @@
 //! whichever node a client's DNS lookup picked.
 
 use super::access_log::{self, AccessLog, Names};
-use super::balancer::{Group, HealthState};
+use super::balancer::{Group, HealthState, Registration};
 use super::proxy::{self, Entrance, Pool};
 use super::router::{Forward, Listener, Rule};
 use super::status::*;
@@ -293,6 +293,69 @@ impl Balancer {
         Ok(())
     }
 
+    /// `deregister-targets`: the target gets no new requests at once; it
+    /// leaves when its in-flight requests are done or the group's
+    /// deregistration delay has passed, whichever comes first (as on AWS).
+    pub fn deregister(self: &Arc<Self>, group: &str, instance: &str) -> Result<(), LbError> {
+        let (g, t) = self.find_target(group, instance)?;
+        let target = &self.groups[g].targets[t];
+        if target.registration() != Registration::Registered {
+            return Err(LbError::Daemon(format!(
+                "{instance} is not registered with {group}"
+            )));
+        }
+        target.set_registration(Registration::Draining);
+        let delay = Duration::from_secs(self.groups[g].plan.deregistration_delay_s as u64);
+        let b = self.clone();
+        tokio::spawn(async move {
+            let target = &b.groups[g].targets[t];
+            let deadline = tokio::time::Instant::now() + delay;
+            while target.inflight.load(Ordering::Relaxed) > 0
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // A `register` meanwhile cancels the deregistration.
+            if target.registration() == Registration::Draining {
+                target.set_registration(Registration::Deregistered);
+            }
+        });
+        Ok(())
+    }
+
+    /// `register-targets` for a target of the topology that was
+    /// deregistered: it starts again from `initial` and gets traffic once
+    /// its health checks pass.
+    pub fn register(&self, group: &str, instance: &str) -> Result<(), LbError> {
+        let (g, t) = self.find_target(group, instance)?;
+        let target = &self.groups[g].targets[t];
+        if target.registration() != Registration::Registered {
+            for cell in &target.health {
+                cell.set(HealthState::Initial, None);
+            }
+            target.set_registration(Registration::Registered);
+        }
+        Ok(())
+    }
+
+    fn find_target(&self, group: &str, instance: &str) -> Result<(usize, usize), LbError> {
+        let g = self
+            .groups
+            .iter()
+            .position(|g| g.plan.name == group)
+            .ok_or_else(|| LbError::NoTargetGroup(group.into()))?;
+        let t = self.groups[g]
+            .targets
+            .iter()
+            .position(|t| t.instance == instance)
+            .ok_or_else(|| {
+                LbError::Daemon(format!(
+                    "{instance} is not a target of {group} in the topology"
+                ))
+            })?;
+        Ok((g, t))
+    }
+
     pub fn status(&self) -> LbStatus {
         let name = |g: usize| self.lab.target_groups[g].name.clone();
         let load_balancers = self
@@ -378,7 +441,18 @@ impl Balancer {
         let targets: Vec<TargetStatus> = g
             .targets
             .iter()
+            .filter(|t| t.registration() != Registration::Deregistered)
             .map(|t| {
+                if t.registration() == Registration::Draining {
+                    return TargetStatus {
+                        instance: t.instance.clone(),
+                        address: t.addr.to_string(),
+                        state: "draining".into(),
+                        reason: Some("Target.DeregistrationInProgress".into()),
+                        description: Some("Target deregistration is in progress".into()),
+                        detail: None,
+                    };
+                }
                 let worst = nodes
                     .iter()
                     .copied()

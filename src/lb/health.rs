@@ -2,7 +2,7 @@
 //! balancer uses, from its own namespace (so a security group or NACL that
 //! blocks the node blocks its checks too), on a fresh connection each time.
 
-use super::balancer::{Group, HealthState, Reason};
+use super::balancer::{Group, HealthState, Reason, Registration};
 use super::daemon::Balancer;
 use bytes::Bytes;
 use http_body_util::Empty;
@@ -48,6 +48,12 @@ pub async fn run(b: Arc<Balancer>, group: usize, target: usize, node: usize) {
                     detail: String::new(),
                 }),
             );
+            continue;
+        }
+        // Deregistered or draining targets are not checked; `register`
+        // restarts them from `initial`.
+        if t.registration() != Registration::Registered {
+            (ok, failed) = (0, 0);
             continue;
         }
         if cell.state() == HealthState::Unused {
