@@ -10,7 +10,6 @@ use crate::topology::containers::ContainerPlan;
 use crate::topology::plan::{Lab, Protocol};
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
-use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkInfo};
 use nix::sched::{setns, CloneFlags};
 use rtnetlink::Handle;
 use std::fmt::Write;
@@ -121,25 +120,13 @@ async fn connect(
     }
     let cns_path = format!("/proc/{pid}/ns/net");
     let cns = File::open(&cns_path).map_err(|e| ContainerError::io(cns_path.as_ref(), e))?;
-    // rtnetlink's first name is the peer's: `eth0`, sent into the container.
-    let mut req = host.link().add().veth("eth0".to_string(), veth.to_string());
-    let msg = req.message_mut();
-    for attr in msg.attributes.iter_mut() {
-        if let LinkAttribute::LinkInfo(infos) = attr {
-            for info in infos.iter_mut() {
-                if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = info {
-                    peer.attributes
-                        .push(LinkAttribute::NetNsFd(cns.as_raw_fd()));
-                }
-            }
-        }
-    }
-    msg.attributes.push(LinkAttribute::Controller(bridge));
-    req.execute().await.map_err(nl(
-        host_ns,
-        format!("add veth {veth} <-> container {}/eth0", c.name),
-    ))?;
-    // (rtnetlink creates the host end up.)
+    crate::fabric::build::veth_into(host, veth, "eth0", cns.as_raw_fd(), Some(bridge))
+        .execute()
+        .await
+        .map_err(nl(
+            host_ns,
+            format!("add veth {veth} <-> container {}/eth0", c.name),
+        ))?;
 
     let label = format!("container {}", c.name);
     let inner = handle_in(&cns, &label)?;

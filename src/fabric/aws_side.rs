@@ -13,7 +13,6 @@ use super::build::{FabricError, Ns, MAIN_TABLE};
 use super::netns;
 use crate::topology::plan::*;
 use ipnet::Ipv4Net;
-use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkInfo};
 use netlink_packet_route::route::RouteType;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
@@ -142,22 +141,8 @@ pub(super) async fn configure(lab: &Lab, fabric: &Ns) -> Result<(), FabricError>
 /// A veth pair: `local` in `ns`, `remote` in namespace `peer_ns`.
 async fn veth(ns: &Ns, local: &str, peer_ns: &str, remote: &str) -> Result<(), FabricError> {
     let peer_fd = netns::open(peer_ns)?;
-    let mut req = ns
-        .handle
-        .link()
-        .add()
-        .veth(remote.to_string(), local.to_string());
-    for attr in req.message_mut().attributes.iter_mut() {
-        if let LinkAttribute::LinkInfo(infos) = attr {
-            for info in infos.iter_mut() {
-                if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = info {
-                    peer.attributes
-                        .push(LinkAttribute::NetNsFd(peer_fd.as_raw_fd()));
-                }
-            }
-        }
-    }
-    req.execute()
+    super::build::veth_into(&ns.handle, local, remote, peer_fd.as_raw_fd(), None)
+        .execute()
         .await
         .map_err(ns.err(format!("add veth {local} <-> {peer_ns}/{remote}")))
 }

@@ -10,9 +10,9 @@ use ipnet::Ipv4Net;
 use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkInfo};
 use netlink_packet_route::route::{RouteScope, RouteType};
 use netlink_packet_route::rule::RuleAction;
-use rtnetlink::Handle;
+use rtnetlink::{Handle, LinkAddRequest};
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FabricError {
@@ -142,7 +142,7 @@ impl Ns {
     }
 
     /// A veth pair: `local` here (a port of bridge `master` when given),
-    /// `remote` named `eth0` in namespace `peer_ns`. One request.
+    /// `eth0` in namespace `peer_ns`. One request.
     async fn veth(
         &self,
         local: &str,
@@ -150,26 +150,8 @@ impl Ns {
         master: Option<u32>,
     ) -> Result<(), FabricError> {
         let peer_fd = netns::open(peer_ns)?;
-        let mut req = self
-            .handle
-            .link()
-            .add()
-            .veth("eth0".to_string(), local.to_string());
-        let msg = req.message_mut();
-        for attr in msg.attributes.iter_mut() {
-            if let LinkAttribute::LinkInfo(infos) = attr {
-                for info in infos.iter_mut() {
-                    if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = info {
-                        peer.attributes
-                            .push(LinkAttribute::NetNsFd(peer_fd.as_raw_fd()));
-                    }
-                }
-            }
-        }
-        if let Some(m) = master {
-            msg.attributes.push(LinkAttribute::Controller(m));
-        }
-        req.execute()
+        veth_into(&self.handle, local, "eth0", peer_fd.as_raw_fd(), master)
+            .execute()
             .await
             .map_err(self.err(format!("add veth {local} <-> {peer_ns}/eth0")))
     }
@@ -204,6 +186,38 @@ impl Ns {
     }
 }
 
+/// A veth pair in one netlink request: `local` in `handle`'s namespace, up,
+/// a port of bridge `master` when given; `remote` created directly inside
+/// the namespace `peer` refers to, so it never exists anywhere else (not
+/// even for an instant in the root namespace).
+pub fn veth_into(
+    handle: &Handle,
+    local: &str,
+    remote: &str,
+    peer: RawFd,
+    master: Option<u32>,
+) -> LinkAddRequest {
+    // rtnetlink's first name is the peer's; it creates `local` up.
+    let mut req = handle
+        .link()
+        .add()
+        .veth(remote.to_string(), local.to_string());
+    let msg = req.message_mut();
+    for attr in msg.attributes.iter_mut() {
+        if let LinkAttribute::LinkInfo(infos) = attr {
+            for info in infos.iter_mut() {
+                if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))) = info {
+                    p.attributes.push(LinkAttribute::NetNsFd(peer));
+                }
+            }
+        }
+    }
+    if let Some(m) = master {
+        msg.attributes.push(LinkAttribute::Controller(m));
+    }
+    req
+}
+
 pub(super) const MAIN_TABLE: u32 = 254;
 
 /// Builds links, addresses, routes and route tables in namespaces that
@@ -233,19 +247,13 @@ pub async fn configure(lab: &Lab) -> Result<(), FabricError> {
     fabric.veth(IGW_IF, &lab.internet_ns(), None).await?;
     let igw = fabric.index(IGW_IF).await?;
     fabric.addr(igw, IGW_FABRIC_IP, 30).await?;
-    fabric.up(igw).await?;
 
-    // Every ENI: a bridge port in the fabric, `eth0` in its node.
+    // Every ENI: a bridge port in the fabric (created up), `eth0` in its node.
     try_join_all(lab.enis.iter().map(|eni| async {
+        let node_ns = lab.namespace(&eni.node);
         fabric
-            .veth(
-                &eni.host_if,
-                &lab.namespace(&eni.node),
-                Some(bridges[eni.subnet]),
-            )
-            .await?;
-        let idx = fabric.index(&eni.host_if).await?;
-        fabric.up(idx).await
+            .veth(&eni.host_if, &node_ns, Some(bridges[eni.subnet]))
+            .await
     }))
     .await?;
 
