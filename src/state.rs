@@ -140,22 +140,58 @@ impl LabLock {
     }
 }
 
+/// What vpcsim reads of /proc/PID/stat.
+pub struct ProcStat {
+    /// `R`, `S`, `Z`, …
+    pub state: char,
+    pub session: i32,
+    /// Clock ticks since boot at which the process started.
+    pub start_time: u64,
+}
+
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: split after its ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        session: fields.get(3)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
 /// Clock ticks since boot at which `pid` started, or None if it is gone.
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22; the command name (field 2) may hold spaces, so split after ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
+    proc_stat(pid).map(|s| s.start_time)
+}
+
+/// The process started as `pid` at `start_time` still runs: not exited,
+/// not a zombie, and its PID not recycled by another process.
+pub fn still_running(pid: i32, start_time: u64) -> bool {
+    proc_stat(pid).is_some_and(|s| s.start_time == start_time && !matches!(s.state, 'Z' | 'X'))
 }
 
 impl ProcessRecord {
-    /// Still the process we started (not exited, PID not recycled, not a zombie).
     pub fn is_alive(&self) -> bool {
-        if process_start_time(self.pid) != Some(self.start_time) {
-            return false;
-        }
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
-        let state = stat.rfind(')').and_then(|i| stat[i + 2..].chars().next());
-        !matches!(state, Some('Z') | Some('X') | None)
+        still_running(self.pid, self.start_time)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_reads_this_process() {
+        let me = std::process::id() as i32;
+        let s = proc_stat(me).expect("our own /proc entry");
+        assert!(matches!(s.state, 'R' | 'S'), "{}", s.state);
+        assert_eq!(s.session, nix::unistd::getsid(None).unwrap().as_raw());
+        assert!(still_running(me, s.start_time));
+        assert!(
+            !still_running(me, s.start_time + 1),
+            "a recycled PID is not ours"
+        );
+        assert!(proc_stat(i32::MAX).is_none());
     }
 }

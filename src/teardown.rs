@@ -67,33 +67,23 @@ pub fn processes_in(namespaces: &[String]) -> Vec<i32> {
         .collect()
 }
 
-/// SIGTERM, a short grace period, then SIGKILL for whatever is left.
-pub fn terminate(pids: &[i32]) {
+/// SIGTERM, up to `grace` for the processes to exit, then SIGKILL for
+/// whatever is left. Each target is a (pid, start time) pair, so a PID the
+/// kernel has given to another process meanwhile is never signalled.
+pub fn terminate(targets: &[(i32, u64)], grace: Duration) {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    let targets: Vec<(i32, Option<u64>)> = pids
-        .iter()
-        .map(|&p| (p, state::process_start_time(p)))
-        .collect();
-    // Same PID and same start time: still the process we meant.
-    let alive = |(p, t): &(i32, Option<u64>)| t.is_some() && state::process_start_time(*p) == *t;
-    for (p, _) in targets.iter().filter(|x| alive(x)) {
-        let _ = kill(Pid::from_raw(*p), Signal::SIGTERM);
+    let running = |&(p, t): &(i32, u64)| state::still_running(p, t);
+    for &(p, _) in targets.iter().filter(|x| running(x)) {
+        let _ = kill(Pid::from_raw(p), Signal::SIGTERM);
     }
-    let deadline = Instant::now() + Duration::from_millis(500);
-    while targets.iter().any(|x| alive(x) && !is_zombie(x.0)) && Instant::now() < deadline {
+    let deadline = Instant::now() + grace;
+    while targets.iter().any(running) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    for (p, _) in targets.iter().filter(|x| alive(x)) {
-        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    for &(p, _) in targets.iter().filter(|x| running(x)) {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
     }
-}
-
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| Some(s[s.rfind(')')? + 2..].starts_with('Z')))
-        .unwrap_or(true)
 }
 
 /// Removes everything of `lab`. `plan` comes from the state file or, when
@@ -107,7 +97,11 @@ pub fn teardown(lab: &str, plan: Option<&Lab>) -> Result<Teardown, netns::NetnsE
     }
     pids.sort_unstable();
     pids.dedup();
-    terminate(&pids);
+    let targets: Vec<(i32, u64)> = pids
+        .iter()
+        .filter_map(|&p| Some((p, state::process_start_time(p)?)))
+        .collect();
+    terminate(&targets, Duration::from_millis(500));
     for ns in &namespaces {
         netns::remove(ns)?;
     }

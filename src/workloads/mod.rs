@@ -8,8 +8,6 @@ use crate::fabric::netns;
 use crate::state::{lab_dir, log_dir, LabState, ProcessRecord};
 use crate::topology::plan::{InstancePlan, Workload};
 use anyhow::Context;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -167,32 +165,18 @@ fn session_members(rec: &ProcessRecord, ns_inode: Option<u64>) -> Vec<(i32, u64)
         if pid == rec.pid {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        let Some(stat) = crate::state::proc_stat(pid) else {
             continue;
         };
-        // Fields after the command: state ppid pgrp session ...
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let session = rest.split(' ').nth(3).and_then(|s| s.parse::<i32>().ok());
         let same_ns = std::fs::metadata(format!("/proc/{pid}/ns/net"))
             .map(|m| m.ino())
             .ok()
             == Some(ino);
-        if session == Some(rec.pid) && same_ns {
-            if let Some(st) = crate::state::process_start_time(pid) {
-                out.push((pid, st));
-            }
+        if stat.session == rec.pid && same_ns {
+            out.push((pid, stat.start_time));
         }
     }
     out
-}
-
-fn still_running(pid: i32, start_time: u64) -> bool {
-    crate::state::process_start_time(pid) == Some(start_time)
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()) == Some('Z'))
-            .unwrap_or(true)
 }
 
 /// Stops a node's running processes (an instance failure): SIGTERM, then
@@ -213,18 +197,7 @@ pub fn stop_node(state: &mut LabState, node: &str) -> anyhow::Result<()> {
         targets.extend(session_members(p, ino));
         p.stopped = true;
     }
-    for &(pid, _) in &targets {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while targets.iter().any(|&(p, s)| still_running(p, s)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for &(pid, st) in &targets {
-        if still_running(pid, st) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
+    crate::teardown::terminate(&targets, Duration::from_secs(2));
     state.save()?;
     Ok(())
 }
