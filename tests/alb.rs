@@ -416,31 +416,6 @@ fn no_targets_503_slow_504_and_forwarded_headers() {
     );
 }
 
-const SEED_V1: &str = r#"from flask import Flask, jsonify, request
-import time
-
-app = Flask(__name__)
-MODEL_ID = "V1 - Stable"
-
-@app.route('/api/v1/recommendation', methods=['POST'])
-def recommend_v1():
-    start_time = time.time()
-    data = request.get_json()
-    user_id = data.get('user_id', 'N/A')
-    recommendations = ["item_X_old_model", "item_Y_old_model"]
-    latency = round((time.time() - start_time) * 1000)
-
-    return jsonify({
-        "event_log": f"User {user_id} purchase processed.",
-        "recommendation": recommendations,
-        "model_id": MODEL_ID,
-        "latency_ms": latency
-    }), 200
-
-if __name__ == '__main__':
-    app.run(host='0.0.0.0', port=8000)
-"#;
-
 #[test]
 fn seed_flask_app_as_user_data_behind_the_alb() {
     if !require_root() {
@@ -457,12 +432,11 @@ fn seed_flask_app_as_user_data_behind_the_alb() {
         eprintln!("skipping: python3 cannot import flask (pip install flask)");
         return;
     }
-    let script =
-        format!("cat > model_v1_prod.py <<'EOF'\n{SEED_V1}EOF\nexec python3 model_v1_prod.py\n");
-    let user_data = script
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n");
+    // The seed's own file, exactly as the canary's bucket ships it.
+    let user_data = format!(
+        "exec python3 {}/topologies/canary/bucket/backend/model_v1_prod.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let toml = small_lab(
         &format!(
             "[[instance]]\nname = \"flask\"\nsubnet = \"priv-a\"\nsecurity_groups = [\"sg-backend\"]\nuser_data = \"{user_data}\"\n"

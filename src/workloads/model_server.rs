@@ -858,32 +858,6 @@ mod tests {
         }
     }
 
-    /// The seed's V1 Flask app, verbatim but for the port.
-    const SEED_V1: &str = r#"from flask import Flask, jsonify, request
-import time
-
-app = Flask(__name__)
-MODEL_ID = "V1 - Stable"
-
-@app.route('/api/v1/recommendation', methods=['POST'])
-def recommend_v1():
-    start_time = time.time()
-    data = request.get_json()
-    user_id = data.get('user_id', 'N/A')
-    recommendations = ["item_X_old_model", "item_Y_old_model"]
-    latency = round((time.time() - start_time) * 1000)
-
-    return jsonify({
-        "event_log": f"User {user_id} purchase processed.",
-        "recommendation": recommendations,
-        "model_id": MODEL_ID,
-        "latency_ms": latency
-    }), 200
-
-if __name__ == '__main__':
-    app.run(host='127.0.0.1', port=PORT)
-"#;
-
     /// Status, content type, Allow and body of a raw HTTP/1.1 exchange.
     fn exchange(port: u16, raw: &str) -> (String, String, String, String) {
         use std::io::Read;
@@ -946,7 +920,18 @@ if __name__ == '__main__':
         let dir = std::env::temp_dir().join(format!("vpcsim-flask-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("model_v1_prod.py");
-        std::fs::write(&file, SEED_V1.replace("PORT", &py_port.to_string())).unwrap();
+        // The seed's own file (as the canary's bucket ships it), on loopback.
+        let seed = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/topologies/canary/bucket/backend/model_v1_prod.py"
+        ))
+        .unwrap();
+        let on_loopback = seed.replace(
+            "app.run(host='0.0.0.0', port=8000)",
+            &format!("app.run(host='127.0.0.1', port={py_port})"),
+        );
+        assert_ne!(seed, on_loopback, "the seed's app.run line changed");
+        std::fs::write(&file, on_loopback).unwrap();
         struct Kill(std::process::Child);
         impl Drop for Kill {
             fn drop(&mut self) {
