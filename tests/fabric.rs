@@ -757,3 +757,44 @@ security_groups = ["sg-open"]
         Some("b:80 from 198.51.100.20")
     );
 }
+
+#[test]
+fn amazon_dns_answers_through_a_nacl_that_denies_everything() {
+    if !require_root() {
+        return;
+    }
+    // Traffic to the VPC resolver (base + 2) is never filtered by NACLs.
+    let t = topo(
+        ("", "private"),
+        &format!(
+            r#"{OPEN_SGS}
+[[nacl]]
+name = "private"
+
+[[instance]]
+name = "app"
+subnet = "private-1"
+security_groups = ["sg-open"]
+
+[[instance]]
+name = "web"
+subnet = "public-1"
+private_ip = "10.0.10.16"
+security_groups = ["sg-open"]
+"#
+        ),
+    );
+    let lab = TestLab::up("t-dns-nacl", &t);
+    lab.listen("web", &["tcp/80"]);
+    // Not in /etc/hosts: only the resolver at 10.0.0.2 knows this name.
+    let (code, out) = lab.sh(
+        "app",
+        "grep -q 'nameserver 10.0.0.2' /etc/resolv.conf && getent hosts ip-10-0-20-99.ec2.internal",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("10.0.20.99"), "{out}");
+    // Everything else from the subnet is denied by the same NACL.
+    let (a, drops) = lab.dropped_by(|| lab.tcp("app", "10.0.10.16", 80));
+    assert_eq!(a, None);
+    assert_eq!(drops, vec!["nacl private outbound rule * deny".to_string()]);
+}
