@@ -307,7 +307,7 @@ fn trace_through_the_alb_shows_listener_and_targets() {
 /// `vpcsim probe --json` on a shipped topology.
 fn probe(name: &str, file: &str) -> (TestLab, i32, Value) {
     let lab = TestLab::up_shipped(name, file);
-    let out = lab.vpcsim(&["probe", "--lab", name, "--json"]);
+    let out = lab.vpcsim(&["probe", "--lab", &lab.name, "--json"]);
     let report: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("probe: {e}: {}", String::from_utf8_lossy(&out.stderr)));
     (lab, out.status.code().unwrap_or(-1), report)

@@ -281,7 +281,7 @@ fn without_an_engine_a_lab_with_containers_fails_before_building() {
         "{err}"
     );
     assert!(vpcsim::fabric::netns::list(&format!("vpcsim-{}-", lab.name)).is_empty());
-    assert!(!std::path::Path::new("/run/vpcsim/t-dk-noeng").exists());
+    assert!(!std::path::Path::new(&format!("/run/vpcsim/{}", lab.name)).exists());
     // A lab without containers never asks for Docker, up or down.
     let plain = PLUMBING.split("[[container]]").next().unwrap();
     let lab2 = TestLab::write("t-dk-nodock", plain);

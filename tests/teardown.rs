@@ -2,7 +2,7 @@
 //! and bad input builds nothing.
 
 mod common;
-use common::{require_root, vpcsim_bin, TestLab};
+use common::{lab_name, require_root, vpcsim_bin, TestLab};
 use std::process::Command;
 
 const TOPO: &str = r#"name = "x"
@@ -71,7 +71,9 @@ fn root_snapshot() -> String {
     out
 }
 
-fn lab_namespaces(lab: &str) -> Vec<String> {
+/// The namespaces of the test lab `base` (prefixed like every test lab).
+fn lab_namespaces(base: &str) -> Vec<String> {
+    let lab = lab_name(base);
     vpcsim::fabric::netns::list(&format!("vpcsim-{lab}-"))
 }
 
@@ -87,9 +89,10 @@ fn up_and_down_leave_the_root_namespace_untouched() {
     let before = root_snapshot();
     let lab = TestLab::up("t-root", TOPO);
     assert_eq!(lab_namespaces("t-root").len(), 5);
+    let state_dir = format!("/run/vpcsim/{}", lab.name);
     drop(lab);
     assert!(lab_namespaces("t-root").is_empty());
-    assert!(!std::path::Path::new("/run/vpcsim/t-root").exists());
+    assert!(!std::path::Path::new(&state_dir).exists());
     assert_eq!(before, root_snapshot());
 }
 
@@ -119,7 +122,7 @@ fn down_after_kill_9_at_every_stage_of_up_removes_everything() {
         if stage == "workloads" {
             assert!(!pids.is_empty(), "workloads were started before the crash");
         }
-        let down = run(&["down", &name]);
+        let down = run(&["down", &lab.name]);
         assert!(
             down.status.success(),
             "{}",
@@ -135,9 +138,9 @@ fn down_after_kill_9_at_every_stage_of_up_removes_everything() {
                 "{stage}: process {pid} survived down"
             );
         }
-        assert!(!std::path::Path::new(&format!("/run/vpcsim/{name}")).exists());
+        assert!(!std::path::Path::new(&format!("/run/vpcsim/{}", lab.name)).exists());
         // Twice is fine.
-        assert!(run(&["down", &name]).status.success());
+        assert!(run(&["down", &lab.name]).status.success());
     }
     assert_eq!(before, root_snapshot());
 }
@@ -155,7 +158,7 @@ fn invalid_topology_exits_2_and_builds_nothing() {
     assert!(err.contains("t-invalid.toml:"), "{err}");
     assert!(err.contains("10.1.20.0/24"), "{err}");
     assert!(lab_namespaces("t-invalid").is_empty());
-    assert!(!std::path::Path::new("/run/vpcsim/t-invalid").exists());
+    assert!(!std::path::Path::new(&format!("/run/vpcsim/{}", lab.name)).exists());
 }
 
 #[test]

@@ -40,6 +40,15 @@ mod tempdir {
     }
 }
 
+/// The lab name a test uses for `base`: `VPCSIM_TEST_LAB_PREFIX` (at most 3
+/// characters) in front, so two suites can run side by side on one machine
+/// without ever touching each other's labs.
+pub fn lab_name(base: &str) -> String {
+    let prefix = std::env::var("VPCSIM_TEST_LAB_PREFIX").unwrap_or_default();
+    assert!(prefix.len() <= 3, "VPCSIM_TEST_LAB_PREFIX is at most 3 characters");
+    format!("{prefix}{base}")
+}
+
 impl TestLab {
     /// Writes `toml` (whose `name = "…"` line is replaced by `name`) next to a
     /// copy of the topologies directory and runs `vpcsim up`; panics with the
@@ -60,6 +69,7 @@ impl TestLab {
 
     /// Writes the topology without bringing it up.
     pub fn write(name: &str, toml: &str) -> TestLab {
+        let name = &lab_name(name);
         let dir = std::env::temp_dir().join(format!("vpcsim-test-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let text = set_name(toml, name);
