@@ -113,6 +113,38 @@ enum Command {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Print the lab's AWS WAF log records (AWS's JSON format, one per line).
+    WafLogs {
+        #[arg(long)]
+        lab: Option<String>,
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Which rule of which web ACL decides one HTTP request, after which
+    /// transformations (no traffic): `vpcsim waf-explain '/?id=1 OR 1=1'`.
+    /// Exit code 0 when allowed, 1 when blocked.
+    WafExplain {
+        /// Lab name or topology file (default: the only lab up).
+        #[arg(long)]
+        lab: Option<String>,
+        /// The web ACL (default: the lab's only one).
+        #[arg(long)]
+        web_acl: Option<String>,
+        #[arg(short = 'X', long, default_value = "GET")]
+        method: String,
+        /// `Name: value`, repeatable (Host and User-Agent default to curl's).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        #[arg(short = 'd', long)]
+        data: Option<String>,
+        /// The client's address as the ALB sees it.
+        #[arg(long, default_value = "203.0.113.10")]
+        client: String,
+        #[arg(long)]
+        json: bool,
+        /// Path and query, as sent: `/api/v1/x?id=1`.
+        target: String,
+    },
     /// Internal: the flow log daemon of a lab (in its fabric namespace).
     #[command(hide = true)]
     FlowLogDaemon {
@@ -213,6 +245,27 @@ fn main() -> ExitCode {
             vpcsim::analysis::probe::run(lab.as_deref(), &ports, json).map(exit_unless)
         }
         Command::FlowLogs { lab, follow } => vpcsim::flowlog::run(lab.as_deref(), follow),
+        Command::WafLogs { lab, follow } => commands::waf::logs(lab.as_deref(), follow),
+        Command::WafExplain {
+            lab,
+            web_acl,
+            method,
+            headers,
+            data,
+            client,
+            json,
+            target,
+        } => commands::waf::explain(&commands::waf::ExplainArgs {
+            lab: lab.as_deref(),
+            web_acl: web_acl.as_deref(),
+            method: &method,
+            target: &target,
+            headers: &headers,
+            body: data.as_deref(),
+            client: &client,
+            json,
+        })
+        .map(exit_unless),
         Command::FlowLogDaemon { lab } => vpcsim::flowlog::daemon::run(&lab),
         Command::Graph {
             target,

@@ -8,6 +8,7 @@ pub mod logs;
 pub mod status;
 pub mod targets;
 pub mod up;
+pub mod waf;
 pub mod weights;
 
 /// Bad input from the user (topology, names, environment): exit code 2.

@@ -9,6 +9,8 @@ use super::balancer::{Group, HealthState, Registration};
 use super::proxy::{self, Entrance, Pool};
 use super::router::{Forward, Listener, Rule};
 use super::status::*;
+use super::waf::log::WafLog;
+use super::waf::WebAcl;
 use super::LbError;
 use crate::fabric::netns;
 use crate::state::LabState;
@@ -38,6 +40,8 @@ pub struct LoadBalancer {
     pub dns_name: String,
     pub idle_timeout: Duration,
     pub listeners: Vec<Listener>,
+    /// The associated web ACL (shared with other load balancers it guards).
+    pub web_acl: Option<Arc<WebAcl>>,
 }
 
 /// Everything the daemon serves, shared by all nodes' tasks.
@@ -49,6 +53,11 @@ pub struct Balancer {
     /// `ip:port` of each target, per group, for requests without a Host.
     pub hosts: Vec<Vec<HeaderValue>>,
     pub log: AccessLog,
+    pub web_acls: Vec<Arc<WebAcl>>,
+    /// The WAF log writer, when the lab has a web ACL.
+    pub waf_log: Option<WafLog>,
+    /// Per load balancer: WAF logs' `httpSourceId`.
+    pub waf_source_ids: Vec<String>,
 }
 
 pub fn run(lab: &str) -> anyhow::Result<()> {
@@ -178,6 +187,11 @@ impl Balancer {
     fn new(plan: Lab) -> Result<Balancer, LbError> {
         let mut nodes = Vec::new();
         let mut lbs = Vec::new();
+        let web_acls: Vec<Arc<WebAcl>> = plan
+            .web_acls
+            .iter()
+            .map(|w| Arc::new(WebAcl::new(w.clone())))
+            .collect();
         for (i, lb) in plan.load_balancers.iter().enumerate() {
             for &e in &lb.nodes {
                 let eni = &plan.enis[e];
@@ -216,6 +230,10 @@ impl Balancer {
                         default: forward(&l.default_forward),
                     })
                     .collect(),
+                web_acl: web_acls
+                    .iter()
+                    .find(|w| w.plan.load_balancers.contains(&i))
+                    .cloned(),
             });
         }
         let groups: Vec<Group> = plan
@@ -243,8 +261,17 @@ impl Balancer {
                 .collect(),
             arn: groups.iter().map(|g| g.arn.clone()).collect(),
         };
+        let waf_source_ids = names.elb.iter().map(|e| format!("{ACCOUNT}-{e}")).collect();
         let log = access_log::start(&super::access_log_path(&plan.name), names)?;
+        let waf_log = if web_acls.is_empty() {
+            None
+        } else {
+            Some(WafLog::start(&super::waf::log::log_file(&plan.name))?)
+        };
         Ok(Balancer {
+            web_acls,
+            waf_log,
+            waf_source_ids,
             hosts: proxy::hosts(&groups),
             lab: plan,
             nodes,
@@ -423,6 +450,22 @@ impl Balancer {
             lab: self.lab.name.clone(),
             load_balancers,
             target_groups,
+            web_acls: self
+                .web_acls
+                .iter()
+                .map(|w| WebAclStatus {
+                    name: w.plan.name.clone(),
+                    arn: w.plan.arn.clone(),
+                    load_balancers: w
+                        .plan
+                        .load_balancers
+                        .iter()
+                        .map(|&i| self.lbs[i].name.clone())
+                        .collect(),
+                    default_action: w.plan.default_action.log_name().into(),
+                    metrics: w.metrics(),
+                })
+                .collect(),
         }
     }
 

@@ -9,6 +9,18 @@ pub struct LbStatus {
     pub lab: String,
     pub load_balancers: Vec<LoadBalancerStatus>,
     pub target_groups: Vec<TargetGroupStatus>,
+    /// CloudWatch's WAF metrics of each web ACL and its rules.
+    #[serde(default)]
+    pub web_acls: Vec<WebAclStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebAclStatus {
+    pub name: String,
+    pub arn: String,
+    pub load_balancers: Vec<String>,
+    pub default_action: String,
+    pub metrics: crate::lb::waf::WebAclMetrics,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +130,28 @@ impl fmt::Display for LbStatus {
                         .collect();
                     writeln!(f, "    {prio}{conds} -> {}", fwd.join(", "))?;
                 }
+            }
+        }
+        for w in &self.web_acls {
+            writeln!(
+                f,
+                "web ACL {} on {}  default {}",
+                w.name,
+                w.load_balancers.join(", "),
+                w.default_action
+            )?;
+            let m = &w.metrics;
+            writeln!(
+                f,
+                "  {:<24} AllowedRequests {:>6}  BlockedRequests {:>6}  CountedRequests {:>6}",
+                "ALL", m.all.allowed, m.all.blocked, m.all.counted
+            )?;
+            for (rule, r) in &m.rules {
+                writeln!(
+                    f,
+                    "  {:<24} AllowedRequests {:>6}  BlockedRequests {:>6}  CountedRequests {:>6}",
+                    rule, r.allowed, r.blocked, r.counted
+                )?;
             }
         }
         for tg in &self.target_groups {

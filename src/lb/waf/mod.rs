@@ -125,6 +125,8 @@ pub struct Hit {
 /// One managed group's part of the verdict (AWS's `ruleGroupList` entry).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupHits {
+    /// The web ACL rule that runs the group.
+    pub rule: String,
     pub group: String,
     pub terminating: Option<Hit>,
     pub non_terminating: Vec<Hit>,
@@ -352,6 +354,7 @@ impl WebAcl {
                 overrides,
             } => {
                 let mut g = GroupHits {
+                    rule: rule.name.clone(),
                     group: format!("AWS#{}", group.name()),
                     terminating: None,
                     non_terminating: vec![],
