@@ -216,6 +216,12 @@ pub struct WebAcl {
 
 impl WebAcl {
     pub fn new(plan: WebAclPlan) -> WebAcl {
+        // Compile the managed groups' patterns now, not on the first request.
+        for r in &plan.rules {
+            if let RuleBody::Managed { group, .. } = r.body {
+                group.rules();
+            }
+        }
         let rate = plan
             .rules
             .iter()
