@@ -600,7 +600,7 @@ impl Builder<'_> {
         for (k, inst) in lab.instances.iter().enumerate() {
             let id = self.inst_ids[k].clone();
             let eni = &lab.enis[inst.eni];
-            let containers: Vec<&super::super::topology::containers::ContainerPlan> = lab
+            let containers: Vec<&ContainerPlan> = lab
                 .containers
                 .iter()
                 .filter(|c| c.host == inst.name)
@@ -690,11 +690,7 @@ impl Builder<'_> {
     }
 
     /// User data doing on EC2 what ran on the instance in the lab.
-    fn user_data(
-        &mut self,
-        inst: &InstancePlan,
-        containers: &[&super::super::topology::containers::ContainerPlan],
-    ) -> Option<String> {
+    fn user_data(&mut self, inst: &InstancePlan, containers: &[&ContainerPlan]) -> Option<String> {
         if inst.workload.is_none() && inst.user_data.is_none() && containers.is_empty() {
             return None;
         }
@@ -1127,7 +1123,7 @@ fn attr(k: &str, v: &str) -> Value {
     map(vec![("Key", s(k)), ("Value", s(v))])
 }
 
-fn port_mapping(p: &crate::topology::containers::PortMapping) -> String {
+fn port_mapping(p: &PortMapping) -> String {
     let mut x = format!("{}:{}", p.host_port, p.container_port);
     if p.protocol == Protocol::Udp {
         x.push_str("/udp");
