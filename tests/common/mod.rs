@@ -45,7 +45,10 @@ mod tempdir {
 /// without ever touching each other's labs.
 pub fn lab_name(base: &str) -> String {
     let prefix = std::env::var("VPCSIM_TEST_LAB_PREFIX").unwrap_or_default();
-    assert!(prefix.len() <= 3, "VPCSIM_TEST_LAB_PREFIX is at most 3 characters");
+    assert!(
+        prefix.len() <= 3,
+        "VPCSIM_TEST_LAB_PREFIX is at most 3 characters"
+    );
     format!("{prefix}{base}")
 }
 
@@ -54,8 +57,15 @@ impl TestLab {
     /// copy of the topologies directory and runs `vpcsim up`; panics with the
     /// command's output if it fails.
     pub fn up(name: &str, toml: &str) -> TestLab {
+        Self::up_with(name, toml, &[])
+    }
+
+    /// `up` with extra arguments (`--network-only`).
+    pub fn up_with(name: &str, toml: &str, args: &[&str]) -> TestLab {
         let lab = Self::write(name, toml);
-        let out = lab.vpcsim(&["up", lab.file.to_str().unwrap()]);
+        let mut up = vec!["up", lab.file.to_str().unwrap()];
+        up.extend_from_slice(args);
+        let out = lab.vpcsim(&up);
         if !out.status.success() {
             let _ = lab.vpcsim(&["down", name]);
             panic!(
