@@ -29,6 +29,7 @@ mod s3;
 mod security_groups;
 mod target_groups;
 mod vpc;
+mod waf;
 
 use super::model::Topology;
 use super::plan::*;
@@ -43,6 +44,7 @@ pub fn validate(t: &Topology, base: &Path) -> Result<Lab, Vec<Diagnostic>> {
     let mut lab = c.resolve(t, base);
     if let Some(lab) = lab.as_mut() {
         c.s3(t, base, lab);
+        c.web_acls(t, lab);
     }
     let lab = c.containers(t, lab);
     if c.diags.is_empty() {
@@ -122,6 +124,7 @@ impl Ctx {
             vpc_endpoints: vec![],
             s3: None,
             flow_logs,
+            web_acls: vec![],
         })
     }
 }
