@@ -86,6 +86,7 @@ impl Ctx {
         let lb_nodes = self.load_balancer_nodes(t, &subnets.names, &sgs.names, &mut drafts);
         self.node_names(&drafts);
         let private = self.private_ips(t, &drafts, &subnets.cidrs);
+        self.bridge_ports(t, &drafts);
         let public = self.public_ips(&drafts, &net);
 
         let (tg_names, target_groups) = self.target_groups(t, &targets.instances, &private);
