@@ -4,6 +4,7 @@
 pub mod down;
 pub mod exec;
 pub mod lifecycle;
+pub mod list;
 pub mod logs;
 pub mod status;
 pub mod targets;
@@ -41,12 +42,10 @@ pub fn resolve_lab(lab: Option<&str>) -> anyhow::Result<LabState> {
             match labs.as_slice() {
                 [only] => only.clone(),
                 [] => return Err(usage("no lab is up: start one with `vpcsim up FILE`")),
-                many => {
-                    return Err(usage(format!(
-                        "several labs are up ({}): choose one with --lab",
-                        many.join(", ")
-                    )))
-                }
+                many => return Err(usage(format!(
+                    "several labs are up ({}): choose one with --lab (`vpcsim list` shows them)",
+                    many.join(", ")
+                ))),
             }
         }
     };
