@@ -42,10 +42,12 @@ pub fn resolve_lab(lab: Option<&str>) -> anyhow::Result<LabState> {
             match labs.as_slice() {
                 [only] => only.clone(),
                 [] => return Err(usage("no lab is up: start one with `vpcsim up FILE`")),
-                many => return Err(usage(format!(
+                many => {
+                    return Err(usage(format!(
                     "several labs are up ({}): choose one with --lab (`vpcsim list` shows them)",
                     many.join(", ")
-                ))),
+                )))
+                }
             }
         }
     };
