@@ -68,6 +68,26 @@ enum Command {
         #[arg(long)]
         network_only: bool,
     },
+    /// Write a lab (topology file or running lab) as a CloudFormation template for AWS.
+    ///
+    /// What AWS cannot take (the lab's internet hosts, local images) is said on
+    /// stderr as a warning.
+    #[command(after_help = "Examples:
+  vpcsim export topologies/canary.toml -o canary.yaml
+  vpcsim export topologies/canary.toml --json | jq .Resources")]
+    Export {
+        /// Topology file or lab name.
+        target: String,
+        /// The template format; `cloudformation` is the only one.
+        #[arg(long, default_value = "cloudformation", value_parser = ["cloudformation"])]
+        format: String,
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// JSON instead of YAML.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove everything of a lab (namespaces, processes, containers, state).
     ///
     /// Safe after a crash or `kill -9` of `up`, and safe twice.
@@ -337,6 +357,12 @@ fn main() -> ExitCode {
             json,
             network_only,
         } => commands::up::run(&file, json, network_only),
+        Command::Export {
+            target,
+            format,
+            output,
+            json,
+        } => commands::export::run(&target, &format, output.as_deref(), json),
         Command::Down { lab } => commands::down::run(&lab),
         Command::List { json } => commands::list::run(json),
         Command::Status { lab, json } => commands::status::run(lab.as_deref(), json),

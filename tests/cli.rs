@@ -32,8 +32,9 @@ fn ok(lab: &TestLab, args: &[&str]) -> String {
     text(&o)
 }
 
-const VERBS: [&str; 16] = [
+const VERBS: [&str; 17] = [
     "up",
+    "export",
     "down",
     "list",
     "status",
