@@ -75,11 +75,13 @@ run = "model-v1"
 [[target_group]]
 name = "tg-app"
 port = 8000
+health_check = { path = "/", interval = 5, timeout = 2, healthy_threshold = 2, unhealthy_threshold = 2, matcher = "200-499" }
 targets = ["app"]
 
 [[target_group]]
 name = "tg-web"
 port = 8080
+health_check = { path = "/", interval = 5, timeout = 2, healthy_threshold = 2, unhealthy_threshold = 2, matcher = "200-499" }
 targets = ["web"]
 
 [[load_balancer]]
@@ -228,7 +230,7 @@ fn every_verb_of_the_command_table_on_a_running_lab() {
     // `trace --protocol udp|icmp`: the private NACL lets only tcp/8000 in;
     // real packets agree and the same rule counts them.
     let deny = "nacl private inbound rule * deny";
-    for (proto, dst) in [("tcp", "app:8000"), ("udp", "app:8000"), ("icmp", "app:0")] {
+    for (proto, dst) in [("tcp", "app:8000"), ("udp", "app:8000"), ("icmp", "app")] {
         let out = lab.vpcsim(&["trace", "--lab", &lab.name, "web", dst, "--protocol", proto]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         if proto == "tcp" {

@@ -594,3 +594,28 @@ fn the_model_image_is_rebuilt_when_the_binary_changes() {
     assert_ne!(with_copy, with_original, "the image was not rebuilt for the other binary");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_container_that_cannot_be_attached_is_killed_not_left_half_attached() {
+    if !require_docker() {
+        return;
+    }
+    let lab = TestLab::up("t-dk-half", PLUMBING);
+    let stop = lab.vpcsim(&["stop", "--lab", &lab.name, "v2-docker"]);
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    // Sabotage the host: `docker0` is no longer a bridge (a veth), so the
+    // container's new veth cannot be plugged into it.
+    let (code, out) = lab.sh(
+        "docker-host",
+        "ip link del docker0 && ip link add docker0 type veth peer name not-a-bridge && ip link set docker0 up",
+    );
+    assert_eq!(code, 0, "{out}");
+    let start = lab.vpcsim(&["start", "--lab", &lab.name, "v2-docker"]);
+    assert!(!start.status.success(), "start must fail when the attach fails");
+    // Docker started it, the attach failed: vpcsim killed it again.
+    let st = lab.status();
+    assert_ne!(st["containers"][0]["state"], "running", "{st:#}");
+    assert_eq!(st["containers"][0]["attached"], false, "{st:#}");
+    let (_, links) = lab.sh("docker-host", "ip -o link show");
+    assert!(!links.contains(": veth"), "a container veth was left: {links}");
+}
