@@ -410,7 +410,11 @@ fn no_targets_503_slow_504_and_forwarded_headers() {
     let s = wait_status(&lab, "tg-mismatch unhealthy", |s| {
         target_state(s, "tg-mismatch", "echo") == "unhealthy"
     });
-    let g = s.target_groups.iter().find(|g| g.name == "tg-mismatch").unwrap();
+    let g = s
+        .target_groups
+        .iter()
+        .find(|g| g.name == "tg-mismatch")
+        .unwrap();
     assert_eq!(
         g.targets[0].reason.as_deref(),
         Some("Target.ResponseCodeMismatch"),
@@ -555,7 +559,10 @@ fn literal_seed_topology_fails_where_the_report_works() {
         );
         assert_eq!(out, "504", "literal seed 001 through {node}");
         let after = lit.counters();
-        assert!(after[rule] > before[rule], "{node}: `{rule}` counted nothing");
+        assert!(
+            after[rule] > before[rule],
+            "{node}: `{rule}` counted nothing"
+        );
         // The access log names the target tried; the model blames the same
         // rule for that node -> target connection.
         let log = std::fs::read_to_string(vpcsim::lb::access_log_path(&lit.name)).unwrap();
@@ -567,9 +574,10 @@ fn literal_seed_topology_fails_where_the_report_works() {
         let out = lit.vpcsim(&["trace", "--lab", &lit.name, node, target, "--json"]);
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let named = ["request", "reply"].iter().any(|leg| {
-            report[leg]["hops"]
-                .as_array()
-                .is_some_and(|h| h.iter().any(|h| h["verdict"] != "pass" && h["rule"] == rule))
+            report[leg]["hops"].as_array().is_some_and(|h| {
+                h.iter()
+                    .any(|h| h["verdict"] != "pass" && h["rule"] == rule)
+            })
         });
         assert!(named, "{node} -> {target}: {report:#}");
     }
@@ -728,14 +736,28 @@ fn deregistered_target_drains_in_flight_requests_then_leaves() {
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while !dir.join("held-echo-a-2").exists() {
-        assert!(Instant::now() < deadline, "no held request reached echo-a in tg-short");
+        assert!(
+            Instant::now() < deadline,
+            "no held request reached echo-a in tg-short"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    vpcsim_ok(&lab, &["deregister", "--lab", &lab.name, "tg-short", "echo-a"]);
-    wait_status(&lab, "echo-a leaves tg-short with a request in flight", |s| {
-        let g = s.target_groups.iter().find(|g| g.name == "tg-short").unwrap();
-        g.targets.iter().all(|t| t.instance != "echo-a")
-    });
+    vpcsim_ok(
+        &lab,
+        &["deregister", "--lab", &lab.name, "tg-short", "echo-a"],
+    );
+    wait_status(
+        &lab,
+        "echo-a leaves tg-short with a request in flight",
+        |s| {
+            let g = s
+                .target_groups
+                .iter()
+                .find(|g| g.name == "tg-short")
+                .unwrap();
+            g.targets.iter().all(|t| t.instance != "echo-a")
+        },
+    );
     assert!(
         !held.is_finished(),
         "the held requests ended before the deregistration did"

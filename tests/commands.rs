@@ -115,7 +115,11 @@ fn follow(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>) {
 /// Reads lines until one satisfies `want` (the follower's own output ends
 /// the wait; a watchdog kills it after 60 s so a silent follower fails
 /// instead of hanging).
-fn read_until(child: &Child, out: &mut BufReader<std::process::ChildStdout>, want: impl Fn(&str) -> bool) -> Option<String> {
+fn read_until(
+    child: &Child,
+    out: &mut BufReader<std::process::ChildStdout>,
+    want: impl Fn(&str) -> bool,
+) -> Option<String> {
     let pid = child.id() as i32;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = done.clone();
@@ -123,7 +127,10 @@ fn read_until(child: &Child, out: &mut BufReader<std::process::ChildStdout>, wan
         let deadline = Instant::now() + Duration::from_secs(60);
         while !flag.load(std::sync::atomic::Ordering::SeqCst) {
             if Instant::now() > deadline {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -162,12 +169,21 @@ fn workload_states(status: &Value, name: &str) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|w| (w["role"].as_str().unwrap().to_string(), w["state"].as_str().unwrap().to_string()))
+        .map(|w| {
+            (
+                w["role"].as_str().unwrap().to_string(),
+                w["state"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
 fn ok(out: &std::process::Output) -> String {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -192,18 +208,34 @@ fn every_verb_of_the_command_table_on_a_running_lab() {
 
     // `logs -f` prints the console and follows it.
     let (child, mut out) = follow(&["logs", "--lab", &lab.name, "web", "-f"]);
-    assert!(read_until(&child, &mut out, |l| l == "first line").is_some(), "logs -f: no first line");
+    assert!(
+        read_until(&child, &mut out, |l| l == "first line").is_some(),
+        "logs -f: no first line"
+    );
     std::fs::write(format!("/run/vpcsim/{}/nodes/web/go", lab.name), "").unwrap();
-    assert!(read_until(&child, &mut out, |l| l == "second line").is_some(), "logs -f did not follow");
+    assert!(
+        read_until(&child, &mut out, |l| l == "second line").is_some(),
+        "logs -f did not follow"
+    );
     stop(child);
 
     // `status`: running, crashed (a server that died), exited (user data
     // that ended), stopped (`vpcsim stop`).
     let st = lab.status();
-    assert_eq!(workload_states(&st, "app"), [("model-v1".to_string(), "running".to_string())]);
-    assert_eq!(workload_states(&st, "crash"), [("user-data".to_string(), "exited".to_string())]);
+    assert_eq!(
+        workload_states(&st, "app"),
+        [("model-v1".to_string(), "running".to_string())]
+    );
+    assert_eq!(
+        workload_states(&st, "crash"),
+        [("user-data".to_string(), "exited".to_string())]
+    );
     let pid = node(&st, "app")["workloads"][0]["pid"].as_i64().unwrap() as i32;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while workload_states(&lab.status(), "app")[0].1 != "crashed" {
         assert!(Instant::now() < deadline, "{:#}", lab.status());
@@ -219,10 +251,15 @@ fn every_verb_of_the_command_table_on_a_running_lab() {
     // `flow-logs --follow` prints records as they are written.
     let (child, mut out) = follow(&["flow-logs", "--lab", &lab.name, "--follow"]);
     lab.listen("web", &["tcp/8080"]);
-    let web_public = node(&lab.status(), "web")["public_ip"].as_str().unwrap().to_string();
+    let web_public = node(&lab.status(), "web")["public_ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(lab.tcp_eventually("internet", &web_public, 8080).is_some());
     let rec = read_until(&child, &mut out, |l| {
-        l.parse::<vpcsim::flowlog::Record>().is_ok_and(|r| r.dstport == 8080 && r.action == "ACCEPT" && r.srcaddr.to_string() == "203.0.113.10")
+        l.parse::<vpcsim::flowlog::Record>().is_ok_and(|r| {
+            r.dstport == 8080 && r.action == "ACCEPT" && r.srcaddr.to_string() == "203.0.113.10"
+        })
     });
     assert!(rec.is_some(), "flow-logs --follow never printed the flow");
     stop(child);
@@ -256,16 +293,25 @@ fn every_verb_of_the_command_table_on_a_running_lab() {
     assert_eq!(report["ports"], serde_json::json!([8000]));
     let probes = report["probes"].as_array().unwrap();
     assert!(!probes.is_empty() && probes.iter().all(|p| p["port"] == 8000));
-    assert!(probes.iter().any(|p| p["source"] == "web" && p["destination"] == "app" && p["actual"] == true));
+    assert!(probes
+        .iter()
+        .any(|p| p["source"] == "web" && p["destination"] == "app" && p["actual"] == true));
 
     // Live `graph`: the weights of the running ALB and target health.
-    ok(&lab.vpcsim(&["weights", "--lab", &lab.name, "alb:80", "tg-app=7", "tg-web=0"]));
+    ok(&lab.vpcsim(&[
+        "weights", "--lab", &lab.name, "alb:80", "tg-app=7", "tg-web=0",
+    ]));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let svg = ok(&lab.vpcsim(&["graph", &lab.name]));
-        let live = svg.contains("tg-app 7, tg-web 0") && svg.contains("app 10.0.20.16:8000 · healthy");
+        let live =
+            svg.contains("tg-app 7, tg-web 0") && svg.contains("app 10.0.20.16:8000 · healthy");
         if live {
-            assert!(svg.contains("web 10.0.10.4:8080 · unhealthy") || svg.contains("web 10.0.10.4:8080 · initial"), "{svg}");
+            assert!(
+                svg.contains("web 10.0.10.4:8080 · unhealthy")
+                    || svg.contains("web 10.0.10.4:8080 · initial"),
+                "{svg}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "graph is not live:\n{svg}");
@@ -286,12 +332,22 @@ fn up_network_only_starts_no_workloads_but_the_aws_services() {
     ok(&lab.vpcsim(&["up", "--network-only", lab.file.to_str().unwrap()]));
     let st = lab.status();
     for n in ["web", "crash", "app", "alb-a"] {
-        assert!(workload_states(&st, n).is_empty(), "{n}: {:?}", workload_states(&st, n));
+        assert!(
+            workload_states(&st, n).is_empty(),
+            "{n}: {:?}",
+            workload_states(&st, n)
+        );
     }
     let fabric = workload_states(&st, "fabric");
-    assert!(fabric.contains(&("aws-services".to_string(), "running".to_string())), "{fabric:?}");
+    assert!(
+        fabric.contains(&("aws-services".to_string(), "running".to_string())),
+        "{fabric:?}"
+    );
     // The network is all there: the DNS answers and a path works.
-    assert_eq!(lab.sh("web", "getent hosts ip-10-0-20-16.ec2.internal").0, 0);
+    assert_eq!(
+        lab.sh("web", "getent hosts ip-10-0-20-16.ec2.internal").0,
+        0
+    );
     lab.listen("app", &["tcp/8000"]);
     assert!(lab.tcp_eventually("web", "10.0.20.16", 8000).is_some());
 }

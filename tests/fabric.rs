@@ -183,7 +183,8 @@ security_groups = ["sg-open"]
     // Inside one subnet no NACL applies: port 9000 and the reply to an
     // ephemeral port both pass although the NACL would deny them.
     assert_eq!(
-        lab.tcp_eventually("neighbour", "10.0.20.16", 9000).as_deref(),
+        lab.tcp_eventually("neighbour", "10.0.20.16", 9000)
+            .as_deref(),
         Some("server:9000 from 10.0.20.17")
     );
 }
@@ -472,7 +473,12 @@ security_groups = ["sg-open"]
     // firewall, created here so the flush demonstrably does something),
     // and the check still drops the forged packets, counted by the same
     // rule of the fabric, where vpcsim's rules live.
-    let fabric_rules = || lab.sh("fabric", "nft list ruleset | grep -c 'source/destination check'");
+    let fabric_rules = || {
+        lab.sh(
+            "fabric",
+            "nft list ruleset | grep -c 'source/destination check'",
+        )
+    };
     let (code, checks) = fabric_rules();
     assert_eq!(code, 0);
     assert!(checks.trim().parse::<u32>().unwrap() > 0, "{checks}");
@@ -480,15 +486,26 @@ security_groups = ["sg-open"]
         "attacker",
         "nft add table inet mine && nft flush ruleset && nft list ruleset | wc -l",
     );
-    assert_eq!((code, out.trim()), (0, "0"), "the flush ran and emptied the instance's ruleset");
-    assert_eq!(fabric_rules(), (0, checks), "the fabric's rules are untouched");
+    assert_eq!(
+        (code, out.trim()),
+        (0, "0"),
+        "the flush ran and emptied the instance's ruleset"
+    );
+    assert_eq!(
+        fabric_rules(),
+        (0, checks),
+        "the fabric's rules are untouched"
+    );
     let (out, drops) = lab.dropped_by(|| {
         lab.sh(
             "attacker",
             "timeout 2 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.99',0)); s.settimeout(1.5); s.connect(('10.0.20.17',8000))\"",
         )
     });
-    assert_ne!(out.0, 0, "spoofed connection must still fail after the flush");
+    assert_ne!(
+        out.0, 0,
+        "spoofed connection must still fail after the flush"
+    );
     assert_eq!(
         drops,
         vec!["source/destination check: source is not the ENI's address".to_string()]
@@ -737,7 +754,14 @@ security_groups = ["sg-open"]
         let (_, text) = lab.sh("nat-1", "nft list ruleset");
         text.lines()
             .find(|l| l.contains("nat gateway: no inbound connections from the internet"))
-            .and_then(|l| l.split("packets ").nth(1)?.split(' ').next()?.parse::<u64>().ok())
+            .and_then(|l| {
+                l.split("packets ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
             .unwrap_or_else(|| panic!("no inbound drop rule in nat-1:\n{text}"))
     };
     let nat_before = nat_drops();
@@ -746,10 +770,16 @@ security_groups = ["sg-open"]
     let after = lab.counters();
     // The request got in (the IGW translated it, the SG let it in)…
     let sg = "sg sg-open ingress all from 0.0.0.0/0";
-    assert!(after[sg] > before[sg], "the request never reached the instance");
+    assert!(
+        after[sg] > before[sg],
+        "the request never reached the instance"
+    );
     // …and the reply, sent to the NAT gateway by the private route table,
     // died there: it belongs to no connection the NAT gateway knows.
-    assert!(nat_drops() > nat_before, "the reply was not dropped by the NAT gateway");
+    assert!(
+        nat_drops() > nat_before,
+        "the reply was not dropped by the NAT gateway"
+    );
     // The model says the same: an asymmetric route.
     let out = lab.vpcsim(&["trace", "--lab", &lab.name, "internet", "app:8000"]);
     assert_eq!(out.status.code(), Some(1));

@@ -190,7 +190,11 @@ else: print("NOERROR", ".".join(str(b) for b in r[-4:]))
 "#
     );
     let out = lab.exec(node, &["python3", "-c", &script]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -345,11 +349,17 @@ fn dns_resolves_s3_bucket_and_instance_names_and_virtual_hosts_work() {
         "{out}"
     );
     // The rest of the API the README lists, as S3 answers it.
-    let curl = |args: &str| lab.sh("app", &format!("curl -s -w ' %{{http_code}}' {args}")).1;
+    let curl = |args: &str| {
+        lab.sh("app", &format!("curl -s -w ' %{{http_code}}' {args}"))
+            .1
+    };
     let out = curl("-I http://s3.us-east-1.amazonaws.com/lab-scratch");
     assert!(out.ends_with(" 200"), "HeadBucket: {out}");
     let out = curl("-I http://s3.us-east-1.amazonaws.com/no-such-bucket");
-    assert!(out.ends_with(" 404"), "HeadBucket of a missing bucket: {out}");
+    assert!(
+        out.ends_with(" 404"),
+        "HeadBucket of a missing bucket: {out}"
+    );
     let out = curl("http://s3.us-east-1.amazonaws.com/no-such-bucket/k");
     assert!(
         out.contains("<Code>NoSuchBucket</Code>") && out.ends_with(" 404"),
@@ -384,9 +394,16 @@ fn dns_resolves_s3_bucket_and_instance_names_and_virtual_hosts_work() {
     let (_, conf) = lab.sh("internet", "cat /etc/resolv.conf");
     assert!(conf.contains("nameserver 192.0.2.53"), "{conf}");
     // (Asked directly: /etc/hosts of every node lists the lab's names.)
-    assert_eq!(dns_query(&lab, "internet", "192.0.2.53", "s3.amazonaws.com"), "NOERROR 192.0.2.10");
+    assert_eq!(
+        dns_query(&lab, "internet", "192.0.2.53", "s3.amazonaws.com"),
+        "NOERROR 192.0.2.10"
+    );
     for private in ["ip-10-0-20-16.ec2.internal", "app.ec2.internal"] {
-        assert_eq!(dns_query(&lab, "internet", "192.0.2.53", private), "NXDOMAIN", "{private}");
+        assert_eq!(
+            dns_query(&lab, "internet", "192.0.2.53", private),
+            "NXDOMAIN",
+            "{private}"
+        );
     }
     assert_eq!(
         dns_query(&lab, "app", "10.0.0.2", "ip-10-0-20-16.ec2.internal"),
@@ -485,12 +502,14 @@ private_ip = "10.0.60.10"
     // to it is never filtered, and no drop rule counts it), even for `c`,
     // whose group allows nothing out but tcp/80.
     for node in ["a", "b", "c"] {
-        let ((code, out), dropped) = lab.dropped_by(|| {
-            lab.sh(node, "getent hosts nacl-bucket.s3.us-east-1.amazonaws.com")
-        });
+        let ((code, out), dropped) =
+            lab.dropped_by(|| lab.sh(node, "getent hosts nacl-bucket.s3.us-east-1.amazonaws.com"));
         assert_eq!(code, 0, "{node}: the Amazon DNS did not answer");
         assert!(out.starts_with("192.0.2.10"), "{node}: {out}");
-        assert!(dropped.is_empty(), "{node}: DNS traffic was dropped by {dropped:?}");
+        assert!(
+            dropped.is_empty(),
+            "{node}: DNS traffic was dropped by {dropped:?}"
+        );
     }
     // The S3 request itself (to the address, no lookup: only HTTPS is
     // counted) is dropped, and the counters name the rule.

@@ -471,7 +471,10 @@ mod tests {
     #[test]
     fn a_blamed_rule_missing_from_the_ruleset_is_unconfirmed() {
         let sg = "sg sg-web ingress: no rule allows it";
-        assert_eq!(unconfirmed([sg].into_iter(), &counters(&[]), &counters(&[])), [sg]);
+        assert_eq!(
+            unconfirmed([sg].into_iter(), &counters(&[]), &counters(&[])),
+            [sg]
+        );
     }
 
     #[test]

@@ -278,7 +278,8 @@ impl TestLab {
 
     /// `ping`, retried within a bound.
     pub fn ping_eventually(&self, node: &str, addr: &str) -> bool {
-        self.eventually(|| self.ping(node, addr).then_some(())).is_some()
+        self.eventually(|| self.ping(node, addr).then_some(()))
+            .is_some()
     }
 
     /// Packet counters of every commented nft rule in the fabric namespace,
