@@ -3,6 +3,7 @@
 
 pub mod down;
 pub mod exec;
+pub mod export;
 pub mod lifecycle;
 pub mod logs;
 pub mod status;
