@@ -15,7 +15,23 @@ struct Cli {
 enum Command {
     /// Build a lab from a topology file and start its workloads.
     Up {
-        file: PathBuf,
+        /// A topology file, or CloudFormation templates deployed in order as stacks.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Template parameter: `[STACK.]KEY=VALUE`; VALUE may be `@STACK.NAME` (an
+        /// earlier stack's output or resource) or `@export:NAME`.
+        #[arg(long = "param")]
+        params: Vec<String>,
+        /// What runs on an instance, launch template or auto scaling group:
+        /// `LOGICAL_ID=model-v1|model-v2|stand-in|user-data|none`.
+        #[arg(long = "run")]
+        runs: Vec<String>,
+        /// Lab name for templates (default: the first template's file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Region for templates (default us-east-1).
+        #[arg(long)]
+        region: Option<String>,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -181,10 +197,24 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up {
-            file,
+            files,
+            params,
+            runs,
+            name,
+            region,
             json,
             network_only,
-        } => commands::up::run(&file, json, network_only),
+        } => commands::up::run(
+            &files,
+            json,
+            network_only,
+            &commands::up::TemplateOptions {
+                name,
+                region,
+                params,
+                runs,
+            },
+        ),
         Command::Export {
             target,
             format,
