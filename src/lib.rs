@@ -12,6 +12,7 @@
 
 pub mod analysis;
 pub mod commands;
+pub mod connlimit;
 pub mod containers;
 pub mod fabric;
 pub mod firewall;
