@@ -72,7 +72,7 @@ fn all_healthy(lab: &TestLab) {
 }
 
 /// The daemon process of a lab role (`alb`, `aws-services`): the child of
-/// the keeper `up` recorded.
+/// the keeper `up` recorded (the recorded process itself if it has none).
 fn worker_pid(lab: &TestLab, role: &str) -> i32 {
     let state = vpcsim::state::LabState::load(&lab.name).unwrap().unwrap();
     let keeper = state
@@ -82,16 +82,15 @@ fn worker_pid(lab: &TestLab, role: &str) -> i32 {
         .unwrap_or_else(|| panic!("no {role} process"))
         .pid;
     let mut pid = None;
-    eventually(
-        &format!("{role} daemon running"),
-        Duration::from_secs(20),
-        || {
-            pid = std::fs::read_to_string(format!("/proc/{keeper}/task/{keeper}/children"))
-                .ok()
-                .and_then(|c| c.split_whitespace().next()?.parse().ok());
-            pid.is_some()
-        },
-    );
+    eventually(&format!("{role} daemon running"), Duration::from_secs(20), || {
+        let children = std::fs::read_to_string(format!("/proc/{keeper}/task/{keeper}/children"));
+        pid = match children {
+            Ok(c) if c.trim().is_empty() => Some(keeper),
+            Ok(c) => c.split_whitespace().next().and_then(|p| p.parse().ok()),
+            Err(_) => None,
+        };
+        pid.is_some()
+    });
     pid.unwrap()
 }
 
@@ -231,18 +230,14 @@ fn alb_idle_flood_does_not_deny_service_and_killed_daemons_come_back() {
         return;
     }
     // 200 connections per ALB node; the daemon may hold 400 descriptors.
+    // The idle timeout stays AWS's 60 s: the flood outlives every client's
+    // patience (10 s) unless the ALB sheds it.
     let lab = up_with_env(
         "h-flood",
-        &canary(&[
-            (
-                "hosts = [\"203.0.113.10\"]",
-                "hosts = [\"203.0.113.10\", \"203.0.113.20\"]",
-            ),
-            (
-                "security_groups = [\"sg-alb\"]\n",
-                "security_groups = [\"sg-alb\"]\nidle_timeout = 5\n",
-            ),
-        ]),
+        &canary(&[(
+            "hosts = [\"203.0.113.10\"]",
+            "hosts = [\"203.0.113.10\", \"203.0.113.20\"]",
+        )]),
         &[("VPCSIM_MAX_CONNECTIONS", "200")],
     );
     all_healthy(&lab);
@@ -277,11 +272,7 @@ def closed():
         except OSError:
             n += 1
     return n
-shed = closed()
-deadline = time.time() + 30
-while closed() < len(flood) and time.time() < deadline:
-    time.sleep(0.5)
-print(json.dumps({{"served": served, "shed": shed, "closed_after_idle": closed()}}))
+print(json.dumps({{"served": served, "shed": closed()}}))
 "#
         ),
     );
@@ -294,10 +285,6 @@ print(json.dumps({{"served": served, "shed": shed, "closed_after_idle": closed()
     assert!(
         r["shed"].as_u64().unwrap() >= 600,
         "over the limit the oldest idle connections go: {r}"
-    );
-    assert_eq!(
-        r["closed_after_idle"], 800,
-        "idle connections close after the idle timeout: {r}"
     );
     let s = query_status(&lab.name).unwrap();
     let node = &s.load_balancers[0].nodes[0];
