@@ -82,15 +82,20 @@ fn worker_pid(lab: &TestLab, role: &str) -> i32 {
         .unwrap_or_else(|| panic!("no {role} process"))
         .pid;
     let mut pid = None;
-    eventually(&format!("{role} daemon running"), Duration::from_secs(20), || {
-        let children = std::fs::read_to_string(format!("/proc/{keeper}/task/{keeper}/children"));
-        pid = match children {
-            Ok(c) if c.trim().is_empty() => Some(keeper),
-            Ok(c) => c.split_whitespace().next().and_then(|p| p.parse().ok()),
-            Err(_) => None,
-        };
-        pid.is_some()
-    });
+    eventually(
+        &format!("{role} daemon running"),
+        Duration::from_secs(20),
+        || {
+            let children =
+                std::fs::read_to_string(format!("/proc/{keeper}/task/{keeper}/children"));
+            pid = match children {
+                Ok(c) if c.trim().is_empty() => Some(keeper),
+                Ok(c) => c.split_whitespace().next().and_then(|p| p.parse().ok()),
+                Err(_) => None,
+            };
+            pid.is_some()
+        },
+    );
     pid.unwrap()
 }
 
