@@ -217,10 +217,19 @@ fn alb_memory_and_descriptors_stay_flat_run_after_run() {
     let total = requests();
     assert!(total > 1000, "{total} requests");
     let log = vpcsim::lb::access_log_path(&lab.name);
-    eventually("access log caught up", Duration::from_secs(10), || {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
         let lines = std::fs::read_to_string(&log).unwrap().lines().count() as u64;
-        lines + query_status(&lab.name).unwrap().access_log_dropped == total
-    });
+        let dropped = query_status(&lab.name).unwrap().access_log_dropped;
+        if lines + dropped == total {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "access log: {lines} lines + {dropped} dropped for {total} requests"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     // Idle connections to targets close after the idle timeout (3 s).
     eventually(
         "the ALB's idle target connections closed",

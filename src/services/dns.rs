@@ -132,6 +132,13 @@ impl Zone {
     }
 }
 
+/// The question of a query (name, type), for the query log.
+pub fn question(msg: &[u8]) -> Option<(String, u16)> {
+    let (name, end) = parse_name(msg, 12)?;
+    let qtype = u16::from_be_bytes([*msg.get(end)?, *msg.get(end + 1)?]);
+    Some((name, qtype))
+}
+
 /// A name is at most 255 octets on the wire (RFC 1035 2.3.4).
 const MAX_NAME: usize = 255;
 
