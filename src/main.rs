@@ -207,18 +207,17 @@ fn main() -> ExitCode {
             dst,
             protocol,
             json,
-        } => vpcsim::analysis::trace::run(lab.as_deref(), &src, &dst, &protocol, json)
-            .map(exit_unless),
+        } => commands::trace::run(lab.as_deref(), &src, &dst, &protocol, json).map(exit_unless),
         Command::Probe { lab, ports, json } => {
-            vpcsim::analysis::probe::run(lab.as_deref(), &ports, json).map(exit_unless)
+            commands::probe::run(lab.as_deref(), &ports, json).map(exit_unless)
         }
-        Command::FlowLogs { lab, follow } => vpcsim::flowlog::run(lab.as_deref(), follow),
+        Command::FlowLogs { lab, follow } => commands::flow_logs::run(lab.as_deref(), follow),
         Command::FlowLogDaemon { lab } => vpcsim::flowlog::daemon::run(&lab),
         Command::Graph {
             target,
             format,
             output,
-        } => vpcsim::analysis::graph::run(target.as_deref(), &format, output.as_deref()),
+        } => commands::graph::run(target.as_deref(), &format, output.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

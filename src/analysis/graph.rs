@@ -629,36 +629,3 @@ fn edges(lab: &Lab, out: &mut String, edge: impl Fn(&str, &str) -> String) {
         }
     }
 }
-
-/// `vpcsim graph [FILE|LAB]`: live health and weights when the lab is up.
-pub fn run(
-    target: Option<&str>,
-    format: &str,
-    output: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
-    let format: Format = format.parse().map_err(crate::commands::usage)?;
-    let lab = super::load_plan(target)?;
-    let running = crate::state::LabState::load(&lab.name)
-        .ok()
-        .flatten()
-        .is_some_and(|s| s.ready);
-    let live = if running && !lab.load_balancers.is_empty() {
-        crate::lb::client::query_status(&lab.name)
-            .ok()
-            .map(|s| Live::from_status(&s))
-    } else {
-        None
-    };
-    let text = match format {
-        Format::Svg => svg(&lab, live.as_ref()),
-        Format::Mermaid => mermaid(&lab, live.as_ref()),
-        Format::Dot => dot(&lab, live.as_ref()),
-    };
-    match output {
-        Some(p) => std::fs::write(p, text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display())),
-        None => {
-            print!("{text}");
-            Ok(())
-        }
-    }
-}

@@ -2,6 +2,7 @@
 //! remove whatever was built, so a failed `up` leaves nothing behind.
 
 use super::{require_root, usage};
+use crate::containers::ContainerError;
 use crate::fabric::build;
 use crate::firewall::{self, fabric as fabric_fw, nat_gateway};
 use crate::state::{LabLock, LabState};
@@ -39,7 +40,7 @@ pub fn run(file: &Path, json: bool, network_only: bool) -> anyhow::Result<()> {
         )));
     }
     // Docker answers and images exist before anything is built.
-    crate::containers::preflight(&plan).map_err(|e| e.into_cli())?;
+    crate::containers::preflight(&plan).map_err(preflight_error)?;
     let started = Instant::now();
     let mut state = LabState {
         plan,
@@ -181,4 +182,15 @@ fn write_etc(lab: &Lab) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// What the user must fix before containers can start (no engine, no
+/// image) is bad input, exit code 2; anything else is a failure.
+fn preflight_error(e: ContainerError) -> anyhow::Error {
+    match e {
+        ContainerError::Unreachable { .. } | ContainerError::ImageMissing { .. } => {
+            usage(e.to_string())
+        }
+        other => other.into(),
+    }
 }

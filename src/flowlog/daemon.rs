@@ -4,8 +4,10 @@
 //! one record per aggregate when its flow log's interval ends.
 
 use super::nflog::{if_name, Logged, NflogSocket};
-use super::{FlowAction, Record, ACCOUNT_ID, NFLOG_GROUP};
+use super::{Record, ACCOUNT_ID};
+use crate::firewall::fabric::NFLOG_GROUP;
 use crate::state::LabState;
+use crate::topology::plan::FlowAction;
 use crate::topology::plan::Lab;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;

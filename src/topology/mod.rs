@@ -4,6 +4,7 @@
 pub mod locate;
 pub mod model;
 pub mod plan;
+pub mod policy;
 pub mod validate;
 
 use std::fmt;
