@@ -23,6 +23,18 @@ enum Command {
         #[arg(long)]
         network_only: bool,
     },
+    /// Write a lab (topology file or running lab) as a CloudFormation template for AWS.
+    Export {
+        /// Topology file or lab name.
+        target: String,
+        #[arg(long, default_value = "cloudformation")]
+        format: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// JSON instead of YAML.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove everything of a lab (namespaces, processes, state). Idempotent.
     Down {
         /// Lab name or topology file.
@@ -173,6 +185,12 @@ fn main() -> ExitCode {
             json,
             network_only,
         } => commands::up::run(&file, json, network_only),
+        Command::Export {
+            target,
+            format,
+            output,
+            json,
+        } => commands::export::run(&target, &format, output.as_deref(), json),
         Command::Down { lab } => commands::down::run(&lab),
         Command::Status { lab, json } => commands::status::run(lab.as_deref(), json),
         Command::Exec { lab, node, command } => {

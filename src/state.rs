@@ -58,6 +58,11 @@ pub fn state_file(lab: &str) -> PathBuf {
     lab_dir(lab).join("state.json")
 }
 
+/// WAF logs of the lab's web ACLs, AWS's JSON format, one record a line.
+pub fn waf_log_file(lab: &str) -> PathBuf {
+    lab_dir(lab).join("waf-logs.log")
+}
+
 pub fn log_dir(lab: &str) -> PathBuf {
     lab_dir(lab).join("logs")
 }

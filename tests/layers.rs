@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, lowest first. A module may use modules of
 /// its own layer or below, never above; and the graph has no cycle.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("model", &["topology"]),
+    ("model", &["topology", "waf", "cloudformation"]),
     ("system", &["fabric", "state"]),
     ("rules", &["firewall"]),
     (

@@ -3,6 +3,7 @@
 
 pub mod down;
 pub mod exec;
+pub mod export;
 pub mod flow_logs;
 pub mod graph;
 pub mod lifecycle;

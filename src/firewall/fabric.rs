@@ -382,24 +382,32 @@ fn render_sg_chain(lab: &Lab, idx: usize, groups: &[usize], dir: Direction, out:
     .unwrap();
 }
 
-/// AWS's source/destination check, at each ENI's port of its subnet bridge:
-/// a packet whose source is not the ENI's own address never enters the VPC.
-/// A netdev hook, because bridged traffic shows only the bridge as iif in
-/// the inet hooks.
+/// The bridge-family table that checks what each ENI port may send: AWS's
+/// source/destination check (a packet whose source is not the ENI's own
+/// address never enters the VPC).
+///
+/// One chain on the bridge prerouting hook sees every frame entering any
+/// port of any subnet bridge, before the bridge forwards or routes it (the
+/// inet hooks only see the bridge as iif); the port decides through sets
+/// keyed by port name. Nothing in it grows per ENI except set elements: a
+/// netdev chain would need every port in its device list, which the kernel
+/// caps at 256 (`File too large`), and one netdev chain per port costs a
+/// hook per device (about 8x slower to load at 1,000 ENIs, BENCHMARKS.md).
+/// Further per-port checks (ARP) belong in `port_ingress`, on `port_addr`.
+pub const PORT_TABLE: &str = "vpcsim_ports";
+
 fn render_source_dest_check(lab: &Lab, out: &mut String) {
     let checked: Vec<&Eni> = lab.enis.iter().filter(|e| e.source_dest_check).collect();
     if checked.is_empty() {
         return;
     }
-    let devices: Vec<String> = checked
-        .iter()
-        .map(|e| format!("\"{}\"", e.host_if))
-        .collect();
     writeln!(
         out,
-        "\ntable netdev vpcsim_srcdst {{\n    set eni_addr {{ type ifname . ipv4_addr;{} }}\n    chain ingress {{\n        type filter hook ingress devices = {{ {} }} priority filter; policy accept;\n        meta protocol ip iifname . ip saddr != @eni_addr counter {}drop {}\n    }}\n}}",
+        "\ntable bridge {PORT_TABLE} {{\n    set checked_ports {{ type ifname; {};{} }}\n    set port_addr {{ type ifname . ipv4_addr; {};{} }}\n    chain port_ingress {{\n        type filter hook prerouting priority filter; policy accept;\n        meta protocol ip iifname @checked_ports iifname . ip saddr != @port_addr counter {}drop {}\n    }}\n}}",
+        comment("ENI ports whose source/destination check is on"),
+        elements(checked.iter().map(|e| format!("\"{}\"", e.host_if))),
+        comment("the address each ENI port may send from"),
         elements(checked.iter().map(|e| format!("\"{}\" . {}", e.host_if, e.private_ip))),
-        devices.join(", "),
         flow_log(lab, Side::Source, "source/destination check: source is not the ENI's address"),
         comment("source/destination check: source is not the ENI's address")
     )
@@ -586,14 +594,40 @@ inbound = [
     fn source_check_covers_checked_enis_only() {
         let lab = canary();
         let rules = render(&lab);
-        let devices = rules.lines().find(|l| l.contains("devices = {")).unwrap();
+        let ports = rules
+            .lines()
+            .find(|l| l.contains("set checked_ports"))
+            .unwrap();
+        let addrs = rules.lines().find(|l| l.contains("set port_addr")).unwrap();
         for eni in &lab.enis {
+            let port = format!("\"{}\"", eni.host_if);
+            assert_eq!(ports.contains(&port), eni.source_dest_check, "{}", eni.node);
             assert_eq!(
-                devices.contains(&format!("\"{}\"", eni.host_if)),
+                addrs.contains(&format!("{port} . {}", eni.private_ip)),
                 eni.source_dest_check,
                 "{}",
                 eni.node
             );
         }
+        assert!(chain(&rules, "port_ingress")
+            .contains(&"meta protocol ip iifname @checked_ports iifname . ip saddr != @port_addr counter drop comment \"source/destination check: source is not the ENI's address\""));
+    }
+
+    #[test]
+    fn port_checks_do_not_grow_with_the_number_of_enis() {
+        // 300 ENIs in one subnet: past the kernel's 256 devices per netdev
+        // chain. The check stays one rule; only set elements grow.
+        let mut text = String::from(
+            "name = \"big\"\n[vpc]\ncidr = \"10.0.0.0/16\"\n[[subnet]]\nname = \"a\"\ncidr = \"10.0.0.0/20\"\naz = \"us-east-1a\"\n",
+        );
+        for i in 0..300 {
+            text.push_str(&format!("[[instance]]\nname = \"i{i}\"\nsubnet = \"a\"\n"));
+        }
+        let lab = crate::topology::parse(&text, std::path::Path::new(".")).unwrap();
+        let rules = render(&lab);
+        assert!(!rules.contains("devices ="));
+        assert_eq!(chain(&rules, "port_ingress").len(), 2);
+        let addrs = rules.lines().find(|l| l.contains("set port_addr")).unwrap();
+        assert_eq!(addrs.matches("\" . 10.0.").count(), 300);
     }
 }

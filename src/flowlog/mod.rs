@@ -17,9 +17,6 @@ use serde::Serialize;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-/// The emulated AWS account in every record.
-pub const ACCOUNT_ID: &str = "123456789012";
-
 /// One flow log record, AWS default format version 2.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Record {

@@ -41,6 +41,9 @@ pub struct Lab {
     /// VPC Flow Logs (`[[flow_log]]`).
     #[serde(default)]
     pub flow_logs: Vec<FlowLogPlan>,
+    /// AWS WAF web ACLs on load balancers (`[[web_acl]]`).
+    #[serde(default)]
+    pub web_acls: Vec<crate::waf::WebAclPlan>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -499,6 +502,8 @@ fn gateway(net: Ipv4Net) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(net.network()) + 1)
 }
 
+/// The emulated AWS account (flow log records, ARNs).
+pub const ACCOUNT_ID: &str = "123456789012";
 /// The port the built-in model servers (`run = "model-v1"`, the seed's
 /// Flask apps) listen on.
 pub const MODEL_PORT: u16 = 8000;
