@@ -19,6 +19,7 @@ pub mod fabric;
 pub mod firewall;
 pub mod flowlog;
 pub mod lb;
+pub mod output;
 pub mod services;
 pub mod state;
 pub mod teardown;

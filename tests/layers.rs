@@ -19,7 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["workloads", "containers", "lb", "services", "flowlog"],
     ),
     ("whole-lab operations", &["analysis", "teardown"]),
-    ("command line", &["commands"]),
+    ("command line", &["commands", "output"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -34,7 +34,7 @@ pub fn run(target: &str, format: &str, output: Option<&Path>, json: bool) -> any
     let text = e.render(json);
     match output {
         Some(o) => std::fs::write(o, text).with_context(|| o.display().to_string())?,
-        None => print!("{text}"),
+        None => crate::out!("{text}"),
     }
     Ok(())
 }

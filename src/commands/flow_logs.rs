@@ -1,10 +1,10 @@
 //! `vpcsim flow-logs`: prints (or follows) the lab's flow log records.
 
-use crate::flowlog::log_file;
+use crate::flowlog::{log_file, Record};
 
-/// `vpcsim flow-logs [--follow]`: prints the lab's records.
-pub fn run(lab: Option<&str>, follow: bool) -> anyhow::Result<()> {
-    use std::io::{Read, Seek, Write};
+/// `vpcsim flow-logs [--follow] [--json]`: prints the lab's records.
+pub fn run(lab: Option<&str>, follow: bool, json: bool) -> anyhow::Result<()> {
+    use std::io::{Read, Seek};
     let state = super::resolve_lab(lab)?;
     if state.plan.flow_logs.is_empty() {
         return Err(super::usage(format!(
@@ -14,14 +14,24 @@ pub fn run(lab: Option<&str>, follow: bool) -> anyhow::Result<()> {
     }
     let path = log_file(&state.plan.name);
     let mut pos = 0u64;
-    let stdout = std::io::stdout();
     loop {
         if let Ok(mut f) = std::fs::File::open(&path) {
             f.seek(std::io::SeekFrom::Start(pos))?;
             let mut buf = Vec::new();
             f.read_to_end(&mut buf)?;
-            pos += buf.len() as u64;
-            stdout.lock().write_all(&buf)?;
+            // Whole lines only: a record being written is read next time.
+            let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            pos += end as u64;
+            let text = String::from_utf8_lossy(&buf[..end]);
+            for line in text.lines() {
+                match line.parse::<Record>() {
+                    Ok(r) if json => crate::outln!("{}", serde_json::to_string(&r)?),
+                    _ => crate::outln!("{line}"),
+                }
+            }
+            if crate::output::closed() {
+                return Ok(());
+            }
         }
         if !follow {
             return Ok(());

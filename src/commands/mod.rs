@@ -7,6 +7,7 @@ pub mod export;
 pub mod flow_logs;
 pub mod graph;
 pub mod lifecycle;
+pub mod list;
 pub mod logs;
 pub mod probe;
 pub mod status;
@@ -50,9 +51,9 @@ pub fn resolve_lab(lab: Option<&str>) -> anyhow::Result<LabState> {
                 [] => return Err(usage("no lab is up: start one with `vpcsim up FILE`")),
                 many => {
                     return Err(usage(format!(
-                        "several labs are up ({}): choose one with --lab",
-                        many.join(", ")
-                    )))
+                    "several labs are up ({}): choose one with --lab (`vpcsim list` shows them)",
+                    many.join(", ")
+                )))
                 }
             }
         }

@@ -14,9 +14,9 @@ pub fn run(lab: Option<&str>, ports: &[u16], json: bool) -> anyhow::Result<bool>
     };
     let report = probe(&state.plan, &ports)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render_text(&report));
+        crate::out!("{}", render_text(&report));
     }
     Ok(report.disagreements == 0)
 }

@@ -17,8 +17,10 @@ use serde::Serialize;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-/// One flow log record, AWS default format version 2.
+/// One flow log record, AWS default format version 2 (as JSON, with the
+/// format's field names: `account-id`, `interface-id`, `log-status`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Record {
     pub version: u8,
     pub account_id: String,
