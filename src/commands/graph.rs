@@ -1,7 +1,7 @@
 //! `vpcsim graph`: the lab as a diagram, with live health and weights when
 //! it runs.
 
-use crate::analysis::graph::{dot, mermaid, svg, Format, Live};
+use crate::analysis::graph::{dot, mermaid, node_states, svg, Format, Live};
 
 /// `vpcsim graph [FILE|LAB]`: live health and weights when the lab is up.
 pub fn run(
@@ -11,17 +11,21 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let format: Format = format.parse().map_err(super::usage)?;
     let lab = super::load_plan(target)?;
-    let running = crate::state::LabState::load(&lab.name)
+    let state = crate::state::LabState::load(&lab.name)
         .ok()
         .flatten()
-        .is_some_and(|s| s.ready);
-    let live = if running && !lab.load_balancers.is_empty() {
-        crate::lb::client::query_status(&lab.name)
-            .ok()
-            .map(|s| Live::from_status(&s))
-    } else {
-        None
-    };
+        .filter(|s| s.ready);
+    let live = state.map(|state| {
+        let mut live = if lab.load_balancers.is_empty() {
+            Live::default()
+        } else {
+            crate::lb::client::query_status(&lab.name)
+                .map(|s| Live::from_status(&s))
+                .unwrap_or_default()
+        };
+        live.nodes = node_states(&state);
+        live
+    });
     let text = match format {
         Format::Svg => svg(&lab, live.as_ref()),
         Format::Mermaid => mermaid(&lab, live.as_ref()),
