@@ -3,9 +3,9 @@
 //! it).
 
 use super::usage;
-use crate::lb::waf::field::{WafRequest, BODY_LIMIT};
-use crate::lb::waf::{Action, Hit, RuleBody, Verdict, WebAcl};
 use crate::topology::plan::Lab;
+use crate::waf::field::{WafRequest, BODY_LIMIT};
+use crate::waf::{Action, Hit, RuleBody, Verdict, WebAcl};
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -20,7 +20,7 @@ pub fn logs(lab: Option<&str>, follow: bool) -> anyhow::Result<()> {
             state.plan.name
         )));
     }
-    let path = crate::lb::waf::log::log_file(&state.plan.name);
+    let path = crate::state::waf_log_file(&state.plan.name);
     let mut pos = 0u64;
     let stdout = std::io::stdout();
     loop {
@@ -52,7 +52,7 @@ pub struct ExplainArgs<'a> {
 
 /// `vpcsim waf-explain`: returns whether the request would be allowed.
 pub fn explain(a: &ExplainArgs) -> anyhow::Result<bool> {
-    let plan = crate::analysis::load_plan(a.lab)?;
+    let plan = super::load_plan(a.lab)?;
     let acl = pick(&plan, a.web_acl)?;
     let req = request(&plan, &acl, a)?;
     let w = WebAcl::new(acl);
@@ -71,7 +71,7 @@ pub fn explain(a: &ExplainArgs) -> anyhow::Result<bool> {
     Ok(!v.blocked())
 }
 
-fn pick(plan: &Lab, name: Option<&str>) -> anyhow::Result<crate::lb::waf::WebAclPlan> {
+fn pick(plan: &Lab, name: Option<&str>) -> anyhow::Result<crate::waf::WebAclPlan> {
     let names: Vec<&str> = plan.web_acls.iter().map(|w| w.name.as_str()).collect();
     match (name, plan.web_acls.as_slice()) {
         (_, []) => Err(usage(format!(
@@ -98,7 +98,7 @@ fn pick(plan: &Lab, name: Option<&str>) -> anyhow::Result<crate::lb::waf::WebAcl
 /// not given.
 fn request(
     plan: &Lab,
-    acl: &crate::lb::waf::WebAclPlan,
+    acl: &crate::waf::WebAclPlan,
     a: &ExplainArgs,
 ) -> anyhow::Result<WafRequest> {
     let mut headers = Vec::new();

@@ -9,13 +9,13 @@ use super::balancer::{Group, HealthState, Registration};
 use super::proxy::{self, Entrance, Pool};
 use super::router::{Forward, Listener, Rule};
 use super::status::*;
-use super::waf::log::WafLog;
-use super::waf::WebAcl;
 use super::LbError;
 use crate::connlimit::{self, Limits, Registry};
 use crate::fabric::netns;
 use crate::state::LabState;
 use crate::topology::plan::{aws_id, Algorithm, Condition, Lab};
+use crate::waf::log::WafLog;
+use crate::waf::WebAcl;
 use hyper::header::HeaderValue;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
@@ -290,7 +290,7 @@ impl Balancer {
         let waf_log = if web_acls.is_empty() {
             None
         } else {
-            Some(WafLog::start(&super::waf::log::log_file(&plan.name))?)
+            Some(WafLog::start(&crate::state::waf_log_file(&plan.name))?)
         };
         Ok(Balancer {
             web_acls,

@@ -23,7 +23,7 @@ pub struct WebAclStatus {
     pub arn: String,
     pub load_balancers: Vec<String>,
     pub default_action: String,
-    pub metrics: crate::lb::waf::WebAclMetrics,
+    pub metrics: crate::waf::WebAclMetrics,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

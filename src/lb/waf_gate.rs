@@ -4,8 +4,8 @@
 
 use super::access_log::Entry;
 use super::daemon::Balancer;
-use super::waf::field::{WafRequest, BODY_LIMIT};
-use super::waf::Action;
+use crate::waf::field::{WafRequest, BODY_LIMIT};
+use crate::waf::Action;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
@@ -130,7 +130,7 @@ pub async fn check(
     });
     if let Some(log) = &b.waf_log {
         let request_id = entry.trace_id.to_str().unwrap_or("-").to_string();
-        log.send(&super::waf::log::record(
+        log.send(&crate::waf::log::record(
             &acl.plan,
             &verdict,
             &req,
