@@ -151,8 +151,8 @@ enum Command {
         lab: Option<String>,
         /// The node to run in (`vpcsim status` lists them).
         node: String,
-        /// The command and its arguments, after `--`.
-        #[arg(last = true, required = true)]
+        /// The command and its arguments (after `--` when they start with `-`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
     },
     /// Show a node's or a service's log.
@@ -348,12 +348,17 @@ enum Command {
     AlbDaemon {
         #[arg(long)]
         lab: String,
+        /// Run the daemon itself (else: a keeper that restarts it).
+        #[arg(long)]
+        worker: bool,
     },
     /// Internal: the lab's Amazon DNS and S3 service.
     #[command(hide = true)]
     AwsServices {
         #[arg(long)]
         lab: String,
+        #[arg(long)]
+        worker: bool,
     },
 }
 
@@ -432,8 +437,14 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::ModelServer { model, port } => vpcsim::workloads::model_server::run(&model, port),
-        Command::AlbDaemon { lab } => vpcsim::lb::daemon::run(&lab),
-        Command::AwsServices { lab } => vpcsim::services::run(&lab),
+        Command::AlbDaemon { lab, worker: true } => vpcsim::lb::daemon::run(&lab),
+        Command::AlbDaemon { lab, .. } => {
+            vpcsim::workloads::keeper::run(&["alb-daemon", "--lab", &lab])
+        }
+        Command::AwsServices { lab, worker: true } => vpcsim::services::run(&lab),
+        Command::AwsServices { lab, .. } => {
+            vpcsim::workloads::keeper::run(&["aws-services", "--lab", &lab])
+        }
         Command::Trace {
             lab,
             src,
