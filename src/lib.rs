@@ -7,10 +7,11 @@
 //! - [`workloads`]: processes on instances (user data, model servers);
 //! - [`lb`]: the Application Load Balancer (hyper/tokio);
 //! - [`containers`]: Docker containers on instances (bollard);
-//! - [`state`] and [`teardown`]: what a lab owns and how it is removed;
+//! - [`state`], [`cgroup`] and [`teardown`]: what a lab owns and how it is removed;
 //! - [`commands`]: the CLI verbs.
 
 pub mod analysis;
+pub mod cgroup;
 pub mod commands;
 pub mod containers;
 pub mod fabric;
