@@ -39,14 +39,15 @@ fn namespaces(lab: &str) -> Vec<String> {
 /// Live PIDs whose command line is exactly `args` (found by reading /proc;
 /// never used to signal anything but what the test started).
 fn pids_running(args: &[&str]) -> Vec<i32> {
-    let want: Vec<u8> = args.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+    let want: Vec<u8> = args
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
-        .filter(|&pid| {
-            vpcsim::state::proc_stat(pid).is_some_and(|s| !matches!(s.state, 'Z' | 'X'))
-        })
+        .filter(|&pid| vpcsim::state::proc_stat(pid).is_some_and(|s| !matches!(s.state, 'Z' | 'X')))
         .collect()
 }
 
@@ -68,21 +69,46 @@ fn labs_whose_names_collide_with_a_dash_stay_apart() {
     let b = TestLab::write("rel5", &SMALL.replace("NODE", "x-fabric"));
     assert_eq!(b.name, lab_name("rel5"));
     let down = b.vpcsim(&["down", b.file.to_str().unwrap()]);
-    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
-    assert_eq!(namespaces(&a.name), a_before, "down {} touched {}", b.name, a.name);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert_eq!(
+        namespaces(&a.name),
+        a_before,
+        "down {} touched {}",
+        b.name,
+        a.name
+    );
     for pid in &a_pids {
-        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "{} lost PID {pid}", a.name);
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "{} lost PID {pid}",
+            a.name
+        );
     }
 
     // Both up at once, then `rel5` down: `rel5-x` keeps everything.
     let up = b.vpcsim(&["up", b.file.to_str().unwrap()]);
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     assert_eq!(namespaces(&b.name).len(), 3);
     let down = b.vpcsim(&["down", b.file.to_str().unwrap()]);
-    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     assert!(namespaces(&b.name).is_empty());
     assert_eq!(namespaces(&a.name), a_before);
-    assert_eq!(vpcsim::teardown::processes_in(&a_before).len(), a_pids.len());
+    assert_eq!(
+        vpcsim::teardown::processes_in(&a_before).len(),
+        a_pids.len()
+    );
 
     // A name from the command line is checked before anything is named after it.
     let out = a.vpcsim(&["down", "../../tmp"]);
@@ -106,7 +132,15 @@ fn a_lab_lock_is_roots_and_a_waiting_command_gives_up_naming_the_holder() {
     assert_eq!(mode(&lock), 0o600);
     // Another user cannot even open it, so cannot flock it.
     let other = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "flock", "-n", &lock, "true"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "flock",
+            "-n",
+            &lock,
+            "true",
+        ])
         .output()
         .unwrap();
     assert!(!other.status.success(), "uid 65534 took {lock}");
@@ -134,8 +168,14 @@ fn a_lab_lock_is_roots_and_a_waiting_command_gives_up_naming_the_holder() {
     std::io::Read::read_to_string(&mut down.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(1), "{err}");
     let me = format!("PID {}", std::process::id());
-    assert!(err.contains("waiting for lab") && err.contains(&me), "{err}");
-    assert!(err.contains("gave up waiting") && err.contains("VPCSIM_LOCK_TIMEOUT"), "{err}");
+    assert!(
+        err.contains("waiting for lab") && err.contains(&me),
+        "{err}"
+    );
+    assert!(
+        err.contains("gave up waiting") && err.contains("VPCSIM_LOCK_TIMEOUT"),
+        "{err}"
+    );
     drop(held);
     vpcsim::state::LabLock::remove(&name);
 }
@@ -151,30 +191,57 @@ fn instance_root_stays_in_its_instance_and_down_ends_every_lab_process() {
     // The test's own network namespace is the root one.
     let root_ns = format!("/proc/{}/ns/net", std::process::id());
     let marker = format!("117.{}", std::process::id() % 100_000);
-    let user_data = format!(
-        "nsenter --net={root_ns} sleep {marker} & echo nsenter started; sleep 1000"
+    let user_data =
+        format!("nsenter --net={root_ns} sleep {marker} & echo nsenter started; sleep 1000");
+    let topo = SMALL.replace("NODE", "web").replace(
+        "user_data = \"sleep 1000\"",
+        &format!("user_data = \"{user_data}\""),
     );
-    let topo = SMALL
-        .replace("NODE", "web")
-        .replace("user_data = \"sleep 1000\"", &format!("user_data = \"{user_data}\""));
     let lab = TestLab::up("iso", &topo);
     let other = TestLab::up("iso-o", &SMALL.replace("NODE", "app"));
 
     // What instance root cannot do: enter another namespace, see vpcsim's
     // state, the ALB's socket or other labs, change its cgroup, load modules.
     for (what, script) in [
-        ("enter the root namespace", format!("nsenter --net={root_ns} true")),
+        (
+            "enter the root namespace",
+            format!("nsenter --net={root_ns} true"),
+        ),
         (
             "enter another lab",
-            format!("ip netns exec {} true", vpcsim::topology::plan::namespace(&other.name, "fabric")),
+            format!(
+                "ip netns exec {} true",
+                vpcsim::topology::plan::namespace(&other.name, "fabric")
+            ),
         ),
-        ("read the lab's state", format!("cat /run/vpcsim/{}/state.json", lab.name)),
-        ("write vpcsim's state", format!("touch /run/vpcsim/{}/x", lab.name)),
-        ("reach an ALB control socket", format!("test -e {}", vpcsim::lb::control_socket(&lab.name).display())),
-        ("list the lab namespaces", "ls /run/netns | grep -q vpcsim".to_string()),
+        (
+            "read the lab's state",
+            format!("cat /run/vpcsim/{}/state.json", lab.name),
+        ),
+        (
+            "write vpcsim's state",
+            format!("touch /run/vpcsim/{}/x", lab.name),
+        ),
+        (
+            "reach an ALB control socket",
+            format!(
+                "test -e {}",
+                vpcsim::lb::control_socket(&lab.name).display()
+            ),
+        ),
+        (
+            "list the lab namespaces",
+            "ls /run/netns | grep -q vpcsim".to_string(),
+        ),
         ("mount", "mount -t tmpfs none /mnt".to_string()),
-        ("change a host sysctl", "sysctl -w kernel.domainname=x".to_string()),
-        ("reach the Docker engine", "test -S /run/docker.sock".to_string()),
+        (
+            "change a host sysctl",
+            "sysctl -w kernel.domainname=x".to_string(),
+        ),
+        (
+            "reach the Docker engine",
+            "test -S /run/docker.sock".to_string(),
+        ),
     ] {
         let (code, out) = lab.sh("web", &format!("{script} 2>&1"));
         assert_ne!(code, 0, "instance root could {what}: {out}");
@@ -187,7 +254,10 @@ fn instance_root_stays_in_its_instance_and_down_ends_every_lab_process() {
          && touch $HOME/written && echo kept",
     );
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("table inet mine") && out.contains("kept"), "{out}");
+    assert!(
+        out.contains("table inet mine") && out.contains("kept"),
+        "{out}"
+    );
     let (_, fabric_tables) = lab.sh("fabric", "nft list tables");
     assert!(!fabric_tables.contains("mine"), "{fabric_tables}");
 
@@ -195,7 +265,10 @@ fn instance_root_stays_in_its_instance_and_down_ends_every_lab_process() {
     let log = lab.vpcsim(&["logs", "--lab", &lab.name, "web"]);
     let log = String::from_utf8_lossy(&log.stdout);
     assert!(log.contains("nsenter"), "{log}");
-    assert!(pids_running(&["sleep", &marker]).is_empty(), "user data left the instance");
+    assert!(
+        pids_running(&["sleep", &marker]).is_empty(),
+        "user data left the instance"
+    );
 
     // Whatever a lab process starts, wherever it goes, ends with `down`:
     // here from the fabric (the operator's, unconfined) into the root
@@ -203,7 +276,9 @@ fn instance_root_stays_in_its_instance_and_down_ends_every_lab_process() {
     let escaped = format!("118.{}", std::process::id() % 100_000);
     let (code, out) = lab.sh(
         "fabric",
-        &format!("nsenter --net={root_ns} setsid sleep {escaped} >/dev/null 2>&1 & sleep 0.3; echo ok"),
+        &format!(
+            "nsenter --net={root_ns} setsid sleep {escaped} >/dev/null 2>&1 & sleep 0.3; echo ok"
+        ),
     );
     assert_eq!(code, 0, "{out}");
     let pids = pids_running(&["sleep", &escaped]);
@@ -215,9 +290,19 @@ fn instance_root_stays_in_its_instance_and_down_ends_every_lab_process() {
     let survivors = pids_running(&["sleep", &escaped]);
     for &p in &survivors {
         // Cleanup of what this test started, by PID.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
-    assert!(survivors.is_empty(), "PID {survivors:?} outlived `down {name}`");
+    assert!(
+        survivors.is_empty(),
+        "PID {survivors:?} outlived `down {name}`"
+    );
     assert!(cgroup.is_none_or(|p| !p.exists()), "cgroup left");
-    assert_eq!(namespaces(&other.name), other_ns, "the other lab is untouched");
+    assert_eq!(
+        namespaces(&other.name),
+        other_ns,
+        "the other lab is untouched"
+    );
 }

@@ -1,5 +1,5 @@
 //! Topology validation: every file of tests/bad_topologies must fail with the
-//! messages its `# expect:` lines name; every file of topologies/ must load.
+//! errors its `# error:` lines pin (count, line:col, path, message); every file of topologies/ must load.
 //! No root needed.
 
 use std::path::{Path, PathBuf};
@@ -15,35 +15,90 @@ fn files(dir: &str) -> Vec<PathBuf> {
     v
 }
 
+/// One `# error: LINE:COL PATH: MESSAGE` header line of a bad topology.
+struct Expected {
+    line: usize,
+    col: usize,
+    path: String,
+    message: String,
+}
+
+fn parse_expected(l: &str) -> Option<Expected> {
+    let rest = l.strip_prefix("# error:")?.trim();
+    let (loc, rest) = rest.split_once(' ')?;
+    let (line, col) = loc.split_once(':')?;
+    let (path, message) = rest.split_once(": ")?;
+    Some(Expected {
+        line: line.parse().ok()?,
+        col: col.parse().ok()?,
+        path: path.to_string(),
+        message: message.to_string(),
+    })
+}
+
+/// Each file pins every error it must produce, in file order, with its
+/// line, column and TOML path (`# error:` lines): a missing error, a spurious
+/// extra one or a wrong location fails. `# expect:` lines name further text
+/// (hints) the rendered report must contain.
 #[test]
-fn bad_topologies_fail_with_expected_messages() {
+fn bad_topologies_fail_with_exactly_the_pinned_errors() {
     let files = files("tests/bad_topologies");
     assert!(files.len() >= 30, "corpus has only {} files", files.len());
     let mut failures = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
-        let expects: Vec<&str> = text
-            .lines()
-            .take_while(|l| l.starts_with('#'))
-            .filter_map(|l| l.strip_prefix("# expect:"))
-            .map(str::trim)
+        let header: Vec<&str> = text.lines().take_while(|l| l.starts_with('#')).collect();
+        let expected: Vec<Expected> = header
+            .iter()
+            .filter(|l| l.starts_with("# error:"))
+            .map(|l| {
+                parse_expected(l).unwrap_or_else(|| panic!("{}: malformed line {l:?}", f.display()))
+            })
             .collect();
-        if expects.is_empty() {
-            failures.push(format!("{}: no `# expect:` line", f.display()));
+        if expected.is_empty() {
+            failures.push(format!("{}: no `# error:` line", f.display()));
             continue;
         }
-        match vpcsim::topology::load(f) {
-            Ok(_) => failures.push(format!("{}: loaded, but should fail", f.display())),
-            Err(e) => {
-                let rendered = e.to_string();
-                for x in expects {
-                    if !rendered.contains(x) {
-                        failures.push(format!(
-                            "{}: error does not contain {x:?}:\n{rendered}",
-                            f.display()
-                        ));
-                    }
-                }
+        let e = match vpcsim::topology::load(f) {
+            Ok(_) => {
+                failures.push(format!("{}: loaded, but should fail", f.display()));
+                continue;
+            }
+            Err(e) => e,
+        };
+        let rendered = e.to_string();
+        if e.errors.len() != expected.len() {
+            failures.push(format!(
+                "{}: {} errors, the file pins {}:\n{rendered}",
+                f.display(),
+                e.errors.len(),
+                expected.len()
+            ));
+            continue;
+        }
+        for ((line, col, d), x) in e.errors.iter().zip(&expected) {
+            if (*line, *col, d.path.as_str()) != (x.line, x.col, x.path.as_str())
+                || !d.message.contains(&x.message)
+            {
+                failures.push(format!(
+                    "{}: expected {}:{} {}: {}\n got {line}:{col} {}: {}",
+                    f.display(),
+                    x.line,
+                    x.col,
+                    x.path,
+                    x.message,
+                    d.path,
+                    d.message
+                ));
+            }
+        }
+        for x in header.iter().filter_map(|l| l.strip_prefix("# expect:")) {
+            if !rendered.contains(x.trim()) {
+                failures.push(format!(
+                    "{}: report does not contain {:?}:\n{rendered}",
+                    f.display(),
+                    x.trim()
+                ));
             }
         }
     }

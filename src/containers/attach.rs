@@ -6,7 +6,7 @@
 
 use super::ContainerError;
 use crate::fabric::netns;
-use crate::topology::containers::ContainerPlan;
+use crate::topology::plan::ContainerPlan;
 use crate::topology::plan::{Lab, Protocol};
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;

@@ -13,7 +13,7 @@ pub mod image;
 use crate::fabric::netns::NetnsError;
 use crate::firewall::FirewallError;
 use crate::state::lab_dir;
-use crate::topology::containers::ContainerPlan;
+use crate::topology::plan::ContainerPlan;
 use crate::topology::plan::{namespace, Lab};
 use bollard::errors::Error as DockerError;
 use bollard::models::{

@@ -75,7 +75,7 @@ pub fn start(state: &mut LabState) -> anyhow::Result<()> {
         cmd,
         &log,
     )
-        .context("starting the AWS services daemon (DNS, S3)")?;
+    .context("starting the AWS services daemon (DNS, S3)")?;
     state.processes.push(rec.clone());
     state.save()?;
     let deadline = Instant::now() + Duration::from_secs(10);

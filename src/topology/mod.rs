@@ -1,12 +1,10 @@
 //! Topology files: parsing ([`model`]), checking and resolving ([`validate`])
 //! into the [`plan::Lab`] every other module builds from.
 
-pub mod containers;
 pub mod locate;
 pub mod model;
 pub mod plan;
 pub mod validate;
-pub mod validate_s3;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 /// Prefix of every namespace, state directory and container vpcsim owns.
@@ -30,7 +31,7 @@ pub struct Lab {
     pub load_balancers: Vec<LoadBalancerPlan>,
     /// Docker containers on instances (`[[container]]`).
     #[serde(default)]
-    pub containers: Vec<super::containers::ContainerPlan>,
+    pub containers: Vec<ContainerPlan>,
     /// Gateway VPC endpoints (`[[vpc_endpoint]]`).
     #[serde(default)]
     pub vpc_endpoints: Vec<VpcEndpointPlan>,
@@ -397,6 +398,52 @@ impl Lab {
         v.extend(self.enis.iter().map(|e| e.node.clone()));
         v
     }
+}
+
+/// A Docker container on an instance (`[[container]]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerPlan {
+    /// Node name (`vpcsim logs/stop/start NAME`).
+    pub name: String,
+    /// Node name of the instance that is its Docker host.
+    pub host: String,
+    pub image: String,
+    pub ports: Vec<PortMapping>,
+    pub env: BTreeMap<String, String>,
+    /// The host's `docker0` network; its first address is the bridge's.
+    pub bridge: Ipv4Net,
+    /// The container's `eth0` address on `bridge`.
+    pub ip: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub protocol: Protocol,
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+impl std::fmt::Display for PortMapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}->{}/{}",
+            self.host_port,
+            self.container_port,
+            self.protocol.name()
+        )
+    }
+}
+
+impl ContainerPlan {
+    /// The host side of `docker0`.
+    pub fn gateway(&self) -> Ipv4Addr {
+        gateway(self.bridge)
+    }
+}
+
+fn gateway(net: Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(net.network()) + 1)
 }
 
 /// The VPC router and "hypervisor": bridges, route tables, SGs, NACLs, IGW.

@@ -82,7 +82,9 @@ impl Confinement {
         let home = if home_dir.is_dir() {
             // Directories to create in the empty tmpfs, outermost first.
             let root = Path::new(crate::state::STATE_ROOT);
-            let rel = home_dir.strip_prefix(root).expect("homes live under the state root");
+            let rel = home_dir
+                .strip_prefix(root)
+                .expect("homes live under the state root");
             let mut parents = Vec::new();
             let mut acc = root.to_path_buf();
             for part in rel.components() {
@@ -147,7 +149,10 @@ impl Confinement {
             // the node's mount namespace: a bind mount's source must be.
             let home_fd = match &self.home {
                 Some((path, _)) => {
-                    let fd = libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+                    let fd = libc::open(
+                        path.as_ptr(),
+                        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    );
                     if fd < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
@@ -250,7 +255,13 @@ impl Confinement {
             }
             for cap in 0..=self.last_cap {
                 if !KEEP.contains(&cap) {
-                    check(libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0))?;
+                    check(libc::prctl(
+                        libc::PR_CAPBSET_DROP,
+                        cap as libc::c_ulong,
+                        0,
+                        0,
+                        0,
+                    ))?;
                 }
             }
             check(libc::prctl(

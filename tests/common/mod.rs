@@ -45,7 +45,10 @@ mod tempdir {
 /// without ever touching each other's labs.
 pub fn lab_name(base: &str) -> String {
     let prefix = std::env::var("VPCSIM_TEST_LAB_PREFIX").unwrap_or_default();
-    assert!(prefix.len() <= 3, "VPCSIM_TEST_LAB_PREFIX is at most 3 characters");
+    assert!(
+        prefix.len() <= 3,
+        "VPCSIM_TEST_LAB_PREFIX is at most 3 characters"
+    );
     format!("{prefix}{base}")
 }
 
