@@ -306,3 +306,79 @@ fn instance_root_stays_in_its_instance_and_down_ends_every_lab_process() {
         "the other lab is untouched"
     );
 }
+
+/// Sends forged ARP from the node's eth0 for `count` rounds, 200 ms apart:
+/// gratuitous requests and replies claiming `ip` is at the sender's MAC,
+/// and a frame whose source MAC is `spoof_mac`.
+const GARP: &str = r#"
+import socket, struct, sys, time
+ip, spoof_mac, count = socket.inet_aton(sys.argv[1]), bytes.fromhex(sys.argv[2].replace(":", "")), int(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+mine = s.getsockname()[4]
+bcast = b"\xff" * 6
+for i in range(count):
+    for op in (1, 2):
+        arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, mine, ip, b"\0" * 6, ip)
+        s.send(bcast + mine + b"\x08\x06" + arp)
+    s.send(bcast + spoof_mac + b"\x88\xb5" + b"vpcsim mac spoof".ljust(46, b"\0"))
+    time.sleep(0.2)
+print("sent", flush=True)
+"#;
+
+/// Issue 9 item 7: from `v1-a`, gratuitous ARP for the gateway poisoned
+/// `v1-c`'s neighbour entry and `v1-c`'s frames went to `v1-a`.
+#[test]
+fn an_instance_cannot_announce_the_gateway_or_another_mac() {
+    if !require_root() {
+        return;
+    }
+    let topo = SMALL.replace("NODE", "a") + "\n[[instance]]\nname = \"c\"\nsubnet = \"public-1\"\n";
+    let lab = TestLab::up("arp", &topo);
+    let gw = "10.0.10.1";
+    let neigh = |node: &str| {
+        let (_, out) = lab.sh(node, &format!("ip neigh show {gw} dev eth0"));
+        out.split_whitespace()
+            .skip_while(|w| *w != "lladdr")
+            .nth(1)
+            .map(str::to_string)
+    };
+    assert!(lab.ping("c", gw));
+    let gw_mac = neigh("c").expect("c knows the gateway's MAC");
+    let (_, link) = lab.sh("c", "ip -o link show eth0");
+    let c_mac = link
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .expect("c's MAC")
+        .to_string();
+    let (out, dropped) =
+        lab.dropped_by(|| lab.exec("a", &["python3", "-c", GARP, gw, &c_mac, "10"]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("sent"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        neigh("c").as_deref(),
+        Some(gw_mac.as_str()),
+        "c's gateway entry was poisoned"
+    );
+    let counters = lab.counters();
+    for rule in [
+        "arp: the ENI announces an address or MAC that is not its own",
+        "eni: source MAC is not the ENI's",
+    ] {
+        assert!(
+            counters.get(rule).is_some_and(|&n| n >= 10),
+            "{rule}: {counters:?} ({dropped:?})"
+        );
+    }
+    // Honest ARP still works: c and a reach each other and the gateway.
+    let (_, a_ip) = lab.sh(
+        "a",
+        "ip -o -4 addr show eth0 | awk '{print $4}' | cut -d/ -f1",
+    );
+    assert!(lab.ping("c", a_ip.trim()), "c cannot reach a at {a_ip}");
+    assert!(lab.ping("a", gw));
+}

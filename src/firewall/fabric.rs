@@ -34,6 +34,7 @@ pub fn render(lab: &Lab) -> String {
     }
     out.push_str("}\n");
     render_source_dest_check(lab, &mut out);
+    render_port_guard(lab, &mut out);
     out
 }
 
@@ -383,6 +384,43 @@ fn render_source_dest_check(lab: &Lab, out: &mut String) {
     .unwrap();
 }
 
+/// What an ENI may announce on its subnet: frames from its own MAC only,
+/// and ARP only for its own address and MAC. On AWS the VPC answers ARP
+/// itself, so no instance can claim the gateway's or a neighbour's address;
+/// here a gratuitous ARP for the gateway from one instance would otherwise
+/// rewrite every other instance's neighbour entry (and a forged source MAC
+/// the bridge's forwarding table). Every ENI, source/destination check or
+/// not: a NAT instance forwards others' packets but owns one address.
+///
+/// Bridge family on the prerouting hook: it sees every frame entering any
+/// port of any subnet bridge; sets keyed by port name decide, so the chain
+/// stays two rules whatever the number of ENIs (a netdev chain's device
+/// list is capped at 256 devices).
+fn render_port_guard(lab: &Lab, out: &mut String) {
+    if lab.enis.is_empty() {
+        return;
+    }
+    let mac_rule = "eni: source MAC is not the ENI's";
+    let arp_rule = "arp: the ENI announces an address or MAC that is not its own";
+    writeln!(
+        out,
+        "\ntable bridge vpcsim_port_guard {{\n    set eni_ports {{ type ifname; {};{} }}\n    set eni_mac {{ type ifname . ether_addr; {};{} }}\n    set eni_arp {{ type ifname . ipv4_addr . ether_addr; {};{} }}\n    chain port_guard {{\n        type filter hook prerouting priority filter; policy accept;\n        iifname @eni_ports iifname . ether saddr != @eni_mac counter drop {}\n        ether type arp iifname @eni_ports iifname . arp saddr ip . arp saddr ether != @eni_arp counter drop {}\n    }}\n}}",
+        comment("every ENI's port of a subnet bridge"),
+        elements(lab.enis.iter().map(|e| format!("\"{}\"", e.host_if))),
+        comment("the MAC each ENI port may send from"),
+        elements(lab.enis.iter().map(|e| format!("\"{}\" . {}", e.host_if, e.mac_string()))),
+        comment("the address and MAC each ENI port may announce in ARP"),
+        elements(
+            lab.enis
+                .iter()
+                .map(|e| format!("\"{}\" . {} . {}", e.host_if, e.private_ip, e.mac_string()))
+        ),
+        comment(mac_rule),
+        comment(arp_rule),
+    )
+    .unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,5 +610,36 @@ inbound = [
                 eni.node
             );
         }
+    }
+
+    #[test]
+    fn every_eni_port_may_announce_only_its_own_address_and_mac() {
+        let lab = canary();
+        let rules = render(&lab);
+        let arp = rules.lines().find(|l| l.contains("set eni_arp")).unwrap();
+        let macs = rules.lines().find(|l| l.contains("set eni_mac")).unwrap();
+        for eni in &lab.enis {
+            let port = format!("\"{}\"", eni.host_if);
+            assert!(
+                arp.contains(&format!(
+                    "{port} . {} . {}",
+                    eni.private_ip,
+                    eni.mac_string()
+                )),
+                "{}",
+                eni.node
+            );
+            assert!(
+                macs.contains(&format!("{port} . {}", eni.mac_string())),
+                "{}",
+                eni.node
+            );
+        }
+        let distinct: std::collections::HashSet<_> = lab.enis.iter().map(|e| e.mac()).collect();
+        assert_eq!(distinct.len(), lab.enis.len());
+        // Two rules whatever the number of ENIs: no per-device chain limit.
+        let guard = chain(&rules, "port_guard");
+        assert_eq!(guard.len(), 3, "{guard:?}");
+        assert!(guard[2].starts_with("ether type arp iifname @eni_ports iifname . arp saddr ip . arp saddr ether != @eni_arp counter drop"));
     }
 }

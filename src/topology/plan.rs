@@ -229,7 +229,7 @@ pub enum EniOwner {
 pub struct Eni {
     /// `eni-…` id, as flow logs print it.
     pub id: String,
-    /// Node name; the namespace is `vpcsim-<lab>-<node>`.
+    /// Node name; the namespace is `vpcsim-<lab>--<node>`.
     pub node: String,
     pub owner: EniOwner,
     pub subnet: usize,
@@ -239,6 +239,31 @@ pub struct Eni {
     pub source_dest_check: bool,
     /// Fabric-side end of the veth, a port of the subnet bridge.
     pub host_if: String,
+}
+
+impl Eni {
+    /// The ENI's MAC address: locally administered (`02:…`, like an ENI's
+    /// on AWS), from its id, so the fabric's ARP filter, rendered before
+    /// anything exists, knows it.
+    pub fn mac(&self) -> [u8; 6] {
+        // FNV-1a of the id (ids may be the user's own); 40 bits, distinct
+        // within a lab but with negligible odds.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in self.id.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        let b = h.to_be_bytes();
+        [0x02, b[3], b[4], b[5], b[6], b[7]]
+    }
+
+    pub fn mac_string(&self) -> String {
+        self.mac()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
