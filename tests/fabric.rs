@@ -476,6 +476,58 @@ security_groups = ["sg-open"]
 }
 
 #[test]
+fn source_check_holds_on_the_last_of_more_than_256_enis() {
+    if !require_root() {
+        return;
+    }
+    // 300 ENIs: more ports than one netdev chain may list (256). The last
+    // instances are the ones a per-chain limit would have left unchecked.
+    let mut instances = String::from(OPEN_SGS);
+    for i in 0..300 {
+        let subnet = if i % 2 == 0 { "public-1" } else { "private-1" };
+        instances.push_str(&format!(
+            "[[instance]]\nname = \"i{i:03}\"\nsubnet = \"{subnet}\"\nsecurity_groups = [\"sg-open\"]\n"
+        ));
+    }
+    let lab = TestLab::up_with("t-300", &topo(("", ""), &instances), &["--network-only"]);
+    let nodes = lab.status()["nodes"].as_array().unwrap().clone();
+    let ip = |node: &str| -> String {
+        nodes.iter().find(|n| n["node"] == node).unwrap()["private_ip"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // i299 is in private-1 (10.0.20.0/24); i297 beside it, i298 across the
+    // subnet boundary (routed by the fabric, not bridged).
+    let (same, other) = (ip("i297"), ip("i298"));
+    lab.listen("i297", &["tcp/8000"]);
+    lab.listen("i298", &["tcp/8000"]);
+    let own = ip("i299");
+    assert_eq!(
+        lab.tcp("i299", &same, 8000),
+        Some(format!("i297:8000 from {own}"))
+    );
+    assert_eq!(
+        lab.tcp("i299", &other, 8000),
+        Some(format!("i298:8000 from {own}"))
+    );
+    lab.sh("i299", "ip addr add 10.0.20.250/24 dev eth0");
+    for dst in [&same, &other] {
+        let (out, drops) = lab.dropped_by(|| {
+            lab.sh(
+                "i299",
+                &format!("timeout 2 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.250',0)); s.settimeout(1.5); s.connect(('{dst}',8000))\""),
+            )
+        });
+        assert_ne!(out.0, 0, "spoofed connection to {dst} must fail: {}", out.1);
+        assert_eq!(
+            drops,
+            vec!["source/destination check: source is not the ENI's address".to_string()]
+        );
+    }
+}
+
+#[test]
 fn two_labs_with_the_same_cidrs_run_side_by_side() {
     if !require_root() {
         return;

@@ -33,8 +33,7 @@ pub fn render(lab: &Lab) -> String {
         render_sg_chain(lab, i, groups, Direction::Inbound, &mut out);
     }
     out.push_str("}\n");
-    render_source_dest_check(lab, &mut out);
-    render_port_guard(lab, &mut out);
+    render_port_table(lab, &mut out);
     out
 }
 
@@ -360,63 +359,53 @@ fn render_sg_chain(lab: &Lab, idx: usize, groups: &[usize], dir: Direction, out:
     .unwrap();
 }
 
-/// AWS's source/destination check, at each ENI's port of its subnet bridge:
-/// a packet whose source is not the ENI's own address never enters the VPC.
-/// A netdev hook, because bridged traffic shows only the bridge as iif in
-/// the inet hooks.
-fn render_source_dest_check(lab: &Lab, out: &mut String) {
-    let checked: Vec<&Eni> = lab.enis.iter().filter(|e| e.source_dest_check).collect();
-    if checked.is_empty() {
-        return;
-    }
-    let devices: Vec<String> = checked
-        .iter()
-        .map(|e| format!("\"{}\"", e.host_if))
-        .collect();
-    writeln!(
-        out,
-        "\ntable netdev vpcsim_srcdst {{\n    set eni_addr {{ type ifname . ipv4_addr;{} }}\n    chain ingress {{\n        type filter hook ingress devices = {{ {} }} priority filter; policy accept;\n        meta protocol ip iifname . ip saddr != @eni_addr counter {}drop {}\n    }}\n}}",
-        elements(checked.iter().map(|e| format!("\"{}\" . {}", e.host_if, e.private_ip))),
-        devices.join(", "),
-        flow_log(lab, Side::Source, "source/destination check: source is not the ENI's address"),
-        comment("source/destination check: source is not the ENI's address")
-    )
-    .unwrap();
-}
-
-/// What an ENI may announce on its subnet: frames from its own MAC only,
-/// and ARP only for its own address and MAC. On AWS the VPC answers ARP
-/// itself, so no instance can claim the gateway's or a neighbour's address;
-/// here a gratuitous ARP for the gateway from one instance would otherwise
-/// rewrite every other instance's neighbour entry (and a forged source MAC
-/// the bridge's forwarding table). Every ENI, source/destination check or
-/// not: a NAT instance forwards others' packets but owns one address.
+/// The bridge-family table that checks what each ENI port may send:
+/// - frames only from the ENI's own MAC, and ARP only for its own address
+///   and MAC. On AWS the VPC answers ARP itself, so no instance can claim
+///   the gateway's or a neighbour's address; here a gratuitous ARP for the
+///   gateway from one instance would otherwise rewrite every other
+///   instance's neighbour entry (and a forged source MAC the bridge's
+///   forwarding table). Every ENI, source/destination check or not: a NAT
+///   instance forwards others' packets but owns one address and MAC.
+/// - AWS's source/destination check: a packet whose source is not the
+///   ENI's own address never enters the VPC.
 ///
-/// Bridge family on the prerouting hook: it sees every frame entering any
-/// port of any subnet bridge; sets keyed by port name decide, so the chain
-/// stays two rules whatever the number of ENIs (a netdev chain's device
-/// list is capped at 256 devices).
-fn render_port_guard(lab: &Lab, out: &mut String) {
+/// One chain on the bridge prerouting hook sees every frame entering any
+/// port of any subnet bridge, before the bridge forwards or routes it (the
+/// inet hooks only see the bridge as iif); the port decides through sets
+/// keyed by port name. Nothing in it grows per ENI except set elements: a
+/// netdev chain would need every port in its device list, which the kernel
+/// caps at 256 (`File too large`), and one netdev chain per port costs a
+/// hook per device (about 8x slower to load at 1,000 ENIs, BENCHMARKS.md).
+pub const PORT_TABLE: &str = "vpcsim_ports";
+
+fn render_port_table(lab: &Lab, out: &mut String) {
     if lab.enis.is_empty() {
         return;
     }
-    let mac_rule = "eni: source MAC is not the ENI's";
-    let arp_rule = "arp: the ENI announces an address or MAC that is not its own";
+    let checked: Vec<&Eni> = lab.enis.iter().filter(|e| e.source_dest_check).collect();
+    let port = |e: &Eni| format!("\"{}\"", e.host_if);
     writeln!(
         out,
-        "\ntable bridge vpcsim_port_guard {{\n    set eni_ports {{ type ifname; {};{} }}\n    set eni_mac {{ type ifname . ether_addr; {};{} }}\n    set eni_arp {{ type ifname . ipv4_addr . ether_addr; {};{} }}\n    chain port_guard {{\n        type filter hook prerouting priority filter; policy accept;\n        iifname @eni_ports iifname . ether saddr != @eni_mac counter drop {}\n        ether type arp iifname @eni_ports iifname . arp saddr ip . arp saddr ether != @eni_arp counter drop {}\n    }}\n}}",
+        "\ntable bridge {PORT_TABLE} {{\n    set eni_ports {{ type ifname; {};{} }}\n    set port_mac {{ type ifname . ether_addr; {};{} }}\n    set port_arp {{ type ifname . ipv4_addr . ether_addr; {};{} }}\n    set checked_ports {{ type ifname; {};{} }}\n    set port_addr {{ type ifname . ipv4_addr; {};{} }}\n    chain port_ingress {{\n        type filter hook prerouting priority filter; policy accept;\n        iifname @eni_ports iifname . ether saddr != @port_mac counter drop {}\n        ether type arp iifname @eni_ports iifname . arp saddr ip . arp saddr ether != @port_arp counter drop {}\n        meta protocol ip iifname @checked_ports iifname . ip saddr != @port_addr counter {}drop {}\n    }}\n}}",
         comment("every ENI's port of a subnet bridge"),
-        elements(lab.enis.iter().map(|e| format!("\"{}\"", e.host_if))),
+        elements(lab.enis.iter().map(port)),
         comment("the MAC each ENI port may send from"),
-        elements(lab.enis.iter().map(|e| format!("\"{}\" . {}", e.host_if, e.mac_string()))),
+        elements(lab.enis.iter().map(|e| format!("{} . {}", port(e), e.mac_string()))),
         comment("the address and MAC each ENI port may announce in ARP"),
         elements(
             lab.enis
                 .iter()
-                .map(|e| format!("\"{}\" . {} . {}", e.host_if, e.private_ip, e.mac_string()))
+                .map(|e| format!("{} . {} . {}", port(e), e.private_ip, e.mac_string()))
         ),
-        comment(mac_rule),
-        comment(arp_rule),
+        comment("ENI ports whose source/destination check is on"),
+        elements(checked.iter().map(|e| port(e))),
+        comment("the address each ENI port may send from"),
+        elements(checked.iter().map(|e| format!("{} . {}", port(e), e.private_ip))),
+        comment("eni: source MAC is not the ENI's"),
+        comment("arp: the ENI announces an address or MAC that is not its own"),
+        flow_log(lab, Side::Source, "source/destination check: source is not the ENI's address"),
+        comment("source/destination check: source is not the ENI's address")
     )
     .unwrap();
 }
@@ -601,23 +590,49 @@ inbound = [
     fn source_check_covers_checked_enis_only() {
         let lab = canary();
         let rules = render(&lab);
-        let devices = rules.lines().find(|l| l.contains("devices = {")).unwrap();
+        let ports = rules
+            .lines()
+            .find(|l| l.contains("set checked_ports"))
+            .unwrap();
+        let addrs = rules.lines().find(|l| l.contains("set port_addr")).unwrap();
         for eni in &lab.enis {
+            let port = format!("\"{}\"", eni.host_if);
+            assert_eq!(ports.contains(&port), eni.source_dest_check, "{}", eni.node);
             assert_eq!(
-                devices.contains(&format!("\"{}\"", eni.host_if)),
+                addrs.contains(&format!("{port} . {}", eni.private_ip)),
                 eni.source_dest_check,
                 "{}",
                 eni.node
             );
         }
+        assert!(chain(&rules, "port_ingress")
+            .contains(&"meta protocol ip iifname @checked_ports iifname . ip saddr != @port_addr counter drop comment \"source/destination check: source is not the ENI's address\""));
+    }
+
+    #[test]
+    fn port_checks_do_not_grow_with_the_number_of_enis() {
+        // 300 ENIs in one subnet: past the kernel's 256 devices per netdev
+        // chain. The check stays one rule; only set elements grow.
+        let mut text = String::from(
+            "name = \"big\"\n[vpc]\ncidr = \"10.0.0.0/16\"\n[[subnet]]\nname = \"a\"\ncidr = \"10.0.0.0/20\"\naz = \"us-east-1a\"\n",
+        );
+        for i in 0..300 {
+            text.push_str(&format!("[[instance]]\nname = \"i{i}\"\nsubnet = \"a\"\n"));
+        }
+        let lab = crate::topology::parse(&text, std::path::Path::new(".")).unwrap();
+        let rules = render(&lab);
+        assert!(!rules.contains("devices ="));
+        assert_eq!(chain(&rules, "port_ingress").len(), 4);
+        let addrs = rules.lines().find(|l| l.contains("set port_addr")).unwrap();
+        assert_eq!(addrs.matches("\" . 10.0.").count(), 300);
     }
 
     #[test]
     fn every_eni_port_may_announce_only_its_own_address_and_mac() {
         let lab = canary();
         let rules = render(&lab);
-        let arp = rules.lines().find(|l| l.contains("set eni_arp")).unwrap();
-        let macs = rules.lines().find(|l| l.contains("set eni_mac")).unwrap();
+        let arp = rules.lines().find(|l| l.contains("set port_arp")).unwrap();
+        let macs = rules.lines().find(|l| l.contains("set port_mac")).unwrap();
         for eni in &lab.enis {
             let port = format!("\"{}\"", eni.host_if);
             assert!(
@@ -637,9 +652,9 @@ inbound = [
         }
         let distinct: std::collections::HashSet<_> = lab.enis.iter().map(|e| e.mac()).collect();
         assert_eq!(distinct.len(), lab.enis.len());
-        // Two rules whatever the number of ENIs: no per-device chain limit.
-        let guard = chain(&rules, "port_guard");
-        assert_eq!(guard.len(), 3, "{guard:?}");
-        assert!(guard[2].starts_with("ether type arp iifname @eni_ports iifname . arp saddr ip . arp saddr ether != @eni_arp counter drop"));
+        let ports = chain(&rules, "port_ingress");
+        assert!(ports[1]
+            .starts_with("iifname @eni_ports iifname . ether saddr != @port_mac counter drop"));
+        assert!(ports[2].starts_with("ether type arp iifname @eni_ports iifname . arp saddr ip . arp saddr ether != @port_arp counter drop"));
     }
 }

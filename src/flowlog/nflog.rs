@@ -15,6 +15,7 @@ const NFULA_CFG_MODE: u16 = 2;
 const NFULNL_CFG_CMD_BIND: u8 = 1;
 const NFULNL_COPY_PACKET: u8 = 2;
 const NFULA_IFINDEX_INDEV: u16 = 4;
+const NFULA_IFINDEX_PHYSINDEV: u16 = 6;
 const NFULA_PAYLOAD: u16 = 9;
 const NFULA_PREFIX: u16 = 10;
 /// IPv4 header plus the first bytes of TCP/UDP: enough for the ports.
@@ -26,7 +27,8 @@ const NLA_TYPE_MASK: u16 = 0x3fff;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logged {
     pub prefix: String,
-    /// Interface index the packet came in on (0 if none).
+    /// Interface index the packet came in on, the bridge port for bridged
+    /// packets (0 if none).
     pub indev: u32,
     pub src: Ipv4Addr,
     pub dst: Ipv4Addr,
@@ -211,7 +213,7 @@ fn messages(mut buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 /// An NFULNL_MSG_PACKET body: nfgenmsg, then attributes.
 fn parse_packet(body: &[u8]) -> Option<Logged> {
     let mut attrs = body.get(4..)?;
-    let (mut prefix, mut indev, mut payload) = (String::new(), 0u32, None);
+    let (mut prefix, mut indev, mut physindev, mut payload) = (String::new(), 0u32, 0u32, None);
     while attrs.len() >= 4 {
         let len = u16::from_ne_bytes(attrs[..2].try_into().ok()?) as usize;
         let kind = u16::from_ne_bytes(attrs[2..4].try_into().ok()?) & NLA_TYPE_MASK;
@@ -226,6 +228,10 @@ fn parse_packet(body: &[u8]) -> Option<Logged> {
             }
             NFULA_IFINDEX_INDEV if data.len() >= 4 => {
                 indev = u32::from_be_bytes(data[..4].try_into().ok()?)
+            }
+            // Bridged packets: INDEV is the bridge, PHYSINDEV the port.
+            NFULA_IFINDEX_PHYSINDEV if data.len() >= 4 => {
+                physindev = u32::from_be_bytes(data[..4].try_into().ok()?)
             }
             NFULA_PAYLOAD => payload = Some(data),
             _ => {}
@@ -247,7 +253,7 @@ fn parse_packet(body: &[u8]) -> Option<Logged> {
     };
     Some(Logged {
         prefix,
-        indev,
+        indev: if physindev != 0 { physindev } else { indev },
         src: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
         dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
         protocol,
@@ -299,5 +305,24 @@ mod tests {
         assert_eq!(p.indev, 7);
         assert_eq!((p.sport, p.dport, p.bytes), (49152, 8000, 60));
         assert_eq!(p.dst, Ipv4Addr::new(10, 0, 20, 16));
+    }
+
+    #[test]
+    fn a_bridged_packet_names_its_port_not_the_bridge() {
+        let ip = [
+            0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 10, 99, 10, 0, 10, 17,
+        ];
+        let msg = nlmsg(
+            (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET,
+            0,
+            1,
+            &[
+                (NFULA_IFINDEX_INDEV, &3u32.to_be_bytes()),
+                (NFULA_IFINDEX_PHYSINDEV, &12u32.to_be_bytes()),
+                (NFULA_PAYLOAD, &ip),
+            ],
+        );
+        let (_, body) = messages(&msg).next().unwrap();
+        assert_eq!(parse_packet(body).unwrap().indev, 12);
     }
 }

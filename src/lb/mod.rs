@@ -12,6 +12,8 @@ pub mod client;
 pub mod daemon;
 pub mod status;
 
+pub mod waf;
+
 mod access_log;
 mod balancer;
 mod control;

@@ -42,6 +42,8 @@ pub struct Topology {
     pub s3_buckets: Vec<S3Bucket>,
     #[serde(default, rename = "flow_log")]
     pub flow_logs: Vec<crate::flowlog::RawFlowLog>,
+    #[serde(default, rename = "web_acl")]
+    pub web_acls: Vec<WebAcl>,
 }
 
 fn default_region() -> String {
@@ -346,4 +348,95 @@ pub struct S3Bucket {
     pub seed_dir: Option<String>,
     /// Bucket policy (IAM JSON, relative to the topology file).
     pub policy_file: Option<String>,
+}
+
+/// `[[web_acl]]`: an AWS WAF web ACL associated with load balancers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebAcl {
+    pub name: String,
+    /// `allow` or `block`.
+    pub default_action: String,
+    #[serde(default)]
+    pub load_balancers: Vec<String>,
+    #[serde(default)]
+    pub rules: Vec<WafRule>,
+}
+
+/// One rule of a web ACL: a managed group, a rate-based rule, an IP set or
+/// a match statement (`match`, also the scope-down of a rate-based rule).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WafRule {
+    pub name: String,
+    pub priority: i64,
+    /// `allow`, `block` or `count`; not for managed groups (`override`).
+    pub action: Option<String>,
+    /// Custom response of a block action (AWS allows 200-599).
+    pub block_status: Option<i64>,
+    pub block_body: Option<String>,
+    pub managed: Option<String>,
+    /// The group's override action: `none` or `count`.
+    #[serde(rename = "override")]
+    pub override_action: Option<String>,
+    #[serde(default)]
+    pub excluded: Vec<String>,
+    /// Managed rule name -> `allow`, `block` or `count`.
+    #[serde(default)]
+    pub rule_action_overrides: BTreeMap<String, String>,
+    pub rate_limit: Option<i64>,
+    /// Seconds: 60, 120, 300 or 600 (AWS's evaluation windows).
+    pub window: Option<i64>,
+    /// `ip`, `forwarded_ip` or `constant`.
+    pub aggregate: Option<String>,
+    pub ip_set: Option<Vec<String>>,
+    pub forwarded_ip: Option<WafForwardedIp>,
+    #[serde(rename = "match")]
+    pub statement: Option<WafStatement>,
+}
+
+/// AWS's forwarded IP configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WafForwardedIp {
+    #[serde(default = "default_forwarded_header")]
+    pub header: String,
+    /// `FIRST`, `LAST` or `ANY` (IP sets only).
+    pub position: Option<String>,
+    /// `MATCH` or `NO_MATCH`.
+    pub fallback: Option<String>,
+}
+
+fn default_forwarded_header() -> String {
+    "X-Forwarded-For".into()
+}
+
+/// A statement: exactly one of byte match (`positional` + `value`), `regex`,
+/// `detect` (`sqli` / `xss`), size (`comparison` + `size`), `ip_set`, `and`,
+/// `or`, `not`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WafStatement {
+    pub field: Option<String>,
+    /// The header or query argument of `field = "header"` / `"query_arg"`.
+    pub name: Option<String>,
+    /// `ALL`, `KEY` or `VALUE` for all_headers, cookies and json_body.
+    pub scope: Option<String>,
+    /// `CONTINUE`, `MATCH` or `NO_MATCH` for body and json_body.
+    pub oversize: Option<String>,
+    /// `MATCH`, `NO_MATCH` or `EVALUATE_AS_STRING` for json_body.
+    pub invalid_json: Option<String>,
+    #[serde(default)]
+    pub transforms: Vec<String>,
+    pub positional: Option<String>,
+    pub value: Option<String>,
+    pub regex: Option<String>,
+    pub detect: Option<String>,
+    pub comparison: Option<String>,
+    pub size: Option<i64>,
+    pub ip_set: Option<Vec<String>>,
+    pub forwarded_ip: Option<WafForwardedIp>,
+    pub and: Option<Vec<WafStatement>>,
+    pub or: Option<Vec<WafStatement>>,
+    pub not: Option<Box<WafStatement>>,
 }

@@ -41,6 +41,9 @@ pub struct Lab {
     /// VPC Flow Logs (`[[flow_log]]`).
     #[serde(default)]
     pub flow_logs: Vec<crate::flowlog::FlowLogPlan>,
+    /// AWS WAF web ACLs on load balancers (`[[web_acl]]`).
+    #[serde(default)]
+    pub web_acls: Vec<crate::lb::waf::WebAclPlan>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -57,8 +57,15 @@ impl TestLab {
     /// copy of the topologies directory and runs `vpcsim up`; panics with the
     /// command's output if it fails.
     pub fn up(name: &str, toml: &str) -> TestLab {
+        Self::up_with(name, toml, &[])
+    }
+
+    /// `up` with extra arguments (`--network-only`).
+    pub fn up_with(name: &str, toml: &str, args: &[&str]) -> TestLab {
         let lab = Self::write(name, toml);
-        let out = lab.vpcsim(&["up", lab.file.to_str().unwrap()]);
+        let mut up = vec!["up", lab.file.to_str().unwrap()];
+        up.extend_from_slice(args);
+        let out = lab.vpcsim(&up);
         if !out.status.success() {
             let _ = lab.vpcsim(&["down", name]);
             panic!(

@@ -34,6 +34,9 @@ pub(super) fn reserved_use(net: Ipv4Net, ip: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
+/// Ports of one Linux bridge (one subnet): see `bridge_ports`.
+pub const MAX_ENIS_PER_SUBNET: usize = 1023;
+
 /// An ENI before allocation.
 pub(super) struct EniDraft {
     pub(super) node: String,
@@ -339,6 +342,27 @@ impl Ctx {
         private
     }
 
+    /// A subnet is one Linux bridge in the fabric, and a bridge holds at most
+    /// MAX_ENIS_PER_SUBNET ports (the kernel's BR_MAX_PORTS, 1,024, less
+    /// port 0): an ENI past that could not be attached.
+    pub(super) fn bridge_ports(&mut self, t: &Topology, drafts: &[EniDraft]) {
+        let mut count = vec![0usize; t.subnets.len()];
+        for d in drafts {
+            let Some(s) = d.subnet else { continue };
+            count[s] += 1;
+            if count[s] == MAX_ENIS_PER_SUBNET + 1 {
+                self.err(
+                    &d.subnet_path,
+                    format!(
+                        "subnet {} has more than {MAX_ENIS_PER_SUBNET} network interfaces ({} is one too many)",
+                        t.subnets[s].name, d.node
+                    ),
+                    "spread the instances over more subnets: vpcsim emulates a subnet with one Linux bridge, which holds at most 1,023 ports",
+                );
+            }
+        }
+    }
+
     /// Public IPs: Elastic IPs first (outside the VPC, not an internet
     /// host's, each once), then addresses from the public pool, from its
     /// 11th on, for every other ENI that wants one.
@@ -502,6 +526,27 @@ subnets = ["public-2", "public-1"]
         );
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(l.instances[0].user_data.as_deref(), Some("echo hello\n"));
+    }
+
+    #[test]
+    fn a_subnet_holds_at_most_1023_interfaces() {
+        let mut text = String::from(
+            "name = \"t\"\n[vpc]\ncidr = \"10.0.0.0/16\"\n\
+             [[subnet]]\nname = \"big\"\ncidr = \"10.0.0.0/20\"\naz = \"us-east-1a\"\n",
+        );
+        for k in 0..=MAX_ENIS_PER_SUBNET {
+            text.push_str(&format!(
+                "[[instance]]\nname = \"x{k}\"\nsubnet = \"big\"\n"
+            ));
+        }
+        let d = errors(&text);
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert_eq!(d[0].path, "instance[1023].subnet");
+        assert!(
+            d[0].message.contains("x1023 is one too many"),
+            "{}",
+            d[0].message
+        );
     }
 
     #[test]

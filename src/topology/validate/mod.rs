@@ -29,6 +29,7 @@ mod s3;
 mod security_groups;
 mod target_groups;
 mod vpc;
+mod waf;
 
 use super::model::Topology;
 use super::plan::*;
@@ -43,6 +44,7 @@ pub fn validate(t: &Topology, base: &Path) -> Result<Lab, Vec<Diagnostic>> {
     let mut lab = c.resolve(t, base);
     if let Some(lab) = lab.as_mut() {
         c.s3(t, base, lab);
+        c.web_acls(t, lab);
     }
     let lab = c.containers(t, lab);
     if c.diags.is_empty() {
@@ -84,6 +86,7 @@ impl Ctx {
         let lb_nodes = self.load_balancer_nodes(t, &subnets.names, &sgs.names, &mut drafts);
         self.node_names(&drafts);
         let private = self.private_ips(t, &drafts, &subnets.cidrs);
+        self.bridge_ports(t, &drafts);
         let public = self.public_ips(&drafts, &net);
 
         let (tg_names, target_groups) = self.target_groups(t, &targets.instances, &private);
@@ -121,6 +124,7 @@ impl Ctx {
             vpc_endpoints: vec![],
             s3: None,
             flow_logs,
+            web_acls: vec![],
         })
     }
 }

@@ -1,0 +1,622 @@
+//! AWS WAF web ACLs on the load balancer, in WAFv2's model: rules evaluated
+//! by priority, the first terminating action (allow, block) wins, count
+//! records and goes on, the default action decides when nothing terminated.
+//!
+//! - [`field`]: the request as the WAF sees it (8 KB of body) and the
+//!   components a statement inspects;
+//! - [`transform`]: text transformations;
+//! - [`statement`]: match statements and AND / OR / NOT;
+//! - [`managed`]: the AWS Managed Rules groups, AWS's rule names;
+//! - [`rate`]: rate-based rules;
+//! - [`log`]: WAF logs in AWS's JSON format and the per-lab log file.
+
+pub mod field;
+pub mod log;
+pub mod managed;
+pub mod rate;
+pub mod statement;
+pub mod transform;
+
+use field::WafRequest;
+use managed::ManagedGroup;
+use rate::{RateCounter, RateKey};
+use serde::{Deserialize, Serialize};
+use statement::{MatchDetail, Statement};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// What a rule (or the default action) does with a request it matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    Allow,
+    /// AWS answers 403 unless a custom response says otherwise.
+    Block {
+        status: u16,
+        body: Option<String>,
+    },
+    Count,
+}
+
+impl Action {
+    pub fn block() -> Action {
+        Action::Block {
+            status: 403,
+            body: None,
+        }
+    }
+
+    /// AWS's spelling in logs.
+    pub fn log_name(&self) -> &'static str {
+        match self {
+            Action::Allow => "ALLOW",
+            Action::Block { .. } => "BLOCK",
+            Action::Count => "COUNT",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RuleBody {
+    Regular {
+        statement: Statement,
+        action: Action,
+    },
+    RateBased {
+        limit: u64,
+        window_s: u64,
+        key: RateKey,
+        /// Only requests matching it are counted (AWS's scope-down).
+        scope_down: Option<Statement>,
+        action: Action,
+    },
+    Managed {
+        group: ManagedGroup,
+        /// The group's override action `count`: its blocks only count.
+        override_count: bool,
+        /// Rules set to count (AWS `ExcludedRules`).
+        excluded: Vec<String>,
+        /// Per-rule action overrides (AWS `RuleActionOverrides`).
+        overrides: Vec<(String, Action)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    pub name: String,
+    pub priority: u32,
+    pub body: RuleBody,
+}
+
+impl Rule {
+    /// AWS's `terminatingRuleType`.
+    pub fn log_type(&self) -> &'static str {
+        match self.body {
+            RuleBody::Regular { .. } => "REGULAR",
+            RuleBody::RateBased { .. } => "RATE_BASED",
+            RuleBody::Managed { .. } => "MANAGED_RULE_GROUP",
+        }
+    }
+}
+
+/// A web ACL of the lab plan, associated with load balancers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebAclPlan {
+    pub name: String,
+    pub id: String,
+    pub arn: String,
+    pub default_action: Action,
+    /// Indexes into `Lab::load_balancers`.
+    pub load_balancers: Vec<usize>,
+    /// In priority order.
+    pub rules: Vec<Rule>,
+}
+
+/// A rule that matched: the web ACL rule, the managed rule inside it, why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    pub rule: String,
+    pub group_rule: Option<String>,
+    pub action: String,
+    pub detail: Option<MatchDetail>,
+}
+
+/// One managed group's part of the verdict (AWS's `ruleGroupList` entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupHits {
+    pub group: String,
+    pub terminating: Option<Hit>,
+    pub non_terminating: Vec<Hit>,
+    pub excluded: Vec<Hit>,
+}
+
+/// A rate-based rule past its limit (AWS's `rateBasedRuleList` entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateHit {
+    pub rule: String,
+    pub limit_key: String,
+    pub limit_value: String,
+    pub max_rate_allowed: u64,
+    pub window_s: u64,
+}
+
+/// What the web ACL decided about one request, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The final action: allow or block (with its response).
+    pub action: Action,
+    /// The terminating rule; `None` = the default action decided.
+    pub terminating: Option<Hit>,
+    pub terminating_type: String,
+    pub non_terminating: Vec<Hit>,
+    pub groups: Vec<GroupHits>,
+    pub rate: Vec<RateHit>,
+    pub labels: Vec<String>,
+}
+
+impl Verdict {
+    pub fn blocked(&self) -> bool {
+        matches!(self.action, Action::Block { .. })
+    }
+
+    pub fn terminating_rule_id(&self) -> &str {
+        self.terminating
+            .as_ref()
+            .map_or("Default_Action", |h| h.rule.as_str())
+    }
+}
+
+/// CloudWatch's WAF metrics: AllowedRequests, BlockedRequests,
+/// CountedRequests for the web ACL (`ALL`) and for each rule.
+#[derive(Default)]
+pub struct Counters {
+    pub allowed: AtomicU64,
+    pub blocked: AtomicU64,
+    pub counted: AtomicU64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsSnapshot {
+    #[serde(rename = "AllowedRequests")]
+    pub allowed: u64,
+    #[serde(rename = "BlockedRequests")]
+    pub blocked: u64,
+    #[serde(rename = "CountedRequests")]
+    pub counted: u64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            allowed: self.allowed.load(Ordering::Relaxed),
+            blocked: self.blocked.load(Ordering::Relaxed),
+            counted: self.counted.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A web ACL's metrics: the whole ACL and each rule by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WebAclMetrics {
+    pub web_acl: String,
+    pub all: MetricsSnapshot,
+    pub rules: Vec<(String, MetricsSnapshot)>,
+}
+
+/// A web ACL ready to evaluate requests: its plan, rate counters, metrics.
+pub struct WebAcl {
+    pub plan: WebAclPlan,
+    rate: Vec<Option<RateCounter>>,
+    all: Counters,
+    per_rule: Vec<Counters>,
+}
+
+impl WebAcl {
+    pub fn new(plan: WebAclPlan) -> WebAcl {
+        let rate = plan
+            .rules
+            .iter()
+            .map(|r| match &r.body {
+                RuleBody::RateBased {
+                    limit, window_s, ..
+                } => Some(RateCounter::new(*limit, *window_s)),
+                _ => None,
+            })
+            .collect();
+        let per_rule = plan.rules.iter().map(|_| Counters::default()).collect();
+        WebAcl {
+            plan,
+            rate,
+            all: Counters::default(),
+            per_rule,
+        }
+    }
+
+    pub fn metrics(&self) -> WebAclMetrics {
+        WebAclMetrics {
+            web_acl: self.plan.name.clone(),
+            all: self.all.snapshot(),
+            rules: self
+                .plan
+                .rules
+                .iter()
+                .zip(&self.per_rule)
+                .map(|(r, c)| (r.name.clone(), c.snapshot()))
+                .collect(),
+        }
+    }
+
+    /// Evaluates `r`: rules in priority order, the first allow or block
+    /// terminates, counts are recorded; then the default action.
+    pub fn evaluate(&self, r: &WafRequest, now: Instant) -> Verdict {
+        let mut v = Verdict {
+            action: self.plan.default_action.clone(),
+            terminating: None,
+            terminating_type: "REGULAR".into(),
+            non_terminating: vec![],
+            groups: vec![],
+            rate: vec![],
+            labels: vec![],
+        };
+        let mut counted = false;
+        let mut terminated_by = None;
+        for (i, rule) in self.plan.rules.iter().enumerate() {
+            let outcome = self.rule_outcome(i, rule, r, now, &mut v);
+            let Some((action, hit)) = outcome else {
+                continue;
+            };
+            let c = &self.per_rule[i];
+            match action {
+                Action::Count => {
+                    c.counted.fetch_add(1, Ordering::Relaxed);
+                    counted = true;
+                    v.non_terminating.push(hit);
+                }
+                Action::Allow | Action::Block { .. } => {
+                    v.terminating_type = rule.log_type().into();
+                    v.terminating = Some(hit);
+                    v.action = action;
+                    terminated_by = Some(i);
+                    break;
+                }
+            }
+        }
+        let blocked = v.blocked();
+        fn which(c: &Counters, blocked: bool) -> &AtomicU64 {
+            if blocked {
+                &c.blocked
+            } else {
+                &c.allowed
+            }
+        }
+        which(&self.all, blocked).fetch_add(1, Ordering::Relaxed);
+        if let Some(i) = terminated_by {
+            which(&self.per_rule[i], blocked).fetch_add(1, Ordering::Relaxed);
+        }
+        if counted {
+            self.all.counted.fetch_add(1, Ordering::Relaxed);
+        }
+        v
+    }
+
+    /// Whether rule `i` acts on `r`, with what action.
+    fn rule_outcome(
+        &self,
+        i: usize,
+        rule: &Rule,
+        r: &WafRequest,
+        now: Instant,
+        v: &mut Verdict,
+    ) -> Option<(Action, Hit)> {
+        let hit = |action: &Action, group_rule: Option<&str>, detail| Hit {
+            rule: rule.name.clone(),
+            group_rule: group_rule.map(str::to_string),
+            action: action.log_name().into(),
+            detail,
+        };
+        match &rule.body {
+            RuleBody::Regular { statement, action } => {
+                let d = statement.eval(r)?;
+                Some((action.clone(), hit(action, None, Some(d))))
+            }
+            RuleBody::RateBased {
+                limit,
+                window_s,
+                key,
+                scope_down,
+                action,
+            } => {
+                let detail = match scope_down {
+                    Some(s) => Some(s.eval(r)?),
+                    None => None,
+                };
+                let k = key.of(r)?;
+                let counter = self.rate[i].as_ref().expect("a counter per rate rule");
+                if !counter.hit(&k, now) {
+                    return None;
+                }
+                v.rate.push(RateHit {
+                    rule: rule.name.clone(),
+                    limit_key: key.log_name().into(),
+                    limit_value: k,
+                    max_rate_allowed: *limit,
+                    window_s: *window_s,
+                });
+                Some((action.clone(), hit(action, None, detail)))
+            }
+            RuleBody::Managed {
+                group,
+                override_count,
+                excluded,
+                overrides,
+            } => {
+                let mut g = GroupHits {
+                    group: format!("AWS#{}", group.name()),
+                    terminating: None,
+                    non_terminating: vec![],
+                    excluded: vec![],
+                };
+                let mut result = None;
+                for m in group.rules() {
+                    let Some(d) = m.statement.eval(r) else {
+                        continue;
+                    };
+                    v.labels
+                        .push(format!("{}:{}", group.label_namespace(), m.name));
+                    let action = if excluded.iter().any(|e| e == m.name) {
+                        g.excluded.push(hit(&Action::Count, Some(m.name), Some(d)));
+                        continue;
+                    } else {
+                        overrides
+                            .iter()
+                            .find(|(n, _)| n == m.name)
+                            .map_or(Action::block(), |(_, a)| a.clone())
+                    };
+                    let h = hit(&action, Some(m.name), Some(d));
+                    if action == Action::Count {
+                        g.non_terminating.push(h);
+                        continue;
+                    }
+                    g.terminating = Some(h.clone());
+                    result = Some(if *override_count {
+                        (
+                            Action::Count,
+                            Hit {
+                                action: "COUNT".into(),
+                                ..h
+                            },
+                        )
+                    } else {
+                        (action, h)
+                    });
+                    break;
+                }
+                let any = g.terminating.is_some()
+                    || !g.non_terminating.is_empty()
+                    || !g.excluded.is_empty();
+                if any {
+                    v.groups.push(g);
+                }
+                result
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field::tests::request;
+    use super::field::Field;
+    use super::statement::Positional;
+    use super::*;
+
+    const UA: (&str, &str) = ("User-Agent", "Mozilla/5.0 Firefox/128.0");
+
+    fn rule(name: &str, priority: u32, body: RuleBody) -> Rule {
+        Rule {
+            name: name.into(),
+            priority,
+            body,
+        }
+    }
+
+    fn managed(group: ManagedGroup, override_count: bool, excluded: &[&str]) -> RuleBody {
+        RuleBody::Managed {
+            group,
+            override_count,
+            excluded: excluded.iter().map(|s| s.to_string()).collect(),
+            overrides: vec![],
+        }
+    }
+
+    fn acl(default_action: Action, rules: Vec<Rule>) -> WebAcl {
+        WebAcl::new(WebAclPlan {
+            name: "waf".into(),
+            id: "id".into(),
+            arn: "arn".into(),
+            default_action,
+            load_balancers: vec![0],
+            rules,
+        })
+    }
+
+    fn path_rule(name: &str, priority: u32, path: &str, action: Action) -> Rule {
+        rule(
+            name,
+            priority,
+            RuleBody::Regular {
+                statement: Statement::ByteMatch {
+                    field: Field::UriPath,
+                    positional: Positional::StartsWith,
+                    value: path.into(),
+                    transforms: vec![],
+                },
+                action,
+            },
+        )
+    }
+
+    #[test]
+    fn first_terminating_rule_wins_and_counts_go_on() {
+        let w = acl(
+            Action::Allow,
+            vec![
+                path_rule("count-all", 1, "/", Action::Count),
+                path_rule("allow-api", 2, "/api", Action::Allow),
+                path_rule("block-api", 3, "/api", Action::block()),
+            ],
+        );
+        let v = w.evaluate(&request("GET", "/api/x", &[UA], ""), Instant::now());
+        assert_eq!(v.action, Action::Allow);
+        assert_eq!(v.terminating_rule_id(), "allow-api");
+        assert_eq!(v.non_terminating[0].rule, "count-all");
+        let v = w.evaluate(&request("GET", "/other", &[UA], ""), Instant::now());
+        assert_eq!(v.terminating_rule_id(), "Default_Action");
+        let m = w.metrics();
+        assert_eq!(m.all.allowed, 2);
+        assert_eq!(m.all.counted, 2);
+        assert_eq!(m.rules[0].1.counted, 2);
+        assert_eq!(m.rules[1].1.allowed, 1);
+    }
+
+    #[test]
+    fn default_block_and_custom_response() {
+        let custom = Action::Block {
+            status: 429,
+            body: Some("slow down".into()),
+        };
+        let w = acl(
+            Action::block(),
+            vec![path_rule("teapot", 1, "/tea", custom.clone())],
+        );
+        let v = w.evaluate(&request("GET", "/", &[UA], ""), Instant::now());
+        assert_eq!(v.action, Action::block());
+        assert_eq!(w.metrics().all.blocked, 1);
+        let v = w.evaluate(&request("GET", "/tea", &[UA], ""), Instant::now());
+        assert_eq!(v.action, custom);
+    }
+
+    #[test]
+    fn managed_group_blocks_with_its_rule_name() {
+        let w = acl(
+            Action::Allow,
+            vec![rule("sqli", 10, managed(ManagedGroup::Sqli, false, &[]))],
+        );
+        let v = w.evaluate(
+            &request("GET", "/?id=1%27%20or%201=1--", &[UA], ""),
+            Instant::now(),
+        );
+        assert!(v.blocked());
+        assert_eq!(v.terminating_type, "MANAGED_RULE_GROUP");
+        let t = v.terminating.unwrap();
+        assert_eq!(
+            (t.rule.as_str(), t.group_rule.as_deref()),
+            ("sqli", Some("SQLi_QUERYARGUMENTS"))
+        );
+        assert_eq!(v.groups[0].group, "AWS#AWSManagedRulesSQLiRuleSet");
+        assert_eq!(
+            v.labels,
+            ["awswaf:managed:aws:sql-database:SQLi_QUERYARGUMENTS"]
+        );
+    }
+
+    #[test]
+    fn override_count_and_excluded_rules() {
+        let req = request("GET", "/?q=%3Cscript%3Ealert(1)%3C/script%3E", &[UA], "");
+        let counting = acl(
+            Action::Allow,
+            vec![rule("common", 20, managed(ManagedGroup::Common, true, &[]))],
+        );
+        let v = counting.evaluate(&req, Instant::now());
+        assert_eq!(v.action, Action::Allow);
+        assert_eq!(v.non_terminating[0].action, "COUNT");
+        assert_eq!(
+            v.groups[0]
+                .terminating
+                .as_ref()
+                .unwrap()
+                .group_rule
+                .as_deref(),
+            Some("CrossSiteScripting_QUERYARGUMENTS")
+        );
+        let excluding = acl(
+            Action::Allow,
+            vec![rule(
+                "common",
+                20,
+                managed(
+                    ManagedGroup::Common,
+                    false,
+                    &["CrossSiteScripting_QUERYARGUMENTS"],
+                ),
+            )],
+        );
+        let v = excluding.evaluate(&req, Instant::now());
+        assert_eq!(v.action, Action::Allow);
+        assert_eq!(v.groups[0].excluded.len(), 1);
+        let overridden = acl(
+            Action::Allow,
+            vec![rule(
+                "common",
+                20,
+                RuleBody::Managed {
+                    group: ManagedGroup::Common,
+                    override_count: false,
+                    excluded: vec![],
+                    overrides: vec![("CrossSiteScripting_QUERYARGUMENTS".into(), Action::Count)],
+                },
+            )],
+        );
+        let v = overridden.evaluate(&req, Instant::now());
+        assert_eq!(v.action, Action::Allow);
+        assert_eq!(v.groups[0].non_terminating.len(), 1);
+    }
+
+    #[test]
+    fn rate_based_rule_blocks_one_client_past_its_limit() {
+        let w = acl(
+            Action::Allow,
+            vec![rule(
+                "rate",
+                30,
+                RuleBody::RateBased {
+                    limit: 10,
+                    window_s: 60,
+                    key: RateKey::Ip,
+                    scope_down: None,
+                    action: Action::block(),
+                },
+            )],
+        );
+        let t = Instant::now();
+        let a = request("GET", "/", &[UA], "");
+        let mut b = a.clone();
+        b.client_ip = "203.0.113.11".parse().unwrap();
+        for _ in 0..10 {
+            assert!(!w.evaluate(&a, t).blocked());
+        }
+        let v = w.evaluate(&a, t);
+        assert!(v.blocked());
+        assert_eq!(v.rate[0].limit_value, "203.0.113.10");
+        assert_eq!(v.terminating_type, "RATE_BASED");
+        assert!(!w.evaluate(&b, t).blocked());
+    }
+
+    #[test]
+    fn plan_round_trips() {
+        let w = acl(
+            Action::Allow,
+            vec![
+                rule(
+                    "c",
+                    1,
+                    managed(ManagedGroup::KnownBadInputs, false, &["PROPFIND_METHOD"]),
+                ),
+                path_rule("p", 2, "/x", Action::Count),
+            ],
+        );
+        let s = serde_json::to_string(&w.plan).unwrap();
+        assert_eq!(serde_json::from_str::<WebAclPlan>(&s).unwrap(), w.plan);
+    }
+}

@@ -1,0 +1,574 @@
+//! Rule statements in AWS WAFv2's terms: byte match, regex match, SQL
+//! injection and XSS match, size constraint, IP set, and AND / OR / NOT.
+//! SQL injection and XSS are detected by libinjection (the Rust port
+//! `libinjectionrs`): a tokenizer and fingerprint engine, not a list of
+//! substrings.
+
+use super::field::{Candidates, Field, WafRequest};
+use super::transform::{apply_all, Transform};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::net::IpAddr;
+
+/// A compiled regular expression that travels in the lab plan as its source.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub regex::bytes::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.as_str() == o.0.as_str()
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Pattern::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Pattern {
+    /// AWS caps regex pattern strings at 512 characters.
+    pub fn new(s: &str) -> Result<Pattern, String> {
+        if s.len() > 512 {
+            return Err(format!("{} characters, AWS allows 512", s.len()));
+        }
+        regex::bytes::Regex::new(s)
+            .map(Pattern)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// AWS `PositionalConstraint` of a byte match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Positional {
+    Exactly,
+    StartsWith,
+    EndsWith,
+    Contains,
+    ContainsWord,
+}
+
+impl Positional {
+    pub const NAMES: [&'static str; 5] = [
+        "EXACTLY",
+        "STARTS_WITH",
+        "ENDS_WITH",
+        "CONTAINS",
+        "CONTAINS_WORD",
+    ];
+
+    pub fn parse(s: &str) -> Option<Positional> {
+        Some(match s {
+            "EXACTLY" => Positional::Exactly,
+            "STARTS_WITH" => Positional::StartsWith,
+            "ENDS_WITH" => Positional::EndsWith,
+            "CONTAINS" => Positional::Contains,
+            "CONTAINS_WORD" => Positional::ContainsWord,
+            _ => return None,
+        })
+    }
+
+    fn test(self, hay: &[u8], needle: &[u8]) -> bool {
+        match self {
+            Positional::Exactly => hay == needle,
+            Positional::StartsWith => hay.starts_with(needle),
+            Positional::EndsWith => hay.ends_with(needle),
+            Positional::Contains => find(hay, needle, 0).is_some(),
+            Positional::ContainsWord => {
+                // A word: delimited by the ends or by characters other than
+                // alphanumerics and underscore, on both sides.
+                let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+                let mut from = 0;
+                while let Some(i) = find(hay, needle, from) {
+                    let end = i + needle.len();
+                    if (i == 0 || !word(hay[i - 1])) && (end == hay.len() || !word(hay[end])) {
+                        return true;
+                    }
+                    from = i + 1;
+                }
+                false
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(from.min(hay.len()));
+    }
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| i + from)
+}
+
+/// AWS `ComparisonOperator` of a size constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Comparison {
+    Eq,
+    Ne,
+    Le,
+    Lt,
+    Ge,
+    Gt,
+}
+
+impl Comparison {
+    pub fn parse(s: &str) -> Option<Comparison> {
+        Some(match s {
+            "EQ" => Comparison::Eq,
+            "NE" => Comparison::Ne,
+            "LE" => Comparison::Le,
+            "LT" => Comparison::Lt,
+            "GE" => Comparison::Ge,
+            "GT" => Comparison::Gt,
+            _ => return None,
+        })
+    }
+
+    fn test(self, a: u64, b: u64) -> bool {
+        match self {
+            Comparison::Eq => a == b,
+            Comparison::Ne => a != b,
+            Comparison::Le => a <= b,
+            Comparison::Lt => a < b,
+            Comparison::Ge => a >= b,
+            Comparison::Gt => a > b,
+        }
+    }
+}
+
+/// Which address of a header stands for the client (AWS `ForwardedIPConfig`
+/// and the IP set's `Position`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForwardedIp {
+    pub header: String,
+    pub position: ForwardedPosition,
+    /// Header missing or not an address: the statement matches (true) or not.
+    pub fallback_match: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ForwardedPosition {
+    First,
+    Last,
+    Any,
+}
+
+impl ForwardedIp {
+    /// The addresses to test; `None` when the header gives none (fallback).
+    pub fn addresses(&self, r: &WafRequest) -> Option<Vec<IpAddr>> {
+        let v = r.header(&self.header)?;
+        let all: Vec<&str> = v.split(',').map(str::trim).collect();
+        let pick: Vec<&str> = match self.position {
+            ForwardedPosition::First => all.first().copied().into_iter().collect(),
+            ForwardedPosition::Last => all.last().copied().into_iter().collect(),
+            ForwardedPosition::Any => all,
+        };
+        let ips: Option<Vec<IpAddr>> = pick.iter().map(|s| s.parse().ok()).collect();
+        ips.filter(|v| !v.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Statement {
+    ByteMatch {
+        field: Field,
+        positional: Positional,
+        value: String,
+        transforms: Vec<Transform>,
+    },
+    RegexMatch {
+        field: Field,
+        pattern: Pattern,
+        transforms: Vec<Transform>,
+    },
+    SqliMatch {
+        field: Field,
+        transforms: Vec<Transform>,
+    },
+    XssMatch {
+        field: Field,
+        transforms: Vec<Transform>,
+    },
+    SizeConstraint {
+        field: Field,
+        comparison: Comparison,
+        size: u64,
+        transforms: Vec<Transform>,
+    },
+    IpSet {
+        addresses: Vec<IpNet>,
+        forwarded: Option<ForwardedIp>,
+    },
+    And {
+        statements: Vec<Statement>,
+    },
+    Or {
+        statements: Vec<Statement>,
+    },
+    Not {
+        statement: Box<Statement>,
+    },
+}
+
+/// Why a statement matched, for logs and `waf-explain`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchDetail {
+    /// AWS's `conditionType`: SQL_INJECTION, XSS, BYTE_MATCH, REGEX, …
+    pub condition: String,
+    /// The component (`QUERY_STRING`, `HEADER:cookie`, …), empty for IP sets.
+    pub field: String,
+    /// AWS's `location` (`QUERY_STRING`, `HEADER`, `BODY`, `URI`, …).
+    pub location: String,
+    pub transforms: Vec<Transform>,
+    /// The inspected value after the transformations (at most 200 bytes).
+    pub data: String,
+}
+
+impl MatchDetail {
+    fn new(condition: &str, field: &Field, transforms: &[Transform], data: &[u8]) -> Self {
+        let cut = &data[..data.len().min(200)];
+        MatchDetail {
+            condition: condition.into(),
+            field: field.label(),
+            location: field.location().into(),
+            transforms: transforms.to_vec(),
+            data: String::from_utf8_lossy(cut).into_owned(),
+        }
+    }
+}
+
+/// libinjection's SQL injection verdict on one value, and on each value of
+/// it as a form (`a=1&b=2`), the way a query string or form body is argued.
+pub fn is_sqli(v: &[u8]) -> bool {
+    libinjectionrs::detect_sqli(v).is_injection()
+        || form_values(v).any(|x| libinjectionrs::detect_sqli(x).is_injection())
+}
+
+/// libinjection's XSS verdict, same shape as [`is_sqli`].
+pub fn is_xss(v: &[u8]) -> bool {
+    libinjectionrs::detect_xss(v).is_injection()
+        || form_values(v).any(|x| libinjectionrs::detect_xss(x).is_injection())
+}
+
+fn form_values(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let is_form = v.contains(&b'=');
+    v.split(move |b| is_form && *b == b'&')
+        .filter(move |_| is_form)
+        .filter_map(|p| p.iter().position(|b| *b == b'=').map(|i| &p[i + 1..]))
+        .filter(|x| !x.is_empty())
+}
+
+impl Statement {
+    /// The first reason this statement matches `r`, or `None`.
+    pub fn eval(&self, r: &WafRequest) -> Option<MatchDetail> {
+        match self {
+            Statement::ByteMatch {
+                field,
+                positional,
+                value,
+                transforms,
+            } => inspect(r, field, transforms, "BYTE_MATCH", |v| {
+                positional.test(v, value.as_bytes())
+            }),
+            Statement::RegexMatch {
+                field,
+                pattern,
+                transforms,
+            } => inspect(r, field, transforms, "REGEX", |v| pattern.0.is_match(v)),
+            Statement::SqliMatch { field, transforms } => {
+                inspect(r, field, transforms, "SQL_INJECTION", is_sqli)
+            }
+            Statement::XssMatch { field, transforms } => {
+                inspect(r, field, transforms, "XSS", is_xss)
+            }
+            Statement::SizeConstraint {
+                field,
+                comparison,
+                size,
+                transforms,
+            } => inspect(r, field, transforms, "SIZE_CONSTRAINT", |v| {
+                comparison.test(v.len() as u64, *size)
+            }),
+            Statement::IpSet {
+                addresses,
+                forwarded,
+            } => {
+                let ips = match forwarded {
+                    None => Some(vec![r.client_ip]),
+                    Some(f) => f.addresses(r),
+                };
+                let hit = match ips {
+                    Some(ips) => ips
+                        .iter()
+                        .find(|ip| addresses.iter().any(|n| n.contains(*ip)))
+                        .map(|ip| ip.to_string()),
+                    None if forwarded.as_ref().is_some_and(|f| f.fallback_match) => {
+                        Some("(no forwarded address: fallback MATCH)".into())
+                    }
+                    None => None,
+                };
+                hit.map(|data| MatchDetail {
+                    condition: "IP_SET".into(),
+                    field: forwarded
+                        .as_ref()
+                        .map_or("SOURCE_IP".into(), |f| format!("HEADER:{}", f.header)),
+                    location: "IP".into(),
+                    transforms: vec![],
+                    data,
+                })
+            }
+            Statement::And { statements: all } => {
+                let mut last = None;
+                for s in all {
+                    last = Some(s.eval(r)?);
+                }
+                last
+            }
+            Statement::Or { statements: any } => any.iter().find_map(|s| s.eval(r)),
+            Statement::Not { statement: s } => match s.eval(r) {
+                Some(_) => None,
+                None => Some(MatchDetail {
+                    condition: "NOT".into(),
+                    field: String::new(),
+                    location: String::new(),
+                    transforms: vec![],
+                    data: String::new(),
+                }),
+            },
+        }
+    }
+}
+
+fn inspect(
+    r: &WafRequest,
+    field: &Field,
+    transforms: &[Transform],
+    condition: &str,
+    test: impl Fn(&[u8]) -> bool,
+) -> Option<MatchDetail> {
+    match field.candidates(r) {
+        Candidates::Decided(true) => Some(MatchDetail::new(
+            condition,
+            field,
+            transforms,
+            b"(body over 8 KB: oversize handling MATCH)",
+        )),
+        Candidates::Decided(false) => None,
+        Candidates::Values(vs) => vs.iter().find_map(|v| {
+            let t = apply_all(transforms, v);
+            test(&t).then(|| MatchDetail::new(condition, field, transforms, &t))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::field::tests::request;
+    use super::super::field::Oversize;
+    use super::*;
+
+    fn byte(field: Field, p: Positional, value: &str, t: &[Transform]) -> Statement {
+        Statement::ByteMatch {
+            field,
+            positional: p,
+            value: value.into(),
+            transforms: t.to_vec(),
+        }
+    }
+
+    #[test]
+    fn byte_match_positions() {
+        let r = request("GET", "/API/v0/users?x=1", &[], "");
+        let lower = [Transform::UrlDecode, Transform::Lowercase];
+        let m = |p, v: &str| byte(Field::UriPath, p, v, &lower).eval(&r).is_some();
+        assert!(m(Positional::Exactly, "/api/v0/users"));
+        assert!(!m(Positional::Exactly, "/api/v0"));
+        assert!(m(Positional::StartsWith, "/api/v0/"));
+        assert!(!m(Positional::StartsWith, "/v0/"));
+        assert!(m(Positional::EndsWith, "users"));
+        assert!(m(Positional::Contains, "v0/us"));
+        assert!(m(Positional::ContainsWord, "v0"));
+        assert!(!m(Positional::ContainsWord, "user"));
+        assert!(m(Positional::ContainsWord, "users"));
+        // Case-sensitive without LOWERCASE.
+        assert!(byte(Field::UriPath, Positional::StartsWith, "/api", &[])
+            .eval(&r)
+            .is_none());
+    }
+
+    #[test]
+    fn regex_match() {
+        let r = request("GET", "/", &[("User-Agent", "Nikto/2.5")], "");
+        let s = Statement::RegexMatch {
+            field: Field::Header {
+                name: "user-agent".into(),
+            },
+            pattern: Pattern::new("(?i)nikto|sqlmap").unwrap(),
+            transforms: vec![],
+        };
+        let d = s.eval(&r).unwrap();
+        assert_eq!(
+            (d.condition.as_str(), d.data.as_str()),
+            ("REGEX", "Nikto/2.5")
+        );
+        assert!(Pattern::new("(").is_err());
+        assert!(Pattern::new(&"a".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn sqli_and_xss_on_libinjection() {
+        let sqli = Statement::SqliMatch {
+            field: Field::AllQueryArgs,
+            transforms: vec![Transform::UrlDecode],
+        };
+        let xss = Statement::XssMatch {
+            field: Field::AllQueryArgs,
+            transforms: vec![Transform::UrlDecode, Transform::HtmlEntityDecode],
+        };
+        let q = |q: &str| request("GET", &format!("/?{q}"), &[], "");
+        assert!(sqli.eval(&q("id=1%27%20OR%20%271%27%3D%271")).is_some());
+        assert!(sqli
+            .eval(&q("id=1+UNION+SELECT+password+FROM+users--"))
+            .is_some());
+        assert!(sqli.eval(&q("id=42&name=O%27Brien")).is_none());
+        assert!(sqli.eval(&q("q=select+a+good+laptop")).is_none());
+        assert!(xss
+            .eval(&q("q=%3Cscript%3Ealert(1)%3C%2Fscript%3E"))
+            .is_some());
+        assert!(xss
+            .eval(&q("q=&lt;img src=x onerror=alert(1)&gt;"))
+            .is_some());
+        assert!(xss.eval(&q("q=fish+%26+chips")).is_none());
+        let d = sqli.eval(&q("id=1'+or+1=1--")).unwrap();
+        assert_eq!(d.location, "QUERY_STRING");
+        assert_eq!(d.data, "1' or 1=1--");
+    }
+
+    #[test]
+    fn sqli_in_form_and_json_bodies() {
+        let body = |b| Statement::SqliMatch {
+            field: b,
+            transforms: vec![Transform::UrlDecode],
+        };
+        let form = request("POST", "/", &[], "user=bob&pass=x%27+or+%271%27%3D%271");
+        assert!(body(Field::Body {
+            oversize: Oversize::Continue
+        })
+        .eval(&form)
+        .is_some());
+        let json = request("POST", "/", &[], r#"{"user_id": "1' UNION SELECT 1,2--"}"#);
+        let jf = Field::JsonBody {
+            scope: Default::default(),
+            oversize: Oversize::Continue,
+            invalid: Default::default(),
+        };
+        assert!(body(jf.clone()).eval(&json).is_some());
+        let benign = request("POST", "/", &[], r#"{"user_id": "42"}"#);
+        assert!(body(jf).eval(&benign).is_none());
+    }
+
+    #[test]
+    fn size_constraint() {
+        let r = request("GET", "/?q=12345", &[], "");
+        let s = |c, n| Statement::SizeConstraint {
+            field: Field::QueryArg { name: "q".into() },
+            comparison: c,
+            size: n,
+            transforms: vec![],
+        };
+        assert!(s(Comparison::Eq, 5).eval(&r).is_some());
+        assert!(s(Comparison::Ne, 5).eval(&r).is_none());
+        assert!(s(Comparison::Gt, 4).eval(&r).is_some());
+        assert!(s(Comparison::Ge, 5).eval(&r).is_some());
+        assert!(s(Comparison::Lt, 5).eval(&r).is_none());
+        assert!(s(Comparison::Le, 5).eval(&r).is_some());
+        // A missing component has no size: no match.
+        let none = request("GET", "/", &[], "");
+        assert!(s(Comparison::Ge, 0).eval(&none).is_none());
+    }
+
+    #[test]
+    fn ip_set_source_and_forwarded() {
+        let set = |fwd| Statement::IpSet {
+            addresses: vec!["203.0.113.0/24".parse().unwrap()],
+            forwarded: fwd,
+        };
+        let r = request(
+            "GET",
+            "/",
+            &[("X-Forwarded-For", "198.51.100.7, 203.0.113.9")],
+            "",
+        );
+        assert!(set(None).eval(&r).is_some());
+        let f = |position, fallback_match| {
+            Some(ForwardedIp {
+                header: "X-Forwarded-For".into(),
+                position,
+                fallback_match,
+            })
+        };
+        assert!(set(f(ForwardedPosition::First, false)).eval(&r).is_none());
+        assert!(set(f(ForwardedPosition::Last, false)).eval(&r).is_some());
+        assert!(set(f(ForwardedPosition::Any, false)).eval(&r).is_some());
+        let mut bare = r.clone();
+        bare.headers.clear();
+        bare.client_ip = "192.0.2.1".parse().unwrap();
+        assert!(set(None).eval(&bare).is_none());
+        assert!(set(f(ForwardedPosition::First, true)).eval(&bare).is_some());
+        assert!(set(f(ForwardedPosition::First, false))
+            .eval(&bare)
+            .is_none());
+    }
+
+    fn and(statements: Vec<Statement>) -> Statement {
+        Statement::And { statements }
+    }
+
+    fn not(s: Statement) -> Statement {
+        Statement::Not {
+            statement: Box::new(s),
+        }
+    }
+
+    #[test]
+    fn and_or_not() {
+        let r = request("POST", "/login", &[], "");
+        let post = byte(Field::Method, Positional::Exactly, "POST", &[]);
+        let get = byte(Field::Method, Positional::Exactly, "GET", &[]);
+        let login = byte(Field::UriPath, Positional::Exactly, "/login", &[]);
+        let both = and(vec![post.clone(), login.clone()]);
+        assert_eq!(both.eval(&r).unwrap().field, "URI_PATH");
+        assert!(and(vec![get.clone(), login.clone()]).eval(&r).is_none());
+        assert!(Statement::Or {
+            statements: vec![get.clone(), login],
+        }
+        .eval(&r)
+        .is_some());
+        assert!(not(get).eval(&r).is_some());
+        assert!(not(post).eval(&r).is_none());
+    }
+
+    #[test]
+    fn statements_travel_in_the_plan() {
+        let s = not(Statement::RegexMatch {
+            field: Field::Header { name: "x".into() },
+            pattern: Pattern::new("^a+$").unwrap(),
+            transforms: vec![Transform::Lowercase],
+        });
+        let back: Statement = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+}
