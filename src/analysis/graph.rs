@@ -657,7 +657,7 @@ pub fn run(
     match output {
         Some(p) => std::fs::write(p, text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display())),
         None => {
-            print!("{text}");
+            crate::out!("{text}");
             Ok(())
         }
     }

@@ -60,18 +60,18 @@ pub fn run(file: &Path, json: bool, network_only: bool) -> anyhow::Result<()> {
     state.save()?;
     let elapsed = started.elapsed();
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&super::status::summary(&state))?
         );
     } else {
-        println!(
+        crate::outln!(
             "lab `{}` is up in {:.0} ms ({} namespaces)\n",
             state.plan.name,
             elapsed.as_secs_f64() * 1000.0,
             state.plan.node_names().len()
         );
-        print!("{}", super::status::render_table(&state));
+        crate::out!("{}", super::status::render_table(&state));
     }
     Ok(())
 }
@@ -148,6 +148,18 @@ fn crash_point(stage: &str) {
     }
 }
 
+/// A node's hostname: EC2's for an ENI (`ip-10-0-20-16`, what a student's
+/// shell prompt shows on AWS), the node's name for `fabric`, `internet`, `s3`.
+pub fn hostname(lab: &Lab, node: &str) -> String {
+    match lab.eni_by_node(node) {
+        Some(eni) => {
+            let o = eni.private_ip.octets();
+            format!("ip-{}-{}-{}-{}", o[0], o[1], o[2], o[3])
+        }
+        None => node.to_string(),
+    }
+}
+
 /// Each node's /etc/hosts and resolv.conf, bind-mounted over /etc by
 /// `vpcsim exec` and for workloads: instance names and the load balancers'
 /// DNS names resolve inside the lab.
@@ -170,9 +182,11 @@ fn write_etc(lab: &Lab) -> anyhow::Result<()> {
     for node in lab.node_names() {
         let dir = workloads::process::etc_dir(&lab.name, &node);
         std::fs::create_dir_all(&dir)?;
+        let hostname = hostname(lab, &node);
         let mut own = hosts.clone();
-        own.push_str(&format!("127.0.1.1\t{node}\n"));
+        own.push_str(&format!("127.0.1.1\t{node} {hostname}\n"));
         std::fs::write(dir.join("hosts"), own)?;
+        std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
         std::fs::write(
             dir.join("resolv.conf"),
             crate::services::resolv_conf(lab, &node),
