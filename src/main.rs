@@ -59,8 +59,24 @@ enum Command {
   sudo vpcsim up topologies/seed-001-literal.toml --network-only
   sudo vpcsim up topologies/canary.toml --json | jq .load_balancers")]
     Up {
-        /// The topology file (TOML; fields in docs/topology.md). The lab's name is its `name`.
-        file: PathBuf,
+        /// The topology file (TOML; fields in docs/topology.md), or CloudFormation
+        /// templates (.yaml, .json) deployed in order as the stacks of one lab.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Template parameter: `[STACK.]KEY=VALUE`; VALUE may be `@STACK.NAME` (an
+        /// earlier stack's output or resource) or `@export:NAME`.
+        #[arg(long = "param")]
+        params: Vec<String>,
+        /// What runs on an instance, launch template or auto scaling group:
+        /// `LOGICAL_ID=model-v1|model-v2|stand-in|user-data|none`.
+        #[arg(long = "run")]
+        runs: Vec<String>,
+        /// Lab name for templates (default: the first template's file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Region for templates (default us-east-1).
+        #[arg(long)]
+        region: Option<String>,
         /// Print the lab's summary as JSON (the same as `status --json`).
         #[arg(long)]
         json: bool,
@@ -353,10 +369,24 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up {
-            file,
+            files,
+            params,
+            runs,
+            name,
+            region,
             json,
             network_only,
-        } => commands::up::run(&file, json, network_only),
+        } => commands::up::run(
+            &files,
+            json,
+            network_only,
+            &commands::up::TemplateOptions {
+                name,
+                region,
+                params,
+                runs,
+            },
+        ),
         Command::Export {
             target,
             format,

@@ -506,3 +506,75 @@ fn trace_s3_only_on_its_ports_and_address() {
         assert!(out.contains(says), "{src} -> {dst}: {out}");
     }
 }
+
+/// The IGW's lines reach the public subnets without running through the
+/// load balancer, the endpoint or S3; security groups, containers and a
+/// legend are drawn.
+#[test]
+fn graph_igw_lines_cross_no_box_and_everything_is_drawn() {
+    for file in ["canary.toml", "canary-docker.toml", "seed-001-literal.toml"] {
+        let path = format!("{}/topologies/{file}", env!("CARGO_MANIFEST_DIR"));
+        let o = run(&["graph", &path]);
+        assert!(o.status.success(), "{}", err(&o));
+        let svg = text(&o);
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let num = |n: &roxmltree::Node, a: &str| n.attribute(a).unwrap().parse::<f64>().unwrap();
+        let boxes: Vec<(f64, f64, f64, f64)> = doc
+            .descendants()
+            .filter(|n| {
+                n.has_tag_name("rect") && matches!(n.attribute("class"), Some("lb" | "vpce" | "s3"))
+            })
+            .map(|n| {
+                (
+                    num(&n, "x"),
+                    num(&n, "y"),
+                    num(&n, "width"),
+                    num(&n, "height"),
+                )
+            })
+            .collect();
+        assert!(!boxes.is_empty(), "{file}: no load balancer box");
+        let lines: Vec<_> = doc
+            .descendants()
+            .filter(|n| {
+                n.has_tag_name("line") && n.attribute("class").unwrap_or("").contains("igw-edge")
+            })
+            .collect();
+        assert!(!lines.is_empty(), "{file}: no IGW line");
+        for l in &lines {
+            let (x1, y1, x2, y2) = (num(l, "x1"), num(l, "y1"), num(l, "x2"), num(l, "y2"));
+            // Lines are horizontal or vertical: a box is crossed when the
+            // segment's extent overlaps the box's interior on both axes.
+            for &(x, y, w, h) in &boxes {
+                let overlaps =
+                    x1.min(x2) < x + w && x1.max(x2) > x && y1.min(y2) < y + h && y1.max(y2) > y;
+                assert!(
+                    !overlaps,
+                    "{file}: IGW line {x1},{y1}-{x2},{y2} crosses box at {x},{y} {w}x{h}"
+                );
+            }
+        }
+        let all: String = doc
+            .descendants()
+            .filter(|n| n.is_text())
+            .map(|n| n.text().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            all.contains("legend") && all.contains("target unhealthy"),
+            "{file}"
+        );
+        assert!(all.contains("security groups: sg-backend"), "{file}");
+        assert!(
+            doc.descendants()
+                .any(|n| n.attribute("class") == Some("sg")),
+            "{file}"
+        );
+        if file == "canary-docker.toml" {
+            assert!(
+                all.contains("v2-docker · vpcsim/model-v2"),
+                "{file}: container not drawn"
+            );
+        }
+    }
+}
