@@ -15,6 +15,7 @@ pub mod analysis;
 pub mod cgroup;
 pub mod cloudformation;
 pub mod commands;
+pub mod connlimit;
 pub mod containers;
 pub mod fabric;
 pub mod firewall;

@@ -348,12 +348,17 @@ enum Command {
     AlbDaemon {
         #[arg(long)]
         lab: String,
+        /// Run the daemon itself (else: a keeper that restarts it).
+        #[arg(long)]
+        worker: bool,
     },
     /// Internal: the lab's Amazon DNS and S3 service.
     #[command(hide = true)]
     AwsServices {
         #[arg(long)]
         lab: String,
+        #[arg(long)]
+        worker: bool,
     },
 }
 
@@ -432,8 +437,14 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::ModelServer { model, port } => vpcsim::workloads::model_server::run(&model, port),
-        Command::AlbDaemon { lab } => vpcsim::lb::daemon::run(&lab),
-        Command::AwsServices { lab } => vpcsim::services::run(&lab),
+        Command::AlbDaemon { lab, worker: true } => vpcsim::lb::daemon::run(&lab),
+        Command::AlbDaemon { lab, .. } => {
+            vpcsim::workloads::keeper::run(&["alb-daemon", "--lab", &lab])
+        }
+        Command::AwsServices { lab, worker: true } => vpcsim::services::run(&lab),
+        Command::AwsServices { lab, .. } => {
+            vpcsim::workloads::keeper::run(&["aws-services", "--lab", &lab])
+        }
         Command::Trace {
             lab,
             src,

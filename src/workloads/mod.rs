@@ -2,6 +2,7 @@
 //! the lab's ALB daemon (in the namespace of the first ALB node).
 
 pub mod confine;
+pub mod keeper;
 pub mod model_server;
 pub mod process;
 
