@@ -3,6 +3,7 @@
 
 use super::{require_root, usage};
 use crate::cloudformation::stacks;
+use crate::containers::ContainerError;
 use crate::fabric::build;
 use crate::firewall::{self, fabric as fabric_fw, nat_gateway};
 use crate::state::{LabLock, LabState};
@@ -31,6 +32,7 @@ pub fn run(
         .first()
         .ok_or_else(|| usage("`vpcsim up` needs a topology file or templates"))?
         .as_path();
+    let read = Instant::now();
     let (plan, stacks) = if stacks::is_template(file) {
         let (plan, imported) = load_templates(files, cfn)?;
         (plan, Some(imported))
@@ -46,6 +48,7 @@ pub fn run(
             None,
         )
     };
+    let templates_read = read.elapsed();
     require_root("up")?;
     preflight()?;
     let _lock = LabLock::acquire(&plan.name)?;
@@ -72,7 +75,7 @@ pub fn run(
         )));
     }
     // Docker answers and images exist before anything is built.
-    crate::containers::preflight(&plan).map_err(|e| e.into_cli())?;
+    crate::containers::preflight(&plan).map_err(preflight_error)?;
     let started = Instant::now();
     let mut state = LabState {
         plan,
@@ -104,8 +107,17 @@ pub fn run(
             serde_json::to_string_pretty(&super::status::summary(&state))?
         );
     } else {
+        // Templates: how long reading, evaluating and validating them took.
+        let templates = match &stacks {
+            Some(s) => format!(
+                ", {} stacks read in {:.1} ms",
+                s.stacks.len(),
+                templates_read.as_secs_f64() * 1000.0
+            ),
+            None => String::new(),
+        };
         crate::outln!(
-            "lab `{}` is up in {:.0} ms ({} namespaces)\n",
+            "lab `{}` is up in {:.0} ms ({} namespaces{templates})\n",
             state.plan.name,
             elapsed.as_secs_f64() * 1000.0,
             state.plan.node_names().len()
@@ -274,4 +286,15 @@ fn write_etc(lab: &Lab) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// What the user must fix before containers can start (no engine, no
+/// image) is bad input, exit code 2; anything else is a failure.
+fn preflight_error(e: ContainerError) -> anyhow::Error {
+    match e {
+        ContainerError::Unreachable { .. } | ContainerError::ImageMissing { .. } => {
+            usage(e.to_string())
+        }
+        other => other.into(),
+    }
 }
