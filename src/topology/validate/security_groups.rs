@@ -167,7 +167,11 @@ impl Ctx {
     /// quota is raised, which the lab does not model.
     fn rule_quota(&mut self, i: usize, g: &model::SecurityGroup, dir: &str, count: usize) {
         if count > MAX_RULES_PER_DIRECTION {
-            let way = if dir == "ingress" { "inbound" } else { "outbound" };
+            let way = if dir == "ingress" {
+                "inbound"
+            } else {
+                "outbound"
+            };
             self.err(
                 format!("security_group[{i}].{dir}"),
                 format!(
@@ -272,17 +276,41 @@ ingress = [
     fn at_most_sixty_rules_per_direction() {
         let rules = |n: usize| -> String {
             (0..n)
-                .map(|k| format!("  {{ protocol = \"tcp\", ports = \"{}\", cidr = \"0.0.0.0/0\" }},\n", 1000 + k))
+                .map(|k| {
+                    format!(
+                        "  {{ protocol = \"tcp\", ports = \"{}\", cidr = \"0.0.0.0/0\" }},\n",
+                        1000 + k
+                    )
+                })
                 .collect()
         };
-        let ok = format!("{NET}[[security_group]]\nname = \"g\"\ningress = [\n{}]\negress = [\n{}]\n", rules(60), rules(60));
+        let ok = format!(
+            "{NET}[[security_group]]\nname = \"g\"\ningress = [\n{}]\negress = [\n{}]\n",
+            rules(60),
+            rules(60)
+        );
         lab(&ok);
-        let bad = format!("{NET}[[security_group]]\nname = \"g\"\ningress = [\n{}]\negress = [\n{}]\n", rules(61), rules(62));
+        let bad = format!(
+            "{NET}[[security_group]]\nname = \"g\"\ningress = [\n{}]\negress = [\n{}]\n",
+            rules(61),
+            rules(62)
+        );
         let d = errors(&bad);
         let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
-        assert_eq!(paths, ["security_group[0].ingress", "security_group[0].egress"]);
-        assert!(d[0].message.contains("`g` has 61 inbound rules"), "{}", d[0].message);
-        assert!(d[1].message.contains("62 outbound rules"), "{}", d[1].message);
+        assert_eq!(
+            paths,
+            ["security_group[0].ingress", "security_group[0].egress"]
+        );
+        assert!(
+            d[0].message.contains("`g` has 61 inbound rules"),
+            "{}",
+            d[0].message
+        );
+        assert!(
+            d[1].message.contains("62 outbound rules"),
+            "{}",
+            d[1].message
+        );
     }
 
     #[test]
