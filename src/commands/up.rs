@@ -5,7 +5,8 @@ use super::{require_root, usage};
 use crate::fabric::build;
 use crate::firewall::{self, fabric as fabric_fw, nat_gateway};
 use crate::state::{LabLock, LabState};
-use crate::topology::{self, plan::Lab};
+use crate::topology::plan::{Lab, FABRIC, INTERNET, S3};
+use crate::topology;
 use crate::{teardown, workloads};
 use anyhow::Context;
 use std::path::Path;
@@ -101,7 +102,19 @@ fn which(bin: &str) -> Option<std::path::PathBuf> {
     })
 }
 
+/// Logs how long each stage of `up` took (`VPCSIM_LOG=vpcsim::timing=debug`):
+/// where a big lab's time goes.
+struct Stages(Instant);
+
+impl Stages {
+    fn done(&mut self, stage: &str) {
+        tracing::debug!(target: "vpcsim::timing", "{stage}: {:.1} ms", self.0.elapsed().as_secs_f64() * 1e3);
+        self.0 = Instant::now();
+    }
+}
+
 fn build_lab(state: &mut LabState, network_only: bool) -> anyhow::Result<()> {
+    let mut stages = Stages(Instant::now());
     let lab = state.plan.clone();
     // Rendered before anything is built: a rendering bug fails here, early.
     let mut rulesets = vec![(lab.fabric_ns(), fabric_fw::render(&lab))];
@@ -109,13 +122,16 @@ fn build_lab(state: &mut LabState, network_only: bool) -> anyhow::Result<()> {
         let eni = &lab.enis[nat.eni];
         rulesets.push((lab.namespace(&eni.node), nat_gateway::render(&lab, eni)));
     }
+    stages.done("render rulesets");
     build::create_namespaces(&lab).context("creating namespaces")?;
+    stages.done("namespaces");
     crash_point("namespaces");
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(build::configure(&lab))
         .context("configuring links and routes")?;
+    stages.done("links, addresses, routes");
     crash_point("links");
     let pending = rulesets
         .iter()
@@ -124,14 +140,18 @@ fn build_lab(state: &mut LabState, network_only: bool) -> anyhow::Result<()> {
     for p in pending {
         p.wait()?;
     }
+    stages.done("nftables");
     crash_point("firewall");
     write_etc(&lab)?;
+    stages.done("etc files");
     // Before any workload sends a packet, so flow logs see it all.
     crate::flowlog::start(state)?;
     // The VPC's DNS and S3 are part of the network, up even with --network-only.
     crate::services::start(state)?;
+    stages.done("flow logs, DNS, S3");
     if !network_only {
         workloads::start_all(state)?;
+        stages.done("workloads");
     }
     crash_point("workloads");
     Ok(())
@@ -146,9 +166,11 @@ fn crash_point(stage: &str) {
     }
 }
 
-/// Each node's /etc/hosts and resolv.conf, bind-mounted over /etc by
+/// The nodes' /etc/hosts and resolv.conf, bind-mounted over /etc by
 /// `vpcsim exec` and for workloads: instance names and the load balancers'
-/// DNS names resolve inside the lab.
+/// DNS names resolve inside the lab. One copy for the lab; a node gets its
+/// own only where it differs (the internet's resolver; nodes without an
+/// ENI, whose own name is not in the lab's list).
 fn write_etc(lab: &Lab) -> anyhow::Result<()> {
     let mut hosts = String::from("127.0.0.1\tlocalhost\n");
     for eni in &lab.enis {
@@ -165,20 +187,26 @@ fn write_etc(lab: &Lab) -> anyhow::Result<()> {
             }
         }
     }
-    for node in lab.node_names() {
-        let dir = workloads::process::etc_dir(&lab.name, &node);
+    let dir = workloads::process::lab_etc_dir(&lab.name);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("hosts"), &hosts)?;
+    let resolv = crate::services::resolv_conf(lab, FABRIC);
+    std::fs::write(dir.join("resolv.conf"), &resolv)?;
+    std::fs::write(
+        dir.join("environment"),
+        crate::services::node_environment(lab),
+    )?;
+    for node in [FABRIC, INTERNET, S3] {
+        if !lab.node_names().iter().any(|n| n == node) {
+            continue;
+        }
+        let dir = workloads::process::etc_dir(&lab.name, node);
         std::fs::create_dir_all(&dir)?;
-        let mut own = hosts.clone();
-        own.push_str(&format!("127.0.1.1\t{node}\n"));
-        std::fs::write(dir.join("hosts"), own)?;
-        std::fs::write(
-            dir.join("resolv.conf"),
-            crate::services::resolv_conf(lab, &node),
-        )?;
-        std::fs::write(
-            dir.join("environment"),
-            crate::services::node_environment(lab),
-        )?;
+        std::fs::write(dir.join("hosts"), format!("{hosts}127.0.1.1\t{node}\n"))?;
+        let own = crate::services::resolv_conf(lab, node);
+        if own != resolv {
+            std::fs::write(dir.join("resolv.conf"), own)?;
+        }
     }
     Ok(())
 }
