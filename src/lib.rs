@@ -8,15 +8,18 @@
 //! - [`lb`]: the Application Load Balancer (hyper/tokio);
 //! - [`containers`]: Docker containers on instances (bollard);
 //! - [`state`] and [`teardown`]: what a lab owns and how it is removed;
+//! - [`cloudformation`]: templates in (as a topology) and out (a lab as a template);
 //! - [`commands`]: the CLI verbs.
 
 pub mod analysis;
+pub mod cloudformation;
 pub mod commands;
 pub mod containers;
 pub mod fabric;
 pub mod firewall;
 pub mod flowlog;
 pub mod lb;
+pub mod output;
 pub mod services;
 pub mod state;
 pub mod teardown;

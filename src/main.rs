@@ -1,139 +1,323 @@
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use vpcsim::commands::{self, UsageError};
 
 /// Emulate an AWS VPC architecture on this machine, in network namespaces.
+///
+/// A topology file in AWS's vocabulary (VPC, subnets, route tables, IGW, NAT
+/// gateway, security groups, NACLs, ALB, S3) becomes a lab: every node is a
+/// network namespace, every AWS rule an nftables rule. Commands that build or
+/// enter a lab need root.
 #[derive(Parser)]
-#[command(name = "vpcsim", version, about)]
+#[command(
+    name = "vpcsim",
+    version,
+    about,
+    long_about,
+    after_help = "Examples:
+  sudo vpcsim up topologies/canary.toml          build the lab `canary` and start its workloads
+  sudo vpcsim list                               the labs that are up
+  sudo vpcsim status canary                      nodes, addresses, workloads, target health
+  sudo vpcsim exec --lab canary internet -- curl -s http://10.0.10.5/
+  vpcsim trace --lab topologies/canary.toml bastion v1-a:22
+  sudo vpcsim down canary                        remove everything of the lab
+
+`--lab` may be omitted when exactly one lab is up. See `vpcsim help COMMAND` for each command."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// Output formats of `vpcsim graph`.
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    /// An SVG drawing like the VPC resource map (no Graphviz needed).
+    Svg,
+    /// A Mermaid flowchart, for Markdown documentation.
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Protocol {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Build a lab from a topology file and start its workloads.
+    ///
+    /// Validates the whole file first: every error at once, as
+    /// `file:line:col`, exit code 2 and nothing built.
+    #[command(after_help = "Examples:
+  sudo vpcsim up topologies/canary.toml
+  sudo vpcsim up topologies/seed-001-literal.toml --network-only
+  sudo vpcsim up topologies/canary.toml --json | jq .load_balancers")]
     Up {
+        /// The topology file (TOML; fields in docs/topology.md). The lab's name is its `name`.
         file: PathBuf,
-        /// Print the summary as JSON.
+        /// Print the lab's summary as JSON (the same as `status --json`).
         #[arg(long)]
         json: bool,
         /// Build the network only: no user data, model servers or load balancer.
         #[arg(long)]
         network_only: bool,
     },
-    /// Remove everything of a lab (namespaces, processes, state). Idempotent.
-    Down {
-        /// Lab name or topology file.
-        lab: String,
-    },
-    /// Show a lab's nodes, addresses, workloads and load balancers.
-    Status {
-        lab: Option<String>,
+    /// Write a lab (topology file or running lab) as a CloudFormation template for AWS.
+    ///
+    /// What AWS cannot take (the lab's internet hosts, local images) is said on
+    /// stderr as a warning.
+    #[command(after_help = "Examples:
+  vpcsim export topologies/canary.toml -o canary.yaml
+  vpcsim export topologies/canary.toml --json | jq .Resources")]
+    Export {
+        /// Topology file or lab name.
+        target: String,
+        /// The template format; `cloudformation` is the only one.
+        #[arg(long, default_value = "cloudformation", value_parser = ["cloudformation"])]
+        format: String,
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// JSON instead of YAML.
         #[arg(long)]
         json: bool,
     },
-    /// Run a command inside a node (instance, `internet`, NAT gateway, `fabric`).
+    /// Remove everything of a lab (namespaces, processes, containers, state).
+    ///
+    /// Safe after a crash or `kill -9` of `up`, and safe twice.
+    #[command(after_help = "Examples:
+  sudo vpcsim down canary
+  sudo vpcsim down topologies/canary.toml")]
+    Down {
+        /// Lab name, or the topology file it was built from.
+        lab: String,
+    },
+    /// List the labs that are up, with their topology file.
+    #[command(after_help = "Examples:
+  sudo vpcsim list
+  sudo vpcsim list --json")]
+    List {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a lab's nodes, addresses, workloads and load balancers.
+    ///
+    /// Unhealthy targets come with what `trace` says about the path to them.
+    #[command(after_help = "Examples:
+  sudo vpcsim status canary
+  sudo vpcsim status --json")]
+    Status {
+        /// Lab name (default: the only lab up).
+        lab: Option<String>,
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a node, with the lab's names in /etc/hosts.
+    ///
+    /// NODE is an instance, a NAT gateway, an ALB node, `internet` (the
+    /// internet host) or `fabric` (the VPC router). The command's exit code is
+    /// passed through.
+    #[command(after_help = "Examples:
+  sudo vpcsim exec --lab canary v1-a -- ss -ltn
+  sudo vpcsim exec --lab canary internet -- curl -s http://203.0.113.10/
+  sudo vpcsim exec --lab canary fabric -- nft list ruleset")]
     Exec {
+        /// Lab name (default: the only lab up).
         #[arg(long)]
         lab: Option<String>,
+        /// The node to run in (`vpcsim status` lists them).
         node: String,
+        /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Show a node's console log (user data and workload output).
+    /// Show a node's or a service's log.
+    ///
+    /// SOURCE is an instance or container (its console: user data and
+    /// workload output), an ALB node or load balancer (the load balancer
+    /// daemon), `fabric` (the VPC router's daemons: DNS, S3, flow logs),
+    /// `internet`, or a service log: `alb-access` (ALB access log),
+    /// `s3-access` (S3 server access log), `dns` (DNS query log),
+    /// `flow-logs` (VPC Flow Log records).
+    #[command(after_help = "Examples:
+  sudo vpcsim logs v1-a
+  sudo vpcsim logs -f alb-access
+  sudo vpcsim logs dns --json")]
     Logs {
+        /// Lab name (default: the only lab up).
         #[arg(long)]
         lab: Option<String>,
-        node: String,
+        /// A node or a service log (see above); an unknown name lists them all.
+        source: String,
+        /// Keep printing new lines as they come (Ctrl-C to stop).
         #[arg(short, long)]
         follow: bool,
+        /// One JSON object per line: {"source": …, "line": …}.
+        #[arg(long)]
+        json: bool,
     },
     /// Stop an instance's workloads (an instance failure, for health checks to notice).
+    #[command(after_help = "Examples:
+  sudo vpcsim stop v2-a
+  sudo vpcsim stop --lab canary v2-docker")]
     Stop {
+        /// Lab name (default: the only lab up).
         #[arg(long)]
         lab: Option<String>,
+        /// An instance or a container.
         node: String,
     },
-    /// Start an instance's workloads again.
+    /// Start an instance's workloads again (like a reboot: user data runs again).
+    #[command(after_help = "Examples:
+  sudo vpcsim start v2-a")]
     Start {
+        /// Lab name (default: the only lab up).
         #[arg(long)]
         lab: Option<String>,
+        /// An instance or a container.
         node: String,
     },
-    /// Change a listener's forward weights live: `vpcsim weights alb:80 tg-v1=100 tg-v2=0`.
+    /// Change a listener's forward weights live (the instant canary rollback).
+    ///
+    /// Like AWS's modify-listener, the groups named become the whole forward
+    /// action: a group of the action that is not named gets weight 0 (no
+    /// traffic), and the command says so.
+    #[command(after_help = "Examples:
+  sudo vpcsim weights alb:80 tg-v1=100 tg-v2=0
+  sudo vpcsim weights --lab canary alb:80 tg-v1=9 tg-v2=1 --json")]
     Weights {
+        /// Lab name (default: the only lab up).
         #[arg(long)]
         lab: Option<String>,
         /// Load balancer and listener port, `NAME:PORT`.
         listener: String,
         /// `TARGET_GROUP=WEIGHT` pairs (0-999).
+        #[arg(required = true)]
         weights: Vec<String>,
+        /// Print the new forward action as JSON.
+        #[arg(long)]
+        json: bool,
     },
-    /// Explain one connection hop by hop from the AWS rules (no traffic):
-    /// `vpcsim trace internet alb:80`, `vpcsim trace bastion v1-a:22`.
+    /// Explain one connection hop by hop from the AWS rules (no traffic sent).
+    ///
     /// Exit code 0 when it works both ways, 1 when not.
+    #[command(after_help = "Examples:
+  vpcsim trace --lab topologies/canary.toml internet alb:80
+  sudo vpcsim trace bastion v1-a:22
+  sudo vpcsim trace v1-a 10.0.0.2:53 --protocol udp
+  sudo vpcsim trace v1-a 8.8.8.8:0 --protocol icmp")]
     Trace {
         /// Lab name or topology file (default: the only lab up).
         #[arg(long)]
         lab: Option<String>,
         /// Node, `internet`, an internet host, an address, or NODE@ADDRESS (forged source).
         src: String,
-        /// DST:PORT; DST is a node, `internet`, an address or a load balancer's DNS name.
+        /// DST:PORT; DST is a node, `internet`, an address, `s3` or a load balancer's DNS name.
         dst: String,
-        #[arg(long, default_value = "tcp")]
-        protocol: String,
+        /// The protocol of the connection.
+        #[arg(long, value_enum, default_value = "tcp")]
+        protocol: Protocol,
+        /// Print the trace as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Send real connections between every pair of nodes and compare with the model.
+    ///
+    /// Prints one table per port: rows are sources, columns destinations.
+    /// Exit code 1 when reality and the model disagree (an emulator bug).
+    #[command(after_help = "Examples:
+  sudo vpcsim probe --lab canary
+  sudo vpcsim probe --ports 22,8000 --json")]
     Probe {
+        /// Lab name (default: the only lab up).
         #[arg(long)]
         lab: Option<String>,
         /// Ports to probe (default: every port the topology mentions, plus a control port).
         #[arg(long, value_delimiter = ',')]
         ports: Vec<u16>,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Draw the lab (SVG, Mermaid or DOT); live health and weights when it is up.
+    /// Draw the lab; live health and weights when it is up.
+    #[command(after_help = "Examples:
+  vpcsim graph topologies/canary.toml -o canary.svg
+  sudo vpcsim graph canary --format mermaid")]
     Graph {
         /// Lab name or topology file (default: the only lab up).
         target: Option<String>,
-        #[arg(long, default_value = "svg")]
-        format: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "svg")]
+        format: GraphFormat,
+        /// Write to this file instead of stdout.
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
     /// Print the lab's VPC Flow Log records (AWS version 2 format).
+    #[command(after_help = "Examples:
+  sudo vpcsim flow-logs --lab canary
+  sudo vpcsim flow-logs --follow --json")]
     FlowLogs {
+        /// Lab name (default: the only lab up).
         #[arg(long)]
         lab: Option<String>,
+        /// Keep printing new records as they come (Ctrl-C to stop).
         #[arg(short, long)]
         follow: bool,
+        /// One JSON object per record, with AWS's field names.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deregister a target from a target group live.
+    ///
+    /// It drains (no new requests, in-flight ones finish) for up to the
+    /// group's deregistration delay; with nothing in flight it leaves at once,
+    /// as on AWS.
+    #[command(after_help = "Examples:
+  sudo vpcsim deregister tg-v1 v1-a")]
+    Deregister {
+        /// Lab name (default: the only lab up).
+        #[arg(long)]
+        lab: Option<String>,
+        /// The target group.
+        target_group: String,
+        /// Instance name, as in the group's `targets`.
+        target: String,
+    },
+    /// Register a deregistered target again (initial until healthy).
+    #[command(after_help = "Examples:
+  sudo vpcsim register tg-v1 v1-a")]
+    Register {
+        /// Lab name (default: the only lab up).
+        #[arg(long)]
+        lab: Option<String>,
+        /// The target group.
+        target_group: String,
+        /// Instance name, as in the group's `targets`.
+        target: String,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  vpcsim completions bash > /etc/bash_completion.d/vpcsim
+  vpcsim completions zsh > \"${fpath[1]}/_vpcsim\"
+  vpcsim completions fish > ~/.config/fish/completions/vpcsim.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Internal: the flow log daemon of a lab (in its fabric namespace).
     #[command(hide = true)]
     FlowLogDaemon {
         #[arg(long)]
         lab: String,
-    },
-    /// Deregister a target from a target group live: it drains (no new
-    /// requests, in-flight ones finish) for up to the deregistration delay.
-    Deregister {
-        #[arg(long)]
-        lab: Option<String>,
-        target_group: String,
-        /// Instance name, as in the group's `targets`.
-        target: String,
-    },
-    /// Register a deregistered target again (initial until healthy).
-    Register {
-        #[arg(long)]
-        lab: Option<String>,
-        target_group: String,
-        target: String,
     },
     /// Internal: a built-in model server (runs inside an instance).
     #[command(hide = true)]
@@ -173,21 +357,34 @@ fn main() -> ExitCode {
             json,
             network_only,
         } => commands::up::run(&file, json, network_only),
+        Command::Export {
+            target,
+            format,
+            output,
+            json,
+        } => commands::export::run(&target, &format, output.as_deref(), json),
         Command::Down { lab } => commands::down::run(&lab),
+        Command::List { json } => commands::list::run(json),
         Command::Status { lab, json } => commands::status::run(lab.as_deref(), json),
         Command::Exec { lab, node, command } => {
             commands::exec::run(lab.as_deref(), &node, &command).map(|code| {
                 std::process::exit(code);
             })
         }
-        Command::Logs { lab, node, follow } => commands::logs::run(lab.as_deref(), &node, follow),
+        Command::Logs {
+            lab,
+            source,
+            follow,
+            json,
+        } => commands::logs::run(lab.as_deref(), &source, follow, json),
         Command::Stop { lab, node } => commands::lifecycle::stop(lab.as_deref(), &node),
         Command::Start { lab, node } => commands::lifecycle::start(lab.as_deref(), &node),
         Command::Weights {
             lab,
             listener,
             weights,
-        } => commands::weights::run(lab.as_deref(), &listener, &weights),
+            json,
+        } => commands::weights::run(lab.as_deref(), &listener, &weights, json),
         Command::Deregister {
             lab,
             target_group,
@@ -198,6 +395,12 @@ fn main() -> ExitCode {
             target_group,
             target,
         } => commands::targets::run(lab.as_deref(), &target_group, &target, true),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "vpcsim", &mut out);
+            vpcsim::out!("{}", String::from_utf8_lossy(&out));
+            Ok(())
+        }
         Command::ModelServer { model, port } => vpcsim::workloads::model_server::run(&model, port),
         Command::AlbDaemon { lab } => vpcsim::lb::daemon::run(&lab),
         Command::AwsServices { lab } => vpcsim::services::run(&lab),
@@ -207,21 +410,40 @@ fn main() -> ExitCode {
             dst,
             protocol,
             json,
-        } => vpcsim::analysis::trace::run(lab.as_deref(), &src, &dst, &protocol, json)
-            .map(exit_unless),
+        } => {
+            let protocol = match protocol {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+                Protocol::Icmp => "icmp",
+            };
+            vpcsim::analysis::trace::run(lab.as_deref(), &src, &dst, protocol, json)
+                .map(exit_unless)
+        }
         Command::Probe { lab, ports, json } => {
             vpcsim::analysis::probe::run(lab.as_deref(), &ports, json).map(exit_unless)
         }
-        Command::FlowLogs { lab, follow } => vpcsim::flowlog::run(lab.as_deref(), follow),
+        Command::FlowLogs { lab, follow, json } => {
+            vpcsim::flowlog::run(lab.as_deref(), follow, json)
+        }
         Command::FlowLogDaemon { lab } => vpcsim::flowlog::daemon::run(&lab),
         Command::Graph {
             target,
             format,
             output,
-        } => vpcsim::analysis::graph::run(target.as_deref(), &format, output.as_deref()),
+        } => {
+            let format = match format {
+                GraphFormat::Svg => "svg",
+                GraphFormat::Mermaid => "mermaid",
+                GraphFormat::Dot => "dot",
+            };
+            vpcsim::analysis::graph::run(target.as_deref(), format, output.as_deref())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`| head -1`): the command did
+        // its work, and there is nobody left to tell anything to.
+        Err(e) if vpcsim::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(u) = e.downcast_ref::<UsageError>() {
                 eprintln!("error: {u}");

@@ -464,11 +464,7 @@ fn flow_logs_record_accepted_and_rejected_flows() {
 fn graph_svg_is_valid_for_every_shipped_topology() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("topologies");
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "toml") {
-            continue;
-        }
+    for path in common::shipped_topologies() {
         let lab = vpcsim::topology::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let svg = vpcsim::analysis::graph::svg(&lab, None);
         let doc = roxmltree::Document::parse(&svg)

@@ -1,7 +1,8 @@
 //! Topology validation: every file of tests/bad_topologies must fail with the
-//! errors its `# error:` lines pin (count, line:col, path, message); every file of topologies/ must load.
+//! errors its `# error:` lines pin (count, line:col, path, message); every shipped topology must load.
 //! No root needed.
 
+mod common;
 use std::path::{Path, PathBuf};
 
 fn files(dir: &str) -> Vec<PathBuf> {
@@ -107,9 +108,7 @@ fn bad_topologies_fail_with_exactly_the_pinned_errors() {
 
 #[test]
 fn shipped_topologies_validate() {
-    let files = files("topologies");
-    assert!(!files.is_empty());
-    for f in files {
+    for f in common::shipped_topologies() {
         if let Err(e) = vpcsim::topology::load(&f) {
             panic!("{e}");
         }

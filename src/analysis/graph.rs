@@ -35,6 +35,8 @@ pub struct Live {
     pub health: HashMap<(String, String), String>,
     /// (load balancer, listener port, target group) -> default action weight.
     pub weights: HashMap<(String, u16, String), u16>,
+    /// Node or container -> `running`, `stopped` or `crashed`.
+    pub nodes: HashMap<String, String>,
 }
 
 impl Live {
@@ -181,13 +183,23 @@ fn esc(s: &str) -> String {
 const COL: i32 = 340;
 const GAP: i32 = 20;
 const LINE: i32 = 18;
-const NODE_H: i32 = 26;
+/// A node box: its label, then its security groups.
+const NODE_H: i32 = 40;
+/// One container line inside its host's box.
+const CONTAINER_H: i32 = 22;
+/// The side panel for gateway endpoints (inside the VPC) and S3 (outside).
+const SIDE: i32 = 250;
 
 struct Svg {
     body: String,
 }
 
 impl Svg {
+    fn new() -> Svg {
+        Svg {
+            body: String::new(),
+        }
+    }
     fn rect(&mut self, x: i32, y: i32, w: i32, h: i32, class: &str) {
         writeln!(
             self.body,
@@ -203,167 +215,241 @@ impl Svg {
         )
         .unwrap();
     }
-    fn line(&mut self, x1: i32, y1: i32, x2: i32, y2: i32) {
+    fn line(&mut self, x1: i32, y1: i32, x2: i32, y2: i32, class: &str) {
         writeln!(
             self.body,
-            r#"<line class="edge" x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}"/>"#
+            r#"<line class="{class}" x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}"/>"#
+        )
+        .unwrap();
+    }
+    fn dot(&mut self, x: i32, y: i32, class: &str) {
+        writeln!(
+            self.body,
+            r#"<circle class="{class}" cx="{x}" cy="{y}" r="5"/>"#
         )
         .unwrap();
     }
 }
 
+/// Colours after AWS's architecture icons: VPC purple, public subnet green,
+/// private subnet blue, compute orange, networking purple, security groups
+/// red dashed; states green / red / orange / grey.
 const STYLE: &str = "text{font-family:sans-serif;font-size:12px;fill:#232f3e}\
 .title{font-size:15px;font-weight:bold}.head{font-weight:bold}.small{font-size:11px;fill:#545b64}\
+.sgtext{font-size:11px;fill:#d13212}\
 .vpc{fill:#fafafa;stroke:#8c4fff;stroke-width:2}.az{fill:none;stroke:#879196;stroke-dasharray:6 4}\
+.cloud{fill:none;stroke:#232f3e;stroke-dasharray:2 3}\
 .public{fill:#e9f3e6;stroke:#3f8624}.private{fill:#e6f2f8;stroke:#147eba}\
 .instance{fill:#fff;stroke:#d86613}.nat{fill:#fff;stroke:#8c4fff}.alb{fill:#fff;stroke:#8c4fff}\
+.container{fill:#fff3e0;stroke:#d86613}\
+.stopped{fill:#eaeded;stroke:#879196;stroke-dasharray:4 2}.crashed{fill:#fde8e8;stroke:#d13212;stroke-width:2}\
+.sg{fill:none;stroke:#d13212;stroke-dasharray:5 3}\
 .igw{fill:#f2e8ff;stroke:#8c4fff}.inet{fill:#fff;stroke:#232f3e}.lb{fill:#f2e8ff;stroke:#8c4fff}\
-.tg{fill:#fff8e6;stroke:#d86613}.edge{stroke:#8c4fff;stroke-width:1.5}";
+.vpce{fill:#f2e8ff;stroke:#8c4fff}.s3{fill:#e9f3e6;stroke:#3f8624}\
+.tg{fill:#fff8e6;stroke:#d86613}.edge{stroke:#8c4fff;stroke-width:1.5;fill:none}\
+.healthy{fill:#3f8624}.unhealthy{fill:#d13212}.initial,.draining{fill:#ff9900}.unused,.unknown{fill:#879196}\
+.legend{fill:#fff;stroke:#879196}";
+
+/// A node's state on a running lab: `running`, `stopped` or `crashed`.
+fn node_state<'a>(live: Option<&'a Live>, node: &str) -> Option<&'a str> {
+    live.and_then(|l| l.nodes.get(node)).map(String::as_str)
+}
+
+/// Height of a node's box: label and groups, plus its containers.
+fn node_height(lab: &Lab, e: &Eni) -> i32 {
+    NODE_H + CONTAINER_H * lab.containers.iter().filter(|c| c.host == e.node).count() as i32
+}
+
+/// A subnet's box: header, route summary, then its nodes.
+fn subnet_height(lab: &Lab, i: usize) -> i32 {
+    let summary = route_summary(lab, &lab.subnets[i]).len() as i32;
+    let nodes: i32 = lab
+        .enis
+        .iter()
+        .filter(|e| e.subnet == i)
+        .map(|e| node_height(lab, e) + 10)
+        .sum();
+    30 + LINE * summary + nodes + 4
+}
 
 pub fn svg(lab: &Lab, live: Option<&Live>) -> String {
     let mut azs: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, s) in lab.subnets.iter().enumerate() {
         azs.entry(s.az.as_str()).or_default().push(i);
     }
-    for subnets in azs.values_mut() {
-        // Public subnets first, as in the AWS console.
-        subnets.sort_by_key(|&i| (!is_public(lab, &lab.subnets[i]), i));
-    }
     let columns = azs.len().max(1) as i32;
-    let width = columns * (COL + GAP) + GAP + 2 * GAP;
-    let vpc_x = GAP;
-    let mut s = Svg {
-        body: String::new(),
+    let side = if lab.vpc_endpoints.is_empty() && lab.s3.is_none() {
+        0
+    } else {
+        SIDE + GAP
     };
+    // The VPC: AZ columns, then the endpoints' panel on its right edge;
+    // S3 outside it, further right.
+    let vpc_x = GAP;
+    let cols_w = columns * (COL + GAP) + GAP;
+    let vpc_w = cols_w
+        + if lab.vpc_endpoints.is_empty() {
+            0
+        } else {
+            SIDE
+        };
+    let width = vpc_x + vpc_w + side.max(GAP) + GAP;
+    let mut s = Svg::new();
 
-    // The internet and the IGW.
+    // The internet and the IGW on the VPC's top edge.
     let hosts: Vec<String> = lab.internet.hosts.iter().map(|h| h.to_string()).collect();
-    s.rect(vpc_x, 10, width - 2 * GAP, 34, "inet");
+    s.rect(vpc_x, 10, vpc_w, 34, "inet");
     s.text(
         vpc_x + 10,
         32,
         "head",
         &format!("internet: {}", hosts.join(", ")),
     );
-    let igw_y = 58;
-    let igw_x = width / 2 - 110;
+    // The IGW sits on the VPC's top-left border, the VPC's title to its
+    // right: the IGW's lines cross neither.
+    let vpc_y = 104;
+    let igw_y = vpc_y - 15;
+    let igw_cx = vpc_x + GAP + 110;
     if let Some(igw) = &lab.internet_gateway {
-        s.rect(igw_x, igw_y, 220, 30, "igw");
+        s.line(igw_cx, 44, igw_cx, igw_y, "edge igw-edge");
+        s.rect(igw_cx - 110, igw_y, 220, 30, "igw");
         s.text(
-            igw_x + 10,
+            igw_cx - 100,
             igw_y + 20,
             "head",
             &format!("internet gateway {igw}"),
         );
     }
 
-    // Load balancers band inside the VPC.
-    let vpc_y = 104;
-    let mut y = vpc_y + 34;
-    let mut lb_boxes = String::new();
-    let mut lb_svg = Svg {
-        body: String::new(),
+    // Tier rows across the AZ columns: public subnets, the load balancers
+    // (between the tiers, where their traffic goes), then private subnets.
+    // The IGW's lines drop from a bus above the first row: they cross no box.
+    let bus_y = vpc_y + 32;
+    let cols_y = vpc_y + 40;
+    let row0 = cols_y + 26;
+    let col_x = |c: i32| vpc_x + GAP + c * (COL + GAP);
+    let mut boxes = Svg::new();
+    let mut edges = Svg::new();
+    let tier = |public: bool| -> Vec<Vec<usize>> {
+        azs.values()
+            .map(|subnets| {
+                subnets
+                    .iter()
+                    .copied()
+                    .filter(|&i| is_public(lab, &lab.subnets[i]) == public)
+                    .collect()
+            })
+            .collect()
     };
+    let (public_tier, private_tier) = (tier(true), tier(false));
+    let row_height = |t: &[Vec<usize>]| {
+        t.iter()
+            .map(|col| col.iter().map(|&i| subnet_height(lab, i) + 12).sum::<i32>())
+            .max()
+            .unwrap_or(0)
+    };
+    let draw_tier = |t: &[Vec<usize>], y0: i32, boxes: &mut Svg, edges: &mut Svg| {
+        for (c, col) in t.iter().enumerate() {
+            let x = col_x(c as i32);
+            let mut sy = y0;
+            for (k, &i) in col.iter().enumerate() {
+                let sub = &lab.subnets[i];
+                let public = is_public(lab, sub);
+                if public && k == 0 && lab.internet_gateway.is_some() {
+                    edges.line(x + COL / 2, bus_y, x + COL / 2, sy, "edge igw-edge");
+                }
+                draw_subnet(lab, live, boxes, x, sy, i);
+                sy += subnet_height(lab, i) + 12;
+            }
+        }
+    };
+    let public_h = row_height(&public_tier);
+    draw_tier(&public_tier, row0, &mut boxes, &mut edges);
+    if lab.internet_gateway.is_some() {
+        let centers: Vec<i32> = public_tier
+            .iter()
+            .enumerate()
+            .filter(|(_, col)| !col.is_empty())
+            .map(|(c, _)| col_x(c as i32) + COL / 2)
+            .collect();
+        if let (Some(&a), Some(&b)) = (centers.iter().min(), centers.iter().max()) {
+            edges.line(igw_cx, igw_y + 30, igw_cx, bus_y, "edge igw-edge");
+            edges.line(a.min(igw_cx), bus_y, b.max(igw_cx), bus_y, "edge igw-edge");
+        }
+    }
+    let mut y = row0 + public_h;
+    let lbs_x = vpc_x + GAP;
+    let lbs_w = cols_w - 2 * GAP;
     for lb in &lab.load_balancers {
         let lines = listener_lines(lab, lb, live);
         let h = 26 + LINE * lines.len() as i32 + 6;
-        lb_svg.rect(vpc_x + GAP, y, width - 4 * GAP, h, "lb");
-        lb_svg.text(
-            vpc_x + GAP + 10,
-            y + 18,
-            "head",
-            &format!("load balancer {} · {}", lb.name, lb.dns_name),
-        );
-        for (k, l) in lines.iter().enumerate() {
-            lb_svg.text(vpc_x + GAP + 20, y + 36 + LINE * k as i32, "", l);
-        }
-        y += h + 12;
-    }
-    for v in &lab.vpc_endpoints {
-        let range = lab
-            .s3
-            .as_ref()
-            .map(|s| format!(" · S3 {} ({})", s.prefix_list_id, s.range));
-        lb_svg.rect(vpc_x + GAP, y, width - 4 * GAP, 28, "lb");
-        lb_svg.text(
-            vpc_x + GAP + 10,
+        boxes.rect(lbs_x, y, lbs_w, h, "lb");
+        let nodes: Vec<&str> = lb
+            .nodes
+            .iter()
+            .map(|&n| lab.enis[n].node.as_str())
+            .collect();
+        boxes.text(
+            lbs_x + 10,
             y + 18,
             "head",
             &format!(
-                "gateway endpoint {} · {}{}",
-                v.name,
-                v.id,
-                range.unwrap_or_default()
+                "load balancer {} · {} · nodes {}",
+                lb.name,
+                lb.dns_name,
+                nodes.join(", ")
             ),
         );
-        y += 28 + 12;
-    }
-    lb_boxes.push_str(&lb_svg.body);
-
-    // AZ columns with their subnets and nodes.
-    let cols_y = y;
-    let mut col_bottom = cols_y;
-    let mut boxes = Svg {
-        body: String::new(),
-    };
-    let mut edges = Svg {
-        body: String::new(),
-    };
-    for (c, (az, subnets)) in azs.iter().enumerate() {
-        let x = vpc_x + GAP + c as i32 * (COL + GAP);
-        let mut sy = cols_y + 26;
-        boxes.text(x + 8, cols_y + 17, "head", az);
-        for &i in subnets {
-            let sub = &lab.subnets[i];
-            let public = is_public(lab, sub);
-            let nodes: Vec<&Eni> = lab.enis.iter().filter(|e| e.subnet == i).collect();
-            let summary = route_summary(lab, sub);
-            let head = 30 + LINE * summary.len() as i32;
-            let h = head + (NODE_H + 6) * nodes.len() as i32 + 4;
-            boxes.rect(
-                x + 8,
-                sy,
-                COL - 16,
-                h,
-                if public { "public" } else { "private" },
-            );
-            boxes.text(
-                x + 16,
-                sy + 17,
-                "head",
-                &format!(
-                    "{} · {} · {}",
-                    sub.name,
-                    sub.cidr,
-                    if public { "public" } else { "private" }
-                ),
-            );
-            for (k, line) in summary.iter().enumerate() {
-                let indent = if k == 0 { 16 } else { 26 };
-                boxes.text(x + indent, sy + 34 + LINE * k as i32, "small", line);
-            }
-            if public && lab.internet_gateway.is_some() {
-                edges.line(width / 2, igw_y + 30, x + COL / 2, sy);
-            }
-            for (k, e) in nodes.iter().enumerate() {
-                let ny = sy + head + k as i32 * (NODE_H + 6);
-                let (label, class) = node_label(lab, e);
-                boxes.rect(x + 18, ny, COL - 36, NODE_H, class);
-                boxes.text(x + 26, ny + 17, "", &label);
-            }
-            sy += h + 12;
+        for (k, l) in lines.iter().enumerate() {
+            boxes.text(lbs_x + 20, y + 36 + LINE * k as i32, "", l);
         }
-        col_bottom = col_bottom.max(sy);
-        boxes.rect(x, cols_y, COL, sy - cols_y, "az");
+        y += h + 12;
+    }
+    let private_y = y;
+    draw_tier(&private_tier, private_y, &mut boxes, &mut edges);
+    let col_bottom = private_y + row_height(&private_tier);
+    for (c, az) in azs.keys().enumerate() {
+        let x = col_x(c as i32);
+        boxes.text(x + 8, cols_y + 17, "head", az);
+        boxes.rect(x, cols_y, COL, col_bottom - cols_y, "az");
     }
 
-    // Target groups below the columns.
+    // Gateway endpoints on the VPC's right edge, S3 outside the VPC.
+    let side_x = vpc_x + cols_w;
+    let mut ey = row0;
+    for v in &lab.vpc_endpoints {
+        let tables: Vec<&str> = v
+            .route_tables
+            .iter()
+            .map(|&t| lab.route_tables[t].name.as_str())
+            .collect();
+        boxes.rect(side_x, ey, SIDE - GAP, 74, "vpce");
+        boxes.text(side_x + 8, ey + 18, "head", "gateway endpoint");
+        boxes.text(side_x + 8, ey + 36, "", &v.name);
+        boxes.text(side_x + 8, ey + 52, "small", &v.id);
+        boxes.text(
+            side_x + 8,
+            ey + 68,
+            "small",
+            &format!("tables {}", tables.join(", ")),
+        );
+        if lab.s3.is_some() {
+            edges.line(
+                side_x + SIDE - GAP,
+                ey + 37,
+                vpc_x + vpc_w + GAP,
+                row0 + 37,
+                "edge",
+            );
+        }
+        ey += 74 + 12;
+    }
+
+    // Target groups below the columns, with each target's live health.
     let mut ty = col_bottom + 12;
-    let mut tgs = Svg {
-        body: String::new(),
-    };
+    let mut tgs = Svg::new();
     let tg_w = COL - 16;
-    let per_row = ((width - 4 * GAP) / (tg_w + GAP)).max(1);
+    let per_row = ((cols_w - 2 * GAP) / (tg_w + GAP)).max(1);
     let mut row_h = 0;
     for (k, tg) in lab.target_groups.iter().enumerate() {
         let col = k as i32 % per_row;
@@ -382,12 +468,83 @@ pub fn svg(lab: &Lab, live: Option<&Live>) -> String {
             "head",
             &format!("target group {} · port {}", tg.name, tg.port),
         );
-        for (j, l) in lines.iter().enumerate() {
-            tgs.text(x + 20, ty + 36 + LINE * j as i32, "", l);
+        for (j, (l, t)) in lines.iter().zip(&tg.targets).enumerate() {
+            let ly = ty + 36 + LINE * j as i32;
+            let health = live
+                .and_then(|lv| lv.health.get(&(tg.name.clone(), t.instance.clone())))
+                .map_or("unknown", String::as_str);
+            let class = match health {
+                "healthy" | "unhealthy" | "initial" | "draining" | "unused" => health,
+                _ => "unknown",
+            };
+            tgs.dot(x + 16, ly - 4, class);
+            tgs.text(x + 26, ly, "", l);
         }
     }
-    let vpc_bottom = ty + row_h + 14;
-    let height = vpc_bottom + GAP;
+    let vpc_bottom = ty + row_h + 26;
+
+    // S3, outside the VPC ("AWS Cloud" side).
+    let mut outside = Svg::new();
+    if let Some(s3) = &lab.s3 {
+        let x = vpc_x + vpc_w + GAP;
+        let buckets: Vec<&str> = s3.buckets.iter().map(|b| b.name.as_str()).collect();
+        let lines = 3 + buckets.len() as i32;
+        outside.rect(x, row0, SIDE - GAP, 26 + LINE * lines, "s3");
+        outside.text(x + 8, row0 + 18, "head", "Amazon S3 (AWS side)");
+        outside.text(
+            x + 8,
+            row0 + 36,
+            "",
+            &format!("{} · {}", s3.address, s3.prefix_list_id),
+        );
+        outside.text(
+            x + 8,
+            row0 + 54,
+            "small",
+            &format!("range {}, HTTP 80/443", s3.range),
+        );
+        outside.text(x + 8, row0 + 72, "small", "via endpoint, or the internet");
+        for (k, b) in buckets.iter().enumerate() {
+            outside.text(
+                x + 8,
+                row0 + 90 + LINE * k as i32,
+                "",
+                &format!("bucket {b}"),
+            );
+        }
+    }
+
+    // The legend.
+    let ly = vpc_bottom + GAP;
+    let mut legend = Svg::new();
+    let items: [(&str, &str, &str); 11] = [
+        ("rect", "public", "public subnet (route to the IGW)"),
+        ("rect", "private", "private subnet"),
+        ("rect", "sg", "security group (around its ENIs)"),
+        ("rect", "instance", "instance"),
+        ("rect", "container", "Docker container (on its host)"),
+        ("rect", "stopped", "stopped (vpcsim stop)"),
+        ("rect", "crashed", "workload crashed"),
+        ("dot", "healthy", "target healthy"),
+        ("dot", "unhealthy", "target unhealthy"),
+        ("dot", "initial", "initial / draining"),
+        ("dot", "unknown", "health not known (lab not up)"),
+    ];
+    let per_line = ((width - 2 * GAP - 80) / 230).max(1) as usize;
+    let legend_rows = items.len().div_ceil(per_line) as i32;
+    legend.rect(vpc_x, ly, width - 2 * GAP, 30 + 20 * legend_rows, "legend");
+    legend.text(vpc_x + 10, ly + 20, "head", "legend");
+    for (k, (shape, class, label)) in items.iter().enumerate() {
+        let x = vpc_x + 80 + (k % per_line) as i32 * 230;
+        let y = ly + 12 + (k / per_line) as i32 * 20;
+        if *shape == "rect" {
+            legend.rect(x, y, 22, 14, class);
+        } else {
+            legend.dot(x + 11, y + 7, class);
+        }
+        legend.text(x + 30, y + 11, "small", label);
+    }
+    let height = ly + 30 + 20 * legend_rows + GAP;
 
     let mut out = String::new();
     writeln!(
@@ -404,29 +561,129 @@ pub fn svg(lab: &Lab, live: Option<&Live>) -> String {
     writeln!(out, "<style>{STYLE}</style>").unwrap();
     writeln!(
         out,
-        r#"<rect class="vpc" x="{vpc_x}" y="{vpc_y}" width="{}" height="{}" rx="8"/>"#,
-        width - 2 * GAP,
-        vpc_bottom - vpc_y
+        r##"<rect width="{width}" height="{height}" fill="#ffffff"/>"##
     )
     .unwrap();
     writeln!(
         out,
-        r#"<text class="title" x="{}" y="{}">{}</text>"#,
-        vpc_x + 10,
+        r#"<rect class="vpc" x="{vpc_x}" y="{vpc_y}" width="{vpc_w}" height="{}" rx="8"/>"#,
+        vpc_bottom - vpc_y
+    )
+    .unwrap();
+    let title_x = if lab.internet_gateway.is_some() {
+        igw_cx + 130
+    } else {
+        vpc_x + 10
+    };
+    writeln!(
+        out,
+        r#"<text class="title" x="{title_x}" y="{}">{}</text>"#,
         vpc_y + 22,
-        esc(&format!(
-            "VPC {} · {} · {} · lab {}",
-            lab.vpc_id, lab.vpc_cidr, lab.region, lab.name
-        ))
+        esc(&format!("VPC {} · {}", lab.vpc_cidr, lab.region))
+    )
+    .unwrap();
+    writeln!(
+        out,
+        r#"<text class="small" x="{}" y="{}">{}</text>"#,
+        vpc_x + 10,
+        vpc_bottom - 6,
+        esc(&format!("{} · lab {}", lab.vpc_id, lab.name))
     )
     .unwrap();
     out.push_str(&edges.body);
     out.push_str(&s.body);
-    out.push_str(&lb_boxes);
     out.push_str(&boxes.body);
     out.push_str(&tgs.body);
+    out.push_str(&outside.body);
+    out.push_str(&legend.body);
     out.push_str("</svg>\n");
     out
+}
+
+/// One subnet box at (x, y): header, route table and NACL, then its nodes,
+/// each in its security groups (red dashed), containers inside their host.
+fn draw_subnet(lab: &Lab, live: Option<&Live>, b: &mut Svg, x: i32, y: i32, i: usize) {
+    let sub = &lab.subnets[i];
+    let public = is_public(lab, sub);
+    let summary = route_summary(lab, sub);
+    let head = 30 + LINE * summary.len() as i32;
+    b.rect(
+        x + 8,
+        y,
+        COL - 16,
+        subnet_height(lab, i),
+        if public { "public" } else { "private" },
+    );
+    b.text(
+        x + 16,
+        y + 17,
+        "head",
+        &format!(
+            "{} · {} · {}",
+            sub.name,
+            sub.cidr,
+            if public { "public" } else { "private" }
+        ),
+    );
+    for (k, line) in summary.iter().enumerate() {
+        let indent = if k == 0 { 16 } else { 26 };
+        b.text(x + indent, y + 34 + LINE * k as i32, "small", line);
+    }
+    let mut ny = y + head + 4;
+    for e in lab.enis.iter().filter(|e| e.subnet == i) {
+        let h = node_height(lab, e);
+        let (label, kind) = node_label(lab, e);
+        let state = node_state(live, &e.node);
+        let class = match state {
+            Some("stopped") => format!("{kind} stopped"),
+            Some("crashed") => format!("{kind} crashed"),
+            _ => kind.to_string(),
+        };
+        if !e.security_groups.is_empty() {
+            b.rect(x + 15, ny - 3, COL - 30, h + 6, "sg");
+        }
+        b.rect(x + 18, ny, COL - 36, h, &class);
+        let label = match state {
+            Some(s @ ("stopped" | "crashed")) => format!("{label} · {s}"),
+            _ => label,
+        };
+        b.text(x + 26, ny + 16, "", &label);
+        let groups: Vec<&str> = e
+            .security_groups
+            .iter()
+            .map(|&g| lab.security_groups[g].name.as_str())
+            .collect();
+        if !groups.is_empty() {
+            b.text(
+                x + 26,
+                ny + 32,
+                "sgtext",
+                &format!("security groups: {}", groups.join(", ")),
+            );
+        }
+        for (k, c) in lab
+            .containers
+            .iter()
+            .filter(|c| c.host == e.node)
+            .enumerate()
+        {
+            let cy = ny + NODE_H + CONTAINER_H * k as i32 - 4;
+            let cclass = match node_state(live, &c.name) {
+                Some("stopped") => "container stopped",
+                Some("crashed") => "container crashed",
+                _ => "container",
+            };
+            b.rect(x + 30, cy, COL - 60, CONTAINER_H - 4, cclass);
+            let ports: Vec<String> = c.ports.iter().map(|p| p.to_string()).collect();
+            b.text(
+                x + 38,
+                cy + 13,
+                "small",
+                &format!("{} · {} · {}", c.name, c.image, ports.join(", ")),
+            );
+        }
+        ny += h + 10;
+    }
 }
 
 /// Mermaid and DOT identifiers: letters, digits and `_`.
@@ -630,6 +887,43 @@ fn edges(lab: &Lab, out: &mut String, edge: impl Fn(&str, &str) -> String) {
     }
 }
 
+/// Each node's state from its current workloads (the newest record of each
+/// role), and each container's from Docker.
+fn node_states(state: &crate::state::LabState) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = HashMap::new();
+    let procs = &state.processes;
+    for (i, p) in procs.iter().enumerate() {
+        if procs[i + 1..]
+            .iter()
+            .any(|q| q.node == p.node && q.role == p.role)
+        {
+            continue;
+        }
+        let s = if p.stopped {
+            "stopped"
+        } else if p.is_alive() || p.role == "user-data" {
+            "running"
+        } else {
+            "crashed"
+        };
+        let e = out
+            .entry(p.node.clone())
+            .or_insert_with(|| "running".into());
+        if s != "running" {
+            *e = s.into();
+        }
+    }
+    for c in crate::containers::status(&state.plan) {
+        let s = if c.state == "running" {
+            "running"
+        } else {
+            "stopped"
+        };
+        out.insert(c.name, s.into());
+    }
+    out
+}
+
 /// `vpcsim graph [FILE|LAB]`: live health and weights when the lab is up.
 pub fn run(
     target: Option<&str>,
@@ -638,17 +932,21 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let format: Format = format.parse().map_err(crate::commands::usage)?;
     let lab = super::load_plan(target)?;
-    let running = crate::state::LabState::load(&lab.name)
+    let state = crate::state::LabState::load(&lab.name)
         .ok()
         .flatten()
-        .is_some_and(|s| s.ready);
-    let live = if running && !lab.load_balancers.is_empty() {
-        crate::lb::client::query_status(&lab.name)
-            .ok()
-            .map(|s| Live::from_status(&s))
-    } else {
-        None
-    };
+        .filter(|s| s.ready);
+    let live = state.map(|state| {
+        let mut live = if lab.load_balancers.is_empty() {
+            Live::default()
+        } else {
+            crate::lb::client::query_status(&lab.name)
+                .map(|s| Live::from_status(&s))
+                .unwrap_or_default()
+        };
+        live.nodes = node_states(&state);
+        live
+    });
     let text = match format {
         Format::Svg => svg(&lab, live.as_ref()),
         Format::Mermaid => mermaid(&lab, live.as_ref()),
@@ -657,7 +955,7 @@ pub fn run(
     match output {
         Some(p) => std::fs::write(p, text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display())),
         None => {
-            print!("{text}");
+            crate::out!("{text}");
             Ok(())
         }
     }

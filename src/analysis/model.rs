@@ -40,6 +40,8 @@ pub enum Loc {
     Internet,
     /// S3 behind a gateway VPC endpoint: index into `Lab::vpc_endpoints`.
     Endpoint(usize),
+    /// The Amazon DNS (Route 53 Resolver) at the VPC base + 2.
+    AmazonDns,
 }
 
 /// A packet as it travels; ports are ranges because a client's source port
@@ -99,6 +101,7 @@ pub enum Component {
     Destination,
     LoadBalancer,
     VpcEndpoint,
+    AmazonDns,
 }
 
 impl Component {
@@ -117,6 +120,7 @@ impl Component {
             Component::Destination => "destination",
             Component::LoadBalancer => "load balancer",
             Component::VpcEndpoint => "vpc endpoint",
+            Component::AmazonDns => "amazon dns",
         }
     }
 }
@@ -357,6 +361,7 @@ impl<'a> Model<'a> {
             Loc::Eni(e) => self.lab.enis[e].node.clone(),
             Loc::Internet => INTERNET.to_string(),
             Loc::Endpoint(v) => self.lab.vpc_endpoints[v].name.clone(),
+            Loc::AmazonDns => format!("Amazon DNS {}", self.lab.dns_ip()),
         }
     }
 
@@ -366,6 +371,7 @@ impl<'a> Model<'a> {
             Loc::Eni(e) => self.walk_from_eni(e, pkt, established, &mut hops),
             Loc::Internet => self.walk_from_internet(pkt, established, &mut hops),
             Loc::Endpoint(v) => self.walk_from_endpoint(v, pkt, established, &mut hops),
+            Loc::AmazonDns => self.walk_from_dns(pkt, &mut hops),
         };
         Walk { hops, end }
     }
@@ -389,6 +395,9 @@ impl<'a> Model<'a> {
                 ),
             ));
             return End::Blocked;
+        }
+        if pkt.dst == lab.dns_ip() {
+            return self.to_dns(pkt, hops);
         }
         if !established && !eni.security_groups.is_empty() {
             let hop = self.security_groups(e, Dir::Outbound, pkt);
@@ -465,6 +474,10 @@ impl<'a> Model<'a> {
                     Hop::pass(Component::VpcEndpoint, &ep.name, "")
                         .with_detail(format!("{} carries it to S3 ({})", ep.id, pkt.dst)),
                 );
+                if let (false, Some(deny)) = (established, self.s3_refuses(pkt)) {
+                    hops.push(deny);
+                    return End::Blocked;
+                }
                 End::Delivered(Loc::Endpoint(v), pkt)
             }
             Route::Target(target) => {
@@ -620,6 +633,12 @@ impl<'a> Model<'a> {
         );
         let out = Packet { src: public, ..pkt };
         let s3 = lab.s3.as_ref().is_some_and(|s| s.range.contains(&pkt.dst));
+        if s3 && !established {
+            if let Some(deny) = self.s3_refuses(out) {
+                hops.push(deny);
+                return End::Blocked;
+            }
+        }
         if lab.internet.hosts.contains(&pkt.dst) || s3 {
             hops.push(
                 Hop::pass(Component::Destination, INTERNET, "").with_detail(if s3 {
@@ -690,6 +709,103 @@ impl<'a> Model<'a> {
         self.arrive(j, pkt, established, hops)
     }
 
+    /// A new connection to S3's range: the lab's S3 answers HTTP on 80 and
+    /// 443 (and echo) at its one address, and the AWS side's resolver DNS on
+    /// udp/53 at its own; nothing else listens there. A deny hop otherwise.
+    fn s3_refuses(&self, pkt: Packet) -> Option<Hop> {
+        let s3 = self.lab.s3.as_ref()?;
+        let port = |p: u16| pkt.dport.from == p && pkt.dport.to == p;
+        let serves = match pkt.protocol {
+            Protocol::Icmp => pkt.dst == s3.address || pkt.dst == s3.public_dns,
+            Protocol::Tcp => pkt.dst == s3.address && (port(80) || port(443)),
+            Protocol::Udp => pkt.dst == s3.public_dns && port(53),
+            Protocol::All => false,
+        };
+        if serves {
+            return None;
+        }
+        let detail = if pkt.dst == s3.address {
+            format!(
+                "S3 at {} serves only tcp/80 and tcp/443 (HTTP): nothing answers {}/{}",
+                s3.address,
+                pkt.protocol.name(),
+                pkt.dport
+            )
+        } else if pkt.dst == s3.public_dns {
+            format!(
+                "{} is the AWS side's resolver: it answers only udp/53",
+                s3.public_dns
+            )
+        } else {
+            format!(
+                "{} is in S3's range {} but S3 answers only at {}",
+                pkt.dst, s3.range, s3.address
+            )
+        };
+        Some(Hop::deny(
+            Component::Destination,
+            S3,
+            "s3: nothing listens there",
+            detail,
+        ))
+    }
+
+    /// A packet to the Amazon DNS at VPC base + 2: the Route 53 Resolver
+    /// takes it at the VPC router, before security groups, route tables and
+    /// NACLs (AWS: "security groups cannot block DNS requests to the Route 53
+    /// Resolver"; NACLs do not filter it; it needs no route). The lab's
+    /// resolver is a local address of the fabric and answers udp/53 and echo.
+    fn to_dns(&self, pkt: Packet, hops: &mut Vec<Hop>) -> End {
+        let dns = self.lab.dns_ip();
+        let answers = match pkt.protocol {
+            Protocol::Udp => pkt.dport.from == 53 && pkt.dport.to == 53,
+            Protocol::Icmp => true,
+            Protocol::Tcp | Protocol::All => false,
+        };
+        if !answers {
+            hops.push(Hop::deny(
+                Component::AmazonDns,
+                dns.to_string(),
+                "amazon dns: nothing listens there",
+                format!(
+                    "the lab's Amazon DNS at {dns} answers udp/53 (and echo) only, not {}/{} (AWS also serves DNS over tcp/53)",
+                    pkt.protocol.name(),
+                    pkt.dport
+                ),
+            ));
+            return End::Blocked;
+        }
+        hops.push(
+            Hop::pass(Component::AmazonDns, dns.to_string(), "amazon dns at vpc base + 2").with_detail(
+                "the Route 53 Resolver answers; security groups, NACLs and route tables do not apply",
+            ),
+        );
+        End::Delivered(Loc::AmazonDns, pkt)
+    }
+
+    /// The resolver's answer, straight back to the ENI that asked.
+    fn walk_from_dns(&self, pkt: Packet, hops: &mut Vec<Hop>) -> End {
+        let dns = self.lab.dns_ip();
+        let Some(j) = self.lab.enis.iter().position(|e| e.private_ip == pkt.dst) else {
+            hops.push(Hop::deny(
+                Component::AmazonDns,
+                dns.to_string(),
+                format!("no ENI has {}", pkt.dst),
+                format!("nothing in the VPC has the address {}", pkt.dst),
+            ));
+            return End::Blocked;
+        };
+        hops.push(
+            Hop::pass(Component::AmazonDns, dns.to_string(), "")
+                .with_detail("the answer returns unfiltered"),
+        );
+        hops.push(
+            Hop::pass(Component::Destination, &self.lab.enis[j].node, "")
+                .with_detail(format!("arrives at {}", self.lab.enis[j].id)),
+        );
+        End::Delivered(Loc::Eni(j), pkt)
+    }
+
     fn eni_by_public(&self, ip: Ipv4Addr) -> Option<usize> {
         self.lab.enis.iter().position(|e| e.public_ip == Some(ip))
     }
@@ -701,6 +817,12 @@ impl<'a> Model<'a> {
         let igw = lab.internet_gateway.clone().unwrap_or_default();
         // Between the internet's hosts and S3's public side: no VPC on the way.
         let s3 = lab.s3.as_ref().is_some_and(|s| s.range.contains(&pkt.dst));
+        if s3 && !established {
+            if let Some(deny) = self.s3_refuses(pkt) {
+                hops.push(deny);
+                return End::Blocked;
+            }
+        }
         if s3 || lab.internet.hosts.contains(&pkt.dst) {
             hops.push(
                 Hop::pass(Component::Destination, INTERNET, "")

@@ -319,7 +319,18 @@ pub fn render_text(r: &ProbeReport) -> String {
     }
     let dests: Vec<&str> = r.destinations.iter().map(String::as_str).collect();
     let width = dests.iter().map(|d| d.len()).max().unwrap_or(0).max(4) + 1;
-    let first = sources.iter().map(|s| s.len()).max().unwrap_or(0) + 2;
+    let first = sources
+        .iter()
+        .map(|s| s.len())
+        .max()
+        .unwrap_or(0)
+        .max("from \\ to".len())
+        + 2;
+    writeln!(
+        out,
+        "rows: source (who connects), columns: destination; ok reachable, . request blocked, r reply blocked, ! reality disagrees with the model\n"
+    )
+    .unwrap();
     for &port in &r.ports {
         // S3 is probed on 443 only: no empty column elsewhere.
         let dests: Vec<&str> = dests
@@ -332,7 +343,7 @@ pub fn render_text(r: &ProbeReport) -> String {
             })
             .collect();
         writeln!(out, "tcp/{port}").unwrap();
-        write!(out, "{:first$}", "").unwrap();
+        write!(out, "{:first$}", "from \\ to").unwrap();
         for d in &dests {
             write!(out, "{d:>width$}").unwrap();
         }
@@ -421,9 +432,9 @@ pub fn run(lab: Option<&str>, ports: &[u16], json: bool) -> anyhow::Result<bool>
     };
     let report = probe(&state.plan, &ports)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render_text(&report));
+        crate::out!("{}", render_text(&report));
     }
     Ok(report.disagreements == 0)
 }

@@ -501,6 +501,27 @@ pub fn render_text(r: &Report) -> String {
     out
 }
 
+/// On a terminal, what stops a connection stands out: DENY and NOT
+/// REACHABLE in red, a partial verdict in yellow.
+pub fn paint(text: &str, on: bool) -> String {
+    use crate::output::{red, yellow};
+    if !on {
+        return text.to_string();
+    }
+    text.lines()
+        .map(|l| {
+            if l.starts_with("NOT REACHABLE") || l.trim_start().starts_with("NOT REACHABLE") {
+                red(l, true)
+            } else {
+                l.replacen(" DENY ", &format!(" {} ", red("DENY", true)), 1)
+                    .replacen(" PARTIAL ", &format!(" {} ", yellow("PARTIAL", true)), 1)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
 /// `vpcsim trace`; returns whether the connection works both ways.
 pub fn run(
     lab: Option<&str>,
@@ -515,9 +536,9 @@ pub fn run(
     let (to, port) = destination(&plan, &from, dst, protocol).map_err(|e| usage(e.to_string()))?;
     let report = trace(&plan, &from, &to, protocol, port);
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render_text(&report));
+        crate::out!("{}", paint(&render_text(&report), crate::output::color()));
     }
     Ok(report.reachable())
 }

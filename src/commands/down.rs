@@ -24,9 +24,9 @@ pub fn run(target: &str) -> anyhow::Result<()> {
     drop(lock);
     LabLock::remove(&name);
     if done.namespaces.is_empty() {
-        println!("lab `{name}`: nothing to remove");
+        crate::outln!("lab `{name}`: nothing to remove");
     } else {
-        println!(
+        crate::outln!(
             "lab `{name}` removed: {} namespaces, {} processes",
             done.namespaces.len(),
             done.processes.len()

@@ -30,7 +30,7 @@ pub fn stop(lab: Option<&str>, node: &str) -> anyhow::Result<()> {
     let mut state = resolve_lab(Some(&name))?;
     instance_node(&state, node)?;
     crate::workloads::stop_node(&mut state, node)?;
-    println!("{node}: stopped");
+    crate::outln!("{node}: stopped");
     Ok(())
 }
 
@@ -40,6 +40,6 @@ pub fn start(lab: Option<&str>, node: &str) -> anyhow::Result<()> {
     let mut state = resolve_lab(Some(&name))?;
     instance_node(&state, node)?;
     crate::workloads::start_node(&mut state, node)?;
-    println!("{node}: started");
+    crate::outln!("{node}: started");
     Ok(())
 }

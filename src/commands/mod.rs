@@ -3,7 +3,9 @@
 
 pub mod down;
 pub mod exec;
+pub mod export;
 pub mod lifecycle;
+pub mod list;
 pub mod logs;
 pub mod status;
 pub mod targets;
@@ -43,9 +45,9 @@ pub fn resolve_lab(lab: Option<&str>) -> anyhow::Result<LabState> {
                 [] => return Err(usage("no lab is up: start one with `vpcsim up FILE`")),
                 many => {
                     return Err(usage(format!(
-                        "several labs are up ({}): choose one with --lab",
-                        many.join(", ")
-                    )))
+                    "several labs are up ({}): choose one with --lab (`vpcsim list` shows them)",
+                    many.join(", ")
+                )))
                 }
             }
         }

@@ -22,6 +22,9 @@ pub struct Summary {
     /// metrics per target group, each target's health and reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alb: Option<LbStatus>,
+    /// For each unhealthy target, what the AWS rules say about the path of
+    /// its health checks: the next step of a student whose target is down.
+    pub unhealthy_paths: Vec<UnhealthyPath>,
     /// Why `alb` is missing on a lab that has load balancers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alb_error: Option<String>,
@@ -47,6 +50,97 @@ pub struct WorkloadSummary {
     pub pid: i32,
     /// `running`, `stopped` (by `vpcsim stop`), or `crashed`.
     pub state: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct UnhealthyPath {
+    pub target_group: String,
+    pub target: String,
+    /// The ALB node the checks come from.
+    pub from: String,
+    /// `ip:port` the checks go to.
+    pub to: String,
+    /// Whether the rules let the check and its answer through.
+    pub reachable: bool,
+    /// The rule that stops it (`nacl public inbound rule * deny`).
+    pub blocked_by: Option<String>,
+    /// Request or reply.
+    pub blocked_on: Option<&'static str>,
+    /// The command that shows the whole path.
+    pub trace_command: String,
+}
+
+/// Traces the health checks of every unhealthy target with the model, from
+/// each ALB node that checks it: a NACL or SG that drops them (or their
+/// replies) is named instead of leaving the student with `Target.Timeout`.
+pub fn unhealthy_paths(lab: &crate::topology::plan::Lab, alb: &LbStatus) -> Vec<UnhealthyPath> {
+    use crate::analysis::trace;
+    let mut out = vec![];
+    for tg in &alb.target_groups {
+        let Some((gi, plan)) = lab
+            .target_groups
+            .iter()
+            .enumerate()
+            .find(|(_, g)| g.name == tg.name)
+        else {
+            continue;
+        };
+        let uses = |l: &crate::topology::plan::ListenerPlan| {
+            l.default_forward
+                .iter()
+                .chain(l.rules.iter().flat_map(|r| r.forward.iter()))
+                .any(|w| w.target_group == gi)
+        };
+        let nodes: Vec<&str> = lab
+            .load_balancers
+            .iter()
+            .filter(|lb| lb.listeners.iter().any(uses))
+            .flat_map(|lb| lb.nodes.iter().map(|&n| lab.enis[n].node.as_str()))
+            .collect();
+        for t in tg.targets.iter().filter(|t| t.state == "unhealthy") {
+            let Some(tp) = plan.targets.iter().find(|x| x.instance == t.instance) else {
+                continue;
+            };
+            let port = plan.health_check.port.unwrap_or(tp.port);
+            let to = format!("{}:{port}", tp.ip);
+            for node in &nodes {
+                let Ok(from) = trace::source(lab, node) else {
+                    continue;
+                };
+                let Ok((dst, p)) =
+                    trace::destination(lab, &from, &to, crate::topology::plan::Protocol::Tcp)
+                else {
+                    continue;
+                };
+                let trace::Report::Connection(c) =
+                    trace::trace(lab, &from, &dst, crate::topology::plan::Protocol::Tcp, p)
+                else {
+                    continue;
+                };
+                let on_request = c.path.request.blocked_by().is_some();
+                out.push(UnhealthyPath {
+                    target_group: tg.name.clone(),
+                    target: t.instance.clone(),
+                    from: node.to_string(),
+                    to: to.clone(),
+                    reachable: c.path.reachable,
+                    blocked_by: c.path.blocked_by().map(|h| h.rule.clone()),
+                    blocked_on: c.path.blocked_by().map(|_| {
+                        if on_request {
+                            "request"
+                        } else {
+                            "reply"
+                        }
+                    }),
+                    trace_command: format!(
+                        "vpcsim trace --lab {} {node} {}:{port}",
+                        lab.name, t.instance
+                    ),
+                });
+            }
+        }
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -117,8 +211,13 @@ pub fn summary(state: &LabState) -> Summary {
             Err(e) => (None, Some(format!("ALB daemon not answering: {e:#}"))),
         }
     };
+    let unhealthy_paths = alb
+        .as_ref()
+        .map(|a| unhealthy_paths(lab, a))
+        .unwrap_or_default();
     Summary {
         lab: lab.name.clone(),
+        unhealthy_paths,
         region: lab.region.clone(),
         vpc_id: lab.vpc_id.clone(),
         vpc_cidr: lab.vpc_cidr.to_string(),
@@ -139,12 +238,16 @@ pub fn summary(state: &LabState) -> Summary {
     }
 }
 
+/// The node's current workloads: after `stop` and `start` the records of
+/// the previous run stay in the state (as history), but only the newest of
+/// each role is what runs on the node now.
 fn workloads_of(state: &LabState, node: &str) -> Vec<WorkloadSummary> {
-    state
-        .processes
-        .iter()
-        .filter(|p| p.node == node)
-        .map(|p| WorkloadSummary {
+    let mine: Vec<&crate::state::ProcessRecord> =
+        state.processes.iter().filter(|p| p.node == node).collect();
+    mine.iter()
+        .enumerate()
+        .filter(|(i, p)| !mine[i + 1..].iter().any(|q| q.role == p.role))
+        .map(|(_, p)| WorkloadSummary {
             role: p.role.clone(),
             pid: p.pid,
             state: if p.stopped {
@@ -213,6 +316,10 @@ pub fn render_table(state: &LabState) -> String {
         (None, Some(e)) => writeln!(out, "\n{e}").unwrap(),
         (None, None) => {}
     }
+    if let Some(alb) = &s.alb {
+        render_deregistered(&mut out, &state.plan, alb);
+    }
+    render_unhealthy(&mut out, &s.unhealthy_paths);
     out.push_str(&crate::containers::render_table(&s.containers));
     writeln!(
         out,
@@ -223,12 +330,75 @@ pub fn render_table(state: &LabState) -> String {
     out
 }
 
+/// Targets of the topology that `vpcsim deregister` took out of their group
+/// (the daemon, like AWS, no longer lists them once drained).
+fn render_deregistered(out: &mut String, lab: &crate::topology::plan::Lab, alb: &LbStatus) {
+    for tg in &lab.target_groups {
+        let Some(live) = alb.target_groups.iter().find(|g| g.name == tg.name) else {
+            continue;
+        };
+        for t in &tg.targets {
+            if !live.targets.iter().any(|l| l.instance == t.instance) {
+                writeln!(
+                    out,
+                    "{} {}: deregistered (gets no traffic; `vpcsim register {} {}` brings it back)",
+                    tg.name, t.instance, tg.name, t.instance
+                )
+                .unwrap();
+            }
+        }
+    }
+}
+
+/// Under the target health: why each unhealthy target is unhealthy, as far
+/// as the network rules tell.
+fn render_unhealthy(out: &mut String, paths: &[UnhealthyPath]) {
+    if paths.is_empty() {
+        return;
+    }
+    writeln!(
+        out,
+        "\nunhealthy targets, from the AWS rules (no traffic sent):"
+    )
+    .unwrap();
+    for p in paths {
+        match &p.blocked_by {
+            Some(rule) => writeln!(
+                out,
+                "  {} {}: health checks from {} to {} are dropped on the {} by `{rule}`; see `{}`",
+                p.target_group,
+                p.target,
+                p.from,
+                p.to,
+                p.blocked_on.unwrap_or("request"),
+                p.trace_command
+            ),
+            None => writeln!(
+                out,
+                "  {} {}: the network lets checks from {} to {} through (`{}`): the target itself does not answer well; see `vpcsim logs {}`",
+                p.target_group, p.target, p.from, p.to, p.trace_command, p.target
+            ),
+        }
+        .unwrap();
+    }
+}
+
 pub fn run(lab: Option<&str>, json: bool) -> anyhow::Result<()> {
     let state = resolve_lab(lab)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary(&state))?);
+        crate::outln!("{}", serde_json::to_string_pretty(&summary(&state))?);
     } else {
-        print!("{}", render_table(&state));
+        let text = render_table(&state);
+        // On a terminal, what needs attention stands out.
+        let text = if crate::output::color() {
+            let red = |w: &str| crate::output::red(w, true);
+            text.replace("unhealthy", &red("unhealthy"))
+                .replace("(crashed)", &red("(crashed)"))
+                .replace("(stopped)", &crate::output::yellow("(stopped)", true))
+        } else {
+            text
+        };
+        crate::out!("{text}");
     }
     Ok(())
 }

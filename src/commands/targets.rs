@@ -28,13 +28,40 @@ pub fn run(
             names.join(", ")
         )));
     }
-    crate::lb::client::set_registration(&plan.name, target_group, target, registered)?;
+    crate::lb::client::set_registration(&plan.name, target_group, target, registered).map_err(
+        |e| match e.downcast_ref::<crate::lb::LbError>() {
+            // Refused by the daemon (already registered, not registered): bad input.
+            Some(crate::lb::LbError::Refused(m)) => usage(m.clone()),
+            _ => e,
+        },
+    )?;
     if registered {
-        println!("{target} registered with {target_group}: initial until its health checks pass");
-    } else {
-        println!(
-            "{target} deregistering from {target_group}: draining its in-flight requests (at most {} s)",
+        crate::outln!(
+            "{target} registered with {target_group}: initial until its health checks pass"
+        );
+        return Ok(());
+    }
+    // With nothing in flight AWS completes the deregistration at once; say
+    // which of the two happened instead of promising a wait.
+    let draining = crate::lb::client::query_status(&plan.name)
+        .ok()
+        .and_then(|s| {
+            s.target_groups
+                .into_iter()
+                .find(|g| g.name == target_group)?
+                .targets
+                .into_iter()
+                .find(|t| t.instance == target)
+        })
+        .is_some_and(|t| t.state == "draining");
+    if draining {
+        crate::outln!(
+            "{target} draining from {target_group}: no new requests; it leaves when its in-flight requests finish, at most {} s (deregistration_delay); `vpcsim status` shows it `draining` until then",
             tg.deregistration_delay_s
+        );
+    } else {
+        crate::outln!(
+            "{target} deregistered from {target_group}: no request was in flight, so it left at once (as on AWS); `vpcsim register {target_group} {target}` brings it back"
         );
     }
     Ok(())

@@ -5,8 +5,8 @@ use super::{require_root, usage};
 use crate::fabric::build;
 use crate::firewall::{self, fabric as fabric_fw, nat_gateway};
 use crate::state::{LabLock, LabState};
-use crate::topology::plan::{Lab, FABRIC, INTERNET, S3};
 use crate::topology;
+use crate::topology::plan::{Lab, FABRIC, INTERNET, S3};
 use crate::{teardown, workloads};
 use anyhow::Context;
 use std::path::Path;
@@ -61,18 +61,18 @@ pub fn run(file: &Path, json: bool, network_only: bool) -> anyhow::Result<()> {
     state.save()?;
     let elapsed = started.elapsed();
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&super::status::summary(&state))?
         );
     } else {
-        println!(
+        crate::outln!(
             "lab `{}` is up in {:.0} ms ({} namespaces)\n",
             state.plan.name,
             elapsed.as_secs_f64() * 1000.0,
             state.plan.node_names().len()
         );
-        print!("{}", super::status::render_table(&state));
+        crate::out!("{}", super::status::render_table(&state));
     }
     Ok(())
 }
@@ -166,6 +166,20 @@ fn crash_point(stage: &str) {
     }
 }
 
+/// A node's hostname: EC2's for an ENI (`ip-10-0-20-16`, what a student's
+/// shell prompt shows on AWS), the node's name for `fabric`, `internet`, `s3`.
+pub fn hostname(lab: &Lab, node: &str) -> String {
+    match lab.eni_by_node(node) {
+        Some(eni) => ec2_hostname(eni.private_ip),
+        None => node.to_string(),
+    }
+}
+
+fn ec2_hostname(ip: std::net::Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("ip-{}-{}-{}-{}", o[0], o[1], o[2], o[3])
+}
+
 /// The nodes' /etc/hosts and resolv.conf, bind-mounted over /etc by
 /// `vpcsim exec` and for workloads: instance names and the load balancers'
 /// DNS names resolve inside the lab. One copy for the lab; a node gets its
@@ -174,10 +188,10 @@ fn crash_point(stage: &str) {
 fn write_etc(lab: &Lab) -> anyhow::Result<()> {
     let mut hosts = String::from("127.0.0.1\tlocalhost\n");
     for eni in &lab.enis {
-        let o = eni.private_ip.octets();
+        let host = ec2_hostname(eni.private_ip);
         hosts.push_str(&format!(
-            "{}\t{} ip-{}-{}-{}-{}.ec2.internal\n",
-            eni.private_ip, eni.node, o[0], o[1], o[2], o[3]
+            "{}\t{} {host}.ec2.internal {host}\n",
+            eni.private_ip, eni.node
         ));
     }
     for lb in &lab.load_balancers {
@@ -196,6 +210,18 @@ fn write_etc(lab: &Lab) -> anyhow::Result<()> {
         dir.join("environment"),
         crate::services::node_environment(lab),
     )?;
+    // Each node's hostname (`ip-10-0-20-16`): a line per node, in the lab's
+    // list above for ENIs.
+    let named = lab
+        .enis
+        .iter()
+        .map(|e| (e.node.clone(), ec2_hostname(e.private_ip)));
+    let others = [FABRIC, INTERNET, S3].map(|n| (n.to_string(), n.to_string()));
+    for (node, host) in others.into_iter().chain(named) {
+        let dir = workloads::process::etc_dir(&lab.name, &node);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("hostname"), format!("{host}\n"))?;
+    }
     for node in [FABRIC, INTERNET, S3] {
         if !lab.node_names().iter().any(|n| n == node) {
             continue;

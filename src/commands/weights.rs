@@ -1,10 +1,20 @@
 //! `vpcsim weights alb:80 tg-v1=100 tg-v2=0`: change a listener's forward
 //! weights live (the console's "Edit listener rule" on the default action).
+//!
+//! Like AWS's `modify-listener`, whose forward action is replaced as a whole,
+//! the groups named are the whole action: a group of the current action that
+//! is not named gets no traffic. vpcsim keeps it in the action with weight 0
+//! (its health checks go on, so naming it again later is instant) and says so.
 
 use super::resolve_lab;
 use super::usage;
 
-pub fn run(lab: Option<&str>, listener: &str, weights: &[String]) -> anyhow::Result<()> {
+pub fn run(
+    lab: Option<&str>,
+    listener: &str,
+    weights: &[String],
+    json: bool,
+) -> anyhow::Result<()> {
     let state = resolve_lab(lab)?;
     let plan = &state.plan;
     let (lb, port) = listener
@@ -27,13 +37,13 @@ pub fn run(lab: Option<&str>, listener: &str, weights: &[String]) -> anyhow::Res
             names.join(", ")
         )));
     };
-    if !lbp.listeners.iter().any(|l| l.port == port) {
+    let Some(lst) = lbp.listeners.iter().find(|l| l.port == port) else {
         let ports: Vec<String> = lbp.listeners.iter().map(|l| l.port.to_string()).collect();
         return Err(usage(format!(
             "load balancer {lb} has no listener on port {port} (listeners: {})",
             ports.join(", ")
         )));
-    }
+    };
     if weights.is_empty() {
         return Err(usage("give at least one TARGET_GROUP=WEIGHT"));
     }
@@ -60,6 +70,14 @@ pub fn run(lab: Option<&str>, listener: &str, weights: &[String]) -> anyhow::Res
         }
         parsed.push((tg.to_string(), n));
     }
+    // Groups of the action not named: weight 0, as modify-listener drops them.
+    let not_named: Vec<String> = lst
+        .default_forward
+        .iter()
+        .map(|w| plan.target_groups[w.target_group].name.clone())
+        .filter(|g| !parsed.iter().any(|(t, _)| t == g))
+        .collect();
+    parsed.extend(not_named.iter().map(|g| (g.clone(), 0)));
     crate::lb::client::set_weights(&plan.name, lb, port, &parsed).map_err(|e| {
         // Bad combinations (all zero, more than 5 groups) are bad input too.
         match e.downcast_ref::<crate::lb::LbError>() {
@@ -72,17 +90,36 @@ pub fn run(lab: Option<&str>, listener: &str, weights: &[String]) -> anyhow::Res
         }
     })?;
     let status = crate::lb::client::query_status(&plan.name)?;
-    for l in status.load_balancers.iter().filter(|l| l.name == lb) {
-        for li in l.listeners.iter().filter(|x| x.port == port) {
-            if let Some(d) = li.rules.last() {
-                let shares: Vec<String> = d
-                    .forward
-                    .iter()
-                    .map(|f| format!("{}={} ({:.1}%)", f.target_group, f.weight, f.share_pct))
-                    .collect();
-                println!("{lb}:{port} default -> {}", shares.join(", "));
-            }
-        }
+    let forward: Vec<&crate::lb::status::ForwardStatus> = status
+        .load_balancers
+        .iter()
+        .filter(|l| l.name == lb)
+        .flat_map(|l| l.listeners.iter().filter(|x| x.port == port))
+        .filter_map(|li| li.rules.last())
+        .flat_map(|d| d.forward.iter())
+        .collect();
+    if json {
+        crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "load_balancer": lb,
+                "port": port,
+                "forward": forward,
+                "not_named_set_to_0": not_named,
+            }))?
+        );
+        return Ok(());
+    }
+    let shares: Vec<String> = forward
+        .iter()
+        .map(|f| format!("{}={} ({:.1}%)", f.target_group, f.weight, f.share_pct))
+        .collect();
+    crate::outln!("{lb}:{port} default -> {}", shares.join(", "));
+    if !not_named.is_empty() {
+        crate::outln!(
+            "not named, so weight 0 (the groups named are the whole forward action, as with AWS's modify-listener): {}",
+            not_named.join(", ")
+        );
     }
     Ok(())
 }

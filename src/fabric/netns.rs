@@ -123,8 +123,7 @@ pub fn create_all(namespaces: &[NewNamespace]) -> Result<(), NetnsError> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("namespace thread panicked"))
-            .collect::<Result<(), _>>()
+            .try_for_each(|h| h.join().expect("namespace thread panicked"))
     })
 }
 

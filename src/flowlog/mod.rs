@@ -182,8 +182,10 @@ impl FlowAction {
     }
 }
 
-/// One flow log record, AWS default format version 2.
+/// One flow log record, AWS default format version 2 (as JSON, with the
+/// format's field names: `account-id`, `interface-id`, `log-status`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Record {
     pub version: u8,
     pub account_id: String,
@@ -296,9 +298,9 @@ pub fn start(state: &mut crate::state::LabState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `vpcsim flow-logs [--follow]`: prints the lab's records.
-pub fn run(lab: Option<&str>, follow: bool) -> anyhow::Result<()> {
-    use std::io::{Read, Seek, Write};
+/// `vpcsim flow-logs [--follow] [--json]`: prints the lab's records.
+pub fn run(lab: Option<&str>, follow: bool, json: bool) -> anyhow::Result<()> {
+    use std::io::{Read, Seek};
     let state = crate::commands::resolve_lab(lab)?;
     if state.plan.flow_logs.is_empty() {
         return Err(crate::commands::usage(format!(
@@ -308,14 +310,24 @@ pub fn run(lab: Option<&str>, follow: bool) -> anyhow::Result<()> {
     }
     let path = log_file(&state.plan.name);
     let mut pos = 0u64;
-    let stdout = std::io::stdout();
     loop {
         if let Ok(mut f) = std::fs::File::open(&path) {
             f.seek(std::io::SeekFrom::Start(pos))?;
             let mut buf = Vec::new();
             f.read_to_end(&mut buf)?;
-            pos += buf.len() as u64;
-            stdout.lock().write_all(&buf)?;
+            // Whole lines only: a record being written is read next time.
+            let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            pos += end as u64;
+            let text = String::from_utf8_lossy(&buf[..end]);
+            for line in text.lines() {
+                match line.parse::<Record>() {
+                    Ok(r) if json => crate::outln!("{}", serde_json::to_string(&r)?),
+                    _ => crate::outln!("{line}"),
+                }
+            }
+            if crate::output::closed() {
+                return Ok(());
+            }
         }
         if !follow {
             return Ok(());

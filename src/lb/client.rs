@@ -26,7 +26,8 @@ fn request(lab: &str, req: &ControlRequest) -> Result<ControlResponse, LbError> 
     let resp: ControlResponse = serde_json::from_str(&answer)
         .map_err(|e| LbError::Daemon(format!("unreadable answer ({e}): {answer:?}")))?;
     match resp.error {
-        Some(e) => Err(LbError::Daemon(e)),
+        // The daemon's own message, already worded for the user.
+        Some(e) => Err(LbError::Refused(e)),
         None => Ok(resp),
     }
 }

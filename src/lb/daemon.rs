@@ -300,7 +300,7 @@ impl Balancer {
         let (g, t) = self.find_target(group, instance)?;
         let target = &self.groups[g].targets[t];
         if target.registration() != Registration::Registered {
-            return Err(LbError::Daemon(format!(
+            return Err(LbError::Refused(format!(
                 "{instance} is not registered with {group}"
             )));
         }
@@ -349,7 +349,7 @@ impl Balancer {
             .iter()
             .position(|t| t.instance == instance)
             .ok_or_else(|| {
-                LbError::Daemon(format!(
+                LbError::Refused(format!(
                     "{instance} is not a target of {group} in the topology"
                 ))
             })?;

@@ -45,6 +45,10 @@ pub enum LbError {
     },
     #[error("load balancer daemon: {0}")]
     Daemon(String),
+    /// The daemon's answer to a request it refuses (a target not
+    /// registered): already a sentence for the user.
+    #[error("{0}")]
+    Refused(String),
     #[error("namespace: {0}")]
     Netns(#[from] crate::fabric::netns::NetnsError),
     #[error("{0}")]

@@ -131,6 +131,13 @@ impl Zone {
 
 /// A question's name (uncompressed, as resolvers send it) and the offset
 /// after it.
+/// The question of a query (name, type), for the query log.
+pub fn question(msg: &[u8]) -> Option<(String, u16)> {
+    let (name, end) = parse_name(msg, 12)?;
+    let qtype = u16::from_be_bytes([*msg.get(end)?, *msg.get(end + 1)?]);
+    Some((name, qtype))
+}
+
 fn parse_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
     let mut labels = Vec::new();
     loop {

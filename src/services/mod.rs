@@ -103,12 +103,14 @@ pub fn run(lab: &str) -> anyhow::Result<()> {
         tokio::spawn(serve_dns(
             vpc_dns,
             Arc::new(dns::Zone::for_lab(&plan, true)),
+            Some(QueryLog::open(&plan)?),
         ));
         if let Some(s3) = &plan.s3 {
             let public_dns = udp_in(&plan.namespace(S3), SocketAddrV4::new(s3.public_dns, 53))?;
             tokio::spawn(serve_dns(
                 public_dns,
                 Arc::new(dns::Zone::for_lab(&plan, false)),
+                None,
             ));
             let server = Arc::new(s3::S3::new(&plan, &s3_access_log(lab))?);
             let mut paths = vec![(S3_TO_INTERNET_IF.to_string(), s3::Via::Internet)];
@@ -163,7 +165,85 @@ fn tcp_on_link(
     Ok(tokio::net::TcpListener::from_std(listener)?)
 }
 
-async fn serve_dns(sock: tokio::net::UdpSocket, zone: Arc<dns::Zone>) {
+/// The Amazon DNS's query log, one JSON object per query in the shape of
+/// Route 53 Resolver query logging (`vpcsim logs dns`). Answers are not
+/// listed, only their count.
+struct QueryLog {
+    file: std::fs::File,
+    vpc_id: String,
+    region: String,
+    /// Private IP -> node name (`srcids.instance`).
+    nodes: std::collections::HashMap<std::net::Ipv4Addr, String>,
+}
+
+impl QueryLog {
+    fn open(plan: &crate::topology::plan::Lab) -> anyhow::Result<QueryLog> {
+        let path = dns_query_log(&plan.name);
+        let file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("{}", path.display()))?;
+        Ok(QueryLog {
+            file,
+            vpc_id: plan.vpc_id.clone(),
+            region: plan.region.clone(),
+            nodes: plan
+                .enis
+                .iter()
+                .map(|e| (e.private_ip, e.node.clone()))
+                .collect(),
+        })
+    }
+
+    fn record(&mut self, query: &[u8], reply: &[u8], peer: SocketAddr) {
+        use std::io::Write;
+        let Some((name, qtype)) = dns::question(query) else {
+            return;
+        };
+        let rcode = match reply.get(3).map(|b| b & 0x0f) {
+            Some(0) => "NOERROR",
+            Some(3) => "NXDOMAIN",
+            Some(4) => "NOTIMP",
+            _ => "SERVFAIL",
+        };
+        let qtype = match qtype {
+            1 => "A".to_string(),
+            28 => "AAAA".to_string(),
+            n => format!("TYPE{n}"),
+        };
+        let answers = reply
+            .get(6..8)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+        let node = match peer.ip() {
+            std::net::IpAddr::V4(ip) => self.nodes.get(&ip).cloned(),
+            _ => None,
+        };
+        let line = serde_json::json!({
+            "version": "1.100000",
+            "region": self.region,
+            "vpc_id": self.vpc_id,
+            "query_timestamp": s3::iso_time(std::time::SystemTime::now()),
+            "query_name": format!("{name}."),
+            "query_type": qtype,
+            "query_class": "IN",
+            "rcode": rcode,
+            "answer_count": answers,
+            "srcaddr": peer.ip().to_string(),
+            "srcport": peer.port().to_string(),
+            "transport": "UDP",
+            "srcids": { "instance": node },
+        });
+        let _ = writeln!(self.file, "{line}");
+    }
+}
+
+/// The VPC DNS's query log (`vpcsim logs dns`).
+pub fn dns_query_log(lab: &str) -> std::path::PathBuf {
+    log_dir(lab).join("dns-queries.log")
+}
+
+async fn serve_dns(sock: tokio::net::UdpSocket, zone: Arc<dns::Zone>, mut log: Option<QueryLog>) {
     let mut buf = [0u8; 1500];
     loop {
         let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
@@ -171,6 +251,9 @@ async fn serve_dns(sock: tokio::net::UdpSocket, zone: Arc<dns::Zone>) {
         };
         if let Some(reply) = zone.answer(&buf[..n]) {
             let _ = sock.send_to(&reply, peer).await;
+            if let Some(log) = log.as_mut() {
+                log.record(&buf[..n], &reply, peer);
+            }
         }
     }
 }

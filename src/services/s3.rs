@@ -740,7 +740,7 @@ fn civil(t: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
 }
 
 /// `2026-11-23T17:00:00.000Z`, as S3's XML dates.
-fn iso_time(t: SystemTime) -> String {
+pub(crate) fn iso_time(t: SystemTime) -> String {
     let (y, mo, d, h, mi, s, ms) = civil(t);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
 }

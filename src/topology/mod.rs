@@ -1,6 +1,7 @@
 //! Topology files: parsing ([`model`]), checking and resolving ([`validate`])
 //! into the [`plan::Lab`] every other module builds from.
 
+pub mod fields;
 pub mod locate;
 pub mod model;
 pub mod plan;
@@ -38,13 +39,17 @@ impl fmt::Display for TopologyError {
             if n == 1 { "" } else { "s" }
         )?;
         for (line, col, d) in &self.errors {
-            writeln!(
-                f,
-                "{}:{line}:{col}: {}: {}",
-                self.file.display(),
-                d.path,
-                d.message
-            )?;
+            if d.path.is_empty() {
+                writeln!(f, "{}:{line}:{col}: {}", self.file.display(), d.message)?;
+            } else {
+                writeln!(
+                    f,
+                    "{}:{line}:{col}: {}: {}",
+                    self.file.display(),
+                    d.path,
+                    d.message
+                )?;
+            }
             writeln!(f, "    hint: {}", d.hint)?;
         }
         Ok(())
@@ -75,7 +80,8 @@ pub fn load(file: &Path) -> Result<plan::Lab, TopologyError> {
 /// Parses and validates topology text; `base` resolves relative paths
 /// (`user_data_file`).
 pub fn parse(text: &str, base: &Path) -> Result<plan::Lab, Vec<(usize, usize, Diagnostic)>> {
-    let topo: model::Topology = toml::from_str(text).map_err(|e| {
+    // TOML syntax first: a file that is not TOML has only that error.
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
         let (line, col) = e
             .span()
             .map(|s| locate::line_col(text, s.start))
@@ -86,9 +92,19 @@ pub fn parse(text: &str, base: &Path) -> Result<plan::Lab, Vec<(usize, usize, Di
             Diagnostic {
                 path: String::new(),
                 message: e.message().to_string(),
-                hint: "see docs/topology.md for every field and its type".into(),
+                hint: "fix the TOML syntax at this spot".into(),
             },
         )]
     })?;
-    validate::validate(&topo, base).map_err(|diags| locate::locate_all(text, diags))
+    // Unknown fields are set aside (and reported) so the rest is still read.
+    let (topo, mut diags) =
+        fields::read(toml::Value::Table(table)).map_err(|diags| locate::locate_all(text, diags))?;
+    match validate::validate(&topo, base) {
+        Ok(lab) if diags.is_empty() => Ok(lab),
+        Ok(_) => Err(locate::locate_all(text, diags)),
+        Err(more) => {
+            diags.extend(more);
+            Err(locate::locate_all(text, diags))
+        }
+    }
 }

@@ -157,7 +157,9 @@ fn access_log_writer() -> mpsc::UnboundedSender<String> {
             for line in batch.drain(..) {
                 out.push_str(&line);
             }
-            let _ = std::io::stderr().lock().write_all(out.as_bytes());
+            // `eprint!`, not a raw write: the test harness captures it, so
+            // in-process model servers in unit tests do not flood the output.
+            eprint!("{out}");
             out.clear();
             // Lines sent meanwhile just queue, without waking this task.
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -52,6 +52,12 @@ pub fn enter_node(cmd: &mut Command, lab: &str, node: &str) -> std::io::Result<(
             }
         }
     }
+    // The node's own hostname (`ip-10-0-20-16` on an instance, as EC2 names
+    // it), in a UTS namespace of its own so the machine's stays untouched.
+    let hostname = std::fs::read_to_string(etc_dir(lab, node).join("hostname"))
+        .ok()
+        .map(|h| h.trim().as_bytes().to_vec())
+        .filter(|h| !h.is_empty());
     let root = cstr(Path::new("/"));
     let ns_fd = ns.as_raw_fd();
     // SAFETY: the closure runs between fork and exec and only calls
@@ -61,6 +67,13 @@ pub fn enter_node(cmd: &mut Command, lab: &str, node: &str) -> std::io::Result<(
             let _keep = &ns;
             if libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if let Some(h) = &hostname {
+                if libc::unshare(libc::CLONE_NEWUTS) != 0
+                    || libc::sethostname(h.as_ptr().cast(), h.len()) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             if !binds.is_empty() {
                 if libc::unshare(libc::CLONE_NEWNS) != 0 {

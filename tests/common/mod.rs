@@ -96,17 +96,7 @@ impl TestLab {
 
     /// Loads a shipped topology from topologies/, renamed.
     pub fn up_shipped(name: &str, file: &str) -> TestLab {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("topologies")
-            .join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        // Relative paths in shipped files resolve from topologies/.
-        let dir = path.parent().unwrap().display().to_string();
-        let mut text = text;
-        for key in ["user_data_file", "seed_dir", "policy_file"] {
-            text = text.replace(&format!("{key} = \""), &format!("{key} = \"{dir}/"));
-        }
-        Self::up(name, &text)
+        Self::up(name, &shipped_text(file))
     }
 
     pub fn vpcsim(&self, args: &[&str]) -> Output {
@@ -161,6 +151,20 @@ impl Drop for TestLab {
             );
         }
     }
+}
+
+/// A shipped topology's text, its relative paths made absolute (they resolve
+/// from topologies/), ready to be written elsewhere.
+pub fn shipped_text(file: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("topologies")
+        .join(file);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    let dir = path.parent().unwrap().display().to_string();
+    for key in ["user_data_file", "seed_dir", "policy_file"] {
+        text = text.replace(&format!("{key} = \""), &format!("{key} = \"{dir}/"));
+    }
+    text
 }
 
 /// Replaces the top-level `name = "…"` line.
@@ -301,4 +305,28 @@ impl TestLab {
             .collect();
         (out, grew)
     }
+}
+
+/// The topologies vpcsim ships: the `topologies/*.toml` files the README
+/// names. A student's own file saved in topologies/ (broken while they work
+/// on it) is not one of them, so it cannot fail the suite.
+pub fn shipped_topologies() -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut v: Vec<PathBuf> = readme
+        .split(|c: char| c.is_whitespace() || "`()[]|,".contains(c))
+        .filter(|w| w.starts_with("topologies/") && w.ends_with(".toml"))
+        .map(|w| root.join(w))
+        .collect();
+    v.sort();
+    v.dedup();
+    assert!(!v.is_empty(), "the README names no shipped topology");
+    for f in &v {
+        assert!(
+            f.is_file(),
+            "the README names {} but it does not exist",
+            f.display()
+        );
+    }
+    v
 }
