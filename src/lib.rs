@@ -14,6 +14,7 @@
 pub mod analysis;
 pub mod cloudformation;
 pub mod commands;
+pub mod connlimit;
 pub mod containers;
 pub mod fabric;
 pub mod firewall;

@@ -59,8 +59,24 @@ enum Command {
   sudo vpcsim up topologies/seed-001-literal.toml --network-only
   sudo vpcsim up topologies/canary.toml --json | jq .load_balancers")]
     Up {
-        /// The topology file (TOML; fields in docs/topology.md). The lab's name is its `name`.
-        file: PathBuf,
+        /// The topology file (TOML; fields in docs/topology.md), or CloudFormation
+        /// templates (.yaml, .json) deployed in order as the stacks of one lab.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Template parameter: `[STACK.]KEY=VALUE`; VALUE may be `@STACK.NAME` (an
+        /// earlier stack's output or resource) or `@export:NAME`.
+        #[arg(long = "param")]
+        params: Vec<String>,
+        /// What runs on an instance, launch template or auto scaling group:
+        /// `LOGICAL_ID=model-v1|model-v2|stand-in|user-data|none`.
+        #[arg(long = "run")]
+        runs: Vec<String>,
+        /// Lab name for templates (default: the first template's file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Region for templates (default us-east-1).
+        #[arg(long)]
+        region: Option<String>,
         /// Print the lab's summary as JSON (the same as `status --json`).
         #[arg(long)]
         json: bool,
@@ -332,12 +348,17 @@ enum Command {
     AlbDaemon {
         #[arg(long)]
         lab: String,
+        /// Run the daemon itself (else: a keeper that restarts it).
+        #[arg(long)]
+        worker: bool,
     },
     /// Internal: the lab's Amazon DNS and S3 service.
     #[command(hide = true)]
     AwsServices {
         #[arg(long)]
         lab: String,
+        #[arg(long)]
+        worker: bool,
     },
 }
 
@@ -353,10 +374,24 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up {
-            file,
+            files,
+            params,
+            runs,
+            name,
+            region,
             json,
             network_only,
-        } => commands::up::run(&file, json, network_only),
+        } => commands::up::run(
+            &files,
+            json,
+            network_only,
+            &commands::up::TemplateOptions {
+                name,
+                region,
+                params,
+                runs,
+            },
+        ),
         Command::Export {
             target,
             format,
@@ -402,8 +437,14 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::ModelServer { model, port } => vpcsim::workloads::model_server::run(&model, port),
-        Command::AlbDaemon { lab } => vpcsim::lb::daemon::run(&lab),
-        Command::AwsServices { lab } => vpcsim::services::run(&lab),
+        Command::AlbDaemon { lab, worker: true } => vpcsim::lb::daemon::run(&lab),
+        Command::AlbDaemon { lab, .. } => {
+            vpcsim::workloads::keeper::run(&["alb-daemon", "--lab", &lab])
+        }
+        Command::AwsServices { lab, worker: true } => vpcsim::services::run(&lab),
+        Command::AwsServices { lab, .. } => {
+            vpcsim::workloads::keeper::run(&["aws-services", "--lab", &lab])
+        }
         Command::Trace {
             lab,
             src,

@@ -238,7 +238,7 @@ fn trace_names_each_failure_and_traffic_agrees() {
     // A path the tables allow: trace and traffic agree it works.
     let (_, report) = trace(&lab, "web", "server:8000");
     assert_eq!(report["reachable"], true, "{report:#}");
-    assert!(lab.tcp("web", "10.0.20.16", 8000).is_some());
+    assert!(lab.tcp_eventually("web", "10.0.20.16", 8000).is_some());
 
     // NAT gateway: no inbound connections, dropped inside the NAT gateway.
     let (code, report) = trace(&lab, "internet", "198.51.100.20:22");
@@ -389,18 +389,25 @@ fn probe_literal_tables_show_the_broken_replies() {
     assert_eq!(find(&report, "internet", "alb-a", 80)["actual"], true);
 }
 
+/// Flow logs on a subnet (public-1, ACCEPT only) and on one node (server,
+/// REJECT only): each log records only its resources' ENIs and only its
+/// traffic type; a drop by an inbound rule is an ACCEPT on the sender's ENI
+/// and a REJECT on the receiver's.
 #[test]
 fn flow_logs_record_accepted_and_rejected_flows() {
     if !require_root() {
         return;
     }
     let topo = format!(
-        "{FAILURES}\n[[flow_log]]\nresource = \"vpc\"\ntraffic_type = \"ALL\"\nmax_aggregation_interval = 1\n\n[[flow_log]]\nresource = \"server\"\ntraffic_type = \"REJECT\"\nmax_aggregation_interval = 1\n"
+        "{FAILURES}\n[[flow_log]]\nresource = \"public-1\"\ntraffic_type = \"ACCEPT\"\nmax_aggregation_interval = 1\n\n[[flow_log]]\nresource = \"server\"\ntraffic_type = \"REJECT\"\nmax_aggregation_interval = 1\n"
     );
     let lab = TestLab::up("t-an-flow", &topo);
     lab.listen("server", &["tcp/8000"]);
-    assert!(lab.tcp("web", "10.0.20.16", 8000).is_some());
-    // Dropped by sg-server's ingress: REJECT on the server's ENI.
+    lab.listen("victim", &["tcp/8000"]);
+    assert!(lab.tcp_eventually("web", "10.0.20.16", 8000).is_some());
+    // Not covered by any flow log: victim's ENI must never appear.
+    assert!(lab.tcp_eventually("web", "10.0.20.17", 8000).is_some());
+    // Dropped by sg-server's ingress (an inbound rule).
     assert_eq!(lab.tcp("web", "10.0.20.16", 6000), None);
     let status = lab.status();
     let eni_of = |node: &str| -> String {
@@ -414,8 +421,8 @@ fn flow_logs_record_accepted_and_rejected_flows() {
             .unwrap()
             .to_string()
     };
-    let server_eni = eni_of("server");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let (web_eni, server_eni) = (eni_of("web"), eni_of("server"));
+    let deadline = Instant::now() + Duration::from_secs(30);
     let records = loop {
         let out = lab.vpcsim(&["flow-logs", "--lab", &lab.name]);
         assert!(
@@ -427,21 +434,40 @@ fn flow_logs_record_accepted_and_rejected_flows() {
             .lines()
             .map(|l| l.parse().unwrap_or_else(|e| panic!("{e}")))
             .collect();
-        let has = |action: &str, dport: u16| {
+        let has = |eni: &str, action: &str, dst: &str, dport: u16| {
             records.iter().any(|r| {
-                r.action == action
+                r.interface_id == eni
+                    && r.action == action
                     && r.srcaddr.to_string() == "10.0.10.10"
-                    && r.dstaddr.to_string() == "10.0.20.16"
+                    && r.dstaddr.to_string() == dst
                     && r.dstport == dport
                     && r.protocol == 6
             })
         };
-        if has("REJECT", 6000) && has("ACCEPT", 8000) {
+        if has(&server_eni, "REJECT", "10.0.20.16", 6000)
+            && has(&web_eni, "ACCEPT", "10.0.20.16", 6000)
+            && has(&web_eni, "ACCEPT", "10.0.20.16", 8000)
+            && has(&web_eni, "ACCEPT", "10.0.20.17", 8000)
+        {
             break records;
         }
         assert!(Instant::now() < deadline, "records so far:\n{records:#?}");
         std::thread::sleep(Duration::from_millis(300));
     };
+    let public_enis = [eni_of("web"), eni_of("no-ip"), eni_of("nat-1")];
+    for r in &records {
+        assert!(
+            public_enis.contains(&r.interface_id) || r.interface_id == server_eni,
+            "an ENI no flow log covers: {r:?}"
+        );
+        if r.interface_id == server_eni {
+            assert_eq!(r.action, "REJECT", "the server's log is REJECT only: {r:?}");
+        } else {
+            assert_eq!(r.action, "ACCEPT", "public-1's log is ACCEPT only: {r:?}");
+        }
+        // Aggregated over at most max_aggregation_interval (1 s).
+        assert!(r.end - r.start <= 1, "{r:?}");
+    }
     let reject = records
         .iter()
         .find(|r| r.action == "REJECT" && r.dstport == 6000)
@@ -453,9 +479,10 @@ fn flow_logs_record_accepted_and_rejected_flows() {
     assert!(reject.packets >= 1 && reject.bytes >= 40);
     assert_eq!(reject.account_id, "123456789012");
     assert_eq!(reject.log_status, "OK");
-    assert_eq!(reject.interface_id, server_eni);
-    // The reply of the accepted flow is its own record (server -> web).
+    // The reply of the accepted flow is its own record (server -> web), on
+    // the receiving ENI.
     assert!(records.iter().any(|r| r.action == "ACCEPT"
+        && r.interface_id == web_eni
         && r.srcport == 8000
         && r.srcaddr.to_string() == "10.0.20.16"));
 }

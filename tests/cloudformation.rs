@@ -132,3 +132,421 @@ fn an_image_only_on_this_machine_is_named_not_dropped() {
     );
     assert!(text.contains("-p 80:8000"));
 }
+
+/// A lab brought up from templates, removed on drop.
+struct TemplateLab {
+    name: String,
+}
+
+impl TemplateLab {
+    fn up(base: &str, files: &[&Path], extra: &[&str]) -> TemplateLab {
+        let name = common::lab_name(base);
+        let _ = Command::new(vpcsim_bin()).args(["down", &name]).output();
+        let mut args: Vec<String> = vec!["up".into()];
+        args.extend(files.iter().map(|f| f.display().to_string()));
+        args.extend(["--name".to_string(), name.clone()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = Command::new(vpcsim_bin()).args(&args).output().unwrap();
+        let lab = TemplateLab { name };
+        assert!(
+            out.status.success(),
+            "vpcsim {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+}
+
+impl Drop for TemplateLab {
+    fn drop(&mut self) {
+        let _ = Command::new(vpcsim_bin())
+            .args(["down", &self.name])
+            .output();
+    }
+}
+
+/// `probe --json` as (source, destination, port) -> (reachable, blocked only on the reply).
+fn truth_table(lab: &str) -> std::collections::BTreeMap<(String, String, u64), (bool, bool)> {
+    let out = Command::new(vpcsim_bin())
+        .args(["probe", "--lab", lab, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "probe {lab} found disagreements: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                (
+                    p["source"].as_str().unwrap().to_string(),
+                    p["destination"].as_str().unwrap().to_string(),
+                    p["port"].as_u64().unwrap(),
+                ),
+                (
+                    p["actual"].as_bool().unwrap(),
+                    p["blocked_on_reply"].as_bool().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// `n` requests through the ALB from the internet host: the model ids answering.
+fn alb_answers(lab: &str, n: usize) -> std::collections::BTreeMap<String, usize> {
+    let status = Command::new(vpcsim_bin())
+        .args(["status", lab, "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let dns = v["load_balancers"][0]["dns_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let script = format!(
+        "for i in $(seq 1 60); do curl -s -m 2 -o /dev/null -w '%{{http_code}}' http://{dns}/api/v1/recommendation -H 'Content-Type: application/json' -d '{{\"user_id\": \"1\"}}' | grep -q 200 && break; sleep 0.5; done; \
+         for i in $(seq 1 {n}); do curl -s -m 3 http://{dns}/api/v1/recommendation -H 'Content-Type: application/json' -d '{{\"user_id\": \"7\"}}'; echo; done"
+    );
+    let out = Command::new(vpcsim_bin())
+        .args(["exec", "--lab", lab, "internet", "--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        let id = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|j| j["model_id"].as_str().map(String::from))
+            .unwrap_or_else(|| format!("not JSON: {line}"));
+        *seen.entry(id).or_insert(0) += 1;
+    }
+    seen
+}
+
+fn round_trip(toml: &str, base: &str) {
+    if !common::require_root() {
+        return;
+    }
+    let (template, _) = export(toml, false);
+    let (toml_table, toml_answers) = {
+        let lab = common::TestLab::up_shipped(&format!("{base}t"), toml);
+        (truth_table(&lab.name), alb_answers(&lab.name, 100))
+    };
+    let lab = TemplateLab::up(&format!("{base}c"), &[&template], &[]);
+    let cfn_table = truth_table(&lab.name);
+    let cfn_answers = alb_answers(&lab.name, 100);
+    assert_eq!(toml_table.len(), cfn_table.len(), "same probes");
+    for (k, v) in &toml_table {
+        assert_eq!(
+            cfn_table.get(k),
+            Some(v),
+            "probe {k:?} differs between the TOML lab and its template"
+        );
+    }
+    // The same model ids answer through the ALB (all of them 200 and JSON).
+    let ids = |m: &std::collections::BTreeMap<String, usize>| m.keys().cloned().collect::<Vec<_>>();
+    assert!(
+        ids(&toml_answers)
+            .iter()
+            .all(|k| !k.starts_with("not JSON")),
+        "{toml_answers:?}"
+    );
+    assert_eq!(
+        ids(&toml_answers),
+        ids(&cfn_answers),
+        "{toml_answers:?} vs {cfn_answers:?}"
+    );
+}
+
+#[test]
+fn canary_round_trip_same_probe_table_and_alb_answers() {
+    round_trip("canary.toml", "cfrt");
+}
+
+#[test]
+fn canary_docker_round_trip_same_probe_table_and_alb_answers() {
+    round_trip("canary-docker.toml", "cfrd");
+}
+
+fn penguin(file: &str) -> PathBuf {
+    topology("penguin").join(file)
+}
+
+fn penguin_stacks() -> Vec<PathBuf> {
+    [
+        "network.yaml",
+        "security-groups.yaml",
+        "endpoint.yaml",
+        "data.yaml",
+        "app.yaml",
+    ]
+    .iter()
+    .map(|f| penguin(f))
+    .collect()
+}
+
+const PENGUIN_PARAMS: &[&str] = &[
+    "--param",
+    "app.AppSubnets=@network.AppSubnet1,@network.AppSubnet2",
+    "--param",
+    "app.Ec2SecurityGroup=@security-groups.Ec2SecurityGroup",
+    "--param",
+    "data.DBPassword=labpassword",
+];
+
+/// probe's verdicts: (source, destination, port) -> reachable.
+fn reachable(lab: &str) -> std::collections::BTreeMap<(String, String, u64), bool> {
+    truth_table(lab)
+        .into_iter()
+        .map(|(k, (ok, _))| (k, ok))
+        .collect()
+}
+
+#[test]
+fn seed_002_stacks_come_up_and_reach_what_their_rules_say() {
+    if !common::require_root() {
+        return;
+    }
+    let files = penguin_stacks();
+    let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let mut extra = PENGUIN_PARAMS.to_vec();
+    extra.extend(["--param", "app.DesiredCapacity=3"]);
+    let lab = TemplateLab::up("cfpen", &paths, &extra);
+
+    // The ASG's 3 instances over the two application subnets, the interface
+    // endpoint's ENIs in both, a NAT gateway per AZ.
+    let status: serde_json::Value = serde_json::from_slice(
+        &Command::new(vpcsim_bin())
+            .args(["status", &lab.name, "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let subnet_of = |node: &str| {
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == node)
+            .map(|n| n["subnet"].as_str().unwrap().to_string())
+    };
+    assert_eq!(subnet_of("web-1").as_deref(), Some("app-1"));
+    assert_eq!(subnet_of("web-2").as_deref(), Some("app-2"));
+    assert_eq!(subnet_of("web-3").as_deref(), Some("app-1"));
+    assert_eq!(subnet_of("sns-endpoint-2").as_deref(), Some("app-2"));
+    assert_eq!(subnet_of("nat-1").as_deref(), Some("public-1"));
+    assert_eq!(subnet_of("nat-2").as_deref(), Some("public-2"));
+    // Stacks with their outputs and exports, the ALB's DNS name filled in.
+    let stacks = status["stacks"].as_array().unwrap();
+    assert_eq!(stacks.len(), 5);
+    let app = stacks.iter().find(|s| s["name"] == "app").unwrap();
+    let dns = status["load_balancers"][0]["dns_name"].as_str().unwrap();
+    assert!(app["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["key"] == "AlbDnsName" && o["value"] == dns && o["export"] == "app-AlbDnsName"));
+
+    // The stand-in answers through the ALB on the target group's port and health check path.
+    let out = Command::new(vpcsim_bin())
+        .args(["exec", "--lab", &lab.name, "internet", "--", "sh", "-c",
+            &format!("for i in $(seq 1 60); do curl -s -m 2 http://{dns}/health | grep -q stand-in && break; sleep 0.5; done; for i in 1 2 3 4 5 6; do curl -s -m 2 http://{dns}/; done")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for web in ["web-1", "web-2", "web-3"] {
+        assert!(
+            text.contains(&format!("stand-in {web} port 80 /")),
+            "{text}"
+        );
+    }
+
+    let t = reachable(&lab.name);
+    let get = |s: &str, d: &str, p: u64| {
+        *t.get(&(s.into(), d.into(), p))
+            .unwrap_or_else(|| panic!("no probe {s} -> {d}:{p}"))
+    };
+    // sg-alb: 80 from anywhere; public NACL 100 in / 110 out.
+    assert!(get("internet", "alb-a", 80) && get("internet", "alb-b", 80));
+    assert!(
+        !get("internet", "alb-a", 443),
+        "nothing listens on 443 in sg-alb"
+    );
+    // sg-ec2: 80 from sg-alb only; app NACL 100 (80 from 10.0.0.0/23).
+    for web in ["web-1", "web-2", "web-3"] {
+        assert!(
+            get("alb-a", web, 80) && get("alb-b", web, 80),
+            "ALB -> {web}:80"
+        );
+        assert!(!get("internet", web, 80), "{web} has no public address");
+        assert!(
+            get(web, "sns-endpoint-1", 443) && get(web, "sns-endpoint-2", 443),
+            "{web} -> endpoint 443 (sg-endpoint from sg-ec2, app NACL 120/130)"
+        );
+    }
+    assert!(!get("web-1", "web-2", 80), "sg-ec2 admits only the ALB");
+    assert!(
+        !get("alb-a", "sns-endpoint-1", 443),
+        "sg-endpoint admits only sg-ec2"
+    );
+    assert!(!get("sns-endpoint-1", "web-1", 80));
+}
+
+/// `vpcsim up` on a bad template: exit 2, the message names file, logical
+/// id, property and fix, and no lab is left.
+fn bad_template(name: &str, yaml: &str, extra: &[&str], expect: &[&str]) {
+    let dir = scratch(name);
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, yaml).unwrap();
+    let lab = common::lab_name("cfbad");
+    let mut args = vec!["up", file.to_str().unwrap(), "--name", &lab];
+    args.extend_from_slice(extra);
+    let out = Command::new(vpcsim_bin()).args(&args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+    assert!(err.contains("nothing was built"), "{name}: {err}");
+    for e in expect {
+        assert!(err.contains(e), "{name}: expected `{e}` in:\n{err}");
+    }
+    assert!(
+        !Path::new(&format!("/run/vpcsim/{lab}")).exists(),
+        "{name}: state left behind"
+    );
+}
+
+const VPC: &str = "  Vpc:\n    Type: AWS::EC2::VPC\n    Properties: {CidrBlock: 10.0.0.0/16}\n";
+
+#[test]
+fn template_errors_name_file_resource_property_and_fix() {
+    bad_template(
+        "unknown-ref",
+        &format!("Resources:\n{VPC}  Sub:\n    Type: AWS::EC2::Subnet\n    Properties: {{VpcId: !Ref Vcp, CidrBlock: 10.0.1.0/24}}\n"),
+        &[],
+        &["unknown-ref.yaml: Sub.Properties: references `Vcp`", "fix: declare `Vcp`"],
+    );
+    bad_template(
+        "missing-prop",
+        &format!("Resources:\n{VPC}  Sub:\n    Type: AWS::EC2::Subnet\n    Properties: {{VpcId: !Ref Vpc}}\n"),
+        &[],
+        &["missing-prop.yaml: Sub.CidrBlock: AWS::EC2::Subnet requires CidrBlock", "fix: add CidrBlock"],
+    );
+    bad_template(
+        "bad-cidr",
+        &format!("Resources:\n{VPC}  Sub:\n    Type: AWS::EC2::Subnet\n    Properties: {{VpcId: !Ref Vpc, CidrBlock: 10.0.300.0/24}}\n"),
+        &[],
+        &["bad-cidr.yaml: Sub.CidrBlock: `10.0.300.0/24` is not an IPv4 CIDR"],
+    );
+    bad_template(
+        "cycle",
+        &format!("Resources:\n{VPC}  A:\n    Type: AWS::EC2::SecurityGroup\n    Properties: {{GroupDescription: a, VpcId: !Ref Vpc, SecurityGroupIngress: [{{IpProtocol: tcp, FromPort: 1, ToPort: 1, SourceSecurityGroupId: !Ref B}}]}}\n  B:\n    Type: AWS::EC2::SecurityGroup\n    Properties: {{GroupDescription: b, VpcId: !Ref Vpc, SecurityGroupIngress: [{{IpProtocol: tcp, FromPort: 1, ToPort: 1, SourceSecurityGroupId: !Ref A}}]}}\n"),
+        &[],
+        &["circular dependency: A -> B -> A", "AWS::EC2::SecurityGroupIngress"],
+    );
+    bad_template(
+        "unknown-fn",
+        &format!("Resources:\n{VPC}  Sub:\n    Type: AWS::EC2::Subnet\n    Properties: {{VpcId: !Ref Vpc, CidrBlock: !Concat [a, b]}}\n"),
+        &[],
+        &["unknown-fn.yaml", "unknown intrinsic function `!Concat`"],
+    );
+    bad_template(
+        "no-value",
+        &format!("Parameters:\n  Cidr: {{Type: String}}\nResources:\n{VPC}"),
+        &[],
+        &[
+            "no-value.yaml: Parameters.Cidr: parameter `Cidr` (String) has no value",
+            "--param Cidr=VALUE",
+        ],
+    );
+    bad_template(
+        "not-allowed",
+        &format!("Parameters:\n  Size: {{Type: String, Default: small, AllowedValues: [small, large]}}\nResources:\n{VPC}"),
+        &["--param", "Size=huge"],
+        &["`huge` is not one of the AllowedValues of `Size`", "use one of: small, large"],
+    );
+    bad_template(
+        "import",
+        &format!("Resources:\n{VPC}  Sub:\n    Type: AWS::EC2::Subnet\n    Properties: {{VpcId: !ImportValue other-VpcId, CidrBlock: 10.0.1.0/24}}\n"),
+        &[],
+        &["import.yaml: Sub.VpcId: no stack before this one exports `other-VpcId`"],
+    );
+}
+
+#[test]
+fn stacks_need_their_parameters_and_earlier_stacks() {
+    // Without the AWS-typed parameters the app stack cannot come up.
+    let files = penguin_stacks();
+    let lab = common::lab_name("cfpar");
+    let out = Command::new(vpcsim_bin())
+        .args(
+            files
+                .iter()
+                .map(|f| f.to_str().unwrap())
+                .chain(["--name", &lab, "--param", "data.DBPassword=labpassword"])
+                .collect::<Vec<_>>()
+                .iter()
+                .fold(vec!["up"], |mut v, a| {
+                    v.push(a);
+                    v
+                }),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("app.yaml: Parameters.AppSubnets: parameter `AppSubnets` (List<AWS::EC2::Subnet::Id>) has no value"), "{err}");
+    // A subnet id that no earlier stack created is refused.
+    let out = Command::new(vpcsim_bin())
+        .args(
+            files
+                .iter()
+                .map(|f| f.to_str().unwrap())
+                .chain([
+                    "--name",
+                    &lab,
+                    "--param",
+                    "data.DBPassword=labpassword",
+                    "--param",
+                    "AppSubnets=subnet-0123",
+                    "--param",
+                    "app.Ec2SecurityGroup=@security-groups.Ec2SecurityGroup",
+                ])
+                .collect::<Vec<_>>()
+                .iter()
+                .fold(vec!["up"], |mut v, a| {
+                    v.push(a);
+                    v
+                }),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`subnet-0123` is not a AWS::EC2::Subnet of the stacks before this one"),
+        "{err}"
+    );
+    // An app stack alone: its imports have no exporter.
+    let out = Command::new(vpcsim_bin())
+        .args([
+            "up",
+            penguin("app.yaml").to_str().unwrap(),
+            "--name",
+            &lab,
+            "--param",
+            "AppSubnets=a",
+            "--param",
+            "Ec2SecurityGroup=b",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+}

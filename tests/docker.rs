@@ -106,8 +106,9 @@ fn published_port_80_reaches_the_container_and_8000_is_not_published() {
         return;
     }
     let lab = TestLab::up("t-dk-plumb", PLUMBING);
-    let answer =
-        recommend(&lab, "client", "10.0.20.71", 80).expect("docker-host:80 answers in the subnet");
+    let answer = lab
+        .eventually(|| recommend(&lab, "client", "10.0.20.71", 80))
+        .expect("docker-host:80 answers in the subnet");
     assert!(answer.contains(MODEL_ID), "{answer}");
     // The container's own log has the request (the V2 server's [LOG] line).
     let logs = lab.vpcsim(&["logs", "--lab", &lab.name, "v2-docker"]);
@@ -118,8 +119,9 @@ fn published_port_80_reaches_the_container_and_8000_is_not_published() {
     );
     assert!(String::from_utf8_lossy(&logs.stdout).contains(&format!("MODEL:{MODEL_ID}")));
     // The host itself reaches its published port on its own address.
-    let own =
-        recommend(&lab, "docker-host", "10.0.20.71", 80).expect("the host reaches its own port 80");
+    let own = lab
+        .eventually(|| recommend(&lab, "docker-host", "10.0.20.71", 80))
+        .expect("the host reaches its own port 80");
     assert!(own.contains(MODEL_ID));
     // Nothing listens on the host's 8000, and the bridge is the host's only.
     assert!(
@@ -178,7 +180,9 @@ fn stop_and_start_the_container_detach_and_reattach_it() {
         "{}",
         String::from_utf8_lossy(&start.stderr)
     );
-    let answer = recommend(&lab, "client", "10.0.20.71", 80).expect("answers again after start");
+    let answer = lab
+        .eventually(|| recommend(&lab, "client", "10.0.20.71", 80))
+        .expect("answers again after start");
     assert!(answer.contains(MODEL_ID));
     let again = lab.vpcsim(&["start", "--lab", &lab.name, "v2-docker"]);
     assert_eq!(again.status.code(), Some(1), "already running");
@@ -226,7 +230,9 @@ fn docker_restarting_the_container_leaves_it_unattached_until_start() {
         "{}",
         String::from_utf8_lossy(&start.stderr)
     );
-    assert!(recommend(&lab, "client", "10.0.20.71", 80).is_some_and(|a| a.contains(MODEL_ID)));
+    assert!(lab
+        .eventually(|| recommend(&lab, "client", "10.0.20.71", 80))
+        .is_some_and(|a| a.contains(MODEL_ID)));
     assert_eq!(lab.status()["containers"][0]["attached"], true);
 }
 
@@ -535,5 +541,131 @@ fn without_port_80_in_sg_backend_the_docker_target_is_unhealthy() {
     assert!(
         dropped.iter().any(|d| d.contains("sg-backend")),
         "{dropped:?}"
+    );
+}
+
+#[test]
+fn a_missing_image_exits_2_before_building_and_nothing_is_pulled() {
+    if !require_docker() {
+        return;
+    }
+    let image = "vpcsim-test/absent:1";
+    let lab = TestLab::write(
+        "t-dk-noimg",
+        &PLUMBING.replace(
+            "image = \"vpcsim/model-v2\"",
+            &format!("image = \"{image}\""),
+        ),
+    );
+    let out = lab.vpcsim(&["up", lab.file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "image `{image}` is not on this machine and vpcsim never pulls"
+        )),
+        "{err}"
+    );
+    assert!(vpcsim::fabric::netns::list(&format!("vpcsim-{}-", lab.name)).is_empty());
+    assert!(!std::path::Path::new(&format!("/run/vpcsim/{}", lab.name)).exists());
+    let images = Command::new("docker")
+        .args(["images", "-q", image])
+        .output()
+        .unwrap();
+    assert!(images.status.success());
+    assert!(images.stdout.is_empty(), "the image was pulled");
+}
+
+/// The label of the model image that says which vpcsim binary it holds.
+fn image_binary_label() -> String {
+    let out = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"vpcsim.binary\"}}",
+            "vpcsim/model-v2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_model_image_is_rebuilt_when_the_binary_changes() {
+    if !require_docker() {
+        return;
+    }
+    // Another vpcsim binary (a copy: new modification time), as after a
+    // rebuild: its `up` must rebuild the image, whose label names it.
+    let dir = std::env::temp_dir().join(format!("vpcsim-rebuild-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("vpcsim");
+    std::fs::copy(vpcsim_bin(), &copy).unwrap();
+    let lab = TestLab::write("t-dk-rebuild", PLUMBING);
+    let up = |bin: &std::path::Path| {
+        let out = Command::new(bin)
+            .args(["up", lab.file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let label = image_binary_label();
+        let down = Command::new(bin)
+            .args(["down", &lab.name])
+            .output()
+            .unwrap();
+        assert!(down.status.success());
+        label
+    };
+    let with_copy = up(&copy);
+    let with_original = up(&vpcsim_bin());
+    assert_ne!(
+        with_copy, with_original,
+        "the image was not rebuilt for the other binary"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_container_that_cannot_be_attached_is_killed_not_left_half_attached() {
+    if !require_docker() {
+        return;
+    }
+    let lab = TestLab::up("t-dk-half", PLUMBING);
+    let stop = lab.vpcsim(&["stop", "--lab", &lab.name, "v2-docker"]);
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    // Sabotage the host: `docker0` is no longer a bridge (a veth), so the
+    // container's new veth cannot be plugged into it.
+    let (code, out) = lab.sh(
+        "docker-host",
+        "ip link del docker0 && ip link add docker0 type veth peer name not-a-bridge && ip link set docker0 up",
+    );
+    assert_eq!(code, 0, "{out}");
+    let start = lab.vpcsim(&["start", "--lab", &lab.name, "v2-docker"]);
+    assert!(
+        !start.status.success(),
+        "start must fail when the attach fails"
+    );
+    // Docker started it, the attach failed: vpcsim killed it again.
+    let st = lab.status();
+    assert_ne!(st["containers"][0]["state"], "running", "{st:#}");
+    assert_eq!(st["containers"][0]["attached"], false, "{st:#}");
+    let (_, links) = lab.sh("docker-host", "ip -o link show");
+    assert!(
+        !links.contains(": veth"),
+        "a container veth was left: {links}"
     );
 }

@@ -115,7 +115,7 @@ security_groups = ["sg-open"]
     let lab = TestLab::up("t-nacl-reply2", &fixed);
     lab.listen("server", &["tcp/8000"]);
     assert_eq!(
-        lab.tcp("client", "10.0.20.16", 8000).as_deref(),
+        lab.tcp_eventually("client", "10.0.20.16", 8000).as_deref(),
         Some("server:8000 from 10.0.10.4")
     );
 }
@@ -170,7 +170,7 @@ security_groups = ["sg-open"]
     assert_eq!(a, None);
     assert_eq!(drops, vec!["nacl private inbound rule 90 deny".to_string()]);
     assert_eq!(
-        lab.tcp("allowed", "10.0.20.16", 8000).as_deref(),
+        lab.tcp_eventually("allowed", "10.0.20.16", 8000).as_deref(),
         Some("server:8000 from 10.0.10.5")
     );
     // Not matched by any rule: the final `*` deny.
@@ -183,7 +183,8 @@ security_groups = ["sg-open"]
     // Inside one subnet no NACL applies: port 9000 and the reply to an
     // ephemeral port both pass although the NACL would deny them.
     assert_eq!(
-        lab.tcp("neighbour", "10.0.20.16", 9000).as_deref(),
+        lab.tcp_eventually("neighbour", "10.0.20.16", 9000)
+            .as_deref(),
         Some("server:9000 from 10.0.20.17")
     );
 }
@@ -226,9 +227,9 @@ security_groups = ["sg-open"]
     assert_eq!(a, None);
     assert_eq!(drops, vec!["nacl private inbound rule * deny".to_string()]);
     // public-1 and isolated both use the default NACL: everything passes.
-    assert!(lab.tcp("client", "10.0.30.16", 8000).is_some());
-    assert!(lab.udp("client", "10.0.30.16", 5353).is_some());
-    assert!(lab.ping("client", "10.0.30.16"));
+    assert!(lab.tcp_eventually("client", "10.0.30.16", 8000).is_some());
+    assert!(lab.udp_eventually("client", "10.0.30.16", 5353).is_some());
+    assert!(lab.ping_eventually("client", "10.0.30.16"));
 }
 
 #[test]
@@ -282,7 +283,7 @@ security_groups = ["sg-other", "sg-alb"]
     lab.listen("front", &["tcp/80"]);
     // Member of sg-alb: allowed; the reply needs no egress rule.
     assert_eq!(
-        lab.tcp("front", "10.0.20.16", 8000).as_deref(),
+        lab.tcp_eventually("front", "10.0.20.16", 8000).as_deref(),
         Some("backend:8000 from 10.0.10.10")
     );
     // Not a member: dropped by sg-backend's ingress.
@@ -296,7 +297,7 @@ security_groups = ["sg-other", "sg-alb"]
     assert_eq!(lab.tcp("front", "10.0.20.16", 22), None);
     // Union of groups: `peer` gets in through its second group, same subnet
     // as the backend (security groups apply inside a subnet too).
-    assert!(lab.tcp("peer", "10.0.20.16", 8000).is_some());
+    assert!(lab.tcp_eventually("peer", "10.0.20.16", 8000).is_some());
     // The backend has no egress rule: it cannot open connections.
     let (a, drops) = lab.dropped_by(|| lab.tcp("backend", "10.0.10.10", 80));
     assert_eq!(a, None);
@@ -344,12 +345,12 @@ security_groups = ["sg-open"]
     lab.listen("app", &["tcp/22"]);
     // Through the NAT gateway: the internet sees its Elastic IP.
     assert_eq!(
-        lab.tcp("app", "203.0.113.10", 8080).as_deref(),
+        lab.tcp_eventually("app", "203.0.113.10", 8080).as_deref(),
         Some("internet:8080 from 198.51.100.20")
     );
     // A public instance leaves with its own public IP (IGW 1:1 NAT)…
     assert_eq!(
-        lab.tcp("web", "203.0.113.10", 8080).as_deref(),
+        lab.tcp_eventually("web", "203.0.113.10", 8080).as_deref(),
         Some("internet:8080 from 198.51.100.30")
     );
     // …and never sees it on its interface.
@@ -423,7 +424,7 @@ security_groups = ["sg-open"]
         .unwrap()
         .to_string();
     assert_eq!(
-        lab.tcp("internet", &public, 80).as_deref(),
+        lab.tcp_eventually("internet", &public, 80).as_deref(),
         Some("web:80 from 203.0.113.10")
     );
 }
@@ -453,7 +454,7 @@ security_groups = ["sg-open"]
     );
     let lab = TestLab::up("t-spoof", &t);
     lab.listen("victim", &["tcp/8000"]);
-    assert!(lab.tcp("attacker", "10.0.20.17", 8000).is_some());
+    assert!(lab.tcp_eventually("attacker", "10.0.20.17", 8000).is_some());
     // Root inside the instance adds a second address and uses it.
     lab.sh("attacker", "ip addr add 10.0.20.99/24 dev eth0");
     let (out, drops) = lab.dropped_by(|| {
@@ -467,11 +468,47 @@ security_groups = ["sg-open"]
         drops,
         vec!["source/destination check: source is not the ENI's address".to_string()]
     );
-    // Nothing an instance does inside itself lifts the rules in the fabric.
-    lab.sh("attacker", "nft flush ruleset");
+    // Nothing an instance does inside itself lifts the rules in the fabric:
+    // root in the instance flushes every ruleset it can reach (its own
+    // firewall, created here so the flush demonstrably does something),
+    // and the check still drops the forged packets, counted by the same
+    // rule of the fabric, where vpcsim's rules live.
+    let fabric_rules = || {
+        lab.sh(
+            "fabric",
+            "nft list ruleset | grep -c 'source/destination check'",
+        )
+    };
+    let (code, checks) = fabric_rules();
+    assert_eq!(code, 0);
+    assert!(checks.trim().parse::<u32>().unwrap() > 0, "{checks}");
+    let (code, out) = lab.sh(
+        "attacker",
+        "nft add table inet mine && nft flush ruleset && nft list ruleset | wc -l",
+    );
+    assert_eq!(
+        (code, out.trim()),
+        (0, "0"),
+        "the flush ran and emptied the instance's ruleset"
+    );
+    assert_eq!(
+        fabric_rules(),
+        (0, checks),
+        "the fabric's rules are untouched"
+    );
+    let (out, drops) = lab.dropped_by(|| {
+        lab.sh(
+            "attacker",
+            "timeout 2 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.99',0)); s.settimeout(1.5); s.connect(('10.0.20.17',8000))\"",
+        )
+    });
     assert_ne!(
-        lab.sh("attacker", "timeout 2 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.99',0)); s.settimeout(1.5); s.connect(('10.0.20.17',8000))\"").0,
-        0
+        out.0, 0,
+        "spoofed connection must still fail after the flush"
+    );
+    assert_eq!(
+        drops,
+        vec!["source/destination check: source is not the ENI's address".to_string()]
     );
 }
 
@@ -549,11 +586,11 @@ security_groups = ["sg-open"]
     let b = TestLab::up("t-twin-b", &t);
     a.listen("web", &["tcp/80"]);
     b.listen("web", &["tcp/80"]);
-    assert!(a.tcp("internet", "198.51.100.30", 80).is_some());
-    assert!(b.tcp("internet", "198.51.100.30", 80).is_some());
+    assert!(a.tcp_eventually("internet", "198.51.100.30", 80).is_some());
+    assert!(b.tcp_eventually("internet", "198.51.100.30", 80).is_some());
     drop(a);
     // b is untouched by a's teardown.
-    assert!(b.tcp("internet", "198.51.100.30", 80).is_some());
+    assert!(b.tcp_eventually("internet", "198.51.100.30", 80).is_some());
 }
 
 #[test]
@@ -647,7 +684,7 @@ security_groups = ["sg-open"]
         .unwrap()
         .to_string();
     assert_eq!(
-        lab.tcp("app", "203.0.113.10", 8080),
+        lab.tcp_eventually("app", "203.0.113.10", 8080),
         Some(format!("internet:8080 from {public}"))
     );
     drop(lab);
@@ -695,7 +732,7 @@ security_groups = ["sg-open"]
     let lab = TestLab::up("t-lpm", &t);
     lab.listen("internet", &["tcp/8080"]);
     assert_eq!(
-        lab.tcp("app", "192.0.2.10", 8080).as_deref(),
+        lab.tcp_eventually("app", "192.0.2.10", 8080).as_deref(),
         Some("internet:8080 from 198.51.100.20"),
         "0.0.0.0/0 -> NAT gateway"
     );
@@ -733,7 +770,7 @@ security_groups = ["sg-open"]
     let lab = TestLab::up("t-default-sg", &t);
     lab.listen("a", &["tcp/8000"]);
     assert!(
-        lab.tcp("b", "10.0.20.10", 8000).is_some(),
+        lab.tcp_eventually("b", "10.0.20.10", 8000).is_some(),
         "member to member"
     );
     let (r, drops) = lab.dropped_by(|| lab.tcp("outsider", "10.0.20.10", 8000));
@@ -765,7 +802,44 @@ security_groups = ["sg-open"]
     );
     let lab = TestLab::up("t-eip-priv", &t);
     lab.listen("app", &["tcp/8000"]);
+    let nat_drops = || {
+        let (_, text) = lab.sh("nat-1", "nft list ruleset");
+        text.lines()
+            .find(|l| l.contains("nat gateway: no inbound connections from the internet"))
+            .and_then(|l| {
+                l.split("packets ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no inbound drop rule in nat-1:\n{text}"))
+    };
+    let nat_before = nat_drops();
+    let before = lab.counters();
     assert_eq!(lab.tcp("internet", "198.51.100.40", 8000), None);
+    let after = lab.counters();
+    // The request got in (the IGW translated it, the SG let it in)…
+    let sg = "sg sg-open ingress all from 0.0.0.0/0";
+    assert!(
+        after[sg] > before[sg],
+        "the request never reached the instance"
+    );
+    // …and the reply, sent to the NAT gateway by the private route table,
+    // died there: it belongs to no connection the NAT gateway knows.
+    assert!(
+        nat_drops() > nat_before,
+        "the reply was not dropped by the NAT gateway"
+    );
+    // The model says the same: an asymmetric route.
+    let out = lab.vpcsim(&["trace", "--lab", &lab.name, "internet", "app:8000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("asymmetric route"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -801,11 +875,11 @@ security_groups = ["sg-open"]
     // The target sees the caller's public IP (translated at the IGW), or the
     // NAT gateway's for a private caller: the path left the VPC.
     assert_eq!(
-        lab.tcp("a", "198.51.100.51", 80).as_deref(),
+        lab.tcp_eventually("a", "198.51.100.51", 80).as_deref(),
         Some("b:80 from 198.51.100.50")
     );
     assert_eq!(
-        lab.tcp("app", "198.51.100.51", 80).as_deref(),
+        lab.tcp_eventually("app", "198.51.100.51", 80).as_deref(),
         Some("b:80 from 198.51.100.20")
     );
 }

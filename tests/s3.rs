@@ -173,6 +173,31 @@ trait TestLabS3 {
     fn public_ip(&self, node: &str) -> String;
 }
 
+/// One DNS query for an A record, sent from `node` straight to `server`
+/// (no /etc/hosts): `NOERROR <first address>` or the response code's name.
+fn dns_query(lab: &TestLab, node: &str, server: &str, name: &str) -> String {
+    let script = format!(
+        r#"
+import socket, struct
+q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(p)]) + p.encode() for p in "{name}".split(".")) + b"\0" + struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
+s.sendto(q, ("{server}", 53)); r = s.recv(2048)
+rcode = r[3] & 15; answers = struct.unpack(">H", r[6:8])[0]
+if rcode: print({{3: "NXDOMAIN", 2: "SERVFAIL", 5: "REFUSED"}}.get(rcode, rcode))
+elif not answers: print("NOERROR")
+else: print("NOERROR", ".".join(str(b) for b in r[-4:]))
+"#
+    );
+    let out = lab.exec(node, &["python3", "-c", &script]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 #[test]
 fn cli_gets_the_model_through_the_endpoint_and_403_elsewhere() {
     if !require_root() || !require_aws_cli() {
@@ -323,6 +348,76 @@ fn dns_resolves_s3_bucket_and_instance_names_and_virtual_hosts_work() {
         out.contains("<Code>NoSuchKey</Code>") && out.ends_with(" 404"),
         "{out}"
     );
+    // The rest of the API the README lists, as S3 answers it.
+    let curl = |args: &str| {
+        lab.sh("app", &format!("curl -s -w ' %{{http_code}}' {args}"))
+            .1
+    };
+    let out = curl("-I http://s3.us-east-1.amazonaws.com/lab-scratch");
+    assert!(out.ends_with(" 200"), "HeadBucket: {out}");
+    let out = curl("-I http://s3.us-east-1.amazonaws.com/no-such-bucket");
+    assert!(
+        out.ends_with(" 404"),
+        "HeadBucket of a missing bucket: {out}"
+    );
+    let out = curl("http://s3.us-east-1.amazonaws.com/no-such-bucket/k");
+    assert!(
+        out.contains("<Code>NoSuchBucket</Code>") && out.ends_with(" 404"),
+        "{out}"
+    );
+    let out = curl("'http://s3.us-east-1.amazonaws.com/lab-scratch?location'");
+    assert!(
+        out.contains("LocationConstraint") && out.ends_with(" 200"),
+        "GetBucketLocation: {out}"
+    );
+    let out = curl("-I http://s3.us-east-1.amazonaws.com/p4-buquet/backend/model_v1_prod.py");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains(&format!("content-length: {}", model_v1().len()))
+            && out.ends_with(" 200"),
+        "HeadObject: {out}"
+    );
+    let out = curl("'http://s3.us-east-1.amazonaws.com/lab-scratch?tagging'");
+    assert!(
+        out.contains("<Code>NotImplemented</Code>") && out.ends_with(" 501"),
+        "{out}"
+    );
+    // ListBuckets needs a signed request: anonymous is refused.
+    let out = curl("http://s3.us-east-1.amazonaws.com/");
+    assert!(
+        out.contains("<Code>AccessDenied</Code>") && out.ends_with(" 403"),
+        "unsigned ListBuckets: {out}"
+    );
+
+    // The internet's hosts use the public resolver at 192.0.2.53: public
+    // names only, no private ones, no instance names.
+    let (_, conf) = lab.sh("internet", "cat /etc/resolv.conf");
+    assert!(conf.contains("nameserver 192.0.2.53"), "{conf}");
+    // (Asked directly: /etc/hosts of every node lists the lab's names.)
+    assert_eq!(
+        dns_query(&lab, "internet", "192.0.2.53", "s3.amazonaws.com"),
+        "NOERROR 192.0.2.10"
+    );
+    for private in ["ip-10-0-20-16.ec2.internal", "app.ec2.internal"] {
+        assert_eq!(
+            dns_query(&lab, "internet", "192.0.2.53", private),
+            "NXDOMAIN",
+            "{private}"
+        );
+    }
+    assert_eq!(
+        dns_query(&lab, "app", "10.0.0.2", "ip-10-0-20-16.ec2.internal"),
+        "NOERROR 10.0.20.16"
+    );
+    // In the VPC: `search ec2.internal`, and instance names in /etc/hosts.
+    let (_, conf) = lab.sh("app", "cat /etc/resolv.conf");
+    assert!(conf.contains("search ec2.internal"), "{conf}");
+    let (code, out) = lab.sh("app", "getent hosts other; getent hosts ip-10-0-40-16");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.lines().all(|l| l.starts_with("10.0.40.16")) && out.lines().count() == 2,
+        "{out}"
+    );
 }
 
 #[test]
@@ -403,10 +498,23 @@ subnet = "open"
 private_ip = "10.0.60.10"
 "#;
     let lab = TestLab::up("s3-nacl", topo);
-    // DNS works under any NACL (traffic to the Amazon DNS is not filtered);
-    // the S3 request itself is dropped, and the counters name the rule.
+    // The Amazon DNS answers under any NACL and any security group (traffic
+    // to it is never filtered, and no drop rule counts it), even for `c`,
+    // whose group allows nothing out but tcp/80.
+    for node in ["a", "b", "c"] {
+        let ((code, out), dropped) =
+            lab.dropped_by(|| lab.sh(node, "getent hosts nacl-bucket.s3.us-east-1.amazonaws.com"));
+        assert_eq!(code, 0, "{node}: the Amazon DNS did not answer");
+        assert!(out.starts_with("192.0.2.10"), "{node}: {out}");
+        assert!(
+            dropped.is_empty(),
+            "{node}: DNS traffic was dropped by {dropped:?}"
+        );
+    }
+    // The S3 request itself (to the address, no lookup: only HTTPS is
+    // counted) is dropped, and the counters name the rule.
     let probe = |node: &str| {
-        lab.sh(node, "curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://nacl-bucket.s3.us-east-1.amazonaws.com:443/k").1
+        lab.sh(node, "curl -s -o /dev/null -w '%{http_code}' --max-time 2 --resolve nacl-bucket.s3.us-east-1.amazonaws.com:443:192.0.2.10 http://nacl-bucket.s3.us-east-1.amazonaws.com:443/k").1
     };
     for (node, rule) in [
         ("a", "nacl no-out-443 outbound rule * deny"),
@@ -453,21 +561,33 @@ fn canary_user_data_downloads_the_models_and_the_alb_serves() {
         let want = std::fs::read(shipped(&format!("canary/bucket/backend/{f}"))).unwrap();
         assert_eq!(std::fs::read(app.join(f)).ok(), Some(want), "{f}");
     }
+    // Through the endpoint, with the report's endpoint id, made by the AWS
+    // CLI itself (its User-Agent in S3's log), not by the curl fallback,
+    // whose own echo would otherwise satisfy the console check below.
+    let cli = Command::new("aws")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        cli || std::env::var_os("CI").is_none(),
+        "the AWS CLI is missing: scripts/setup installs it"
+    );
+    let agent = if cli { "\"aws-cli/" } else { "\"curl/" };
+    let log =
+        std::fs::read_to_string(format!("/run/vpcsim/{}/logs/s3-access.log", lab.name)).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains(" 10.0.20.16 ")
+            && l.contains("REST.GET.OBJECT backend/model_v1_prod.py")
+            && l.contains(agent)
+            && l.ends_with(VPCE)),
+        "no GET by {agent} in:\n{log}"
+    );
     let console =
         String::from_utf8_lossy(&lab.vpcsim(&["logs", "--lab", &lab.name, "v1-a"]).stdout)
             .into_owned();
     assert!(
         console.contains("download: s3://p4-buquet/backend/model_v1_prod.py"),
         "{console}"
-    );
-    // Through the endpoint, with the report's endpoint id.
-    let log =
-        std::fs::read_to_string(format!("/run/vpcsim/{}/logs/s3-access.log", lab.name)).unwrap();
-    assert!(
-        log.lines().any(|l| l.contains(" 10.0.20.16 ")
-            && l.contains("REST.GET.OBJECT backend/model_v1_prod.py")
-            && l.ends_with(VPCE)),
-        "{log}"
     );
 
     // The model serves behind the ALB, reached by its DNS name.

@@ -190,7 +190,7 @@ fn up_and_down_leave_the_root_namespace_untouched() {
     // While the lab runs and carries traffic (web -> IGW -> internet, a
     // DNS lookup), the root namespace is as it was.
     lab.listen("internet", &["tcp/8080"]);
-    assert!(lab.tcp("web", "203.0.113.10", 8080).is_some());
+    assert!(lab.tcp_eventually("web", "203.0.113.10", 8080).is_some());
     assert_eq!(lab.sh("app", "getent hosts ip-10-0-10-9.ec2.internal").0, 0);
     assert_root_unchanged(&before, "while the lab is up");
     let state_dir = format!("/run/vpcsim/{}", lab.name);

@@ -338,7 +338,10 @@ impl Builder<'_> {
             self.add_full(
                 &eip,
                 "AWS::EC2::EIP",
-                vec![("Domain", s("vpc")), ("Tags", name_tag(&g.name))],
+                vec![
+                    ("Domain", s("vpc")),
+                    ("Tags", name_tag(&format!("{}-eip", g.name))),
+                ],
                 dep,
             );
             self.add(
@@ -983,10 +986,22 @@ impl Builder<'_> {
         let Some(s3) = &lab.s3 else { return };
         for bucket in &s3.buckets {
             let id = self.id("Bucket", &bucket.name);
-            self.add(
+            // The lab's objects come back with the bucket when vpcsim reads this template.
+            let meta = match &bucket.seed_dir {
+                Some(d) => vec![(
+                    "Metadata",
+                    map(vec![(
+                        "vpcsim",
+                        map(vec![("seed_dir", s(&d.display().to_string()))]),
+                    )]),
+                )],
+                None => vec![],
+            };
+            self.add_full(
                 &id,
                 "AWS::S3::Bucket",
                 vec![("BucketName", s(&bucket.name))],
+                meta,
             );
             self.output(
                 &format!("{id}Name"),

@@ -6,4 +6,7 @@
 //! fabric, firewall and load balancer are the ones every lab uses.
 
 pub mod export;
+pub mod import;
+pub mod intrinsics;
+pub mod stacks;
 pub mod template;

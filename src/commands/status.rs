@@ -28,6 +28,37 @@ pub struct Summary {
     /// Why `alb` is missing on a lab that has load balancers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alb_error: Option<String>,
+    /// CloudFormation stacks the lab came from, with outputs and exports.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<crate::cloudformation::stacks::StackRecord>,
+}
+
+/// The stacks of a lab brought up from templates (none for TOML labs).
+pub fn stacks_of(lab: &str) -> Vec<crate::cloudformation::stacks::StackRecord> {
+    std::fs::read_to_string(super::up::stacks_file(lab))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Each stack: its resources by logical id with their lab names, outputs, exports.
+pub fn render_stacks(lab: &str) -> String {
+    let mut out = String::new();
+    for s in stacks_of(lab) {
+        let _ = writeln!(out, "\nstack {} ({})", s.name, s.file.display());
+        for (logical, ty, physical, name) in &s.resources {
+            let _ = writeln!(out, "  {logical:<32} {ty:<44} {name:<24} {physical}");
+        }
+        for o in &s.outputs {
+            let export = o
+                .export
+                .as_deref()
+                .map(|e| format!("  (export {e})"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  output {:<25} {}{export}", o.key, o.value);
+        }
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -235,6 +266,7 @@ pub fn summary(state: &LabState) -> Summary {
         containers: crate::containers::status(lab),
         alb,
         alb_error,
+        stacks: stacks_of(&lab.name),
     }
 }
 
@@ -399,6 +431,7 @@ pub fn run(lab: Option<&str>, json: bool) -> anyhow::Result<()> {
             text
         };
         crate::out!("{text}");
+        crate::out!("{}", render_stacks(&state.plan.name));
     }
     Ok(())
 }

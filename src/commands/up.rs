@@ -2,6 +2,7 @@
 //! remove whatever was built, so a failed `up` leaves nothing behind.
 
 use super::{require_root, usage};
+use crate::cloudformation::stacks;
 use crate::fabric::build;
 use crate::firewall::{self, fabric as fabric_fw, nat_gateway};
 use crate::state::{LabLock, LabState};
@@ -12,8 +13,40 @@ use anyhow::Context;
 use std::path::Path;
 use std::time::Instant;
 
-pub fn run(file: &Path, json: bool, network_only: bool) -> anyhow::Result<()> {
-    let plan = topology::load(file).map_err(|e| usage(e.to_string()))?;
+/// CloudFormation options of `up` (templates only).
+#[derive(Default)]
+pub struct TemplateOptions {
+    pub name: Option<String>,
+    pub region: Option<String>,
+    pub params: Vec<String>,
+    pub runs: Vec<String>,
+}
+
+pub fn run(
+    files: &[std::path::PathBuf],
+    json: bool,
+    network_only: bool,
+    cfn: &TemplateOptions,
+) -> anyhow::Result<()> {
+    let file = files
+        .first()
+        .ok_or_else(|| usage("`vpcsim up` needs a topology file or templates"))?
+        .as_path();
+    let (plan, stacks) = if stacks::is_template(file) {
+        let (plan, imported) = load_templates(files, cfn)?;
+        (plan, Some(imported))
+    } else {
+        if files.len() > 1 || !cfn.params.is_empty() || !cfn.runs.is_empty() || cfn.name.is_some() {
+            return Err(usage(format!(
+                "{} is a topology file: several files, --param, --run and --name are for CloudFormation templates (.yaml, .yml, .json)",
+                file.display()
+            )));
+        }
+        (
+            topology::load(file).map_err(|e| usage(e.to_string()))?,
+            None,
+        )
+    };
     require_root("up")?;
     preflight()?;
     let _lock = LabLock::acquire(&plan.name)?;
@@ -60,6 +93,12 @@ pub fn run(file: &Path, json: bool, network_only: bool) -> anyhow::Result<()> {
     state.ready = true;
     state.save()?;
     let elapsed = started.elapsed();
+    if let Some(imported) = &stacks {
+        save_stacks(&state.plan.name, &imported.stacks)?;
+        for w in &imported.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
     if json {
         crate::outln!(
             "{}",
@@ -73,8 +112,48 @@ pub fn run(file: &Path, json: bool, network_only: bool) -> anyhow::Result<()> {
             state.plan.node_names().len()
         );
         crate::out!("{}", super::status::render_table(&state));
+        crate::out!("{}", super::status::render_stacks(&state.plan.name));
     }
     Ok(())
+}
+
+/// Templates -> stacks -> the topology -> the same validation as TOML.
+fn load_templates(
+    files: &[std::path::PathBuf],
+    cfn: &TemplateOptions,
+) -> anyhow::Result<(Lab, stacks::Imported)> {
+    let opts = stacks::Options {
+        name: cfn.name.clone(),
+        region: cfn.region.clone().unwrap_or_else(|| "us-east-1".into()),
+        params: cfn.params.clone(),
+        runs: cfn.runs.clone(),
+    };
+    let mut imported = stacks::load(files, &opts).map_err(|e| usage(e.to_string()))?;
+    let base = files[0].parent().unwrap_or(Path::new("."));
+    let plan = crate::topology::validate::validate(&imported.topology, base).map_err(|diags| {
+        let mut msg = format!(
+            "{} error{} in the lab the templates describe, nothing was built\n",
+            diags.len(),
+            if diags.len() == 1 { "" } else { "s" }
+        );
+        for d in diags {
+            msg.push_str(&format!("{}: {}\n    fix: {}\n", d.path, d.message, d.hint));
+        }
+        usage(msg)
+    })?;
+    imported.finish(&plan);
+    Ok((plan, imported))
+}
+
+/// Where `status` finds a template lab's stacks, outputs and exports.
+pub fn stacks_file(lab: &str) -> std::path::PathBuf {
+    crate::state::lab_dir(lab).join("stacks.json")
+}
+
+fn save_stacks(lab: &str, records: &[stacks::StackRecord]) -> anyhow::Result<()> {
+    let f = stacks_file(lab);
+    std::fs::write(&f, serde_json::to_string_pretty(records)?)
+        .with_context(|| f.display().to_string())
 }
 
 /// Missing system pieces are the user's to fix: exit 2 with the fix.

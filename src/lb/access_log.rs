@@ -10,6 +10,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::sync::mpsc;
 
@@ -80,17 +82,32 @@ impl Entry {
     }
 }
 
-/// How often the writer wakes up at most: lines appear within this delay.
+/// How long the writer waits for more lines when it has caught up: lines
+/// appear within this delay, and a quiet log costs few wake-ups.
 const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+/// Lines formatted per write.
+const BATCH: usize = 4096;
+/// Records waiting to be written at most (a few MB): when the disk cannot
+/// keep up, further records are dropped and counted rather than queued
+/// without bound, as real proxies do.
+const QUEUE: usize = 16 * 1024;
 
 #[derive(Clone)]
 pub struct AccessLog {
-    tx: mpsc::UnboundedSender<Entry>,
+    tx: mpsc::Sender<Entry>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl AccessLog {
     pub fn send(&self, e: Entry) {
-        let _ = self.tx.send(e);
+        if self.tx.try_send(e).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records dropped because the writer was behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -109,23 +126,35 @@ pub fn start(path: &Path, names: Names) -> std::io::Result<AccessLog> {
         .create(true)
         .append(true)
         .open(path)?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Entry>();
+    let (tx, mut rx) = mpsc::channel::<Entry>(QUEUE);
     tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(256);
-        let mut out = String::with_capacity(64 * 1024);
-        while rx.recv_many(&mut batch, 256).await > 0 {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut out = String::with_capacity(BATCH * 400);
+        loop {
+            let n = rx.recv_many(&mut batch, BATCH).await;
+            if n == 0 {
+                break;
+            }
             for e in batch.drain(..) {
                 format_entry(&mut out, &e, &names);
             }
             // tmpfs: a write is a memory copy, fine on the runtime.
             let _ = file.write_all(out.as_bytes());
             out.clear();
-            // Sends during the pause only queue: no wake-up of this task
-            // (an eventfd write from another node's thread) per request.
-            tokio::time::sleep(FLUSH_INTERVAL).await;
+            // A full batch means the queue is behind: write again at once.
+            // Otherwise pause, so sends meanwhile only queue (no wake-up of
+            // this task, an eventfd write from another thread, per request).
+            if n < BATCH {
+                tokio::time::sleep(FLUSH_INTERVAL).await;
+            }
+            // Keep the batch buffer from holding a burst's memory.
+            out.shrink_to(BATCH * 400);
         }
     });
-    Ok(AccessLog { tx })
+    Ok(AccessLog {
+        tx,
+        dropped: Arc::default(),
+    })
 }
 
 /// Writes a duration in seconds, `-1` when there is none (AWS's way).

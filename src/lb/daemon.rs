@@ -10,6 +10,7 @@ use super::proxy::{self, Entrance, Pool};
 use super::router::{Forward, Listener, Rule};
 use super::status::*;
 use super::LbError;
+use crate::connlimit::{self, Limits, Registry};
 use crate::fabric::netns;
 use crate::state::LabState;
 use crate::topology::plan::{aws_id, Algorithm, Condition, Lab};
@@ -31,6 +32,8 @@ pub struct Node {
     pub public_ip: Option<Ipv4Addr>,
     /// One per worker thread: a connection stays on the thread that made it.
     pub pools: Vec<Pool>,
+    /// Client connections of the node (limits, shedding, idle timeout).
+    pub conns: Arc<Registry>,
 }
 
 pub struct LoadBalancer {
@@ -128,11 +131,28 @@ async fn run_node(
     worker: usize,
     listeners: Vec<(Entrance, std::net::TcpListener)>,
 ) {
-    for (gi, g) in b.groups.iter().enumerate().filter(|_| worker == 0) {
-        for ti in 0..g.targets.len() {
-            tokio::spawn(super::health::run(b.clone(), gi, ti, ni));
+    let node = &b.nodes[ni];
+    if worker == 0 {
+        for (gi, g) in b.groups.iter().enumerate() {
+            for ti in 0..g.targets.len() {
+                tokio::spawn(super::health::run(b.clone(), gi, ti, ni));
+            }
         }
+        tokio::spawn(node.conns.clone().reap_forever());
     }
+    // Idle connections to targets close after the load balancer's idle
+    // timeout, as AWS closes its backend connections.
+    let idle = b.lbs[node.lb].idle_timeout;
+    let reaper = b.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(
+            (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)),
+        );
+        loop {
+            every.tick().await;
+            reaper.nodes[ni].pools[worker].close_idle(idle);
+        }
+    });
     let loops: Vec<_> = listeners
         .into_iter()
         .map(|(at, l)| tokio::spawn(accept_loop(b.clone(), at, l)))
@@ -160,25 +180,28 @@ async fn accept_loop(b: Arc<Balancer>, at: Entrance, listener: std::net::TcpList
             return;
         }
     };
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                tokio::spawn(proxy::serve(b.clone(), at, stream, peer));
-            }
-            // Out of descriptors: wait for connections to close.
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
+    let conns = b.nodes[at.node].conns.clone();
+    connlimit::accept_loop(listener, conns, |stream, peer, adm| {
+        proxy::serve(b.clone(), at, stream, peer, adm)
+    })
+    .await;
+}
+
+/// Client connections each node admits: at most 10,000, and no more than
+/// the process's descriptors allow (each may hold one to a target too).
+fn node_limit(nodes: usize) -> usize {
+    let fds = connlimit::raise_nofile_limit() as usize;
+    let fit = fds.saturating_sub(512) / (2 * nodes.max(1));
+    connlimit::max_from_env(fit.clamp(2, 10_000))
 }
 
 impl Balancer {
     fn new(plan: Lab) -> Result<Balancer, LbError> {
         let mut nodes = Vec::new();
         let mut lbs = Vec::new();
+        let max = node_limit(plan.load_balancers.iter().map(|l| l.nodes.len()).sum());
         for (i, lb) in plan.load_balancers.iter().enumerate() {
+            let idle = Duration::from_secs(lb.idle_timeout_s.max(1) as u64);
             for &e in &lb.nodes {
                 let eni = &plan.enis[e];
                 let ns = plan.namespace(&eni.node);
@@ -189,6 +212,7 @@ impl Balancer {
                         .map(|_| Pool::new(&plan.target_groups))
                         .collect(),
                     ns,
+                    conns: Registry::new(Limits::new(max, idle)),
                     private_ip: eni.private_ip,
                     public_ip: eni.public_ip,
                 });
@@ -198,7 +222,7 @@ impl Balancer {
             lbs.push(LoadBalancer {
                 name: lb.name.clone(),
                 dns_name: lb.dns_name.clone(),
-                idle_timeout: Duration::from_secs(lb.idle_timeout_s.max(1) as u64),
+                idle_timeout: idle,
                 listeners: lb
                     .listeners
                     .iter()
@@ -374,6 +398,8 @@ impl Balancer {
                         node: n.name.clone(),
                         private_ip: n.private_ip.to_string(),
                         public_ip: n.public_ip.map(|ip| ip.to_string()),
+                        connections: n.conns.stats(),
+                        max_connections: n.conns.limits().max,
                     })
                     .collect(),
                 listeners: lb
@@ -423,6 +449,7 @@ impl Balancer {
             lab: self.lab.name.clone(),
             load_balancers,
             target_groups,
+            access_log_dropped: self.log.dropped(),
         }
     }
 

@@ -5,6 +5,7 @@
 
 use super::access_log::Entry;
 use super::daemon::Balancer;
+use crate::connlimit::{Admitted, Tracked};
 use crate::fabric::netns;
 use bytes::Bytes;
 use http_body_util::{Either, Full};
@@ -25,8 +26,17 @@ pub type Body = Either<Upstream, Full<Bytes>>;
 
 /// AWS's fixed limit for establishing a connection to a target (then 504).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Idle connections to a target older than this are not reused.
-const POOL_IDLE: Duration = Duration::from_secs(60);
+/// Idle connections kept per target and worker thread; the oldest of any
+/// more are closed (a burst must not leave hundreds of sockets open).
+const MAX_IDLE_PER_TARGET: usize = 64;
+/// AWS's HTTP header quotas: request line 16 K, one header 16 K, the whole
+/// request header 64 K; over them the ALB answers 400.
+const MAX_REQUEST_LINE: usize = 16 * 1024;
+const MAX_HEADER: usize = 16 * 1024;
+const MAX_HEADERS_TOTAL: usize = 64 * 1024;
+/// hyper's read buffer per connection: room for the largest head AWS
+/// accepts; a head larger still is refused by the parser itself (431).
+const READ_BUFFER: usize = MAX_HEADERS_TOTAL + MAX_REQUEST_LINE + 8 * 1024;
 
 /// Opens a TCP connection to `addr` from namespace `ns`.
 pub async fn connect_in(
@@ -50,22 +60,28 @@ pub async fn connect_in(
 pub struct Slot(Mutex<Vec<(SendRequest<Incoming>, Instant)>>);
 
 impl Slot {
-    fn take(&self) -> Option<SendRequest<Incoming>> {
-        let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let (tx, since) = idle.pop()?;
-        if since.elapsed() > POOL_IDLE {
-            // Everything below is older still.
-            idle.clear();
-            return None;
-        }
-        Some(tx)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(SendRequest<Incoming>, Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn take(&self) -> Option<SendRequest<Incoming>> {
+        self.lock().pop().map(|(tx, _)| tx)
+    }
+
+    /// Dropping a `SendRequest` ends its connection task: the socket closes.
     fn put(&self, tx: SendRequest<Incoming>) {
         if !tx.is_closed() {
-            let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut idle = self.lock();
+            if idle.len() >= MAX_IDLE_PER_TARGET {
+                idle.remove(0);
+            }
             idle.push((tx, Instant::now()));
         }
+    }
+
+    fn close_idle(&self, idle: Duration) {
+        self.lock()
+            .retain(|(tx, since)| since.elapsed() < idle && !tx.is_closed());
     }
 }
 
@@ -92,6 +108,12 @@ impl std::fmt::Display for UpstreamError {
 }
 
 impl UpstreamError {
+    /// Whether the client's own request body failed (invalid chunked
+    /// encoding, cut short): the client's fault, 400, not the target's.
+    fn is_client_body(&self) -> bool {
+        matches!(self, UpstreamError::Http(e) if e.is_user())
+    }
+
     /// Whether the target failed to connect or answer in time (504, not 502).
     fn is_timeout(&self) -> bool {
         let mut src: Option<&(dyn std::error::Error + 'static)> = match self {
@@ -115,6 +137,14 @@ impl Pool {
                 .iter()
                 .map(|g| g.targets.iter().map(|_| Arc::default()).collect())
                 .collect(),
+        }
+    }
+
+    /// Closes connections idle for `idle` or more, and those the target
+    /// closed.
+    pub fn close_idle(&self, idle: Duration) {
+        for slot in self.slots.iter().flatten() {
+            slot.close_idle(idle);
         }
     }
 
@@ -225,25 +255,52 @@ pub struct Entrance {
     pub worker: usize,
 }
 
-/// Serves one client connection until it closes.
+/// Serves one client connection until it closes (or the node sheds it:
+/// see `connlimit`). It counts as busy from a request's head to the end of
+/// its response.
 pub async fn serve(
     b: Arc<Balancer>,
     at: Entrance,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
+    adm: Admitted,
 ) {
     let _ = stream.set_nodelay(true);
     let idle = b.lbs[at.lb].idle_timeout;
+    let conns = b.nodes[at.node].conns.clone();
+    let conn = adm.conn.clone();
     let svc = hyper::service::service_fn(move |req| {
         let b = b.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(&b, at, peer, req).await) }
+        let busy = conn.busy(&conns);
+        async move {
+            let resp = handle(&b, at, peer, req).await;
+            Ok::<_, std::convert::Infallible>(resp.map(|body| Tracked::new(body, busy)))
+        }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .title_case_headers(true)
         .header_read_timeout(idle)
+        .max_buf_size(READ_BUFFER)
         .serve_connection(TokioIo::new(stream), svc)
         .await;
+    drop(adm);
+}
+
+/// Whether a request head is over AWS's header quotas.
+fn over_header_quotas(parts: &hyper::http::request::Parts) -> bool {
+    let line = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + 10;
+    let mut total = line;
+    for (k, v) in &parts.headers {
+        let len = k.as_str().len() + v.len() + 4;
+        if len > MAX_HEADER {
+            return true;
+        }
+        total += len;
+    }
+    line > MAX_REQUEST_LINE || total > MAX_HEADERS_TOTAL
 }
 
 /// Hop-by-hop headers: they describe one connection, never forwarded.
@@ -333,6 +390,9 @@ async fn handle(
             trace.clone(),
         )),
     };
+    if over_header_quotas(&parts) {
+        return elb_error(&mut pending, StatusCode::BAD_REQUEST);
+    }
     let entry = pending.entry.as_mut().expect("just set");
     let (priority, forward) = listener.route(&parts, peer.ip());
     entry.priority = Some(priority);
@@ -400,6 +460,10 @@ async fn handle(
     entry.request_processing = (sent - t0).as_secs_f64();
     let mut resp = match result {
         Ok(Ok(resp)) => resp,
+        Ok(Err(e)) if e.is_client_body() => {
+            tracing::debug!("{} -> {}: {e:#}", peer, target.addr);
+            return elb_error(&mut pending, StatusCode::BAD_REQUEST);
+        }
         Ok(Err(e)) => {
             group.metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
             let status = if e.is_timeout() {

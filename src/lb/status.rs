@@ -9,6 +9,9 @@ pub struct LbStatus {
     pub lab: String,
     pub load_balancers: Vec<LoadBalancerStatus>,
     pub target_groups: Vec<TargetGroupStatus>,
+    /// Access log records dropped because the writer was behind.
+    #[serde(default)]
+    pub access_log_dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,6 +28,12 @@ pub struct NodeStatus {
     pub node: String,
     pub private_ip: String,
     pub public_ip: Option<String>,
+    /// Client connections: open, shed (idle timeout or to make room) and
+    /// refused (over the limit with every connection busy).
+    #[serde(default)]
+    pub connections: crate::connlimit::ConnStats,
+    #[serde(default)]
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,10 +99,14 @@ impl fmt::Display for LbStatus {
             for n in &lb.nodes {
                 writeln!(
                     f,
-                    "  node {:<12} {:<15} public {}",
+                    "  node {:<12} {:<15} public {:<15} connections {}/{} (shed {}, refused {})",
                     n.node,
                     n.private_ip,
-                    n.public_ip.as_deref().unwrap_or("-")
+                    n.public_ip.as_deref().unwrap_or("-"),
+                    n.connections.open,
+                    n.max_connections,
+                    n.connections.shed,
+                    n.connections.refused
                 )?;
             }
             for l in &lb.listeners {
@@ -119,6 +132,13 @@ impl fmt::Display for LbStatus {
                     writeln!(f, "    {prio}{conds} -> {}", fwd.join(", "))?;
                 }
             }
+        }
+        if self.access_log_dropped > 0 {
+            writeln!(
+                f,
+                "access log: {} records dropped (the writer fell behind)",
+                self.access_log_dropped
+            )?;
         }
         for tg in &self.target_groups {
             writeln!(

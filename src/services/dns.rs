@@ -102,10 +102,13 @@ impl Zone {
             out[3] |= 4; // NOTIMP
             return Some(out);
         }
-        let (name, end) = parse_name(query, 12)?;
-        if query.len() < end + 4 {
-            return None;
-        }
+        // A malformed question (a label over 63 octets, a name over 255,
+        // cut short) is a format error, as RFC 1035 resolvers answer.
+        let Some((name, end)) = parse_name(query, 12).filter(|&(_, end)| query.len() >= end + 4)
+        else {
+            out[3] |= 1; // FORMERR
+            return Some(out);
+        };
         let qtype = u16::from_be_bytes([query[end], query[end + 1]]);
         let qclass = u16::from_be_bytes([query[end + 2], query[end + 3]]);
         out[5] = 1;
@@ -129,8 +132,6 @@ impl Zone {
     }
 }
 
-/// A question's name (uncompressed, as resolvers send it) and the offset
-/// after it.
 /// The question of a query (name, type), for the query log.
 pub fn question(msg: &[u8]) -> Option<(String, u16)> {
     let (name, end) = parse_name(msg, 12)?;
@@ -138,7 +139,13 @@ pub fn question(msg: &[u8]) -> Option<(String, u16)> {
     Some((name, qtype))
 }
 
+/// A name is at most 255 octets on the wire (RFC 1035 2.3.4).
+const MAX_NAME: usize = 255;
+
+/// A question's name (uncompressed, as resolvers send it) and the offset
+/// after it; None if it is malformed or too long.
 fn parse_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
+    let start = at;
     let mut labels = Vec::new();
     loop {
         let len = *msg.get(at)? as usize;
@@ -146,7 +153,7 @@ fn parse_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
         if len == 0 {
             break;
         }
-        if len > 63 {
+        if len > 63 || at + len - start + 1 > MAX_NAME {
             return None;
         }
         labels.push(String::from_utf8_lossy(msg.get(at..at + len)?).into_owned());
@@ -221,5 +228,18 @@ mod tests {
         let r = z.answer(&query("s3.amazonaws.com", 28)).unwrap();
         assert_eq!((r[3] & 0x0f, r[7]), (0, 0), "AAAA: NODATA");
         assert!(z.answer(&[1, 2, 3]).is_none());
+        // 4 labels of 63 octets: 257 octets on the wire, over 255.
+        let long = vec!["a".repeat(63); 4].join(".");
+        let r = z.answer(&query(&long, 1)).unwrap();
+        assert_eq!((r[3] & 0x0f, r[7]), (1, 0), "FORMERR");
+        let ok = [
+            "a".repeat(63),
+            "a".repeat(63),
+            "a".repeat(63),
+            "a".repeat(61),
+        ]
+        .join(".");
+        let r = z.answer(&query(&ok, 1)).unwrap();
+        assert_eq!(r[3] & 0x0f, 3, "255 octets is a name: NXDOMAIN");
     }
 }

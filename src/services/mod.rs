@@ -8,6 +8,7 @@ pub mod dns;
 pub mod policy;
 pub mod s3;
 
+use crate::connlimit::{accept_loop, Limits, Registry, Tracked};
 use crate::fabric::aws_side::S3_TO_INTERNET_IF;
 use crate::fabric::netns;
 use crate::state::{lab_dir, log_dir, LabState};
@@ -113,6 +114,8 @@ pub fn run(lab: &str) -> anyhow::Result<()> {
                 None,
             ));
             let server = Arc::new(s3::S3::new(&plan, &s3_access_log(lab))?);
+            let conns = Registry::new(Limits::new(s3_limit(), S3_IDLE));
+            tokio::spawn(conns.clone().reap_forever());
             let mut paths = vec![(S3_TO_INTERNET_IF.to_string(), s3::Via::Internet)];
             for e in &plan.vpc_endpoints {
                 let via = s3::Via::Endpoint {
@@ -128,7 +131,12 @@ pub fn run(lab: &str) -> anyhow::Result<()> {
                         &link,
                         SocketAddrV4::new(s3.address, port),
                     )?;
-                    tokio::spawn(serve_s3(l, Arc::new(via.clone()), server.clone()));
+                    tokio::spawn(serve_s3(
+                        l,
+                        Arc::new(via.clone()),
+                        server.clone(),
+                        conns.clone(),
+                    ));
                 }
             }
         }
@@ -203,6 +211,7 @@ impl QueryLog {
         };
         let rcode = match reply.get(3).map(|b| b & 0x0f) {
             Some(0) => "NOERROR",
+            Some(1) => "FORMERR",
             Some(3) => "NXDOMAIN",
             Some(4) => "NOTIMP",
             _ => "SERVFAIL",
@@ -258,20 +267,43 @@ async fn serve_dns(sock: tokio::net::UdpSocket, zone: Arc<dns::Zone>, mut log: O
     }
 }
 
-async fn serve_s3(listener: tokio::net::TcpListener, via: Arc<s3::Via>, server: Arc<s3::S3>) {
-    loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
-        };
-        let (via, server) = (via.clone(), server.clone());
-        tokio::spawn(async move {
+/// S3 closes a connection idle this long (S3 documents no value; SDKs
+/// reconnect transparently).
+const S3_IDLE: Duration = Duration::from_secs(20);
+
+/// Client connections S3 admits at once: 10,000, fewer if the process's
+/// descriptors do not allow it.
+fn s3_limit() -> usize {
+    let fds = crate::connlimit::raise_nofile_limit() as usize;
+    crate::connlimit::max_from_env(fds.saturating_sub(512).clamp(2, 10_000))
+}
+
+async fn serve_s3(
+    listener: tokio::net::TcpListener,
+    via: Arc<s3::Via>,
+    server: Arc<s3::S3>,
+    conns: Arc<Registry>,
+) {
+    let reg = conns.clone();
+    accept_loop(listener, conns, move |stream, peer, adm| {
+        let (via, server, reg) = (via.clone(), server.clone(), reg.clone());
+        async move {
+            let conn = adm.conn.clone();
             let svc = hyper::service::service_fn(move |req| {
                 let (via, server) = (via.clone(), server.clone());
-                async move { server.handle(&via, peer, req).await }
+                let busy = conn.busy(&reg);
+                async move {
+                    let resp = server.handle(&via, peer, req).await?;
+                    Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, busy)))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(s3::READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
-        });
-    }
+            drop(adm);
+        }
+    })
+    .await;
 }

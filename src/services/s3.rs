@@ -12,7 +12,7 @@
 
 use super::policy::{Decision, Policy, RequestContext};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -26,6 +26,12 @@ use std::time::SystemTime;
 
 /// Largest object a lab stores (objects live in memory).
 const MAX_OBJECT: usize = 64 << 20;
+/// S3's limit on a key: 1,024 bytes of UTF-8.
+const MAX_KEY: usize = 1024;
+/// A client that sends nothing of its request body for this long gets
+/// `RequestTimeout`, as S3 answers a socket "not read from or written to
+/// within the timeout period".
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// How a request reached S3: what its condition keys are made of.
 #[derive(Debug, Clone)]
@@ -135,11 +141,14 @@ impl S3 {
         let line = format!(
             "{owner} {bucket} [{time}] {ip} {requester} {request_id} {op} {key} \"{target}\" {code} {err} {sent} \"{agent}\" {host} {vpce}\n",
             owner = "vpcsim",
-            bucket = bucket.as_deref().unwrap_or("-"),
+            bucket = bucket.as_deref().map_or("-".into(), log_encode),
             time = log_time(SystemTime::now()),
             ip = peer.ip(),
             requester = if status == StatusCode::FORBIDDEN { "-" } else { "lab" },
-            key = if key.is_empty() { "-" } else { &key },
+            key = if key.is_empty() { "-".into() } else { log_encode(&key) },
+            target = log_quote(&target),
+            agent = log_quote(&agent),
+            host = if host.is_empty() { "-".into() } else { log_encode(&host) },
             code = status.as_u16(),
             err = code.unwrap_or("-"),
             vpce = match via {
@@ -204,6 +213,14 @@ impl S3 {
             };
             return ("REST.GET.SERVICE", None, key, out);
         };
+        if key.len() > MAX_KEY {
+            let out = Outcome::error(
+                StatusCode::BAD_REQUEST,
+                "KeyTooLongError",
+                "Your key is too long",
+            );
+            return ("REST.UNKNOWN", bucket, key, out);
+        }
         let (op, out) = match (&method, key.is_empty()) {
             (&Method::GET, true) if query.contains_key("location") => {
                 ("REST.GET.LOCATION", self.location(&ctx, &b))
@@ -217,37 +234,10 @@ impl S3 {
             (&Method::PUT, false) if req.headers().contains_key("x-amz-copy-source") => {
                 ("REST.COPY.OBJECT", not_implemented("CopyObject"))
             }
-            (&Method::PUT, false) => {
-                let content_type = header(&req, "content-type")
-                    .unwrap_or("binary/octet-stream")
-                    .to_string();
-                let chunked = header(&req, "x-amz-content-sha256")
-                    .is_some_and(|v| v.starts_with("STREAMING-"))
-                    || header(&req, "content-encoding").is_some_and(|v| v.contains("aws-chunked"));
-                let out = match Limited::new(req.into_body(), MAX_OBJECT).collect().await {
-                    Ok(body) => {
-                        let raw = body.to_bytes();
-                        match if chunked {
-                            decode_aws_chunked(&raw)
-                        } else {
-                            Some(raw)
-                        } {
-                            Some(data) => self.put_object(&ctx, &b, &key, data, content_type),
-                            None => Outcome::error(
-                                StatusCode::BAD_REQUEST,
-                                "IncompleteBody",
-                                "The request body is not valid aws-chunked encoding.",
-                            ),
-                        }
-                    }
-                    Err(_) => Outcome::error(
-                        StatusCode::BAD_REQUEST,
-                        "EntityTooLarge",
-                        "Your proposed upload exceeds the lab's maximum object size (64 MiB).",
-                    ),
-                };
-                ("REST.PUT.OBJECT", out)
-            }
+            (&Method::PUT, false) => (
+                "REST.PUT.OBJECT",
+                self.put_object(&ctx, &b, &key, req).await,
+            ),
             (&Method::DELETE, false) => ("REST.DELETE.OBJECT", self.delete_object(&ctx, &b, &key)),
             (&Method::PUT, true) => (
                 "REST.PUT.BUCKET",
@@ -479,22 +469,84 @@ impl S3 {
         out
     }
 
-    fn put_object(
+    /// PutObject: the policy is checked and the declared size against the
+    /// limit before a byte of the body is read (a denied upload costs
+    /// nothing; with `Expect: 100-continue` it is not even sent); the body
+    /// is then decoded and hashed as it arrives, with a timeout per read.
+    async fn put_object(
         &self,
-        ctx: &Requester,
+        ctx: &Requester<'_>,
         bucket: &str,
         key: &str,
-        data: Bytes,
-        content_type: String,
+        req: Request<Incoming>,
     ) -> Outcome {
         if let Err(e) = self.authorize(ctx, bucket, "s3:PutObject", Some(key)) {
             return e;
         }
-        let etag = hex::encode(Md5::digest(&data));
+        let content_type = header(&req, "content-type")
+            .unwrap_or("binary/octet-stream")
+            .to_string();
+        let chunked = header(&req, "x-amz-content-sha256")
+            .is_some_and(|v| v.starts_with("STREAMING-"))
+            || header(&req, "content-encoding").is_some_and(|v| v.contains("aws-chunked"));
+        let size_header = if chunked {
+            "x-amz-decoded-content-length"
+        } else {
+            "content-length"
+        };
+        let declared = header(&req, size_header).and_then(|v| v.parse::<u64>().ok());
+        let too_large = || {
+            Outcome::error(
+                StatusCode::BAD_REQUEST,
+                "EntityTooLarge",
+                "Your proposed upload exceeds the lab's maximum object size (64 MiB).",
+            )
+        };
+        if declared.is_some_and(|n| n > MAX_OBJECT as u64) {
+            return too_large();
+        }
+        let mut data = Vec::with_capacity(declared.unwrap_or(0) as usize);
+        let mut decoder = chunked.then(AwsChunked::default);
+        let mut md5 = Md5::new();
+        let mut body = req.into_body();
+        loop {
+            let frame = match tokio::time::timeout(READ_TIMEOUT, body.frame()).await {
+                Err(_) => {
+                    return Outcome::error(
+                        StatusCode::BAD_REQUEST,
+                        "RequestTimeout",
+                        "Your socket connection to the server was not read from or written to within the timeout period.",
+                    )
+                }
+                Ok(None) => break,
+                Ok(Some(Err(_))) => return incomplete_body(),
+                Ok(Some(Ok(f))) => f,
+            };
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            let start = data.len();
+            match &mut decoder {
+                Some(d) => {
+                    if d.feed(&chunk, &mut data).is_err() {
+                        return incomplete_body();
+                    }
+                }
+                None => data.extend_from_slice(&chunk),
+            }
+            if data.len() > MAX_OBJECT {
+                return too_large();
+            }
+            md5.update(&data[start..]);
+        }
+        if decoder.is_some_and(|d| !d.done()) {
+            return incomplete_body();
+        }
+        let etag = hex::encode(md5.finalize());
         let mut out = Outcome::ok();
         out.headers = vec![("ETag", format!("\"{etag}\""))];
         let object = Object {
-            data,
+            data: Bytes::from(data),
             etag,
             modified: SystemTime::now(),
             content_type,
@@ -641,6 +693,44 @@ fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Characters a key keeps in the access log; every other byte is
+/// percent-encoded, as S3 URL-encodes the key field: a key cannot add a
+/// field or a line (`%0A`) to the log.
+const LOG_KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b':')
+    .remove(b'@');
+
+fn log_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, LOG_KEEP).to_string()
+}
+
+/// A quoted log field: `"` and `\` escaped with a backslash, control
+/// characters as `\xNN`.
+fn log_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\x{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -648,21 +738,90 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The payload of an `aws-chunked` body (`<hex size>[;chunk-signature=…]\r\n
-/// <data>\r\n` … `0…\r\n` then trailers); signatures are not checked.
-fn decode_aws_chunked(raw: &[u8]) -> Option<Bytes> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut at = 0;
-    loop {
-        let line_end = at + raw.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
-        let line = std::str::from_utf8(&raw[at..line_end]).ok()?;
-        let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
-        at = line_end + 2;
-        if size == 0 {
-            return Some(Bytes::from(out));
+fn incomplete_body() -> Outcome {
+    Outcome::error(
+        StatusCode::BAD_REQUEST,
+        "IncompleteBody",
+        "You did not provide the number of bytes specified by the Content-Length HTTP header, or the aws-chunked encoding is invalid.",
+    )
+}
+
+/// An `aws-chunked` body decoded as it arrives (`<hex size>[;chunk-
+/// signature=…]\r\n<data>\r\n` … `0…\r\n` then trailers); signatures are
+/// not checked.
+#[derive(Default)]
+struct AwsChunked {
+    /// The chunk header line read so far.
+    line: Vec<u8>,
+    state: Chunk,
+}
+
+#[derive(Default, Clone, Copy, PartialEq)]
+enum Chunk {
+    #[default]
+    Header,
+    /// Bytes of data left in the current chunk.
+    Data(usize),
+    /// How many bytes of the `\r\n` after a chunk's data were seen.
+    End(u8),
+    /// The last (empty) chunk was seen: trailers follow and are ignored.
+    Done,
+}
+
+impl AwsChunked {
+    fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
+        while !input.is_empty() {
+            match self.state {
+                Chunk::Header => {
+                    let (b, rest) = (input[0], &input[1..]);
+                    input = rest;
+                    self.line.push(b);
+                    if self.line.len() > 4096 {
+                        return Err(());
+                    }
+                    if self.line.ends_with(b"\r\n") {
+                        let line = std::str::from_utf8(&self.line[..self.line.len() - 2])
+                            .map_err(|_| ())?;
+                        let hex = line.split(';').next().unwrap_or("").trim();
+                        let size = usize::from_str_radix(hex, 16).map_err(|_| ())?;
+                        self.line.clear();
+                        self.state = if size == 0 {
+                            Chunk::Done
+                        } else {
+                            Chunk::Data(size)
+                        };
+                    }
+                }
+                Chunk::Data(left) => {
+                    let n = left.min(input.len());
+                    out.extend_from_slice(&input[..n]);
+                    input = &input[n..];
+                    self.state = if n == left {
+                        Chunk::End(0)
+                    } else {
+                        Chunk::Data(left - n)
+                    };
+                }
+                Chunk::End(seen) => {
+                    let want = if seen == 0 { b'\r' } else { b'\n' };
+                    if input[0] != want {
+                        return Err(());
+                    }
+                    input = &input[1..];
+                    self.state = if seen == 0 {
+                        Chunk::End(1)
+                    } else {
+                        Chunk::Header
+                    };
+                }
+                Chunk::Done => return Ok(()),
+            }
         }
-        out.extend_from_slice(raw.get(at..at + size)?);
-        at += size + 2;
+        Ok(())
+    }
+
+    fn done(&self) -> bool {
+        self.state == Chunk::Done
     }
 }
 
@@ -761,14 +920,32 @@ fn log_time(t: SystemTime) -> String {
 mod tests {
     use super::*;
 
+    fn decode(pieces: &[&[u8]]) -> Option<Vec<u8>> {
+        let mut d = AwsChunked::default();
+        let mut out = Vec::new();
+        for p in pieces {
+            d.feed(p, &mut out).ok()?;
+        }
+        d.done().then_some(out)
+    }
+
     #[test]
-    fn aws_chunked_bodies_decode() {
-        let raw = b"5;chunk-signature=abc\r\nhello\r\n6;chunk-signature=def\r\n world\r\n0;chunk-signature=0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n";
-        assert_eq!(
-            decode_aws_chunked(raw).unwrap(),
-            Bytes::from_static(b"hello world")
-        );
-        assert!(decode_aws_chunked(b"5\r\nhel").is_none());
+    fn aws_chunked_bodies_decode_in_any_pieces() {
+        let raw: &[u8] = b"5;chunk-signature=abc\r\nhello\r\n6;chunk-signature=def\r\n world\r\n0;chunk-signature=0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n";
+        assert_eq!(decode(&[raw]).unwrap(), b"hello world");
+        let bytes: Vec<&[u8]> = raw.chunks(1).collect();
+        assert_eq!(decode(&bytes).unwrap(), b"hello world");
+        let (a, b) = raw.split_at(27);
+        assert_eq!(decode(&[a, b]).unwrap(), b"hello world");
+        assert!(decode(&[b"5\r\nhel"]).is_none());
+        assert!(decode(&[b"5\r\nhelloXX0\r\n"]).is_none());
+        assert!(decode(&[b"zz\r\n"]).is_none());
+    }
+
+    #[test]
+    fn log_fields_cannot_forge_lines() {
+        assert_eq!(log_encode("a b\nforged/x.py"), "a%20b%0Aforged/x.py");
+        assert_eq!(log_quote("curl \"x\"\r\n"), "curl \\\"x\\\"\\x0D\\x0A");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What runs on instances: user data scripts, built-in model servers, and
 //! the lab's ALB daemon (in the namespace of the first ALB node).
 
+pub mod keeper;
 pub mod model_server;
 pub mod process;
 

@@ -119,7 +119,8 @@ impl TestLab {
         )
     }
 
-    /// Whether a TCP connection from `node` to `addr:port` succeeds within 2 s.
+    /// Whether a TCP connection from `node` to `addr:port` succeeds within 2 s
+    /// (one attempt: for connections that must fail).
     pub fn tcp_ok(&self, node: &str, addr: &str, port: u16) -> bool {
         let (code, _) = self.sh(
             node,
@@ -258,6 +259,38 @@ impl TestLab {
         self.sh(node, &format!("ping -c 1 -W 1 {addr} >/dev/null"))
             .0
             == 0
+    }
+
+    /// For positive checks: retries `check` until it gives an answer, for at
+    /// most 30 s (a loaded CI machine can miss one short attempt), so a
+    /// path that works is never reported broken because the machine was busy.
+    pub fn eventually<T>(&self, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(v) = check() {
+                return Some(v);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// `tcp`, retried within a bound: for connections that must work.
+    pub fn tcp_eventually(&self, node: &str, addr: &str, port: u16) -> Option<String> {
+        self.eventually(|| self.tcp(node, addr, port))
+    }
+
+    /// `udp`, retried within a bound.
+    pub fn udp_eventually(&self, node: &str, addr: &str, port: u16) -> Option<String> {
+        self.eventually(|| self.udp(node, addr, port))
+    }
+
+    /// `ping`, retried within a bound.
+    pub fn ping_eventually(&self, node: &str, addr: &str) -> bool {
+        self.eventually(|| self.ping(node, addr).then_some(()))
+            .is_some()
     }
 
     /// Packet counters of every commented nft rule in the fabric namespace,
