@@ -151,8 +151,8 @@ enum Command {
         lab: Option<String>,
         /// The node to run in (`vpcsim status` lists them).
         node: String,
-        /// The command and its arguments, after `--`.
-        #[arg(last = true, required = true)]
+        /// The command and its arguments (after `--` when they start with `-`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
     },
     /// Show a node's or a service's log.

@@ -209,6 +209,20 @@ fn list_shows_labs_that_are_up() {
         .any(|l| l["lab"] == lab.name.as_str() && l["ready"] == true));
     // Its hostname is EC2's, from its private IP; fabric's is its name.
     assert_eq!(lab.sh("box", "hostname").1.trim(), "ip-10-9-1-16");
+    // `--` is only needed before a command that starts with `-`; the lab
+    // given where the node goes is named as such.
+    let o = lab.vpcsim(&["exec", "--lab", &lab.name, "box", "hostname"]);
+    assert_eq!(text(&o).trim(), "ip-10-9-1-16", "{}", err(&o));
+    let o = lab.vpcsim(&["exec", &lab.name, "box", "true"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).contains(&format!(
+            "is a lab, not a node: `vpcsim exec --lab {} NODE -- CMD`",
+            lab.name
+        )),
+        "{}",
+        err(&o)
+    );
     assert_eq!(lab.sh("fabric", "hostname").1.trim(), "fabric");
     // The machine's own hostname is untouched (a UTS namespace per command).
     assert_eq!(

@@ -7,11 +7,23 @@ use std::process::Command;
 
 pub fn run(lab: Option<&str>, node: &str, command: &[String]) -> anyhow::Result<i32> {
     require_root("exec")?;
+    // `vpcsim exec canary v1-a …`: the lab given where the node goes.
+    if lab.is_none() && crate::state::LabState::list().iter().any(|l| l == node) {
+        return Err(usage(format!(
+            "`{node}` is a lab, not a node: `vpcsim exec --lab {node} NODE -- CMD`"
+        )));
+    }
     let state = resolve_lab(lab)?;
     let nodes = state.plan.node_names();
     if !nodes.iter().any(|n| n == node) {
+        // `vpcsim exec canary v1-a …`: the lab given where the node goes.
+        let hint = if crate::state::LabState::list().iter().any(|l| l == node) {
+            format!(" (`{node}` is a lab: `vpcsim exec --lab {node} NODE -- CMD`)")
+        } else {
+            String::new()
+        };
         return Err(usage(format!(
-            "lab `{}` has no node `{node}`; nodes: {}",
+            "lab `{}` has no node `{node}`; nodes: {}{hint}",
             state.plan.name,
             nodes.join(", ")
         )));
