@@ -25,4 +25,5 @@ pub mod services;
 pub mod state;
 pub mod teardown;
 pub mod topology;
+pub mod waf;
 pub mod workloads;

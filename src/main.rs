@@ -457,14 +457,13 @@ fn main() -> ExitCode {
                 Protocol::Udp => "udp",
                 Protocol::Icmp => "icmp",
             };
-            vpcsim::analysis::trace::run(lab.as_deref(), &src, &dst, protocol, json)
-                .map(exit_unless)
+            commands::trace::run(lab.as_deref(), &src, &dst, protocol, json).map(exit_unless)
         }
         Command::Probe { lab, ports, json } => {
-            vpcsim::analysis::probe::run(lab.as_deref(), &ports, json).map(exit_unless)
+            commands::probe::run(lab.as_deref(), &ports, json).map(exit_unless)
         }
         Command::FlowLogs { lab, follow, json } => {
-            vpcsim::flowlog::run(lab.as_deref(), follow, json)
+            commands::flow_logs::run(lab.as_deref(), follow, json)
         }
         Command::FlowLogDaemon { lab } => vpcsim::flowlog::daemon::run(&lab),
         Command::Graph {
@@ -477,7 +476,7 @@ fn main() -> ExitCode {
                 GraphFormat::Mermaid => "mermaid",
                 GraphFormat::Dot => "dot",
             };
-            vpcsim::analysis::graph::run(target.as_deref(), format, output.as_deref())
+            commands::graph::run(target.as_deref(), format, output.as_deref())
         }
     };
     match result {

@@ -8,6 +8,7 @@
 use crate::topology::plan::Lab;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub const STATE_ROOT: &str = "/run/vpcsim";
 
@@ -55,6 +56,11 @@ pub fn lab_dir(lab: &str) -> PathBuf {
 
 pub fn state_file(lab: &str) -> PathBuf {
     lab_dir(lab).join("state.json")
+}
+
+/// WAF logs of the lab's web ACLs, AWS's JSON format, one record a line.
+pub fn waf_log_file(lab: &str) -> PathBuf {
+    lab_dir(lab).join("waf-logs.log")
 }
 
 pub fn log_dir(lab: &str) -> PathBuf {
@@ -174,6 +180,26 @@ pub fn still_running(pid: i32, start_time: u64) -> bool {
 impl ProcessRecord {
     pub fn is_alive(&self) -> bool {
         still_running(self.pid, self.start_time)
+    }
+}
+
+/// SIGTERM, up to `grace` for the processes to exit, then SIGKILL for
+/// whatever is left. Each target is a (pid, start time) pair, so a PID the
+/// kernel has given to another process meanwhile is never signalled.
+pub fn terminate(targets: &[(i32, u64)], grace: Duration) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    let running = |&(p, t): &(i32, u64)| still_running(p, t);
+    for &(p, _) in targets.iter().filter(|x| running(x)) {
+        let _ = kill(Pid::from_raw(p), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while targets.iter().any(running) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for &(p, _) in targets.iter().filter(|x| running(x)) {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
     }
 }
 

@@ -6,7 +6,7 @@ use crate::fabric::netns;
 use crate::state::{self, LabState};
 use crate::topology::plan::{namespace, Lab, PREFIX};
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub struct Teardown {
@@ -67,25 +67,6 @@ pub fn processes_in(namespaces: &[String]) -> Vec<i32> {
         .collect()
 }
 
-/// SIGTERM, up to `grace` for the processes to exit, then SIGKILL for
-/// whatever is left. Each target is a (pid, start time) pair, so a PID the
-/// kernel has given to another process meanwhile is never signalled.
-pub fn terminate(targets: &[(i32, u64)], grace: Duration) {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
-    let running = |&(p, t): &(i32, u64)| state::still_running(p, t);
-    for &(p, _) in targets.iter().filter(|x| running(x)) {
-        let _ = kill(Pid::from_raw(p), Signal::SIGTERM);
-    }
-    let deadline = Instant::now() + grace;
-    while targets.iter().any(running) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    for &(p, _) in targets.iter().filter(|x| running(x)) {
-        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-    }
-}
-
 /// Removes everything of `lab`. `plan` comes from the state file or, when
 /// that is gone, from the topology file the user named.
 pub fn teardown(lab: &str, plan: Option<&Lab>) -> Result<Teardown, netns::NetnsError> {
@@ -101,7 +82,7 @@ pub fn teardown(lab: &str, plan: Option<&Lab>) -> Result<Teardown, netns::NetnsE
         .iter()
         .filter_map(|&p| Some((p, state::process_start_time(p)?)))
         .collect();
-    terminate(&targets, Duration::from_millis(500));
+    state::terminate(&targets, Duration::from_millis(500));
     for ns in &namespaces {
         netns::remove(ns)?;
     }

@@ -440,25 +440,6 @@ pub fn render_text(r: &ProbeReport) -> String {
     }
     out
 }
-
-/// `vpcsim probe`; returns whether reality and model agree everywhere.
-pub fn run(lab: Option<&str>, ports: &[u16], json: bool) -> anyhow::Result<bool> {
-    crate::commands::require_root("probe")?;
-    let state = crate::commands::resolve_lab(lab)?;
-    let ports = if ports.is_empty() {
-        topology_ports(&state.plan)
-    } else {
-        ports.to_vec()
-    };
-    let report = probe(&state.plan, &ports)?;
-    if json {
-        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        crate::out!("{}", render_text(&report));
-    }
-    Ok(report.disagreements == 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1049,11 +1049,11 @@ impl Builder<'_> {
         let mut any = false;
         for f in &lab.flow_logs {
             let (ty, target) = match f.resource {
-                crate::flowlog::FlowLogResource::Vpc => ("VPC", r("VPC")),
-                crate::flowlog::FlowLogResource::Subnet(k) => {
+                crate::topology::plan::FlowLogResource::Vpc => ("VPC", r("VPC")),
+                crate::topology::plan::FlowLogResource::Subnet(k) => {
                     ("Subnet", r(&self.subnet_ids[k].clone()))
                 }
-                crate::flowlog::FlowLogResource::Eni(e) => {
+                crate::topology::plan::FlowLogResource::Eni(e) => {
                     self.notes.push(format!(
                         "flow log {} on the network interface of `{}`: the template declares no separate ENI to name; add one or log its subnet",
                         f.id, lab.enis[e].node
@@ -1079,9 +1079,9 @@ impl Builder<'_> {
                     (
                         "TrafficType",
                         s(match f.traffic_type {
-                            crate::flowlog::TrafficType::All => "ALL",
-                            crate::flowlog::TrafficType::Accept => "ACCEPT",
-                            crate::flowlog::TrafficType::Reject => "REJECT",
+                            crate::topology::plan::TrafficType::All => "ALL",
+                            crate::topology::plan::TrafficType::Accept => "ACCEPT",
+                            crate::topology::plan::TrafficType::Reject => "REJECT",
                         }),
                     ),
                     ("MaxAggregationInterval", n(interval)),

@@ -1404,7 +1404,7 @@ impl<'a> Importer<'a> {
                 }
             };
             if let Some(resource) = resource {
-                t.flow_logs.push(crate::flowlog::RawFlowLog {
+                t.flow_logs.push(crate::topology::model::FlowLog {
                     resource,
                     traffic_type: get_str(&r.props, "TrafficType"),
                     max_aggregation_interval: get_int(&r.props, "MaxAggregationInterval"),

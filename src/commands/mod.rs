@@ -4,11 +4,15 @@
 pub mod down;
 pub mod exec;
 pub mod export;
+pub mod flow_logs;
+pub mod graph;
 pub mod lifecycle;
 pub mod list;
 pub mod logs;
+pub mod probe;
 pub mod status;
 pub mod targets;
+pub mod trace;
 pub mod up;
 pub mod weights;
 
@@ -22,6 +26,8 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 use crate::state::LabState;
+use crate::topology::plan::Lab;
+use std::path::Path;
 
 /// Labs need root (namespaces, netlink, nftables): say so before anything.
 pub fn require_root(verb: &str) -> anyhow::Result<()> {
@@ -67,4 +73,16 @@ fn list_or_none(v: &[String]) -> String {
     } else {
         v.join(", ")
     }
+}
+
+/// A running lab's plan, or a topology file's (for verbs that need no
+/// traffic): `None` means the only lab that is up.
+pub fn load_plan(lab_or_file: Option<&str>) -> anyhow::Result<Lab> {
+    if let Some(arg) = lab_or_file {
+        let path = Path::new(arg);
+        if arg.ends_with(".toml") || path.is_file() {
+            return crate::topology::load(path).map_err(|e| usage(e.to_string()));
+        }
+    }
+    Ok(resolve_lab(lab_or_file)?.plan)
 }

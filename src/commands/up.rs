@@ -3,6 +3,7 @@
 
 use super::{require_root, usage};
 use crate::cloudformation::stacks;
+use crate::containers::ContainerError;
 use crate::fabric::build;
 use crate::firewall::{self, fabric as fabric_fw, nat_gateway};
 use crate::state::{LabLock, LabState};
@@ -73,7 +74,7 @@ pub fn run(
         )));
     }
     // Docker answers and images exist before anything is built.
-    crate::containers::preflight(&plan).map_err(|e| e.into_cli())?;
+    crate::containers::preflight(&plan).map_err(preflight_error)?;
     let started = Instant::now();
     let mut state = LabState {
         plan,
@@ -314,4 +315,15 @@ fn write_etc(lab: &Lab) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the user must fix before containers can start (no engine, no
+/// image) is bad input, exit code 2; anything else is a failure.
+fn preflight_error(e: ContainerError) -> anyhow::Error {
+    match e {
+        ContainerError::Unreachable { .. } | ContainerError::ImageMissing { .. } => {
+            usage(e.to_string())
+        }
+        other => other.into(),
+    }
 }

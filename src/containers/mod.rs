@@ -98,19 +98,6 @@ impl ContainerError {
     }
 }
 
-impl ContainerError {
-    /// For the CLI: what the user must fix (no engine, no image) is bad
-    /// input, exit code 2; anything else is a failure.
-    pub fn into_cli(self) -> anyhow::Error {
-        match self {
-            ContainerError::Unreachable { .. } | ContainerError::ImageMissing { .. } => {
-                crate::commands::usage(self.to_string())
-            }
-            other => other.into(),
-        }
-    }
-}
-
 fn not_found(e: &DockerError) -> bool {
     matches!(
         e,

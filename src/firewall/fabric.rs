@@ -13,10 +13,33 @@
 //! place NACLs apply; SGs are matched by ENI address, which works for both.
 
 use super::comment;
-use crate::flowlog::{Side, NFLOG_GROUP};
 use crate::topology::plan::*;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+
+/// NFLOG group of the fabric namespace (groups are per namespace).
+pub const NFLOG_GROUP: u16 = 1;
+
+/// Which side of a connection a drop rule stands on: the sender's ENI (SG
+/// egress, its subnet's NACL outbound, IGW without public IP, source check)
+/// or the receiver's (NACL inbound, SG ingress, IGW inbound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Destination,
+}
+
+/// NFLOG prefix of a logged packet: `vpcsim:A` accepted, `vpcsim:S:<rule>`
+/// dropped on the sender's side, `vpcsim:D:<rule>` on the receiver's.
+pub fn prefix(verdict: Option<(Side, &str)>) -> String {
+    let p = match verdict {
+        None => "vpcsim:A".to_string(),
+        Some((Side::Source, rule)) => format!("vpcsim:S:{rule}"),
+        Some((Side::Destination, rule)) => format!("vpcsim:D:{rule}"),
+    };
+    // The kernel keeps 127 bytes of a log prefix.
+    p.chars().take(127).collect()
+}
 
 pub fn render(lab: &Lab) -> String {
     let mut out = String::from("flush ruleset\n\ntable inet vpcsim {\n");
@@ -72,7 +95,7 @@ fn flow_log(lab: &Lab, side: Side, rule: &str) -> String {
 fn flow_log_statement(verdict: Option<(Side, &str)>) -> String {
     format!(
         "log prefix \"{}\" group {NFLOG_GROUP}",
-        crate::flowlog::prefix(verdict).replace('"', "'")
+        prefix(verdict).replace('"', "'")
     )
 }
 

@@ -4,9 +4,11 @@
 //! one record per aggregate when its flow log's interval ends.
 
 use super::nflog::{if_name, Logged, NflogSocket};
-use super::{FlowAction, Record, ACCOUNT_ID, NFLOG_GROUP};
+use super::Record;
+use crate::firewall::fabric::NFLOG_GROUP;
 use crate::state::LabState;
 use crate::topology::plan::Lab;
+use crate::topology::plan::{FlowAction, ACCOUNT_ID};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::net::Ipv4Addr;

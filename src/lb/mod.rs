@@ -12,8 +12,6 @@ pub mod client;
 pub mod daemon;
 pub mod status;
 
-pub mod waf;
-
 mod access_log;
 mod balancer;
 mod control;

@@ -5,7 +5,6 @@
 //! (created with `netns::run_in`), and teardown finds it by namespace.
 
 pub mod dns;
-pub mod policy;
 pub mod s3;
 
 use crate::connlimit::{accept_loop, Limits, Registry, Tracked};

@@ -10,7 +10,7 @@
 //! and this server must tag each request with the path it arrived by
 //! (endpoint link or internet link), which only the listener knows.
 
-use super::policy::{Decision, Policy, RequestContext};
+use crate::topology::policy::{Decision, Policy, RequestContext};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body as _;

@@ -5,6 +5,7 @@ pub mod fields;
 pub mod locate;
 pub mod model;
 pub mod plan;
+pub mod policy;
 pub mod validate;
 
 use std::fmt;

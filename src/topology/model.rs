@@ -41,7 +41,7 @@ pub struct Topology {
     #[serde(default, rename = "s3_bucket")]
     pub s3_buckets: Vec<S3Bucket>,
     #[serde(default, rename = "flow_log")]
-    pub flow_logs: Vec<crate::flowlog::RawFlowLog>,
+    pub flow_logs: Vec<FlowLog>,
     #[serde(default, rename = "web_acl")]
     pub web_acls: Vec<WebAcl>,
 }
@@ -348,6 +348,17 @@ pub struct S3Bucket {
     pub seed_dir: Option<String>,
     /// Bucket policy (IAM JSON, relative to the topology file).
     pub policy_file: Option<String>,
+}
+
+/// `[[flow_log]]` as written in the topology file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowLog {
+    /// `vpc`, a subnet name or a node (instance, NAT gateway, ALB node) name.
+    pub resource: String,
+    pub traffic_type: Option<String>,
+    /// Seconds: AWS offers 60 and 600; labs may use 1-600.
+    pub max_aggregation_interval: Option<i64>,
 }
 
 /// `[[web_acl]]`: an AWS WAF web ACL associated with load balancers.

@@ -40,10 +40,10 @@ pub struct Lab {
     pub s3: Option<S3Plan>,
     /// VPC Flow Logs (`[[flow_log]]`).
     #[serde(default)]
-    pub flow_logs: Vec<crate::flowlog::FlowLogPlan>,
+    pub flow_logs: Vec<FlowLogPlan>,
     /// AWS WAF web ACLs on load balancers (`[[web_acl]]`).
     #[serde(default)]
-    pub web_acls: Vec<crate::lb::waf::WebAclPlan>,
+    pub web_acls: Vec<crate::waf::WebAclPlan>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -397,6 +397,65 @@ impl Lab {
     }
 }
 
+/// A VPC Flow Log (`[[flow_log]]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlowLogResource {
+    Vpc,
+    /// Index into `Lab::subnets`.
+    Subnet(usize),
+    /// Index into `Lab::enis`.
+    Eni(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TrafficType {
+    All,
+    Accept,
+    Reject,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlowLogPlan {
+    /// `fl-…` id, stable for a lab and resource.
+    pub id: String,
+    pub resource: FlowLogResource,
+    pub traffic_type: TrafficType,
+    pub interval_s: u32,
+}
+
+impl FlowLogPlan {
+    pub fn covers(&self, lab: &Lab, eni: usize) -> bool {
+        match self.resource {
+            FlowLogResource::Vpc => true,
+            FlowLogResource::Subnet(s) => lab.enis[eni].subnet == s,
+            FlowLogResource::Eni(e) => e == eni,
+        }
+    }
+    pub fn wants(&self, action: FlowAction) -> bool {
+        matches!(
+            (self.traffic_type, action),
+            (TrafficType::All, _)
+                | (TrafficType::Accept, FlowAction::Accept)
+                | (TrafficType::Reject, FlowAction::Reject)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FlowAction {
+    Accept,
+    Reject,
+}
+
+impl FlowAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowAction::Accept => "ACCEPT",
+            FlowAction::Reject => "REJECT",
+        }
+    }
+}
+
 /// A Docker container on an instance (`[[container]]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerPlan {
@@ -443,6 +502,11 @@ fn gateway(net: Ipv4Net) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(net.network()) + 1)
 }
 
+/// The emulated AWS account (flow log records, ARNs).
+pub const ACCOUNT_ID: &str = "123456789012";
+/// The port the built-in model servers (`run = "model-v1"`, the seed's
+/// Flask apps) listen on.
+pub const MODEL_PORT: u16 = 8000;
 /// The VPC router and "hypervisor": bridges, route tables, SGs, NACLs, IGW.
 pub const FABRIC: &str = "fabric";
 /// The emulated internet: client hosts and the far side of the IGW.

@@ -7,14 +7,12 @@ pub mod process;
 
 use crate::fabric::netns;
 use crate::state::{lab_dir, log_dir, LabState, ProcessRecord};
-use crate::topology::plan::{InstancePlan, Workload};
+use crate::topology::plan::{InstancePlan, Workload, MODEL_PORT};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Port the built-in model servers listen on (the seed's Flask apps' port).
-pub const MODEL_PORT: u16 = 8000;
 /// How long `up`/`start` wait for servers to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -201,7 +199,7 @@ pub fn stop_node(state: &mut LabState, node: &str) -> anyhow::Result<()> {
         targets.extend(session_members(p, ino));
         p.stopped = true;
     }
-    crate::teardown::terminate(&targets, Duration::from_secs(2));
+    crate::state::terminate(&targets, Duration::from_secs(2));
     state.save()?;
     Ok(())
 }

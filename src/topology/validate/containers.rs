@@ -4,7 +4,9 @@
 
 use super::context::Ctx;
 use crate::topology::model::Topology;
-use crate::topology::plan::{ContainerPlan, Lab, PortMapping, Protocol, FABRIC, INTERNET};
+use crate::topology::plan::{
+    ContainerPlan, Lab, PortMapping, Protocol, FABRIC, INTERNET, MODEL_PORT,
+};
 use ipnet::Ipv4Net;
 
 use std::collections::HashMap;
@@ -138,7 +140,7 @@ impl Ctx {
                 Some(h) if h.run.is_some() => {
                     // The built-in workload listens on MODEL_PORT (tcp).
                     published.insert(
-                        (h.name.clone(), "tcp", crate::workloads::MODEL_PORT),
+                        (h.name.clone(), "tcp", MODEL_PORT),
                         format!(
                             "the instance's own workload `{}`",
                             h.run.as_deref().unwrap_or_default()

@@ -13,7 +13,8 @@
 //! [`instances`] instances, NAT gateways, node names and address allocation;
 //! [`target_groups`] target groups and health checks; [`load_balancers`]
 //! load balancer nodes, listeners and rules; [`s3`] gateway endpoints and
-//! buckets; [`containers`]. This file only orders the sections.
+//! buckets; [`containers`]; [`flow_logs`]. This file only orders the
+//! sections.
 //!
 //! Owns: the rules a topology file must follow. Must not touch: the system
 //! (no namespace, process or socket; reading `user_data_file`, seed
@@ -21,6 +22,7 @@
 
 mod containers;
 mod context;
+mod flow_logs;
 mod instances;
 mod load_balancers;
 mod nacls;
@@ -96,11 +98,7 @@ impl Ctx {
             return None;
         }
         let enis = assemble_enis(lab, drafts, &private, &public);
-        let flow_logs = crate::flowlog::resolve(lab, &t.flow_logs, &subnet_plans, &enis)
-            .unwrap_or_else(|d| {
-                self.diags.extend(d);
-                vec![]
-            });
+        let flow_logs = self.flow_logs(lab, &t.flow_logs, &subnet_plans, &enis);
         Some(Lab {
             name: t.name.clone(),
             region: t.region.clone(),

@@ -4,9 +4,9 @@
 //! the VPC id are known by then).
 
 use super::context::Ctx;
-use crate::services::policy::Policy;
 use crate::topology::model::Topology;
 use crate::topology::plan::*;
+use crate::topology::policy::Policy;
 use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
 use std::path::Path;

@@ -5,20 +5,17 @@
 //! and resolved into [`Lab::web_acls`].
 
 use super::context::Ctx;
-use crate::lb::waf::field::{Field, InvalidJson, Oversize, Scope};
-use crate::lb::waf::managed::ManagedGroup;
-use crate::lb::waf::rate::{RateKey, MIN_LIMIT, WINDOWS};
-use crate::lb::waf::statement::{
+use crate::topology::model::{Topology, WafForwardedIp, WafRule, WafStatement};
+use crate::topology::plan::{aws_id, Lab, ACCOUNT_ID};
+use crate::waf::field::{Field, InvalidJson, Oversize, Scope};
+use crate::waf::managed::ManagedGroup;
+use crate::waf::rate::{RateKey, MIN_LIMIT, WINDOWS};
+use crate::waf::statement::{
     Comparison, ForwardedIp, ForwardedPosition, Pattern, Positional, Statement,
 };
-use crate::lb::waf::transform::Transform;
-use crate::lb::waf::{Action, Rule, RuleBody, WebAclPlan};
-use crate::topology::model::{Topology, WafForwardedIp, WafRule, WafStatement};
-use crate::topology::plan::{aws_id, Lab};
+use crate::waf::transform::Transform;
+use crate::waf::{Action, Rule, RuleBody, WebAclPlan};
 use ipnet::IpNet;
-
-/// The emulated account in every ARN (as in flow logs).
-const ACCOUNT_ID: &str = crate::flowlog::ACCOUNT_ID;
 
 impl Ctx {
     /// Fills `lab.web_acls`.

@@ -8,13 +8,9 @@ use super::statement::MatchDetail;
 use super::{Hit, Verdict, WebAclPlan};
 use serde_json::{json, Value};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
-
-pub fn log_file(lab: &str) -> PathBuf {
-    crate::state::lab_dir(lab).join("waf-logs.log")
-}
 
 fn match_details(d: &Option<MatchDetail>) -> Value {
     match d {

@@ -1,0 +1,44 @@
+//! `vpcsim flow-logs`: prints (or follows) the lab's flow log records.
+
+use crate::flowlog::{log_file, Record};
+
+/// `vpcsim flow-logs [--follow] [--json]`: prints the lab's records.
+pub fn run(lab: Option<&str>, follow: bool, json: bool) -> anyhow::Result<()> {
+    use std::io::{Read, Seek};
+    let state = super::resolve_lab(lab)?;
+    if state.plan.flow_logs.is_empty() {
+        return Err(super::usage(format!(
+            "lab `{}` has no flow log: add a `[[flow_log]]` (resource = \"vpc\") to its topology",
+            state.plan.name
+        )));
+    }
+    let path = log_file(&state.plan.name);
+    let mut pos = 0u64;
+    loop {
+        if let Ok(mut f) = std::fs::File::open(&path) {
+            f.seek(std::io::SeekFrom::Start(pos))?;
+            let mut buf = Vec::new();
+            f.read_to_end(&mut buf)?;
+            // Whole lines only: a record being written is read next time.
+            let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            pos += end as u64;
+            let text = String::from_utf8_lossy(&buf[..end]);
+            for line in text.lines() {
+                match line.parse::<Record>() {
+                    Ok(r) if json => crate::outln!("{}", serde_json::to_string(&r)?),
+                    _ => crate::outln!("{line}"),
+                }
+            }
+            if crate::output::closed() {
+                return Ok(());
+            }
+        }
+        if !follow {
+            return Ok(());
+        }
+        if crate::state::LabState::load(&state.plan.name)?.is_none() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
