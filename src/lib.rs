@@ -1,15 +1,16 @@
 //! vpcsim: an AWS VPC architecture emulated on Linux network namespaces.
 //!
-//! Layout, in the order a lab is built:
-//! - [`topology`]: the TOML file, its validation and the resolved [`topology::plan::Lab`];
-//! - [`fabric`]: namespaces, bridges, veths, addresses and route tables (netlink);
-//! - [`firewall`]: security groups, NACLs, IGW and NAT gateway rendered to nftables;
-//! - [`workloads`]: processes on instances (user data, model servers);
-//! - [`lb`]: the Application Load Balancer (hyper/tokio);
-//! - [`containers`]: Docker containers on instances (bollard);
-//! - [`state`] and [`teardown`]: what a lab owns and how it is removed;
-//! - [`cloudformation`]: templates in (as a topology) and out (a lab as a template);
-//! - [`commands`]: the CLI verbs.
+//! Layers, lowest first (a module uses its own layer or lower ones; the
+//! README's code map says more, `tests/layers.rs` keeps it true):
+//! - model: [`topology`] (the file, its validation, the resolved
+//!   [`topology::plan::Lab`]), [`waf`], [`cloudformation`];
+//! - system: [`fabric`] (namespaces, netlink), [`state`], [`connlimit`];
+//! - rules: [`firewall`] (SGs, NACLs, IGW, NAT gateway as nftables);
+//! - lab components: [`workloads`], [`containers`], [`lb`], [`services`],
+//!   [`flowlog`];
+//! - whole-lab operations: [`analysis`], [`teardown`];
+//! - command line: [`commands`], [`output`] (the only code that knows about
+//!   arguments, usage errors and exit codes).
 
 pub mod analysis;
 pub mod cloudformation;

@@ -33,6 +33,15 @@ fn require_docker() -> bool {
     false
 }
 
+/// The model image is one per machine: the test that rebuilds it from
+/// another binary holds this for writing, every test running it for reading,
+/// so they never rebuild it under each other (each flip is a full build).
+static MODEL_IMAGE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn model_image() -> std::sync::RwLockReadGuard<'static, ()> {
+    MODEL_IMAGE.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Containers Docker still has for `lab` (running or not).
 fn docker_containers(lab: &str) -> Vec<String> {
     let out = Command::new("docker")
@@ -105,6 +114,7 @@ fn published_port_80_reaches_the_container_and_8000_is_not_published() {
     if !require_docker() {
         return;
     }
+    let _image = model_image();
     let lab = TestLab::up("t-dk-plumb", PLUMBING);
     let answer = lab
         .eventually(|| recommend(&lab, "client", "10.0.20.71", 80))
@@ -160,6 +170,7 @@ fn stop_and_start_the_container_detach_and_reattach_it() {
     if !require_docker() {
         return;
     }
+    let _image = model_image();
     let lab = TestLab::up("t-dk-stop", PLUMBING);
     let stop = lab.vpcsim(&["stop", "--lab", &lab.name, "v2-docker"]);
     assert!(
@@ -208,6 +219,7 @@ fn docker_restarting_the_container_leaves_it_unattached_until_start() {
     if !require_docker() {
         return;
     }
+    let _image = model_image();
     let lab = TestLab::up("t-dk-rest", PLUMBING);
     let docker_name = format!("vpcsim-{}-v2-docker", lab.name);
     let out = Command::new("docker")
@@ -241,6 +253,7 @@ fn down_removes_the_container_after_kill_9_of_up() {
     if !require_docker() {
         return;
     }
+    let _image = model_image();
     let lab = TestLab::write("t-dk-crash", PLUMBING);
     let out = Command::new(vpcsim_bin())
         .args(["up", lab.file.to_str().unwrap()])
@@ -434,6 +447,7 @@ fn the_alb_sends_a_tenth_to_the_container_and_weight_0_rolls_it_back() {
     if !require_docker() {
         return;
     }
+    let _image = model_image();
     let lab = TestLab::up_shipped("t-dk-alb", "canary-docker.toml");
     wait_for_targets(&lab, "tg-v2-docker", "healthy");
     wait_for_targets(&lab, "tg-v2", "healthy");
@@ -527,6 +541,7 @@ fn without_port_80_in_sg_backend_the_docker_target_is_unhealthy() {
     if !require_docker() {
         return;
     }
+    let _image = model_image();
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/canary-docker.toml");
     let text = std::fs::read_to_string(path).unwrap();
@@ -549,6 +564,7 @@ fn a_missing_image_exits_2_before_building_and_nothing_is_pulled() {
     if !require_docker() {
         return;
     }
+    let _image = model_image();
     let image = "vpcsim-test/absent:1";
     let lab = TestLab::write(
         "t-dk-noimg",
@@ -601,6 +617,7 @@ fn the_model_image_is_rebuilt_when_the_binary_changes() {
     if !require_docker() {
         return;
     }
+    let _image = MODEL_IMAGE.write().unwrap_or_else(|e| e.into_inner());
     // Another vpcsim binary (a copy: new modification time), as after a
     // rebuild: its `up` must rebuild the image, whose label names it.
     let dir = std::env::temp_dir().join(format!("vpcsim-rebuild-{}", std::process::id()));
@@ -640,6 +657,7 @@ fn a_container_that_cannot_be_attached_is_killed_not_left_half_attached() {
     if !require_docker() {
         return;
     }
+    let _image = model_image();
     let lab = TestLab::up("t-dk-half", PLUMBING);
     let stop = lab.vpcsim(&["stop", "--lab", &lab.name, "v2-docker"]);
     assert!(

@@ -134,6 +134,12 @@ pub fn export(lab: &Lab) -> Export {
     b.load_balancers();
     b.endpoints_and_buckets();
     b.flow_logs();
+    for acl in &lab.web_acls {
+        b.notes.push(format!(
+            "web ACL `{}`: WAF rules are not exported yet; attach an AWS::WAFv2::WebACL to the load balancer by hand",
+            acl.name
+        ));
+    }
 
     let has_instances = !lab.instances.is_empty();
     let mut t = Mapping::new();

@@ -721,18 +721,11 @@ impl<'a> Importer<'a> {
                 continue;
             };
             if egress {
-                // A standalone egress rule adds to the group: AWS's default
-                // allow-all stays unless the group itself lists egress rules.
-                let e = g.egress.get_or_insert_with(|| {
-                    vec![SgRule {
-                        protocol: "-1".into(),
-                        ports: None,
-                        cidr: Some("0.0.0.0/0".into()),
-                        source_sg: None,
-                        destination_sg: None,
-                        description: Some("AWS default egress".into()),
-                    }]
-                });
+                // AWS adds the default allow-all only to a group created
+                // without egress rules, and CloudFormation strips it once an
+                // egress rule is added (aws-semantics.md): the group's
+                // egress is then its listed rules only.
+                let e = g.egress.get_or_insert_with(Vec::new);
                 e.push(rule);
             } else {
                 g.ingress.push(rule);

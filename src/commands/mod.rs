@@ -14,6 +14,7 @@ pub mod status;
 pub mod targets;
 pub mod trace;
 pub mod up;
+pub mod waf;
 pub mod weights;
 
 /// Bad input from the user (topology, names, environment): exit code 2.

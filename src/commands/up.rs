@@ -33,6 +33,7 @@ pub fn run(
         .first()
         .ok_or_else(|| usage("`vpcsim up` needs a topology file or templates"))?
         .as_path();
+    let read = Instant::now();
     let (plan, stacks) = if stacks::is_template(file) {
         let (plan, imported) = load_templates(files, cfn)?;
         (plan, Some(imported))
@@ -48,6 +49,7 @@ pub fn run(
             None,
         )
     };
+    let templates_read = read.elapsed();
     require_root("up")?;
     preflight()?;
     let _lock = LabLock::acquire(&plan.name)?;
@@ -106,8 +108,17 @@ pub fn run(
             serde_json::to_string_pretty(&super::status::summary(&state))?
         );
     } else {
+        // Templates: how long reading, evaluating and validating them took.
+        let templates = match &stacks {
+            Some(s) => format!(
+                ", {} stacks read in {:.1} ms",
+                s.stacks.len(),
+                templates_read.as_secs_f64() * 1000.0
+            ),
+            None => String::new(),
+        };
         crate::outln!(
-            "lab `{}` is up in {:.0} ms ({} namespaces)\n",
+            "lab `{}` is up in {:.0} ms ({} namespaces{templates})\n",
             state.plan.name,
             elapsed.as_secs_f64() * 1000.0,
             state.plan.node_names().len()

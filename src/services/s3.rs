@@ -5,7 +5,7 @@
 //! Authentication: a SigV4 `Authorization` header (or presigned query) makes
 //! the request "signed by the lab's IAM user"; the signature is not checked,
 //! so any access key works, as in a lab. Authorization is the bucket policy
-//! alone (see [`super::policy`]). Hand-written rather than built on an S3
+//! alone (see [`crate::topology::policy`]). Hand-written rather than built on an S3
 //! server crate because those verify every signature against a known secret,
 //! and this server must tag each request with the path it arrived by
 //! (endpoint link or internet link), which only the listener knows.

@@ -6,14 +6,14 @@
 //! Every mistake of the file is reported at once, each as a [`Diagnostic`]
 //! addressed by its TOML path; nothing stops at the first error.
 //!
-//! One file per kind of resource, all adding to one [`context::Ctx`] (the
+//! One file per kind of resource, all adding to one `context::Ctx` (the
 //! diagnostics and the checks every section shares):
-//! [`vpc`] the lab name, region, VPC CIDR, internet and subnets;
-//! [`routing`] route tables and routes; [`nacls`]; [`security_groups`];
-//! [`instances`] instances, NAT gateways, node names and address allocation;
-//! [`target_groups`] target groups and health checks; [`load_balancers`]
-//! load balancer nodes, listeners and rules; [`s3`] gateway endpoints and
-//! buckets; [`containers`]; [`flow_logs`]. This file only orders the
+//! `vpc` the lab name, region, VPC CIDR, internet and subnets;
+//! `routing` route tables and routes; `nacls`; `security_groups`;
+//! `instances` instances, NAT gateways, node names and address allocation;
+//! `target_groups` target groups and health checks; `load_balancers`
+//! load balancer nodes, listeners and rules; `s3` gateway endpoints and
+//! buckets; `containers`; `flow_logs`. This file only orders the
 //! sections.
 //!
 //! Owns: the rules a topology file must follow. Must not touch: the system
