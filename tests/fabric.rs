@@ -623,7 +623,10 @@ private_ip = "10.0.10.16"
         .find(|n| n["node"] == "web")
         .unwrap()
         .clone();
-    assert_eq!(web["namespace"], format!("vpcsim-{}-web", lab.name));
+    assert_eq!(
+        web["namespace"],
+        vpcsim::topology::plan::namespace(&lab.name, "web")
+    );
     assert_eq!(web["subnet"], "public-1");
     assert_eq!(web["az"], "us-east-1a");
     assert_eq!(web["private_ip"], "10.0.10.16");

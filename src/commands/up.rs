@@ -214,6 +214,8 @@ fn build_lab(state: &mut LabState, network_only: bool) -> anyhow::Result<()> {
         rulesets.push((lab.namespace(&eni.node), nat_gateway::render(&lab, eni)));
     }
     stages.done("render rulesets");
+    // Before the first process: every one joins it (`down` ends them all).
+    crate::cgroup::create(&lab.name)?;
     build::create_namespaces(&lab).context("creating namespaces")?;
     stages.done("namespaces");
     crash_point("namespaces");
