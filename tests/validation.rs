@@ -157,3 +157,154 @@ fn canary_resolves_like_the_report() {
     // The main table is implicit (only local), appended last.
     assert_eq!(lab.route_tables.last().unwrap().name, "main");
 }
+
+/// A minimal valid topology naming the lab `lab`, with a user data file, a
+/// bucket policy file and a seed directory taken from `files`.
+fn hostile_topology(lab: &str, user_data: &str, policy: &str, seed: &str) -> String {
+    format!(
+        r#"name = "{lab}"
+[vpc]
+cidr = "10.0.0.0/16"
+[[subnet]]
+name = "private-1"
+cidr = "10.0.2.0/24"
+az = "us-east-1a"
+[[instance]]
+name = "a"
+subnet = "private-1"
+user_data_file = "{user_data}"
+[[s3_bucket]]
+name = "{lab}-bucket"
+seed_dir = "{seed}"
+{policy}
+"#
+    )
+}
+
+/// `vpcsim up FILE` under `timeout`: it must return by itself (a FIFO or
+/// /dev/zero must not block or fill memory), exit 2, say `expect`, and leave
+/// no namespace, state directory or lock file of the lab.
+fn refused_promptly(lab: &str, file: &Path, expect: &[&str]) {
+    let out = std::process::Command::new("timeout")
+        .args(["-s", "KILL", "60"])
+        .arg(common::vpcsim_bin())
+        .arg("up")
+        .arg(file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(124), "timed out: {err}");
+    assert_ne!(out.status.code(), None, "killed by timeout: {err}");
+    assert_eq!(out.status.code(), Some(2), "{}: {err}", file.display());
+    for e in expect {
+        assert!(err.contains(e), "expected `{e}` in: {err}");
+    }
+    let ns = String::from_utf8_lossy(
+        &std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .to_string();
+    assert!(
+        !ns.contains(&format!("vpcsim-{lab}")),
+        "namespace left: {ns}"
+    );
+    assert!(!Path::new(&format!("/run/vpcsim/{lab}")).exists());
+    assert!(!Path::new(&format!("/run/vpcsim/{lab}.lock")).exists());
+}
+
+#[test]
+fn hostile_files_are_refused_at_validation_promptly() {
+    let lab = common::lab_name("hostile");
+    let dir = std::env::temp_dir().join(format!("vpcsim-test-{lab}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("seed")).unwrap();
+    let fifo = |p: &Path| {
+        assert!(std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .unwrap()
+            .success())
+    };
+    fifo(&dir.join("pipe"));
+    std::os::unix::fs::symlink(dir.join("loop2"), dir.join("loop1")).unwrap();
+    std::os::unix::fs::symlink(dir.join("loop1"), dir.join("loop2")).unwrap();
+    std::fs::write(dir.join("big.toml"), "#".repeat(1024 * 1024 + 1)).unwrap();
+
+    // The topology file itself: a FIFO, a device, a symlink loop, too large, a directory.
+    refused_promptly(&lab, &dir.join("pipe"), &["is a FIFO, not a regular file"]);
+    refused_promptly(&lab, Path::new("/dev/zero"), &["is a device"]);
+    refused_promptly(&lab, &dir.join("loop1"), &["cannot open", "loop1"]);
+    refused_promptly(
+        &lab,
+        &dir.join("big.toml"),
+        &["larger than the limit of 1048576 bytes"],
+    );
+    refused_promptly(&lab, &dir.join("seed"), &["is a directory"]);
+
+    // Files the topology names: each refused with its field, line and fix.
+    std::fs::write(dir.join("user-data.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::write(dir.join("policy.json"), "#".repeat(20 * 1024 + 1)).unwrap();
+    std::fs::create_dir(dir.join("seed-bad")).unwrap();
+    fifo(&dir.join("seed-bad/pipe"));
+    let t = dir.join("t.toml");
+    let cases: [(&str, &str, &str, &[&str]); 6] = [
+        (
+            "pipe",
+            "",
+            "seed",
+            &[
+                "instance[0].user_data_file: ",
+                "pipe is a FIFO",
+                "hint: give a regular file of at most 16384 bytes",
+            ],
+        ),
+        (
+            "/dev/zero",
+            "",
+            "seed",
+            &["instance[0].user_data_file: ", "/dev/zero is a device"],
+        ),
+        (
+            "user-data.sh",
+            "policy_file = \"policy.json\"",
+            "seed",
+            &[
+                "s3_bucket[0].policy_file: ",
+                "larger than the limit of 20480 bytes",
+            ],
+        ),
+        (
+            "user-data.sh",
+            "policy_file = \"loop1\"",
+            "seed",
+            &["s3_bucket[0].policy_file: ", "cannot open", "loop1"],
+        ),
+        (
+            "user-data.sh",
+            "",
+            "seed-bad",
+            &[
+                "s3_bucket[0].seed_dir: ",
+                "seed-bad/pipe is a FIFO",
+                "at most 1000 entries",
+            ],
+        ),
+        (
+            "user-data.sh",
+            "",
+            "user-data.sh",
+            &[
+                "s3_bucket[0].seed_dir: ",
+                "is a regular file, not a directory",
+            ],
+        ),
+    ];
+    for (user_data, policy, seed, expect) in cases {
+        std::fs::write(&t, hostile_topology(&lab, user_data, policy, seed)).unwrap();
+        refused_promptly(&lab, &t, expect);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

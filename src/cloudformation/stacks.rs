@@ -518,14 +518,19 @@ impl Global {
             message,
             fix,
         };
-        let text = std::fs::read_to_string(file).map_err(|x| {
-            vec![e(
-                None,
-                "",
-                format!("cannot read the template: {x}"),
-                "check the path".into(),
-            )]
-        })?;
+        let text =
+            crate::topology::files::read_text(file, crate::topology::files::MAX_TOPOLOGY_BYTES)
+                .map_err(|x| {
+                    vec![e(
+                        None,
+                        "",
+                        format!("cannot read the template: {x}"),
+                        format!(
+                            "give a regular file of at most {} bytes",
+                            crate::topology::files::MAX_TOPOLOGY_BYTES
+                        ),
+                    )]
+                })?;
         let t = template::parse(&text).map_err(|m| {
             vec![e(
                 None,

@@ -2,6 +2,7 @@
 //! into the [`plan::Lab`] every other module builds from.
 
 pub mod fields;
+pub mod files;
 pub mod locate;
 pub mod model;
 pub mod plan;
@@ -59,15 +60,18 @@ impl fmt::Display for TopologyError {
 
 /// Reads, parses and validates a topology file.
 pub fn load(file: &Path) -> Result<plan::Lab, TopologyError> {
-    let text = std::fs::read_to_string(file).map_err(|e| TopologyError {
+    let text = files::read_text(file, files::MAX_TOPOLOGY_BYTES).map_err(|e| TopologyError {
         file: file.to_path_buf(),
         errors: vec![(
             1,
             1,
             Diagnostic {
                 path: String::new(),
-                message: format!("cannot read file: {e}"),
-                hint: "check the path; topologies live in topologies/".into(),
+                message: e.to_string(),
+                hint: format!(
+                    "give a regular file of at most {} bytes; topologies live in topologies/",
+                    files::MAX_TOPOLOGY_BYTES
+                ),
             },
         )],
     })?;

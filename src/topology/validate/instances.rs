@@ -4,6 +4,7 @@
 
 use super::context::{truncate15, Ctx, Names};
 use super::vpc::Network;
+use crate::topology::files;
 use crate::topology::model::{self, Topology};
 use crate::topology::plan::{
     aws_id, Eni, EniOwner, InstancePlan, NatGatewayPlan, Workload, FABRIC, INTERNET,
@@ -175,13 +176,13 @@ impl Ctx {
             (Some(u), None) => Some(u.clone()),
             (None, Some(f)) => {
                 let file = base.join(f);
-                match std::fs::read_to_string(&file) {
+                match files::read_text(&file, files::MAX_USER_DATA_BYTES) {
                     Ok(s) => Some(s),
                     Err(e) => {
                         self.err(
                             format!("{p}.user_data_file"),
-                            format!("cannot read {}: {e}", file.display()),
-                            "the path is relative to the topology file's directory",
+                            e.to_string(),
+                            format!("give a regular file of at most {} bytes (AWS's user data limit); the path is relative to the topology file's directory", files::MAX_USER_DATA_BYTES),
                         );
                         None
                     }

@@ -4,6 +4,7 @@
 //! the VPC id are known by then).
 
 use super::context::Ctx;
+use crate::topology::files;
 use crate::topology::model::Topology;
 use crate::topology::plan::*;
 use crate::topology::policy::Policy;
@@ -122,11 +123,11 @@ impl Ctx {
             }
             let seed_dir = b.seed_dir.as_ref().map(|d| base.join(d));
             if let Some(dir) = &seed_dir {
-                if !dir.is_dir() {
+                if let Err(e) = files::check_seed_dir(dir) {
                     self.err(
                         format!("{p}.seed_dir"),
-                        format!("{} is not a directory", dir.display()),
-                        "the path is relative to the topology file's directory",
+                        e.to_string(),
+                        format!("give a directory of regular files (at most {} entries, {} bytes in all, no links, FIFOs or devices); the path is relative to the topology file's directory", files::MAX_SEED_ENTRIES, files::MAX_SEED_BYTES),
                     );
                 }
             }
@@ -134,12 +135,12 @@ impl Ctx {
                 None => None,
                 Some(f) => {
                     let file = base.join(f);
-                    match std::fs::read_to_string(&file) {
+                    match files::read_text(&file, files::MAX_POLICY_BYTES) {
                         Err(e) => {
                             self.err(
                                 format!("{p}.policy_file"),
-                                format!("cannot read {}: {e}", file.display()),
-                                "the path is relative to the topology file's directory",
+                                e.to_string(),
+                                format!("give a regular file of at most {} bytes (AWS's bucket policy limit); the path is relative to the topology file's directory", files::MAX_POLICY_BYTES),
                             );
                             None
                         }
