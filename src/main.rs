@@ -329,6 +329,49 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Print the lab's AWS WAF log records (AWS's JSON format, one per line).
+    #[command(after_help = "Examples:
+  sudo vpcsim waf-logs --lab canary
+  sudo vpcsim waf-logs --follow | jq -c '{action, terminatingRuleId}'")]
+    WafLogs {
+        /// Lab name (default: the only lab up).
+        #[arg(long)]
+        lab: Option<String>,
+        /// Keep printing new records as they come (Ctrl-C to stop).
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Which rule of which web ACL decides one HTTP request, after which
+    /// transformations (no traffic sent). Exit code 0 when allowed, 1 when
+    /// blocked.
+    #[command(after_help = "Examples:
+  vpcsim waf-explain --lab topologies/canary.toml '/?id=1%27%20OR%201=1--'
+  vpcsim waf-explain -X POST -H 'Content-Type: application/json' -d '{\"user_id\": \"42\"}' /api/v1/recommendation")]
+    WafExplain {
+        /// Lab name or topology file (default: the only lab up).
+        #[arg(long)]
+        lab: Option<String>,
+        /// The web ACL (default: the lab's only one).
+        #[arg(long)]
+        web_acl: Option<String>,
+        /// The HTTP method.
+        #[arg(short = 'X', long, default_value = "GET")]
+        method: String,
+        /// A header, `Name: value`; repeatable (Host and User-Agent default to curl's).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// The request body.
+        #[arg(short = 'd', long)]
+        data: Option<String>,
+        /// The client's address as the ALB sees it.
+        #[arg(long, default_value = "203.0.113.10")]
+        client: String,
+        /// Print the verdict as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Path and query, as sent: `/api/v1/x?id=1`.
+        target: String,
+    },
     /// Internal: the flow log daemon of a lab (in its fabric namespace).
     #[command(hide = true)]
     FlowLogDaemon {
@@ -465,6 +508,27 @@ fn main() -> ExitCode {
         Command::FlowLogs { lab, follow, json } => {
             commands::flow_logs::run(lab.as_deref(), follow, json)
         }
+        Command::WafLogs { lab, follow } => commands::waf::logs(lab.as_deref(), follow),
+        Command::WafExplain {
+            lab,
+            web_acl,
+            method,
+            headers,
+            data,
+            client,
+            json,
+            target,
+        } => commands::waf::explain(&commands::waf::ExplainArgs {
+            lab: lab.as_deref(),
+            web_acl: web_acl.as_deref(),
+            method: &method,
+            target: &target,
+            headers: &headers,
+            body: data.as_deref(),
+            client: &client,
+            json,
+        })
+        .map(exit_unless),
         Command::FlowLogDaemon { lab } => vpcsim::flowlog::daemon::run(&lab),
         Command::Graph {
             target,

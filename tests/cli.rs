@@ -32,7 +32,7 @@ fn ok(lab: &TestLab, args: &[&str]) -> String {
     text(&o)
 }
 
-const VERBS: [&str; 17] = [
+const VERBS: [&str; 19] = [
     "up",
     "export",
     "down",
@@ -50,6 +50,8 @@ const VERBS: [&str; 17] = [
     "deregister",
     "register",
     "completions",
+    "waf-logs",
+    "waf-explain",
 ];
 
 /// Every argument and option in `--help` has a description, every verb has

@@ -133,13 +133,30 @@ fn node_label(lab: &Lab, e: &Eni) -> (String, &'static str) {
 }
 
 /// Listener lines of a load balancer: `:80 default → tg-v1 90, tg-v2 10`.
+/// The web ACL in front of a load balancer: every request meets it before
+/// the listener rules.
+fn web_acl_line(lab: &Lab, lb: &LoadBalancerPlan) -> Option<String> {
+    let i = lab.load_balancers.iter().position(|x| x.name == lb.name)?;
+    let w = lab
+        .web_acls
+        .iter()
+        .find(|w| w.load_balancers.contains(&i))?;
+    let rules: Vec<&str> = w.rules.iter().map(|r| r.name.as_str()).collect();
+    Some(format!(
+        "WAF web ACL {} → {} (default {})",
+        w.name,
+        rules.join(", "),
+        w.default_action.log_name().to_lowercase()
+    ))
+}
+
 fn listener_lines(lab: &Lab, lb: &LoadBalancerPlan, live: Option<&Live>) -> Vec<String> {
     let weight = |port: u16, w: &WeightedTargetGroup| {
         let tg = &lab.target_groups[w.target_group].name;
         let live_w = live.and_then(|l| l.weights.get(&(lb.name.clone(), port, tg.clone())));
         format!("{tg} {}", live_w.copied().unwrap_or(w.weight))
     };
-    let mut out = Vec::new();
+    let mut out: Vec<String> = web_acl_line(lab, lb).into_iter().collect();
     for l in &lb.listeners {
         for r in &l.rules {
             let f: Vec<String> = r.forward.iter().map(|w| weight(l.port, w)).collect();

@@ -37,6 +37,9 @@ pub struct Entry {
     pub group: Option<usize>,
     pub trace_id: HeaderValue,
     pub priority: Option<u32>,
+    /// `actions_executed` when a web ACL took part (`waf,forward`, `waf`,
+    /// `waf-failed`); `None` = `forward`.
+    pub waf: Option<&'static str>,
 }
 
 impl Entry {
@@ -78,6 +81,7 @@ impl Entry {
             group: None,
             trace_id,
             priority: None,
+            waf: None,
         }
     }
 }
@@ -220,7 +224,7 @@ fn format_entry(out: &mut String, e: &Entry, n: &Names) {
     );
     write_opt(out, e.priority);
     write_iso8601(out, e.created);
-    out.push_str(" \"forward\" \"-\" \"-\" \"");
+    let _ = write!(out, " \"{}\" \"-\" \"-\" \"", e.waf.unwrap_or("forward"));
     match e.target {
         Some(t) => {
             let _ = write!(out, "{t}");

@@ -14,6 +14,8 @@ use crate::connlimit::{self, Limits, Registry};
 use crate::fabric::netns;
 use crate::state::LabState;
 use crate::topology::plan::{aws_id, Algorithm, Condition, Lab};
+use crate::waf::log::WafLog;
+use crate::waf::WebAcl;
 use hyper::header::HeaderValue;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
@@ -41,6 +43,8 @@ pub struct LoadBalancer {
     pub dns_name: String,
     pub idle_timeout: Duration,
     pub listeners: Vec<Listener>,
+    /// The associated web ACL (shared with other load balancers it guards).
+    pub web_acl: Option<Arc<WebAcl>>,
 }
 
 /// Everything the daemon serves, shared by all nodes' tasks.
@@ -52,6 +56,11 @@ pub struct Balancer {
     /// `ip:port` of each target, per group, for requests without a Host.
     pub hosts: Vec<Vec<HeaderValue>>,
     pub log: AccessLog,
+    pub web_acls: Vec<Arc<WebAcl>>,
+    /// The WAF log writer, when the lab has a web ACL.
+    pub waf_log: Option<WafLog>,
+    /// Per load balancer: WAF logs' `httpSourceId`.
+    pub waf_source_ids: Vec<String>,
 }
 
 pub fn run(lab: &str) -> anyhow::Result<()> {
@@ -199,6 +208,11 @@ impl Balancer {
     fn new(plan: Lab) -> Result<Balancer, LbError> {
         let mut nodes = Vec::new();
         let mut lbs = Vec::new();
+        let web_acls: Vec<Arc<WebAcl>> = plan
+            .web_acls
+            .iter()
+            .map(|w| Arc::new(WebAcl::new(w.clone())))
+            .collect();
         let max = node_limit(plan.load_balancers.iter().map(|l| l.nodes.len()).sum());
         for (i, lb) in plan.load_balancers.iter().enumerate() {
             let idle = Duration::from_secs(lb.idle_timeout_s.max(1) as u64);
@@ -240,6 +254,10 @@ impl Balancer {
                         default: forward(&l.default_forward),
                     })
                     .collect(),
+                web_acl: web_acls
+                    .iter()
+                    .find(|w| w.plan.load_balancers.contains(&i))
+                    .cloned(),
             });
         }
         let groups: Vec<Group> = plan
@@ -267,8 +285,17 @@ impl Balancer {
                 .collect(),
             arn: groups.iter().map(|g| g.arn.clone()).collect(),
         };
+        let waf_source_ids = names.elb.iter().map(|e| format!("{ACCOUNT}-{e}")).collect();
         let log = access_log::start(&super::access_log_path(&plan.name), names)?;
+        let waf_log = if web_acls.is_empty() {
+            None
+        } else {
+            Some(WafLog::start(&crate::state::waf_log_file(&plan.name))?)
+        };
         Ok(Balancer {
+            web_acls,
+            waf_log,
+            waf_source_ids,
             hosts: proxy::hosts(&groups),
             lab: plan,
             nodes,
@@ -449,6 +476,22 @@ impl Balancer {
             lab: self.lab.name.clone(),
             load_balancers,
             target_groups,
+            web_acls: self
+                .web_acls
+                .iter()
+                .map(|w| WebAclStatus {
+                    name: w.plan.name.clone(),
+                    arn: w.plan.arn.clone(),
+                    load_balancers: w
+                        .plan
+                        .load_balancers
+                        .iter()
+                        .map(|&i| self.lbs[i].name.clone())
+                        .collect(),
+                    default_action: w.plan.default_action.log_name().into(),
+                    metrics: w.metrics(),
+                })
+                .collect(),
             access_log_dropped: self.log.dropped(),
         }
     }

@@ -18,6 +18,7 @@ mod control;
 mod health;
 mod proxy;
 mod router;
+mod waf_gate;
 
 use std::path::PathBuf;
 

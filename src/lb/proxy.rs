@@ -5,6 +5,7 @@
 
 use super::access_log::Entry;
 use super::daemon::Balancer;
+use super::waf_gate::{Blocked, ReqBody};
 use crate::connlimit::{Admitted, Tracked};
 use crate::fabric::netns;
 use bytes::Bytes;
@@ -57,19 +58,19 @@ pub async fn connect_in(
 
 /// Idle keep-alive connections from one node to one target, newest last.
 #[derive(Default)]
-pub struct Slot(Mutex<Vec<(SendRequest<Incoming>, Instant)>>);
+pub struct Slot(Mutex<Vec<(SendRequest<ReqBody>, Instant)>>);
 
 impl Slot {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(SendRequest<Incoming>, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(SendRequest<ReqBody>, Instant)>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn take(&self) -> Option<SendRequest<Incoming>> {
+    fn take(&self) -> Option<SendRequest<ReqBody>> {
         self.lock().pop().map(|(tx, _)| tx)
     }
 
     /// Dropping a `SendRequest` ends its connection task: the socket closes.
-    fn put(&self, tx: SendRequest<Incoming>) {
+    fn put(&self, tx: SendRequest<ReqBody>) {
         if !tx.is_closed() {
             let mut idle = self.lock();
             if idle.len() >= MAX_IDLE_PER_TARGET {
@@ -155,7 +156,7 @@ impl Pool {
         ns: &str,
         (g, t): (usize, usize),
         addr: SocketAddr,
-        mut req: Request<Incoming>,
+        mut req: Request<ReqBody>,
     ) -> Result<Response<Upstream>, UpstreamError> {
         let slot = &self.slots[g][t];
         while let Some(mut tx) = slot.take() {
@@ -187,13 +188,13 @@ impl Pool {
 /// connection goes back to the node's pool; dropped before, it is closed.
 pub struct Upstream {
     body: Incoming,
-    conn: Option<(SendRequest<Incoming>, Arc<Slot>)>,
+    conn: Option<(SendRequest<ReqBody>, Arc<Slot>)>,
 }
 
 impl Upstream {
     fn wrap(
         resp: Response<Incoming>,
-        tx: SendRequest<Incoming>,
+        tx: SendRequest<ReqBody>,
         slot: &Arc<Slot>,
     ) -> Response<Upstream> {
         resp.map(|body| Upstream {
@@ -394,6 +395,11 @@ async fn handle(
         return elb_error(&mut pending, StatusCode::BAD_REQUEST);
     }
     let entry = pending.entry.as_mut().expect("just set");
+    let body = match super::waf_gate::check(b, at.lb, peer, &parts, body, entry).await {
+        Ok(body) => body,
+        Err(blocked) => return waf_block(&mut pending, blocked),
+    };
+    let entry = pending.entry.as_mut().expect("still pending");
     let (priority, forward) = listener.route(&parts, peer.ip());
     entry.priority = Some(priority);
     let (sticky_group, sticky_target) = sticky_cookies(&parts.headers);
@@ -527,6 +533,23 @@ fn elb_error(pending: &mut Pending<'_>, status: StatusCode) -> Response<Body> {
     let h = r.headers_mut();
     h.insert(header::SERVER, HeaderValue::from_static("awselb/2.0"));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    let sent = head_len(r.headers()) + len;
+    pending.finish(status.as_u16(), sent);
+    r
+}
+
+/// A web ACL's block: the ALB's own 403 page, or the rule's custom response.
+fn waf_block(pending: &mut Pending<'_>, blocked: Blocked) -> Response<Body> {
+    let status = StatusCode::from_u16(blocked.status).unwrap_or(StatusCode::FORBIDDEN);
+    let Some(text) = blocked.body else {
+        return elb_error(pending, status);
+    };
+    let len = text.len() as u64;
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(text))));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::SERVER, HeaderValue::from_static("awselb/2.0"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     let sent = head_len(r.headers()) + len;
     pending.finish(status.as_u16(), sent);
     r

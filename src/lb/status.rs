@@ -12,6 +12,18 @@ pub struct LbStatus {
     /// Access log records dropped because the writer was behind.
     #[serde(default)]
     pub access_log_dropped: u64,
+    /// CloudWatch's WAF metrics of each web ACL and its rules.
+    #[serde(default)]
+    pub web_acls: Vec<WebAclStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebAclStatus {
+    pub name: String,
+    pub arn: String,
+    pub load_balancers: Vec<String>,
+    pub default_action: String,
+    pub metrics: crate::waf::WebAclMetrics,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,6 +143,28 @@ impl fmt::Display for LbStatus {
                         .collect();
                     writeln!(f, "    {prio}{conds} -> {}", fwd.join(", "))?;
                 }
+            }
+        }
+        for w in &self.web_acls {
+            writeln!(
+                f,
+                "web ACL {} on {}  default {}",
+                w.name,
+                w.load_balancers.join(", "),
+                w.default_action
+            )?;
+            let m = &w.metrics;
+            writeln!(
+                f,
+                "  {:<24} AllowedRequests {:>6}  BlockedRequests {:>6}  CountedRequests {:>6}",
+                "ALL", m.all.allowed, m.all.blocked, m.all.counted
+            )?;
+            for (rule, r) in &m.rules {
+                writeln!(
+                    f,
+                    "  {:<24} AllowedRequests {:>6}  BlockedRequests {:>6}  CountedRequests {:>6}",
+                    rule, r.allowed, r.blocked, r.counted
+                )?;
             }
         }
         if self.access_log_dropped > 0 {

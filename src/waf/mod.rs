@@ -125,6 +125,8 @@ pub struct Hit {
 /// One managed group's part of the verdict (AWS's `ruleGroupList` entry).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupHits {
+    /// The web ACL rule that runs the group.
+    pub rule: String,
     pub group: String,
     pub terminating: Option<Hit>,
     pub non_terminating: Vec<Hit>,
@@ -214,6 +216,12 @@ pub struct WebAcl {
 
 impl WebAcl {
     pub fn new(plan: WebAclPlan) -> WebAcl {
+        // Compile the managed groups' patterns now, not on the first request.
+        for r in &plan.rules {
+            if let RuleBody::Managed { group, .. } = r.body {
+                group.rules();
+            }
+        }
         let rate = plan
             .rules
             .iter()
@@ -352,6 +360,7 @@ impl WebAcl {
                 overrides,
             } => {
                 let mut g = GroupHits {
+                    rule: rule.name.clone(),
                     group: format!("AWS#{}", group.name()),
                     terminating: None,
                     non_terminating: vec![],

@@ -1,0 +1,178 @@
+//! Where the ALB hands a request to its web ACL: before the listener rules,
+//! with the first 8 KB of the body (read here and replayed to the target
+//! afterwards). A block never reaches a target.
+
+use super::access_log::Entry;
+use super::daemon::Balancer;
+use crate::waf::field::{WafRequest, BODY_LIMIT};
+use crate::waf::Action;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::http::request::Parts;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+/// A request body sent on to a target: what the WAF read of it first, then
+/// the rest as it arrives.
+pub struct ReqBody {
+    head: Option<Bytes>,
+    rest: Option<Incoming>,
+}
+
+impl ReqBody {
+    pub fn new(rest: Incoming) -> ReqBody {
+        ReqBody {
+            head: None,
+            rest: Some(rest),
+        }
+    }
+}
+
+impl HttpBody for ReqBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        if let Some(h) = this.head.take() {
+            return Poll::Ready(Some(Ok(Frame::data(h))));
+        }
+        match this.rest.as_mut() {
+            Some(r) => Pin::new(r).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_none() && self.rest.as_ref().is_none_or(|r| r.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let head = self.head.as_ref().map_or(0, |h| h.len() as u64);
+        match &self.rest {
+            Some(r) => {
+                let h = r.size_hint();
+                let mut s = SizeHint::new();
+                s.set_lower(h.lower() + head);
+                if let Some(u) = h.upper() {
+                    s.set_upper(u + head);
+                }
+                s
+            }
+            None => SizeHint::with_exact(head),
+        }
+    }
+}
+
+/// A web ACL's block: the response the ALB sends instead of forwarding.
+pub struct Blocked {
+    pub status: u16,
+    pub body: Option<String>,
+}
+
+/// Runs the load balancer's web ACL, if it has one, on a request: `Ok` with
+/// the body to forward, or the block. Marks the access log entry's
+/// `actions_executed` (`waf`, `waf-failed`).
+pub async fn check(
+    b: &Balancer,
+    lb: usize,
+    peer: SocketAddr,
+    parts: &Parts,
+    body: Incoming,
+    entry: &mut Entry,
+) -> Result<ReqBody, Blocked> {
+    let Some(acl) = b.lbs[lb].web_acl.as_ref() else {
+        return Ok(ReqBody::new(body));
+    };
+    let (head, rest, oversize) = match read_head(body, b.lbs[lb].idle_timeout).await {
+        Ok(x) => x,
+        Err(()) => {
+            // The body could not be handed to the WAF: AWS fails closed
+            // unless the load balancer's waf.fail_open.enabled is set.
+            entry.waf = Some("waf-failed");
+            return Err(Blocked {
+                status: 403,
+                body: None,
+            });
+        }
+    };
+    let inspected = head.len().min(BODY_LIMIT);
+    let req = WafRequest {
+        client_ip: peer.ip(),
+        method: parts.method.to_string(),
+        uri: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        http_version: format!("{:?}", parts.version),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: head[..inspected].to_vec(),
+        body_oversize: oversize,
+    };
+    let verdict = acl.evaluate(&req, Instant::now());
+    entry.waf = Some(if verdict.blocked() {
+        "waf"
+    } else {
+        "waf,forward"
+    });
+    if let Some(log) = &b.waf_log {
+        let request_id = entry.trace_id.to_str().unwrap_or("-").to_string();
+        log.send(&crate::waf::log::record(
+            &acl.plan,
+            &verdict,
+            &req,
+            &b.waf_source_ids[lb],
+            &request_id,
+            SystemTime::now(),
+        ));
+    }
+    match verdict.action {
+        Action::Block { status, body } => Err(Blocked { status, body }),
+        _ => Ok(ReqBody {
+            head: (!head.is_empty()).then(|| head.freeze()),
+            rest,
+        }),
+    }
+}
+
+/// Reads a body until it ends or passes [`BODY_LIMIT`]: what was read, the
+/// unread rest (`None` when it ended) and whether it is over the limit.
+async fn read_head(
+    mut body: Incoming,
+    limit: std::time::Duration,
+) -> Result<(BytesMut, Option<Incoming>, bool), ()> {
+    let mut head = BytesMut::new();
+    if body.is_end_stream() {
+        return Ok((head, None, false));
+    }
+    let read = async {
+        while head.len() <= BODY_LIMIT {
+            match body.frame().await {
+                None => return Ok(true),
+                Some(Err(_)) => return Err(()),
+                Some(Ok(f)) => {
+                    if let Ok(d) = f.into_data() {
+                        head.extend_from_slice(&d);
+                    }
+                }
+            }
+        }
+        Ok(body.is_end_stream())
+    };
+    let ended = tokio::time::timeout(limit, read).await.map_err(|_| ())??;
+    let oversize = head.len() > BODY_LIMIT;
+    Ok((head, (!ended).then_some(body), oversize))
+}
