@@ -4,7 +4,7 @@
 //! README's code map says more, `tests/layers.rs` keeps it true):
 //! - model: [`topology`] (the file, its validation, the resolved
 //!   [`topology::plan::Lab`]), [`waf`], [`cloudformation`];
-//! - system: [`fabric`] (namespaces, netlink), [`state`], [`connlimit`];
+//! - system: [`fabric`] (namespaces, netlink), [`state`], [`cgroup`], [`connlimit`];
 //! - rules: [`firewall`] (SGs, NACLs, IGW, NAT gateway as nftables);
 //! - lab components: [`workloads`], [`containers`], [`lb`], [`services`],
 //!   [`flowlog`];
@@ -13,6 +13,7 @@
 //!   arguments, usage errors and exit codes).
 
 pub mod analysis;
+pub mod cgroup;
 pub mod cloudformation;
 pub mod commands;
 pub mod connlimit;

@@ -19,6 +19,15 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} is owned by uid {uid}, not root: another user could read or change every lab's state; remove it (`sudo rm -r {path}`) and run the command again")]
+    NotRootOwned { path: PathBuf, uid: u32 },
+    #[error("lab `{lab}` is busy: {holder} has held its lock ({path}) for {waited} s; gave up waiting (set VPCSIM_LOCK_TIMEOUT=SECONDS to wait longer, or end that process)")]
+    LockTimeout {
+        lab: String,
+        path: PathBuf,
+        holder: String,
+        waited: u64,
+    },
     #[error("{path}: corrupt state ({source}); `vpcsim down` still removes the lab's namespaces")]
     Corrupt {
         path: PathBuf,
@@ -90,6 +99,7 @@ impl LabState {
     /// Atomic replace: a reader (or a crash) never sees half a file.
     pub fn save(&self) -> Result<(), StateError> {
         let dir = lab_dir(&self.plan.name);
+        ensure_state_root()?;
         std::fs::create_dir_all(log_dir(&self.plan.name)).map_err(io(&dir))?;
         let path = state_file(&self.plan.name);
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
@@ -114,9 +124,82 @@ impl LabState {
     }
 }
 
+/// /run/vpcsim, root's only (0700): other users can neither read a lab's
+/// state and logs nor open, and so flock, its lock file. An older vpcsim's
+/// 0755 directory is tightened; one owned by another user is refused.
+pub fn ensure_state_root() -> Result<(), StateError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let root = Path::new(STATE_ROOT);
+    match std::fs::DirBuilder::new().mode(0o700).create(root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(root)(e)),
+    }
+    let meta = std::fs::symlink_metadata(root).map_err(io(root))?;
+    if meta.uid() != 0 || !meta.is_dir() {
+        return Err(StateError::NotRootOwned {
+            path: root.to_path_buf(),
+            uid: meta.uid(),
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).map_err(io(root))?;
+    }
+    Ok(())
+}
+
+/// How long a command waits for another one's lock on the same lab before
+/// giving up: `VPCSIM_LOCK_TIMEOUT` seconds, default 120 (a large `up`).
+fn lock_timeout() -> std::time::Duration {
+    let secs = std::env::var("VPCSIM_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    std::time::Duration::from_secs(secs)
+}
+
+/// The process holding the flock on `file`, from /proc/locks: `PID 123
+/// (vpcsim up canary.toml)`.
+fn lock_holder(file: &std::fs::File) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = file.metadata() else {
+        return "another process".into();
+    };
+    let dev = meta.dev();
+    let key = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        meta.ino()
+    );
+    let pid = std::fs::read_to_string("/proc/locks").ok().and_then(|t| {
+        t.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&key.as_str()))
+            .and_then(|f| f.get(4)?.parse::<i32>().ok())
+    });
+    match pid {
+        Some(pid) => {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .split('\0')
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            format!("PID {pid} ({cmd})")
+        }
+        None => "another process".into(),
+    }
+}
+
 /// Serialises commands that modify one lab (`up`, `down`, `stop`, …): an
-/// exclusive flock on /run/vpcsim/<lab>.lock, released when dropped or when
-/// the holder dies (even by `kill -9`).
+/// exclusive flock on /run/vpcsim/<lab>.lock (0600 in a 0700 directory),
+/// released when dropped or when the holder dies (even by `kill -9`). A
+/// command that has to wait says who holds it, and gives up after
+/// `VPCSIM_LOCK_TIMEOUT` seconds.
 pub struct LabLock {
     _file: std::fs::File,
 }
@@ -124,20 +207,49 @@ pub struct LabLock {
 impl LabLock {
     pub fn acquire(lab: &str) -> Result<LabLock, StateError> {
         use std::os::fd::AsRawFd;
-        std::fs::create_dir_all(STATE_ROOT).map_err(io(Path::new(STATE_ROOT)))?;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        ensure_state_root()?;
         let path = Path::new(STATE_ROOT).join(format!("{lab}.lock"));
         let file = std::fs::File::options()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .map_err(io(&path))?;
-        // SAFETY: flock on a descriptor we own.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc != 0 {
-            return Err(io(&path)(std::io::Error::last_os_error()));
+        // An older vpcsim's lock file was 0644.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io(&path))?;
+        let started = std::time::Instant::now();
+        let timeout = lock_timeout();
+        let mut said = false;
+        loop {
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(LabLock { _file: file });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(io(&path)(err));
+            }
+            if !said {
+                eprintln!(
+                    "waiting for lab `{lab}`: {} holds its lock (up to {} s)",
+                    lock_holder(&file),
+                    timeout.as_secs()
+                );
+                said = true;
+            }
+            if started.elapsed() >= timeout {
+                return Err(StateError::LockTimeout {
+                    lab: lab.into(),
+                    holder: lock_holder(&file),
+                    path,
+                    waited: started.elapsed().as_secs(),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        Ok(LabLock { _file: file })
     }
 
     /// Deletes the lock file once the lab is gone.

@@ -2,9 +2,10 @@
 //! veths and bridges go with them), and its state. Safe to run at any point
 //! after a crash of `up`, and safe to run twice.
 
+use crate::cgroup;
 use crate::fabric::netns;
 use crate::state::{self, LabState};
-use crate::topology::plan::{namespace, Lab, PREFIX};
+use crate::topology::plan::{lab_prefix, namespace, Lab};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -14,9 +15,10 @@ pub struct Teardown {
     pub processes: Vec<i32>,
 }
 
-/// Namespaces a lab may own: the planned ones when the plan is known.
-/// Without a plan (state lost), every `vpcsim-<lab>-*` namespace that no
-/// other lab's plan claims.
+/// Namespaces a lab owns: the ones its plan names. Without a plan (state
+/// lost or corrupt), the namespaces whose name starts with the lab's own
+/// prefix `vpcsim-<lab>--`, which no other lab's names can start with, and
+/// that no other lab's plan claims.
 fn lab_namespaces(lab: &str, plan: Option<&Lab>) -> Vec<String> {
     if let Some(plan) = plan {
         return plan
@@ -38,7 +40,7 @@ fn lab_namespaces(lab: &str, plan: Option<&Lab>) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect();
-    netns::list(&format!("{PREFIX}-{lab}-"))
+    netns::list(&lab_prefix(lab))
         .into_iter()
         .filter(|ns| !claimed.contains(ns))
         .collect()
@@ -67,15 +69,26 @@ pub fn processes_in(namespaces: &[String]) -> Vec<i32> {
         .collect()
 }
 
-/// Removes everything of `lab`. `plan` comes from the state file or, when
-/// that is gone, from the topology file the user named.
-pub fn teardown(lab: &str, plan: Option<&Lab>) -> Result<Teardown, netns::NetnsError> {
+#[derive(Debug, thiserror::Error)]
+pub enum TeardownError {
+    #[error(transparent)]
+    Netns(#[from] netns::NetnsError),
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::CgroupError),
+}
+
+/// Removes everything of `lab`: its processes (in its namespaces, recorded
+/// in its state, or members of its cgroup wherever they went), namespaces,
+/// cgroup and state. `plan` is the plan `up` recorded in the lab's state
+/// (never a topology file's: names in a file prove no ownership).
+pub fn teardown(lab: &str, plan: Option<&Lab>) -> Result<Teardown, TeardownError> {
     crate::containers::teardown(lab, plan);
     let namespaces = lab_namespaces(lab, plan);
     let mut pids = processes_in(&namespaces);
     if let Ok(Some(st)) = LabState::load(lab) {
         pids.extend(st.processes.iter().filter(|p| p.is_alive()).map(|p| p.pid));
     }
+    pids.extend(cgroup::members(lab));
     pids.sort_unstable();
     pids.dedup();
     let targets: Vec<(i32, u64)> = pids
@@ -83,6 +96,9 @@ pub fn teardown(lab: &str, plan: Option<&Lab>) -> Result<Teardown, netns::NetnsE
         .filter_map(|&p| Some((p, state::process_start_time(p)?)))
         .collect();
     state::terminate(&targets, Duration::from_millis(500));
+    // What forked meanwhile (a member's child is a member too).
+    pids.extend(cgroup::kill_remaining(lab));
+    cgroup::remove(lab)?;
     for ns in &namespaces {
         netns::remove(ns)?;
     }

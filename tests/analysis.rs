@@ -267,7 +267,7 @@ fn trace_names_each_failure_and_traffic_agrees() {
     let (out, drops) = lab.dropped_by(|| {
         lab.sh(
             "victim",
-            "timeout 3 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.99',0)); s.settimeout(2); s.connect(('10.0.20.16',8000))\"",
+            "timeout 10 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.99',0)); s.settimeout(3); s.connect(('10.0.20.16',8000))\"",
         )
     });
     assert_ne!(out.0, 0, "the forged connection must fail");

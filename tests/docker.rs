@@ -221,7 +221,7 @@ fn docker_restarting_the_container_leaves_it_unattached_until_start() {
     }
     let _image = model_image();
     let lab = TestLab::up("t-dk-rest", PLUMBING);
-    let docker_name = format!("vpcsim-{}-v2-docker", lab.name);
+    let docker_name = vpcsim::topology::plan::namespace(&lab.name, "v2-docker");
     let out = Command::new("docker")
         .args(["restart", "-t", "1", &docker_name])
         .output()
@@ -279,7 +279,7 @@ fn down_removes_the_container_after_kill_9_of_up() {
         String::from_utf8_lossy(&down.stderr)
     );
     assert!(docker_containers(&lab.name).is_empty());
-    assert!(vpcsim::fabric::netns::list(&format!("vpcsim-{}-", lab.name)).is_empty());
+    assert!(vpcsim::fabric::netns::list(&vpcsim::topology::plan::lab_prefix(&lab.name)).is_empty());
 }
 
 #[test]
@@ -299,7 +299,7 @@ fn without_an_engine_a_lab_with_containers_fails_before_building() {
         err.contains("no Docker engine answers at unix:///nonexistent/docker.sock"),
         "{err}"
     );
-    assert!(vpcsim::fabric::netns::list(&format!("vpcsim-{}-", lab.name)).is_empty());
+    assert!(vpcsim::fabric::netns::list(&vpcsim::topology::plan::lab_prefix(&lab.name)).is_empty());
     assert!(!std::path::Path::new(&format!("/run/vpcsim/{}", lab.name)).exists());
     // A lab without containers never asks for Docker, up or down.
     let plain = PLUMBING.split("[[container]]").next().unwrap();

@@ -460,7 +460,7 @@ security_groups = ["sg-open"]
     let (out, drops) = lab.dropped_by(|| {
         lab.sh(
             "attacker",
-            "timeout 2 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.99',0)); s.settimeout(1.5); s.connect(('10.0.20.17',8000)); print(s.recv(100))\"",
+            "timeout 10 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.99',0)); s.settimeout(3); s.connect(('10.0.20.17',8000)); print(s.recv(100))\"",
         )
     });
     assert_ne!(out.0, 0, "spoofed connection must fail: {}", out.1);
@@ -499,7 +499,7 @@ security_groups = ["sg-open"]
     let (out, drops) = lab.dropped_by(|| {
         lab.sh(
             "attacker",
-            "timeout 2 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.99',0)); s.settimeout(1.5); s.connect(('10.0.20.17',8000))\"",
+            "timeout 10 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.99',0)); s.settimeout(3); s.connect(('10.0.20.17',8000))\"",
         )
     });
     assert_ne!(
@@ -553,7 +553,7 @@ fn source_check_holds_on_the_last_of_more_than_256_enis() {
         let (out, drops) = lab.dropped_by(|| {
             lab.sh(
                 "i299",
-                &format!("timeout 2 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.250',0)); s.settimeout(1.5); s.connect(('{dst}',8000))\""),
+                &format!("timeout 10 python3 -c \"import socket; s=socket.socket(); s.bind(('10.0.20.250',0)); s.settimeout(3); s.connect(('{dst}',8000))\""),
             )
         });
         assert_ne!(out.0, 0, "spoofed connection to {dst} must fail: {}", out.1);
@@ -623,7 +623,10 @@ private_ip = "10.0.10.16"
         .find(|n| n["node"] == "web")
         .unwrap()
         .clone();
-    assert_eq!(web["namespace"], format!("vpcsim-{}-web", lab.name));
+    assert_eq!(
+        web["namespace"],
+        vpcsim::topology::plan::namespace(&lab.name, "web")
+    );
     assert_eq!(web["subnet"], "public-1");
     assert_eq!(web["az"], "us-east-1a");
     assert_eq!(web["private_ip"], "10.0.10.16");

@@ -172,7 +172,7 @@ fn snapshot_ignores_lifetimes_and_sees_changes() {
 /// The namespaces of the test lab `base` (prefixed like every test lab).
 fn lab_namespaces(base: &str) -> Vec<String> {
     let lab = lab_name(base);
-    vpcsim::fabric::netns::list(&format!("vpcsim-{lab}-"))
+    vpcsim::fabric::netns::list(&vpcsim::topology::plan::lab_prefix(&lab))
 }
 
 fn run(args: &[&str]) -> std::process::Output {
@@ -244,6 +244,11 @@ fn down_after_kill_9_at_every_stage_of_up_removes_everything() {
             );
         }
         assert!(!std::path::Path::new(&format!("/run/vpcsim/{}", lab.name)).exists());
+        let cgroup = vpcsim::cgroup::path(&lab.name);
+        assert!(
+            cgroup.as_ref().is_none_or(|p| !p.exists()),
+            "{stage}: cgroup {cgroup:?} left"
+        );
         // Twice is fine.
         assert!(run(&["down", &lab.name]).status.success());
     }

@@ -332,7 +332,12 @@ fn unconfirmed<'a>(
 fn fabric_counters(lab: &Lab) -> anyhow::Result<BTreeMap<String, u64>> {
     let mut cmd = std::process::Command::new("nft");
     cmd.args(["-j", "list", "ruleset"]);
-    crate::workloads::process::enter_node(&mut cmd, &lab.name, FABRIC)?;
+    crate::workloads::process::enter_node(
+        &mut cmd,
+        &lab.name,
+        FABRIC,
+        crate::workloads::process::Reach::Hypervisor,
+    )?;
     let out = cmd.output()?;
     anyhow::ensure!(
         out.status.success(),

@@ -9,17 +9,17 @@ use std::path::Path;
 pub fn run(target: &str) -> anyhow::Result<()> {
     require_root("down")?;
     let path = Path::new(target);
-    let (name, file_plan) = if target.ends_with(".toml") || path.is_file() {
-        let plan = topology::load(path).map_err(|e| usage(e.to_string()))?;
-        (plan.name.clone(), Some(plan))
+    // A file only tells which lab: what is removed is what the lab's state
+    // recorded (a file's node names may be another lab's namespaces).
+    let name = if target.ends_with(".toml") || path.is_file() {
+        topology::load(path).map_err(|e| usage(e.to_string()))?.name
     } else {
-        (target.to_string(), None)
+        super::check_lab_name(target)?;
+        target.to_string()
     };
     let lock = LabLock::acquire(&name)?;
-    // The state's plan names what `up` actually built (the file may have
-    // changed since); a corrupt state falls back to the file, then to names.
-    let state_plan = LabState::load(&name).ok().flatten().map(|s| s.plan);
-    let plan = state_plan.or(file_plan);
+    // A corrupt state falls back to the lab's own namespace prefix.
+    let plan = LabState::load(&name).ok().flatten().map(|s| s.plan);
     let done = teardown::teardown(&name, plan.as_ref())?;
     drop(lock);
     LabLock::remove(&name);

@@ -2,7 +2,7 @@
 //! the node's /etc/hosts; its exit code is passed through.
 
 use super::{require_root, resolve_lab, usage};
-use crate::workloads::process::enter_node;
+use crate::workloads::process::{enter_node, Reach};
 use std::process::Command;
 
 pub fn run(lab: Option<&str>, node: &str, command: &[String]) -> anyhow::Result<i32> {
@@ -31,7 +31,14 @@ pub fn run(lab: Option<&str>, node: &str, command: &[String]) -> anyhow::Result<
     let (program, args) = command.split_first().expect("clap requires a command");
     let mut cmd = Command::new(program);
     cmd.args(args);
-    enter_node(&mut cmd, &state.plan.name, node)?;
+    // An instance's shell is the instance's root, confined like its
+    // workloads; the fabric and AWS-side nodes are the operator's.
+    let reach = if state.plan.is_instance(node) {
+        Reach::Instance
+    } else {
+        Reach::Hypervisor
+    };
+    enter_node(&mut cmd, &state.plan.name, node, reach)?;
     let status = cmd.status().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => usage(format!("{program}: command not found")),
         _ => anyhow::Error::new(e).context(format!("running {program} in {node}")),

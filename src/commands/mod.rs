@@ -41,10 +41,25 @@ pub fn require_root(verb: &str) -> anyhow::Result<()> {
     }
 }
 
+/// A lab name from the command line, checked before anything named after it
+/// (`/run/vpcsim/<lab>`, namespaces) is touched: `../x` is not a lab.
+pub fn check_lab_name(name: &str) -> anyhow::Result<()> {
+    match crate::topology::plan::lab_name_problem(name) {
+        None => Ok(()),
+        Some(why) => Err(usage(format!(
+            "`{name}` is not a lab name: {why} (labs up: {})",
+            list_or_none(&LabState::list())
+        ))),
+    }
+}
+
 /// The lab a command is about: the one named, or the only one running.
 pub fn resolve_lab(lab: Option<&str>) -> anyhow::Result<LabState> {
     let name = match lab {
-        Some(l) => l.to_string(),
+        Some(l) => {
+            check_lab_name(l)?;
+            l.to_string()
+        }
         None => {
             let labs = LabState::list();
             match labs.as_slice() {

@@ -355,8 +355,9 @@ pub fn render_table(state: &LabState) -> String {
     out.push_str(&crate::containers::render_table(&s.containers));
     writeln!(
         out,
-        "\nnamespaces: vpcsim-{}-<node>; run commands with `vpcsim exec --lab {} NODE -- CMD`",
-        s.lab, s.lab
+        "\nnamespaces: {}<node>; run commands with `vpcsim exec --lab {} NODE -- CMD`",
+        crate::topology::plan::lab_prefix(&s.lab),
+        s.lab
     )
     .unwrap();
     out

@@ -200,6 +200,8 @@ fn build_lab(state: &mut LabState, network_only: bool) -> anyhow::Result<()> {
         let eni = &lab.enis[nat.eni];
         rulesets.push((lab.namespace(&eni.node), nat_gateway::render(&lab, eni)));
     }
+    // Before the first process: every one joins it (`down` ends them all).
+    crate::cgroup::create(&lab.name)?;
     build::create_namespaces(&lab).context("creating namespaces")?;
     crash_point("namespaces");
     tokio::runtime::Builder::new_current_thread()

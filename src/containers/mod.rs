@@ -14,7 +14,7 @@ use crate::fabric::netns::NetnsError;
 use crate::firewall::FirewallError;
 use crate::state::lab_dir;
 use crate::topology::plan::ContainerPlan;
-use crate::topology::plan::{Lab, PREFIX};
+use crate::topology::plan::{namespace, Lab};
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, HostConfig, RestartPolicy, RestartPolicyNameEnum,
@@ -110,7 +110,7 @@ fn not_found(e: &DockerError) -> bool {
 
 /// Docker's name for a lab's container.
 pub fn docker_name(lab: &str, node: &str) -> String {
-    format!("{PREFIX}-{lab}-{node}")
+    namespace(lab, node)
 }
 
 fn endpoint() -> String {

@@ -142,16 +142,21 @@ impl Ns {
     }
 
     /// A veth pair: `local` here (a port of bridge `master` when given),
-    /// `eth0` in namespace `peer_ns`. One request.
+    /// `eth0` in namespace `peer_ns`, with MAC `peer_mac` when given (an
+    /// ENI's, which the fabric's ARP filter knows). One request.
     async fn veth(
         &self,
         local: &str,
         peer_ns: &str,
         master: Option<u32>,
+        peer_mac: Option<[u8; 6]>,
     ) -> Result<(), FabricError> {
         let peer_fd = netns::open(peer_ns)?;
-        veth_into(&self.handle, local, "eth0", peer_fd.as_raw_fd(), master)
-            .execute()
+        let mut req = veth_into(&self.handle, local, "eth0", peer_fd.as_raw_fd(), master);
+        if let Some(mac) = peer_mac {
+            push_peer_attribute(&mut req, LinkAttribute::Address(mac.to_vec()));
+        }
+        req.execute()
             .await
             .map_err(self.err(format!("add veth {local} <-> {peer_ns}/eth0")))
     }
@@ -202,20 +207,26 @@ pub fn veth_into(
         .link()
         .add()
         .veth(remote.to_string(), local.to_string());
-    let msg = req.message_mut();
-    for attr in msg.attributes.iter_mut() {
-        if let LinkAttribute::LinkInfo(infos) = attr {
+    push_peer_attribute(&mut req, LinkAttribute::NetNsFd(peer));
+    if let Some(m) = master {
+        req.message_mut()
+            .attributes
+            .push(LinkAttribute::Controller(m));
+    }
+    req
+}
+
+/// Adds `attr` to the peer half of a veth creation request.
+fn push_peer_attribute(req: &mut LinkAddRequest, attr: LinkAttribute) {
+    for a in req.message_mut().attributes.iter_mut() {
+        if let LinkAttribute::LinkInfo(infos) = a {
             for info in infos.iter_mut() {
                 if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))) = info {
-                    p.attributes.push(LinkAttribute::NetNsFd(peer));
+                    p.attributes.push(attr.clone());
                 }
             }
         }
     }
-    if let Some(m) = master {
-        msg.attributes.push(LinkAttribute::Controller(m));
-    }
-    req
 }
 
 pub(super) const MAIN_TABLE: u32 = 254;
@@ -244,7 +255,7 @@ pub async fn configure(lab: &Lab) -> Result<(), FabricError> {
     }
 
     // The IGW link: fabric `igw` <-> internet `eth0`.
-    fabric.veth(IGW_IF, &lab.internet_ns(), None).await?;
+    fabric.veth(IGW_IF, &lab.internet_ns(), None, None).await?;
     let igw = fabric.index(IGW_IF).await?;
     fabric.addr(igw, IGW_FABRIC_IP, 30).await?;
 
@@ -252,7 +263,12 @@ pub async fn configure(lab: &Lab) -> Result<(), FabricError> {
     try_join_all(lab.enis.iter().map(|eni| async {
         let node_ns = lab.namespace(&eni.node);
         fabric
-            .veth(&eni.host_if, &node_ns, Some(bridges[eni.subnet]))
+            .veth(
+                &eni.host_if,
+                &node_ns,
+                Some(bridges[eni.subnet]),
+                Some(eni.mac()),
+            )
             .await
     }))
     .await?;

@@ -56,7 +56,7 @@ pub fn render(lab: &Lab) -> String {
         render_sg_chain(lab, i, groups, Direction::Inbound, &mut out);
     }
     out.push_str("}\n");
-    render_source_dest_check(lab, &mut out);
+    render_port_table(lab, &mut out);
     out
 }
 
@@ -382,9 +382,16 @@ fn render_sg_chain(lab: &Lab, idx: usize, groups: &[usize], dir: Direction, out:
     .unwrap();
 }
 
-/// The bridge-family table that checks what each ENI port may send: AWS's
-/// source/destination check (a packet whose source is not the ENI's own
-/// address never enters the VPC).
+/// The bridge-family table that checks what each ENI port may send:
+/// - frames only from the ENI's own MAC, and ARP only for its own address
+///   and MAC. On AWS the VPC answers ARP itself, so no instance can claim
+///   the gateway's or a neighbour's address; here a gratuitous ARP for the
+///   gateway from one instance would otherwise rewrite every other
+///   instance's neighbour entry (and a forged source MAC the bridge's
+///   forwarding table). Every ENI, source/destination check or not: a NAT
+///   instance forwards others' packets but owns one address and MAC.
+/// - AWS's source/destination check: a packet whose source is not the
+///   ENI's own address never enters the VPC.
 ///
 /// One chain on the bridge prerouting hook sees every frame entering any
 /// port of any subnet bridge, before the bridge forwards or routes it (the
@@ -393,21 +400,33 @@ fn render_sg_chain(lab: &Lab, idx: usize, groups: &[usize], dir: Direction, out:
 /// netdev chain would need every port in its device list, which the kernel
 /// caps at 256 (`File too large`), and one netdev chain per port costs a
 /// hook per device (about 8x slower to load at 1,000 ENIs, BENCHMARKS.md).
-/// Further per-port checks (ARP) belong in `port_ingress`, on `port_addr`.
 pub const PORT_TABLE: &str = "vpcsim_ports";
 
-fn render_source_dest_check(lab: &Lab, out: &mut String) {
-    let checked: Vec<&Eni> = lab.enis.iter().filter(|e| e.source_dest_check).collect();
-    if checked.is_empty() {
+fn render_port_table(lab: &Lab, out: &mut String) {
+    if lab.enis.is_empty() {
         return;
     }
+    let checked: Vec<&Eni> = lab.enis.iter().filter(|e| e.source_dest_check).collect();
+    let port = |e: &Eni| format!("\"{}\"", e.host_if);
     writeln!(
         out,
-        "\ntable bridge {PORT_TABLE} {{\n    set checked_ports {{ type ifname; {};{} }}\n    set port_addr {{ type ifname . ipv4_addr; {};{} }}\n    chain port_ingress {{\n        type filter hook prerouting priority filter; policy accept;\n        meta protocol ip iifname @checked_ports iifname . ip saddr != @port_addr counter {}drop {}\n    }}\n}}",
+        "\ntable bridge {PORT_TABLE} {{\n    set eni_ports {{ type ifname; {};{} }}\n    set port_mac {{ type ifname . ether_addr; {};{} }}\n    set port_arp {{ type ifname . ipv4_addr . ether_addr; {};{} }}\n    set checked_ports {{ type ifname; {};{} }}\n    set port_addr {{ type ifname . ipv4_addr; {};{} }}\n    chain port_ingress {{\n        type filter hook prerouting priority filter; policy accept;\n        iifname @eni_ports iifname . ether saddr != @port_mac counter drop {}\n        ether type arp iifname @eni_ports iifname . arp saddr ip . arp saddr ether != @port_arp counter drop {}\n        meta protocol ip iifname @checked_ports iifname . ip saddr != @port_addr counter {}drop {}\n    }}\n}}",
+        comment("every ENI's port of a subnet bridge"),
+        elements(lab.enis.iter().map(port)),
+        comment("the MAC each ENI port may send from"),
+        elements(lab.enis.iter().map(|e| format!("{} . {}", port(e), e.mac_string()))),
+        comment("the address and MAC each ENI port may announce in ARP"),
+        elements(
+            lab.enis
+                .iter()
+                .map(|e| format!("{} . {} . {}", port(e), e.private_ip, e.mac_string()))
+        ),
         comment("ENI ports whose source/destination check is on"),
-        elements(checked.iter().map(|e| format!("\"{}\"", e.host_if))),
+        elements(checked.iter().map(|e| port(e))),
         comment("the address each ENI port may send from"),
-        elements(checked.iter().map(|e| format!("\"{}\" . {}", e.host_if, e.private_ip))),
+        elements(checked.iter().map(|e| format!("{} . {}", port(e), e.private_ip))),
+        comment("eni: source MAC is not the ENI's"),
+        comment("arp: the ENI announces an address or MAC that is not its own"),
         flow_log(lab, Side::Source, "source/destination check: source is not the ENI's address"),
         comment("source/destination check: source is not the ENI's address")
     )
@@ -626,8 +645,39 @@ inbound = [
         let lab = crate::topology::parse(&text, std::path::Path::new(".")).unwrap();
         let rules = render(&lab);
         assert!(!rules.contains("devices ="));
-        assert_eq!(chain(&rules, "port_ingress").len(), 2);
+        assert_eq!(chain(&rules, "port_ingress").len(), 4);
         let addrs = rules.lines().find(|l| l.contains("set port_addr")).unwrap();
         assert_eq!(addrs.matches("\" . 10.0.").count(), 300);
+    }
+
+    #[test]
+    fn every_eni_port_may_announce_only_its_own_address_and_mac() {
+        let lab = canary();
+        let rules = render(&lab);
+        let arp = rules.lines().find(|l| l.contains("set port_arp")).unwrap();
+        let macs = rules.lines().find(|l| l.contains("set port_mac")).unwrap();
+        for eni in &lab.enis {
+            let port = format!("\"{}\"", eni.host_if);
+            assert!(
+                arp.contains(&format!(
+                    "{port} . {} . {}",
+                    eni.private_ip,
+                    eni.mac_string()
+                )),
+                "{}",
+                eni.node
+            );
+            assert!(
+                macs.contains(&format!("{port} . {}", eni.mac_string())),
+                "{}",
+                eni.node
+            );
+        }
+        let distinct: std::collections::HashSet<_> = lab.enis.iter().map(|e| e.mac()).collect();
+        assert_eq!(distinct.len(), lab.enis.len());
+        let ports = chain(&rules, "port_ingress");
+        assert!(ports[1]
+            .starts_with("iifname @eni_ports iifname . ether saddr != @port_mac counter drop"));
+        assert!(ports[2].starts_with("ether type arp iifname @eni_ports iifname . arp saddr ip . arp saddr ether != @port_arp counter drop"));
     }
 }

@@ -117,6 +117,7 @@ pub fn start(state: &mut crate::state::LabState) -> anyhow::Result<()> {
         &lab,
         crate::topology::plan::FABRIC,
         "flow-logs",
+        crate::workloads::process::Reach::Hypervisor,
         cmd,
         &log,
     )

@@ -67,8 +67,15 @@ pub fn start(state: &mut LabState) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(ready_file(&lab));
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.args(["aws-services", "--lab", &lab]);
-    let rec = crate::workloads::process::spawn_detached(&lab, FABRIC, "aws-services", cmd, &log)
-        .context("starting the AWS services daemon (DNS, S3)")?;
+    let rec = crate::workloads::process::spawn_detached(
+        &lab,
+        FABRIC,
+        "aws-services",
+        crate::workloads::process::Reach::Hypervisor,
+        cmd,
+        &log,
+    )
+    .context("starting the AWS services daemon (DNS, S3)")?;
     state.processes.push(rec.clone());
     state.save()?;
     let deadline = Instant::now() + Duration::from_secs(10);

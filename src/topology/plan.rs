@@ -232,7 +232,7 @@ pub enum EniOwner {
 pub struct Eni {
     /// `eni-…` id, as flow logs print it.
     pub id: String,
-    /// Node name; the namespace is `vpcsim-<lab>-<node>`.
+    /// Node name; the namespace is `vpcsim-<lab>--<node>`.
     pub node: String,
     pub owner: EniOwner,
     pub subnet: usize,
@@ -242,6 +242,31 @@ pub struct Eni {
     pub source_dest_check: bool,
     /// Fabric-side end of the veth, a port of the subnet bridge.
     pub host_if: String,
+}
+
+impl Eni {
+    /// The ENI's MAC address: locally administered (`02:…`, like an ENI's
+    /// on AWS), from its id, so the fabric's ARP filter, rendered before
+    /// anything exists, knows it.
+    pub fn mac(&self) -> [u8; 6] {
+        // FNV-1a of the id (ids may be the user's own); 40 bits, distinct
+        // within a lab but with negligible odds.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in self.id.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        let b = h.to_be_bytes();
+        [0x02, b[3], b[4], b[5], b[6], b[7]]
+    }
+
+    pub fn mac_string(&self) -> String {
+        self.mac()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -387,6 +412,12 @@ impl Lab {
             .map(|e| e.private_ip)
     }
     /// Nodes that have a namespace, in build order.
+    /// Whether `node` is an EC2 instance (the customer's compute, confined
+    /// like a VM), not a NAT gateway, ALB node or vpcsim's own namespace.
+    pub fn is_instance(&self, node: &str) -> bool {
+        self.instances.iter().any(|i| self.enis[i.eni].node == node)
+    }
+
     pub fn node_names(&self) -> Vec<String> {
         let mut v = vec![FABRIC.to_string(), INTERNET.to_string()];
         if self.s3.is_some() {
@@ -518,9 +549,53 @@ pub const IGW_IF: &str = "igw";
 pub const IGW_FABRIC_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
 pub const IGW_INTERNET_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 2);
 
+/// `vpcsim-<lab>--<node>`. Lab names never contain `--` nor end with `-`, so
+/// the first `--` ends the lab name: lab `a-x` node `b` and lab `a` node
+/// `x-b` cannot share a name (with a single `-` they did, and one lab's
+/// `down` removed the other's namespaces).
 pub fn namespace(lab: &str, node: &str) -> String {
-    format!("{PREFIX}-{lab}-{node}")
+    format!("{}{node}", lab_prefix(lab))
 }
+
+/// What every namespace (and Docker container) name of `lab` starts with,
+/// and no other lab's does.
+pub fn lab_prefix(lab: &str) -> String {
+    format!("{PREFIX}-{lab}--")
+}
+
+/// Why `name` cannot be a lab name (it becomes part of namespace, interface
+/// and state directory names), or None. The CLI checks names it is given
+/// with it before touching anything named after them.
+pub fn lab_name_problem(name: &str) -> Option<String> {
+    let Some(first) = name.chars().next() else {
+        return Some("it is empty".into());
+    };
+    if name.len() > LAB_NAME_MAX {
+        Some(format!(
+            "it is {} characters long, at most {LAB_NAME_MAX} are allowed",
+            name.len()
+        ))
+    } else if !first.is_ascii_lowercase() {
+        Some(format!(
+            "it starts with `{first}`, it must start with a lowercase letter"
+        ))
+    } else if let Some(bad) = name
+        .chars()
+        .find(|ch| !(ch.is_ascii_lowercase() || ch.is_ascii_digit() || *ch == '-'))
+    {
+        Some(format!(
+            "it contains `{bad}`; only lowercase letters, digits and `-` are allowed"
+        ))
+    } else if name.ends_with('-') {
+        Some("it ends with `-`".into())
+    } else if name.contains("--") {
+        Some("it contains `--`".into())
+    } else {
+        None
+    }
+}
+
+pub const LAB_NAME_MAX: usize = 16;
 
 /// Deterministic AWS-style id (`vpc-0123…`) from the lab and the object name,
 /// so the ids in bucket policies and flow logs stay the same across `up`s.

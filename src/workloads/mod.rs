@@ -1,6 +1,7 @@
 //! What runs on instances: user data scripts, built-in model servers, and
 //! the lab's ALB daemon (in the namespace of the first ALB node).
 
+pub mod confine;
 pub mod keeper;
 pub mod model_server;
 pub mod process;
@@ -9,6 +10,7 @@ use crate::fabric::netns;
 use crate::state::{lab_dir, log_dir, LabState, ProcessRecord};
 use crate::topology::plan::{InstancePlan, Workload, MODEL_PORT};
 use anyhow::Context;
+use process::Reach;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -41,7 +43,7 @@ pub fn start_all(state: &mut LabState) -> anyhow::Result<()> {
         let log = log_dir(&lab).join("alb.log");
         let mut cmd = Command::new(std::env::current_exe()?);
         cmd.args(["alb-daemon", "--lab", &lab]);
-        let rec = process::spawn_detached(&lab, &node, "alb", cmd, &log)
+        let rec = process::spawn_detached(&lab, &node, "alb", Reach::Hypervisor, cmd, &log)
             .with_context(|| format!("starting the ALB daemon in node {node}"))?;
         state.processes.push(rec.clone());
         state.save()?;
@@ -73,7 +75,7 @@ fn start_instance(
         cmd.args(["-c", script])
             .current_dir(&home)
             .env("HOME", &home);
-        let rec = process::spawn_detached(&lab, &node, "user-data", cmd, &log)
+        let rec = process::spawn_detached(&lab, &node, "user-data", Reach::Instance, cmd, &log)
             .with_context(|| format!("running user data on {node}"))?;
         state.processes.push(rec);
     }
@@ -92,7 +94,7 @@ fn start_instance(
         ])
         .current_dir(&home)
         .env("HOME", &home);
-        let rec = process::spawn_detached(&lab, &node, w.name(), cmd, &log)
+        let rec = process::spawn_detached(&lab, &node, w.name(), Reach::Instance, cmd, &log)
             .with_context(|| format!("starting {} on {node}", w.name()))?;
         state.processes.push(rec.clone());
         let ns = state.plan.namespace(&node);

@@ -15,11 +15,23 @@ pub fn etc_dir(lab: &str, node: &str) -> PathBuf {
     crate::state::lab_dir(lab).join("etc").join(node)
 }
 
+/// How far a process started in a node can reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// vpcsim's own daemons and the operator's shells in AWS-side nodes
+    /// (fabric, NAT gateways, ALB nodes): the hypervisor's privileges.
+    Hypervisor,
+    /// Anything running on an instance (user data, model servers, `vpcsim
+    /// exec` into an instance): root of its own network namespace only.
+    Instance,
+}
+
 /// Prepares `cmd` to run in the node's namespaces: network namespace of the
-/// node, private mount namespace with the node's /etc/hosts and resolv.conf.
-/// Everything that allocates happens here, before fork; the child only makes
-/// raw syscalls.
-pub fn enter_node(cmd: &mut Command, lab: &str, node: &str) -> std::io::Result<()> {
+/// node, private mount namespace with the node's /etc/hosts and resolv.conf,
+/// member of the lab's cgroup (so `down` ends it wherever it goes), and for
+/// an instance, confined (`super::confine`). Everything that allocates happens
+/// here, before fork; the child only makes raw syscalls.
+pub fn enter_node(cmd: &mut Command, lab: &str, node: &str, reach: Reach) -> std::io::Result<()> {
     let ns = netns::open(&crate::topology::plan::namespace(lab, node))
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string()))?;
     let etc = etc_dir(lab, node);
@@ -38,6 +50,12 @@ pub fn enter_node(cmd: &mut Command, lab: &str, node: &str) -> std::io::Result<(
             }
         }
     }
+    let cgroup = crate::cgroup::procs_file(lab);
+    let confinement = match reach {
+        Reach::Instance => Some(super::confine::Confinement::prepare(lab, node)),
+        Reach::Hypervisor => None,
+    };
+    let private_mounts = !binds.is_empty() || confinement.is_some();
     // The node's own hostname (`ip-10-0-20-16` on an instance, as EC2 names
     // it), in a UTS namespace of its own so the machine's stays untouched.
     let hostname = std::fs::read_to_string(etc.join("hostname"))
@@ -51,6 +69,10 @@ pub fn enter_node(cmd: &mut Command, lab: &str, node: &str) -> std::io::Result<(
     unsafe {
         cmd.pre_exec(move || {
             let _keep = &ns;
+            // First: whatever fails next, the process is already the lab's.
+            if let Some(procs) = &cgroup {
+                crate::cgroup::join_in_child(procs.as_raw_fd())?;
+            }
             if libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -61,7 +83,7 @@ pub fn enter_node(cmd: &mut Command, lab: &str, node: &str) -> std::io::Result<(
                     return Err(std::io::Error::last_os_error());
                 }
             }
-            if !binds.is_empty() {
+            if private_mounts {
                 if libc::unshare(libc::CLONE_NEWNS) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -90,6 +112,9 @@ pub fn enter_node(cmd: &mut Command, lab: &str, node: &str) -> std::io::Result<(
                     }
                 }
             }
+            if let Some(c) = &confinement {
+                c.apply_in_child()?;
+            }
             Ok(())
         });
     }
@@ -107,6 +132,7 @@ pub fn spawn_detached(
     lab: &str,
     node: &str,
     role: &str,
+    reach: Reach,
     mut cmd: Command,
     log: &Path,
 ) -> std::io::Result<ProcessRecord> {
@@ -124,7 +150,7 @@ pub fn spawn_detached(
             Ok(())
         });
     }
-    enter_node(&mut cmd, lab, node)?;
+    enter_node(&mut cmd, lab, node, reach)?;
     let child = cmd.spawn()?;
     let pid = child.id() as i32;
     // Reaped by nobody once we exit: the detached child is re-parented to init.

