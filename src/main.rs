@@ -1,6 +1,7 @@
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use vpcsim::analysis::probe::PortSpec;
 use vpcsim::commands::{self, UsageError};
 
 /// Emulate an AWS VPC architecture on this machine, in network namespaces.
@@ -46,6 +47,19 @@ enum Protocol {
     Tcp,
     Udp,
     Icmp,
+}
+
+/// Protocols `vpcsim probe --protocol` selects.
+#[derive(Clone, Copy, ValueEnum)]
+enum ProbeProtocol {
+    /// TCP connections.
+    Tcp,
+    /// UDP datagrams (a probe listener's echo, DNS to the Amazon resolver).
+    Udp,
+    /// ICMP echo.
+    Icmp,
+    /// All three.
+    All,
 }
 
 #[derive(Subcommand)]
@@ -251,14 +265,21 @@ enum Command {
     /// Exit code 1 when reality and the model disagree (an emulator bug).
     #[command(after_help = "Examples:
   sudo vpcsim probe --lab canary
-  sudo vpcsim probe --ports 22,8000 --json")]
+  sudo vpcsim probe --ports 22,8000 --json
+  sudo vpcsim probe --protocol udp
+  sudo vpcsim probe --ports tcp/22,udp/53,icmp")]
     Probe {
         /// Lab name (default: the only lab up).
         #[arg(long)]
         lab: Option<String>,
-        /// Ports to probe (default: every port the topology mentions, plus a control port).
+        /// What to probe: `22` or `tcp/22` (TCP), `udp/53` (UDP; 53 also asks the Amazon
+        /// resolver at VPC base + 2), `icmp` (echo). Default: every TCP and UDP port the
+        /// topology mentions, DNS, ICMP echo, and a control port 9999.
         #[arg(long, value_delimiter = ',')]
-        ports: Vec<u16>,
+        ports: Vec<PortSpec>,
+        /// Probe only this protocol's ports.
+        #[arg(long, value_enum, default_value_t = ProbeProtocol::All)]
+        protocol: ProbeProtocol,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -502,8 +523,20 @@ fn main() -> ExitCode {
             };
             commands::trace::run(lab.as_deref(), &src, &dst, protocol, json).map(exit_unless)
         }
-        Command::Probe { lab, ports, json } => {
-            commands::probe::run(lab.as_deref(), &ports, json).map(exit_unless)
+        Command::Probe {
+            lab,
+            ports,
+            protocol,
+            json,
+        } => {
+            use vpcsim::topology::plan::Protocol as P;
+            let protocol = match protocol {
+                ProbeProtocol::Tcp => Some(P::Tcp),
+                ProbeProtocol::Udp => Some(P::Udp),
+                ProbeProtocol::Icmp => Some(P::Icmp),
+                ProbeProtocol::All => None,
+            };
+            commands::probe::run(lab.as_deref(), &ports, protocol, json).map(exit_unless)
         }
         Command::FlowLogs { lab, follow, json } => {
             commands::flow_logs::run(lab.as_deref(), follow, json)

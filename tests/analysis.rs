@@ -307,19 +307,31 @@ fn trace_through_the_alb_shows_listener_and_targets() {
 /// `vpcsim probe --json` on a shipped topology.
 fn probe(name: &str, file: &str) -> (TestLab, i32, Value) {
     let lab = TestLab::up_shipped(name, file);
-    let out = lab.vpcsim(&["probe", "--lab", &lab.name, "--json"]);
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("probe: {e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (lab, out.status.code().unwrap_or(-1), report)
+    let (code, report) = probe_json(&lab, &[]);
+    (lab, code, report)
 }
 
-fn find<'a>(report: &'a Value, src: &str, dst: &str, port: u64) -> &'a Value {
+fn probe_json(lab: &TestLab, args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["probe", "--lab", &lab.name, "--json"];
+    all.extend_from_slice(args);
+    let out = lab.vpcsim(&all);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("probe: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), report)
+}
+
+fn find<'a>(report: &'a Value, proto: &str, src: &str, dst: &str, port: u64) -> &'a Value {
     report["probes"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["source"] == src && p["destination"] == dst && p["port"] == port)
-        .unwrap_or_else(|| panic!("no probe {src} -> {dst}:{port}"))
+        .find(|p| {
+            p["protocol"] == proto
+                && p["source"] == src
+                && p["destination"] == dst
+                && p["port"] == port
+        })
+        .unwrap_or_else(|| panic!("no probe {proto} {src} -> {dst}:{port}"))
 }
 
 #[test]
@@ -339,24 +351,150 @@ fn probe_canary_agrees_with_the_model() {
     assert_eq!(code, 0);
     assert_eq!(report["disagreements"], 0);
     // The working paths of the report really work…
-    assert_eq!(find(&report, "internet", "alb-a", 80)["actual"], true);
-    assert_eq!(find(&report, "alb-b", "v2-a", 8000)["actual"], true);
-    assert_eq!(find(&report, "internet", "bastion", 22)["actual"], true);
+    assert_eq!(
+        find(&report, "tcp", "internet", "alb-a", 80)["actual"],
+        true
+    );
+    assert_eq!(find(&report, "tcp", "alb-b", "v2-a", 8000)["actual"], true);
+    assert_eq!(
+        find(&report, "tcp", "internet", "bastion", 22)["actual"],
+        true
+    );
     // The report's public NACL has no outbound rule for 22: SSH from the
     // bastion to the backends cannot work on AWS either.
-    let p = find(&report, "bastion", "v1-c", 22);
+    let p = find(&report, "tcp", "bastion", "v1-c", 22);
     assert_eq!(p["actual"], false);
     assert_eq!(p["blocked_by"], "nacl public outbound rule * deny");
     // …and what the tables do not allow is blocked, with the rule named.
-    let p = find(&report, "internet", "v1-a", 8000);
+    let p = find(&report, "tcp", "internet", "v1-a", 8000);
     assert_eq!(p["actual"], false);
     assert_eq!(
         p["blocked_by"],
         "igw: destination is not a public IP of this VPC"
     );
-    assert_eq!(find(&report, "v1-a", "bastion", 9999)["actual"], false);
+    assert_eq!(
+        find(&report, "tcp", "v1-a", "bastion", 9999)["actual"],
+        false
+    );
     // S3 through the gateway endpoint from the private subnets.
-    assert_eq!(find(&report, "v1-a", "s3", 443)["actual"], true);
+    assert_eq!(find(&report, "tcp", "v1-a", "s3", 443)["actual"], true);
+    // UDP and ICMP were probed too: every node reaches the Amazon resolver
+    // (no security group or NACL filters it), while the canary's security
+    // groups, which allow only TCP, stop UDP and echo between the nodes.
+    for node in ["bastion", "v1-a", "v2-a", "alb-a"] {
+        assert_eq!(find(&report, "udp", node, "amazon-dns", 53)["actual"], true);
+    }
+    let p = find(&report, "icmp", "bastion", "v1-a", 0);
+    assert_eq!(p["actual"], false);
+    assert_eq!(p["blocked_by"], "sg sg-bastion egress: no rule allows it");
+    assert_eq!(find(&report, "udp", "alb-a", "v1-a", 9999)["actual"], false);
+}
+
+const PROTOCOLS: &str = r#"name = "x"
+[vpc]
+cidr = "10.0.0.0/16"
+
+[[subnet]]
+name = "a"
+cidr = "10.0.1.0/24"
+az = "us-east-1a"
+
+[[subnet]]
+name = "b"
+cidr = "10.0.2.0/24"
+az = "us-east-1a"
+nacl = "no-udp"
+
+[[nacl]]
+name = "no-udp"
+inbound = [
+  { rule = 100, protocol = "udp", ports = "1-65535", cidr = "0.0.0.0/0", action = "deny" },
+  { rule = 200, protocol = "all", cidr = "0.0.0.0/0", action = "allow" },
+]
+outbound = [{ rule = 100, protocol = "all", cidr = "0.0.0.0/0", action = "allow" }]
+
+[[security_group]]
+name = "sg-all"
+ingress = [{ protocol = "all", cidr = "0.0.0.0/0" }]
+
+[[security_group]]
+name = "sg-no-icmp"
+ingress = [
+  { protocol = "tcp", ports = "9999", cidr = "0.0.0.0/0" },
+  { protocol = "udp", ports = "9999", cidr = "0.0.0.0/0" },
+]
+
+[[instance]]
+name = "client"
+subnet = "a"
+security_groups = ["sg-all"]
+
+[[instance]]
+name = "plain"
+subnet = "a"
+security_groups = ["sg-no-icmp"]
+
+[[instance]]
+name = "server"
+subnet = "b"
+security_groups = ["sg-all"]
+"#;
+
+/// UDP and ICMP probes against the model: a NACL that denies UDP stops the
+/// UDP rows (request or reply, with the rule named) while TCP passes, and a
+/// security group without ICMP rules stops the echo.
+#[test]
+fn probe_udp_and_icmp_rows_name_the_blocking_rule() {
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::up("t-an-probe-p", PROTOCOLS);
+    let (code, report) = probe_json(&lab, &["--ports", "tcp/9999,udp/9999,icmp,udp/53"]);
+    let bad: Vec<&Value> = report["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["actual"] != p["model"])
+        .collect();
+    assert!(bad.is_empty(), "disagreements: {bad:#?}");
+    assert_eq!(code, 0);
+    // The NACL of subnet b denies UDP in: the request dies there…
+    assert_eq!(
+        find(&report, "tcp", "client", "server", 9999)["actual"],
+        true
+    );
+    let p = find(&report, "udp", "client", "server", 9999);
+    assert_eq!(p["actual"], false, "{p:#}");
+    assert_eq!(p["blocked_on_reply"], false);
+    assert_eq!(p["blocked_by"], "nacl no-udp inbound rule 100 deny");
+    // …and so does the reply to a request from b.
+    let p = find(&report, "udp", "server", "client", 9999);
+    assert_eq!(p["actual"], false, "{p:#}");
+    assert_eq!(p["blocked_on_reply"], true);
+    assert_eq!(p["blocked_by"], "nacl no-udp inbound rule 100 deny");
+    // The Amazon resolver answers behind the NACL too.
+    assert_eq!(
+        find(&report, "udp", "server", "amazon-dns", 53)["actual"],
+        true
+    );
+    // Echo passes where the security group allows all, not elsewhere.
+    assert_eq!(find(&report, "icmp", "client", "server", 0)["actual"], true);
+    assert_eq!(
+        find(&report, "udp", "client", "plain", 9999)["actual"],
+        true
+    );
+    let p = find(&report, "icmp", "client", "plain", 0);
+    assert_eq!(p["actual"], false, "{p:#}");
+    assert_eq!(p["blocked_by"], "sg sg-no-icmp ingress: no rule allows it");
+    // `--protocol` keeps one protocol's rows.
+    let (_, report) = probe_json(&lab, &["--protocol", "icmp"]);
+    let protocols: std::collections::BTreeSet<&str> = report["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["protocol"].as_str().unwrap())
+        .collect();
+    assert_eq!(protocols, ["icmp"].into());
 }
 
 #[test]
@@ -376,17 +514,20 @@ fn probe_literal_tables_show_the_broken_replies() {
     assert_eq!(code, 0);
     // ALB -> target: the request gets in, the reply dies at the public NACL.
     for target in ["v1-a", "v1-b", "v1-c"] {
-        let p = find(&report, "alb-a", target, 8000);
+        let p = find(&report, "tcp", "alb-a", target, 8000);
         assert_eq!(p["actual"], false, "{p:#}");
         assert_eq!(p["blocked_on_reply"], true, "{p:#}");
         assert_eq!(p["blocked_by"], "nacl public inbound rule * deny");
     }
     // From the second AZ's node the private NACL stops the request itself.
-    let p = find(&report, "alb-b", "v1-a", 8000);
+    let p = find(&report, "tcp", "alb-b", "v1-a", 8000);
     assert_eq!(p["blocked_on_reply"], false);
     assert_eq!(p["blocked_by"], "nacl private inbound rule * deny");
     // The internet still reaches the ALB.
-    assert_eq!(find(&report, "internet", "alb-a", 80)["actual"], true);
+    assert_eq!(
+        find(&report, "tcp", "internet", "alb-a", 80)["actual"],
+        true
+    );
 }
 
 /// Flow logs on a subnet (public-1, ACCEPT only) and on one node (server,

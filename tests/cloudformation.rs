@@ -166,8 +166,10 @@ impl Drop for TemplateLab {
     }
 }
 
-/// `probe --json` as (source, destination, port) -> (reachable, blocked only on the reply).
-fn truth_table(lab: &str) -> std::collections::BTreeMap<(String, String, u64), (bool, bool)> {
+/// `probe --json` as (protocol, source, destination, port) -> (reachable, blocked only on the reply).
+type TruthTable = std::collections::BTreeMap<(String, String, String, u64), (bool, bool)>;
+
+fn truth_table(lab: &str) -> TruthTable {
     let out = Command::new(vpcsim_bin())
         .args(["probe", "--lab", lab, "--json"])
         .output()
@@ -185,6 +187,7 @@ fn truth_table(lab: &str) -> std::collections::BTreeMap<(String, String, u64), (
         .map(|p| {
             (
                 (
+                    p["protocol"].as_str().unwrap().to_string(),
                     p["source"].as_str().unwrap().to_string(),
                     p["destination"].as_str().unwrap().to_string(),
                     p["port"].as_u64().unwrap(),
@@ -302,11 +305,12 @@ const PENGUIN_PARAMS: &[&str] = &[
     "data.DBPassword=labpassword",
 ];
 
-/// probe's verdicts: (source, destination, port) -> reachable.
+/// probe's TCP verdicts: (source, destination, port) -> reachable.
 fn reachable(lab: &str) -> std::collections::BTreeMap<(String, String, u64), bool> {
     truth_table(lab)
         .into_iter()
-        .map(|(k, (ok, _))| (k, ok))
+        .filter(|((proto, ..), _)| proto == "tcp")
+        .map(|((_, s, d, p), (ok, _))| ((s, d, p), ok))
         .collect()
 }
 

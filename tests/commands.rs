@@ -290,9 +290,15 @@ fn every_verb_of_the_command_table_on_a_running_lab() {
     let report: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(0), "{report:#}");
-    assert_eq!(report["ports"], serde_json::json!([8000]));
+    assert_eq!(
+        report["ports"],
+        serde_json::json!([{ "protocol": "tcp", "port": 8000 }])
+    );
     let probes = report["probes"].as_array().unwrap();
-    assert!(!probes.is_empty() && probes.iter().all(|p| p["port"] == 8000));
+    assert!(!probes.is_empty());
+    assert!(probes
+        .iter()
+        .all(|p| p["port"] == 8000 && p["protocol"] == "tcp"));
     assert!(probes
         .iter()
         .any(|p| p["source"] == "web" && p["destination"] == "app" && p["actual"] == true));

@@ -1,6 +1,7 @@
-//! `vpcsim probe`: real TCP connections between every pair of nodes (and
-//! from the internet hosts) on every port the topology's rules mention,
-//! compared with what the model predicts. A disagreement is a bug of the
+//! `vpcsim probe`: real TCP connections, UDP datagrams and ICMP echoes
+//! between every pair of nodes (and from the internet hosts) on every port
+//! the topology's rules mention, plus a DNS query from every node to the
+//! Amazon resolver at VPC base + 2, compared with what the model predicts. A disagreement is a bug of the
 //! emulator (or of the model), printed with the model's trace.
 //!
 //! Every socket is created inside a lab namespace (`netns::run_in`), never
@@ -16,7 +17,7 @@ use rand::Rng;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
 
 /// Per connection attempt: a SYN lost to a drop rule is retried after 1 s,
@@ -27,13 +28,16 @@ const CONTROL_PORT: u16 = 9999;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Probe {
+    /// `tcp`, `udp` or `icmp` (echo; port 0).
+    pub protocol: &'static str,
     pub source: String,
     pub destination: String,
     pub address: Ipv4Addr,
     pub port: u16,
     pub source_port: u16,
-    /// Whether the TCP handshake completed (or was answered by a reset:
-    /// the packets went both ways).
+    /// Whether an answer came back: a completed TCP handshake, a UDP reply,
+    /// an echo reply, or a reset / port unreachable (the packets went both
+    /// ways).
     pub actual: bool,
     pub model: bool,
     /// The model's blocking rule, and on which leg.
@@ -52,7 +56,7 @@ impl Probe {
 #[derive(Debug, Serialize)]
 pub struct ProbeReport {
     pub lab: String,
-    pub ports: Vec<u16>,
+    pub ports: Vec<PortSpec>,
     /// Destinations in table order: the lab's nodes, then S3.
     pub destinations: Vec<String>,
     pub probes: Vec<Probe>,
@@ -66,46 +70,129 @@ pub struct ProbeReport {
     pub elapsed_ms: u128,
 }
 
-/// Ports the topology mentions: rule ports (the first of a range), target
-/// group, health check and listener ports, plus the control port.
-pub fn topology_ports(lab: &Lab) -> Vec<u16> {
+/// What one table of the report probes: a TCP or UDP port, or ICMP echo
+/// (port 0). Written `22` or `tcp/22`, `udp/53`, `icmp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PortSpec {
+    #[serde(serialize_with = "protocol_name")]
+    pub protocol: Protocol,
+    pub port: u16,
+}
+
+fn protocol_name<S: serde::Serializer>(p: &Protocol, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.name())
+}
+
+impl std::fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.protocol {
+            Protocol::Icmp => f.write_str("icmp echo"),
+            p => write!(f, "{}/{}", p.name(), self.port),
+        }
+    }
+}
+
+impl std::str::FromStr for PortSpec {
+    type Err = String;
+
+    /// A bare number is TCP, as before UDP and ICMP were probed.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "icmp" {
+            return Ok(PortSpec {
+                protocol: Protocol::Icmp,
+                port: 0,
+            });
+        }
+        let (protocol, port) = match s.split_once('/') {
+            Some(("tcp", p)) => (Protocol::Tcp, p),
+            Some(("udp", p)) => (Protocol::Udp, p),
+            Some((other, _)) => {
+                return Err(format!(
+                    "unknown protocol `{other}` in `{s}`: write tcp/PORT, udp/PORT or icmp"
+                ))
+            }
+            None => (Protocol::Tcp, s.as_str()),
+        };
+        match port.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(PortSpec { protocol, port }),
+            _ => Err(format!(
+                "`{s}` is not a port: write 22, tcp/22, udp/53 or icmp (ports 1-65535)"
+            )),
+        }
+    }
+}
+
+/// Ports the topology mentions: TCP rule ports (the first of a range),
+/// target group, health check and listener ports; UDP rule ports and DNS;
+/// ICMP echo; plus a control port for TCP and UDP.
+pub fn topology_ports(lab: &Lab) -> Vec<PortSpec> {
     let mut ports = BTreeSet::new();
-    let mut add = |p: Option<PortRange>| {
+    let mut add = |protocol: Protocol, p: Option<PortRange>| {
         if let Some(r) = p.filter(|r| r.from > 0) {
-            ports.insert(r.from);
+            for protocol in match protocol {
+                Protocol::Tcp | Protocol::Udp => vec![protocol],
+                _ => vec![],
+            } {
+                ports.insert(PortSpec {
+                    protocol,
+                    port: r.from,
+                });
+            }
         }
     };
     for sg in &lab.security_groups {
         for r in sg.ingress.iter().chain(&sg.egress) {
-            add(r.ports.filter(|_| r.protocol.has_ports()));
+            add(r.protocol, r.ports);
         }
     }
     for n in &lab.nacls {
         for e in n.inbound.iter().chain(&n.outbound) {
-            add(e.ports.filter(|_| e.protocol.has_ports()));
+            add(e.protocol, e.ports);
         }
     }
+    let tcp = |port| PortSpec {
+        protocol: Protocol::Tcp,
+        port,
+    };
     for tg in &lab.target_groups {
-        ports.insert(tg.port);
-        ports.extend(tg.health_check.port);
-        ports.extend(tg.targets.iter().map(|t| t.port));
+        ports.insert(tcp(tg.port));
+        ports.extend(tg.health_check.port.map(tcp));
+        ports.extend(tg.targets.iter().map(|t| tcp(t.port)));
     }
     for lb in &lab.load_balancers {
-        ports.extend(lb.listeners.iter().map(|l| l.port));
+        ports.extend(lb.listeners.iter().map(|l| tcp(l.port)));
     }
-    ports.insert(CONTROL_PORT);
+    for protocol in [Protocol::Tcp, Protocol::Udp] {
+        ports.insert(PortSpec {
+            protocol,
+            port: CONTROL_PORT,
+        });
+    }
+    ports.insert(PortSpec {
+        protocol: Protocol::Udp,
+        port: DNS_PORT,
+    });
+    ports.insert(PortSpec {
+        protocol: Protocol::Icmp,
+        port: 0,
+    });
     ports.into_iter().collect()
 }
+
+const DNS_PORT: u16 = 53;
+/// The destination column of the DNS queries to VPC base + 2.
+pub const AMAZON_DNS: &str = "amazon-dns";
 
 struct Case {
     src: Source,
     ns: String,
     dst_node: String,
     dst: Ipv4Addr,
-    port: u16,
+    spec: PortSpec,
 }
 
-fn cases(lab: &Lab, ports: &[u16]) -> Vec<Case> {
+fn cases(lab: &Lab, ports: &[PortSpec]) -> Vec<Case> {
     // NAT gateways only translate: on AWS they never open a connection.
     let mut sources: Vec<(Source, String)> = lab
         .enis
@@ -131,45 +218,84 @@ fn cases(lab: &Lab, ports: &[u16]) -> Vec<Case> {
             else {
                 continue;
             };
-            for &port in ports {
+            for &spec in ports {
                 out.push(Case {
                     src: src.clone(),
                     ns: ns.clone(),
                     dst_node: e.node.clone(),
                     dst: addr,
-                    port,
+                    spec,
                 });
             }
         }
         // S3 answers on HTTPS, through an endpoint or the internet.
         if let Some(s3) = &lab.s3 {
+            if ports.iter().any(|p| p.protocol == Protocol::Tcp) {
+                out.push(Case {
+                    src: src.clone(),
+                    ns: ns.clone(),
+                    dst_node: "s3".into(),
+                    dst: s3.address,
+                    spec: PortSpec {
+                        protocol: Protocol::Tcp,
+                        port: 443,
+                    },
+                });
+            }
+        }
+        // Every node asks the Amazon resolver; the internet has its own.
+        let dns = PortSpec {
+            protocol: Protocol::Udp,
+            port: DNS_PORT,
+        };
+        if src.loc != Loc::Internet && ports.contains(&dns) {
             out.push(Case {
                 src: src.clone(),
                 ns: ns.clone(),
-                dst_node: "s3".into(),
-                dst: s3.address,
-                port: 443,
+                dst_node: AMAZON_DNS.into(),
+                dst: lab.dns_ip(),
+                spec: dns,
             });
         }
     }
     out
 }
 
-/// Binds a listener on every port in every node; ports already in use are
-/// kept (whatever listens there answers the probe).
-fn listen(lab: &Lab, ports: &[u16]) -> anyhow::Result<Vec<TcpListener>> {
-    let mut held = Vec::new();
+/// Binds a listener on every TCP and UDP port in every node; ports already
+/// in use are kept (whatever listens there answers the probe). The UDP
+/// sockets are echoed by [`echo`] while the probes run.
+fn listen(lab: &Lab, ports: &[PortSpec]) -> anyhow::Result<(Vec<TcpListener>, Vec<UdpSocket>)> {
+    let (mut tcp, mut udp) = (Vec::new(), Vec::new());
     for e in &lab.enis {
         let ns = lab.namespace(&e.node);
-        for &port in ports {
-            match netns::run_in(&ns, || TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)))? {
-                Ok(l) => held.push(l),
+        for spec in ports {
+            let addr = (Ipv4Addr::UNSPECIFIED, spec.port);
+            let bound = match spec.protocol {
+                Protocol::Tcp => {
+                    netns::run_in(&ns, || TcpListener::bind(addr))?.map(|l| tcp.push(l))
+                }
+                Protocol::Udp => netns::run_in(&ns, || UdpSocket::bind(addr))?.map(|s| udp.push(s)),
+                _ => Ok(()),
+            };
+            match bound {
+                Ok(()) => {}
                 Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {}
-                Err(err) => anyhow::bail!("listening on {}:{port}: {err}", e.node),
+                Err(err) => anyhow::bail!("listening on {}:{spec}: {err}", e.node),
             }
         }
     }
-    Ok(held)
+    Ok((tcp, udp))
+}
+
+/// Answers every datagram on a probe's UDP listener with itself.
+async fn echo(sock: UdpSocket) -> std::io::Result<()> {
+    sock.set_nonblocking(true)?;
+    let sock = tokio::net::UdpSocket::from_std(sock)?;
+    let mut buf = [0u8; 1500];
+    loop {
+        let (n, from) = sock.recv_from(&mut buf).await?;
+        sock.send_to(&buf[..n], from).await?;
+    }
 }
 
 /// Drop rules every blamed packet reaches in the fabric. (The IGW's
@@ -236,14 +362,145 @@ fn fabric_counters(lab: &Lab) -> anyhow::Result<BTreeMap<String, u64>> {
     Ok(counters)
 }
 
-/// One connection attempt from inside `ns`, from a random port of the
-/// client's ephemeral range; returns (source port, reachable).
+/// One attempt from inside the source's namespace; returns (source port,
+/// or ICMP identifier, and whether an answer came back).
 async fn attempt(case: &Case) -> anyhow::Result<(u16, bool)> {
+    match case.spec.protocol {
+        Protocol::Udp => attempt_udp(case).await,
+        Protocol::Icmp => attempt_icmp(case).await,
+        _ => attempt_tcp(case).await,
+    }
+}
+
+/// A random port of the client's ephemeral range.
+fn ephemeral(case: &Case) -> u16 {
     let range = case.src.ports;
+    rand::thread_rng().gen_range(range.from.max(1)..=range.to)
+}
+
+/// A DNS query (RFC 1035 4.1) for the A record of `probe.vpcsim`: any
+/// answer, NXDOMAIN included, shows the resolver was reached. Other ports
+/// get the same bytes back from the probe's echo listener.
+fn dns_query(id: u16) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend([0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in ["probe", "vpcsim"] {
+        q.push(label.len() as u8);
+        q.extend(label.as_bytes());
+    }
+    q.extend([0, 0, 1, 0, 1]);
+    q
+}
+
+/// One datagram (sent again after 1 s, as a resolver client would) and
+/// its answer; a port unreachable counts as an answer, like a TCP reset,
+/// and any other error (no route) as no answer.
+async fn attempt_udp(case: &Case) -> anyhow::Result<(u16, bool)> {
+    let mut tries = 0;
+    let (sock, sport) = loop {
+        let sport = ephemeral(case);
+        match netns::run_in(&case.ns, || UdpSocket::bind((case.src.addr, sport)))? {
+            Ok(s) => break (s, sport),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 20 => tries += 1,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    sock.set_nonblocking(true)?;
+    let sock = tokio::net::UdpSocket::from_std(sock)?;
+    let query = dns_query(sport);
+    let mut buf = [0u8; 1500];
+    let answer = async {
+        sock.connect((case.dst, case.spec.port)).await?;
+        for _ in 0..2 {
+            sock.send(&query).await?;
+            if let Ok(r) = tokio::time::timeout(CONNECT_TIMEOUT / 2, sock.recv(&mut buf)).await {
+                return r.map(|_| true);
+            }
+        }
+        Ok(false)
+    };
+    let reachable = match answer.await {
+        Ok(answered) => answered,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+    };
+    Ok((sport, reachable))
+}
+
+/// ICMP checksum (RFC 1071).
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An echo request on a raw socket of the source's namespace, and its
+/// reply: the raw socket sees every ICMP packet of the namespace, so the
+/// reply is told by its source address and random identifier. The socket
+/// is polled (tokio registers only sockets it owns without `unsafe`).
+async fn attempt_icmp(case: &Case) -> anyhow::Result<(u16, bool)> {
+    use socket2::{Domain, Socket, Type};
+    use std::io::Read;
+    let sock = netns::run_in(&case.ns, || {
+        Socket::new(Domain::IPV4, Type::RAW, Some(socket2::Protocol::ICMPV4))
+    })??;
+    sock.bind(&SocketAddr::from((case.src.addr, 0)).into())?;
+    sock.set_nonblocking(true)?;
+    let id: u16 = rand::thread_rng().gen();
+    let mut req = vec![8, 0, 0, 0];
+    req.extend(id.to_be_bytes());
+    req.extend(1u16.to_be_bytes());
+    req.extend(b"vpcsim probe");
+    let sum = checksum(&req);
+    req[2..4].copy_from_slice(&sum.to_be_bytes());
+    let dst = SocketAddr::from((case.dst, 0)).into();
+    let reply = async {
+        let mut buf = [0u8; 1500];
+        for _ in 0..2 {
+            sock.send_to(&req, &dst)?;
+            let wait = async {
+                loop {
+                    let n = match (&sock).read(&mut buf) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let ihl = usize::from(buf[0] & 0x0f) * 4;
+                    let from = Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
+                    let icmp = &buf[ihl.min(n)..n];
+                    if from == case.dst
+                        && icmp.len() >= 8
+                        && icmp[0] == 0
+                        && icmp[4..6] == id.to_be_bytes()
+                    {
+                        return std::io::Result::Ok(());
+                    }
+                }
+            };
+            if let Ok(r) = tokio::time::timeout(CONNECT_TIMEOUT / 2, wait).await {
+                return r.map(|_| true);
+            }
+        }
+        Ok::<_, std::io::Error>(false)
+    };
+    // No route, or an error back: no echo reply either (as for TCP).
+    Ok((id, reply.await.unwrap_or(false)))
+}
+
+/// One connection attempt from a random port of the client's ephemeral
+/// range.
+async fn attempt_tcp(case: &Case) -> anyhow::Result<(u16, bool)> {
     let mut tries = 0;
     let (sock, sport) = loop {
         let sock = netns::run_in(&case.ns, tokio::net::TcpSocket::new_v4)??;
-        let sport = rand::thread_rng().gen_range(range.from.max(1)..=range.to);
+        let sport = ephemeral(case);
         match sock.bind(SocketAddr::from((case.src.addr, sport))) {
             Ok(()) => break (sock, sport),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 20 => tries += 1,
@@ -252,7 +509,7 @@ async fn attempt(case: &Case) -> anyhow::Result<(u16, bool)> {
     };
     let connected = tokio::time::timeout(
         CONNECT_TIMEOUT,
-        sock.connect(SocketAddr::from((case.dst, case.port))),
+        sock.connect(SocketAddr::from((case.dst, case.spec.port))),
     )
     .await;
     let reachable = match connected {
@@ -264,15 +521,21 @@ async fn attempt(case: &Case) -> anyhow::Result<(u16, bool)> {
     Ok((sport, reachable))
 }
 
-pub fn probe(lab: &Lab, ports: &[u16]) -> anyhow::Result<ProbeReport> {
+pub fn probe(lab: &Lab, ports: &[PortSpec]) -> anyhow::Result<ProbeReport> {
     let started = Instant::now();
-    let _listeners = listen(lab, ports)?;
+    let (_tcp, udp) = listen(lab, ports)?;
     let cases = cases(lab, ports);
     let before = fabric_counters(lab)?;
     let results = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(futures::future::join_all(cases.iter().map(attempt)));
+        .block_on(async {
+            // The echo tasks end with the runtime, after the last attempt.
+            for sock in udp {
+                tokio::spawn(echo(sock));
+            }
+            futures::future::join_all(cases.iter().map(attempt)).await
+        });
     let model = Model::new(lab);
     let mut probes = Vec::with_capacity(cases.len());
     for (case, result) in cases.iter().zip(results) {
@@ -280,19 +543,20 @@ pub fn probe(lab: &Lab, ports: &[u16]) -> anyhow::Result<ProbeReport> {
         let pkt = trace::packet(
             case.src.addr,
             case.dst,
-            Protocol::Tcp,
+            case.spec.protocol,
             PortRange {
                 from: sport,
                 to: sport,
             },
-            case.port,
+            case.spec.port,
         );
         let path = model.connect(case.src.loc, pkt);
         probes.push(Probe {
+            protocol: case.spec.protocol.name(),
             source: model.loc_name(case.src.loc),
             destination: case.dst_node.clone(),
             address: case.dst,
-            port: case.port,
+            port: case.spec.port,
             source_port: sport,
             actual,
             model: path.reachable,
@@ -323,6 +587,7 @@ pub fn probe(lab: &Lab, ports: &[u16]) -> anyhow::Result<ProbeReport> {
             .iter()
             .map(|e| e.node.clone())
             .chain(lab.s3.as_ref().map(|_| "s3".to_string()))
+            .chain(std::iter::once(AMAZON_DNS.to_string()))
             .collect(),
         probes,
         unconfirmed_rules,
@@ -331,7 +596,7 @@ pub fn probe(lab: &Lab, ports: &[u16]) -> anyhow::Result<ProbeReport> {
     })
 }
 
-/// One table per port: sources down, destinations across. `ok` reachable,
+/// One table per protocol and port: sources down, destinations across. `ok` reachable,
 /// `.` blocked on the request, `r` request arrived but the reply was
 /// dropped; `!` marks a cell where reality and model disagree.
 pub fn render_text(r: &ProbeReport) -> String {
@@ -356,18 +621,16 @@ pub fn render_text(r: &ProbeReport) -> String {
         "rows: source (who connects), columns: destination; ok reachable, . request blocked, r reply blocked, ! reality disagrees with the model\n"
     )
     .unwrap();
-    for &port in &r.ports {
-        // S3 is probed on 443 only: no empty column elsewhere.
+    for &spec in &r.ports {
+        let is = |p: &Probe| p.protocol == spec.protocol.name() && p.port == spec.port;
+        // S3 is probed on tcp/443 only, the resolver on udp/53: no empty
+        // column elsewhere.
         let dests: Vec<&str> = dests
             .iter()
             .copied()
-            .filter(|d| {
-                r.probes
-                    .iter()
-                    .any(|p| p.port == port && p.destination == *d)
-            })
+            .filter(|d| r.probes.iter().any(|p| is(p) && p.destination == *d))
             .collect();
-        writeln!(out, "tcp/{port}").unwrap();
+        writeln!(out, "{spec}").unwrap();
         write!(out, "{:first$}", "from \\ to").unwrap();
         for d in &dests {
             write!(out, "{d:>width$}").unwrap();
@@ -379,7 +642,7 @@ pub fn render_text(r: &ProbeReport) -> String {
                 let cell = r
                     .probes
                     .iter()
-                    .find(|p| p.port == port && p.source == *s && p.destination == *d)
+                    .find(|p| is(p) && p.source == *s && p.destination == *d)
                     .map(|p| {
                         let mark = if p.model {
                             "ok"
@@ -427,10 +690,11 @@ pub fn render_text(r: &ProbeReport) -> String {
     for p in r.probes.iter().filter(|p| !p.agrees()) {
         writeln!(
             out,
-            "\nEMULATOR BUG: {} -> {} ({}) tcp/{} from port {}: traffic {}, model says {}",
+            "\nEMULATOR BUG: {} -> {} ({}) {}/{} from port {}: traffic {}, model says {}",
             p.source,
             p.destination,
             p.address,
+            p.protocol,
             p.port,
             p.source_port,
             if p.actual { "passed" } else { "was blocked" },
@@ -472,6 +736,26 @@ mod tests {
             unconfirmed([sg].into_iter(), &counters(&[]), &counters(&[])),
             [sg]
         );
+    }
+
+    #[test]
+    fn port_specs_read_bare_numbers_as_tcp() {
+        let spec = |s: &str| s.parse::<PortSpec>();
+        assert_eq!(
+            spec("22"),
+            Ok(PortSpec {
+                protocol: Protocol::Tcp,
+                port: 22
+            })
+        );
+        assert_eq!(spec("tcp/22"), spec("22"));
+        assert_eq!(spec("UDP/53").unwrap().protocol, Protocol::Udp);
+        assert_eq!(spec("icmp").unwrap().to_string(), "icmp echo");
+        assert!(spec("sctp/9")
+            .unwrap_err()
+            .contains("unknown protocol `sctp`"));
+        assert!(spec("udp/0").is_err());
+        assert!(spec("udp/").is_err());
     }
 
     #[test]

@@ -7,7 +7,8 @@ use crate::containers::ContainerError;
 use crate::fabric::build;
 use crate::firewall::{self, fabric as fabric_fw, nat_gateway};
 use crate::state::{LabLock, LabState};
-use crate::topology::{self, plan::Lab};
+use crate::topology;
+use crate::topology::plan::{Lab, FABRIC, INTERNET, S3};
 use crate::{teardown, workloads};
 use anyhow::Context;
 use std::path::Path;
@@ -192,7 +193,19 @@ fn which(bin: &str) -> Option<std::path::PathBuf> {
     })
 }
 
+/// Logs how long each stage of `up` took (`VPCSIM_LOG=vpcsim::timing=debug`):
+/// where a big lab's time goes.
+struct Stages(Instant);
+
+impl Stages {
+    fn done(&mut self, stage: &str) {
+        tracing::debug!(target: "vpcsim::timing", "{stage}: {:.1} ms", self.0.elapsed().as_secs_f64() * 1e3);
+        self.0 = Instant::now();
+    }
+}
+
 fn build_lab(state: &mut LabState, network_only: bool) -> anyhow::Result<()> {
+    let mut stages = Stages(Instant::now());
     let lab = state.plan.clone();
     // Rendered before anything is built: a rendering bug fails here, early.
     let mut rulesets = vec![(lab.fabric_ns(), fabric_fw::render(&lab))];
@@ -200,15 +213,18 @@ fn build_lab(state: &mut LabState, network_only: bool) -> anyhow::Result<()> {
         let eni = &lab.enis[nat.eni];
         rulesets.push((lab.namespace(&eni.node), nat_gateway::render(&lab, eni)));
     }
+    stages.done("render rulesets");
     // Before the first process: every one joins it (`down` ends them all).
     crate::cgroup::create(&lab.name)?;
     build::create_namespaces(&lab).context("creating namespaces")?;
+    stages.done("namespaces");
     crash_point("namespaces");
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(build::configure(&lab))
         .context("configuring links and routes")?;
+    stages.done("links, addresses, routes");
     crash_point("links");
     let pending = rulesets
         .iter()
@@ -217,14 +233,18 @@ fn build_lab(state: &mut LabState, network_only: bool) -> anyhow::Result<()> {
     for p in pending {
         p.wait()?;
     }
+    stages.done("nftables");
     crash_point("firewall");
     write_etc(&lab)?;
+    stages.done("etc files");
     // Before any workload sends a packet, so flow logs see it all.
     crate::flowlog::start(state)?;
     // The VPC's DNS and S3 are part of the network, up even with --network-only.
     crate::services::start(state)?;
+    stages.done("flow logs, DNS, S3");
     if !network_only {
         workloads::start_all(state)?;
+        stages.done("workloads");
     }
     crash_point("workloads");
     Ok(())
@@ -243,24 +263,28 @@ fn crash_point(stage: &str) {
 /// shell prompt shows on AWS), the node's name for `fabric`, `internet`, `s3`.
 pub fn hostname(lab: &Lab, node: &str) -> String {
     match lab.eni_by_node(node) {
-        Some(eni) => {
-            let o = eni.private_ip.octets();
-            format!("ip-{}-{}-{}-{}", o[0], o[1], o[2], o[3])
-        }
+        Some(eni) => ec2_hostname(eni.private_ip),
         None => node.to_string(),
     }
 }
 
-/// Each node's /etc/hosts and resolv.conf, bind-mounted over /etc by
+fn ec2_hostname(ip: std::net::Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("ip-{}-{}-{}-{}", o[0], o[1], o[2], o[3])
+}
+
+/// The nodes' /etc/hosts and resolv.conf, bind-mounted over /etc by
 /// `vpcsim exec` and for workloads: instance names and the load balancers'
-/// DNS names resolve inside the lab.
+/// DNS names resolve inside the lab. One copy for the lab; a node gets its
+/// own only where it differs (the internet's resolver; nodes without an
+/// ENI, whose own name is not in the lab's list).
 fn write_etc(lab: &Lab) -> anyhow::Result<()> {
     let mut hosts = String::from("127.0.0.1\tlocalhost\n");
     for eni in &lab.enis {
-        let o = eni.private_ip.octets();
+        let host = ec2_hostname(eni.private_ip);
         hosts.push_str(&format!(
-            "{}\t{} ip-{}-{}-{}-{}.ec2.internal\n",
-            eni.private_ip, eni.node, o[0], o[1], o[2], o[3]
+            "{}\t{} {host}.ec2.internal {host}\n",
+            eni.private_ip, eni.node
         ));
     }
     for lb in &lab.load_balancers {
@@ -270,22 +294,38 @@ fn write_etc(lab: &Lab) -> anyhow::Result<()> {
             }
         }
     }
-    for node in lab.node_names() {
+    let dir = workloads::process::lab_etc_dir(&lab.name);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("hosts"), &hosts)?;
+    let resolv = crate::services::resolv_conf(lab, FABRIC);
+    std::fs::write(dir.join("resolv.conf"), &resolv)?;
+    std::fs::write(
+        dir.join("environment"),
+        crate::services::node_environment(lab),
+    )?;
+    // Each node's hostname (`ip-10-0-20-16`): a line per node, in the lab's
+    // list above for ENIs.
+    let named = lab
+        .enis
+        .iter()
+        .map(|e| (e.node.clone(), ec2_hostname(e.private_ip)));
+    let others = [FABRIC, INTERNET, S3].map(|n| (n.to_string(), n.to_string()));
+    for (node, host) in others.into_iter().chain(named) {
         let dir = workloads::process::etc_dir(&lab.name, &node);
         std::fs::create_dir_all(&dir)?;
-        let hostname = hostname(lab, &node);
-        let mut own = hosts.clone();
-        own.push_str(&format!("127.0.1.1\t{node} {hostname}\n"));
-        std::fs::write(dir.join("hosts"), own)?;
-        std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
-        std::fs::write(
-            dir.join("resolv.conf"),
-            crate::services::resolv_conf(lab, &node),
-        )?;
-        std::fs::write(
-            dir.join("environment"),
-            crate::services::node_environment(lab),
-        )?;
+        std::fs::write(dir.join("hostname"), format!("{host}\n"))?;
+    }
+    for node in [FABRIC, INTERNET, S3] {
+        if !lab.node_names().iter().any(|n| n == node) {
+            continue;
+        }
+        let dir = workloads::process::etc_dir(&lab.name, node);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("hosts"), format!("{hosts}127.0.1.1\t{node}\n"))?;
+        let own = crate::services::resolv_conf(lab, node);
+        if own != resolv {
+            std::fs::write(dir.join("resolv.conf"), own)?;
+        }
     }
     Ok(())
 }

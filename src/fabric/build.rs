@@ -59,16 +59,19 @@ pub fn create_namespaces(lab: &Lab) -> Result<(), FabricError> {
                 .map(|n| lab.enis[n.eni].node.clone()),
         )
         .collect();
-    for node in lab.node_names() {
-        let ns = lab.namespace(&node);
-        let mut sysctls = BASE_SYSCTLS.to_vec();
-        if routers.contains(&node) {
-            sysctls.extend_from_slice(ROUTER_SYSCTLS);
-        }
-        sysctls.extend_from_slice(super::aws_side::sysctls(lab, &node));
-        netns::create(&ns, &sysctls)?;
-    }
-    Ok(())
+    let namespaces: Vec<netns::NewNamespace> = lab
+        .node_names()
+        .into_iter()
+        .map(|node| {
+            let mut sysctls = BASE_SYSCTLS.to_vec();
+            if routers.contains(&node) {
+                sysctls.extend_from_slice(ROUTER_SYSCTLS);
+            }
+            sysctls.extend_from_slice(super::aws_side::sysctls(lab, &node));
+            (lab.namespace(&node), sysctls)
+        })
+        .collect();
+    Ok(netns::create_all(&namespaces)?)
 }
 
 pub(super) struct Ns {

@@ -36,6 +36,9 @@ pub fn start_all(state: &mut LabState) -> anyhow::Result<()> {
     for inst in &instances {
         waits.extend(start_instance(state, inst)?);
     }
+    // Once for the lab, not per instance (each save writes the whole state):
+    // `down` finds unsaved processes by namespace anyway.
+    state.save()?;
     crate::containers::start_all(&state.plan)?;
     if let Some(lb) = state.plan.load_balancers.first() {
         let lab = state.plan.name.clone();
@@ -59,7 +62,8 @@ pub fn start_all(state: &mut LabState) -> anyhow::Result<()> {
 type Check = Box<dyn Fn() -> bool>;
 
 /// Runs an instance's user data (once, like cloud-init) and starts its
-/// built-in workload; returns the readiness checks to wait for.
+/// built-in workload; returns the readiness checks to wait for. The
+/// caller saves the state.
 fn start_instance(
     state: &mut LabState,
     inst: &InstancePlan,
@@ -100,7 +104,6 @@ fn start_instance(
         let ns = state.plan.namespace(&node);
         waits.push((rec, Box::new(move || accepts(&ns, MODEL_PORT))));
     }
-    state.save()?;
     Ok(waits)
 }
 
@@ -224,7 +227,9 @@ pub fn start_node(state: &mut LabState, node: &str) -> anyhow::Result<()> {
         anyhow::bail!("{node} is already running");
     }
     // The old records stay (stopped) as the node's history.
-    for (rec, check) in start_instance(state, &inst)? {
+    let waits = start_instance(state, &inst)?;
+    state.save()?;
+    for (rec, check) in waits {
         wait_for(&rec, &console_log(&state.plan.name, node), check)?;
     }
     Ok(())

@@ -12,6 +12,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, SERVER};
 use hyper::{Method, Request, Response, StatusCode};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -410,204 +412,175 @@ enum PyVal {
 }
 
 /// `json.loads(body)` (UTF-8, BOM allowed, NaN/Infinity accepted like Python).
+///
+/// `serde_json` does the parsing and validation. Two things it cannot do
+/// stay here, small: Python's non-standard `NaN`/`Infinity`/`-Infinity`
+/// tokens (masked before parsing, see [`mask_non_finite`]) and numbers as
+/// Python reads them (arbitrary-precision ints, `1e400` as `inf`, `-0` as
+/// `0`), which need the number's text: every value is taken as a
+/// [`RawValue`] and only its own level decoded, so no crate-wide
+/// `arbitrary_precision` feature changes what other modules' JSON means.
 fn parse_json(body: &[u8]) -> Option<PyVal> {
     let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
     let text = std::str::from_utf8(body).ok()?;
-    let mut p = Parser {
-        s: text.as_bytes(),
-        i: 0,
-    };
-    p.ws();
-    let v = p.value(0)?;
-    p.ws();
-    (p.i == p.s.len()).then_some(v)
+    let (masked, specials) = mask_non_finite(text);
+    let raw: &RawValue = serde_json::from_str(&masked).ok()?;
+    let base = masked.as_ptr() as usize;
+    to_py(raw, &specials, base, 0)
 }
 
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
+/// Replaces each `NaN`, `Infinity` and `-Infinity` token outside strings by
+/// an equally long `0` padded with spaces (so offsets stay put) and returns
+/// the offsets with the float Python reads there. A token counts only where
+/// a value may start (after `[`, `,`, `:` or at the beginning), so `-NaN` or
+/// `1NaN` stay invalid as they are for Python.
+fn mask_non_finite(text: &str) -> (String, Vec<(usize, f64)>) {
+    let s = text.as_bytes();
+    let mut out = s.to_vec();
+    let mut specials = Vec::new();
+    let (mut i, mut in_str, mut prev) = (0, false, b'[');
+    while i < s.len() {
+        let c = s[i];
+        if in_str {
+            match c {
+                b'\\' => i += 1,
+                b'"' => in_str = false,
+                _ => {}
+            }
+        } else if c == b'"' {
+            in_str = true;
+        } else if matches!(prev, b'[' | b',' | b':') {
+            let token = [
+                ("NaN", f64::NAN),
+                ("Infinity", f64::INFINITY),
+                ("-Infinity", f64::NEG_INFINITY),
+            ]
+            .into_iter()
+            .find(|(t, _)| s[i..].starts_with(t.as_bytes()));
+            if let Some((t, f)) = token {
+                out[i] = b'0';
+                out[i + 1..i + t.len()].fill(b' ');
+                specials.push((i, f));
+                i += t.len();
+                prev = b'0';
+                continue;
+            }
+        }
+        if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+            prev = c;
+        }
+        i += 1;
+    }
+    // Only ASCII bytes were replaced by ASCII bytes.
+    (String::from_utf8(out).expect("still UTF-8"), specials)
 }
 
-impl Parser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
-            self.i += 1;
-        }
+/// One already-validated value: containers are split one level with
+/// `serde_json`, leaves decoded as Python would.
+fn to_py(raw: &RawValue, specials: &[(usize, f64)], base: usize, depth: usize) -> Option<PyVal> {
+    // Python raises RecursionError (a 500 in Flask) long before this.
+    if depth > 900 {
+        return None;
     }
-    fn eat(&mut self, lit: &str) -> bool {
-        if self.s[self.i..].starts_with(lit.as_bytes()) {
-            self.i += lit.len();
-            true
-        } else {
-            false
+    let text = raw.get();
+    match text.as_bytes().first()? {
+        b'{' => {
+            let entries: Entries = serde_json::from_str(text).ok()?;
+            let mut items: Vec<(String, PyVal)> = Vec::new();
+            for (k, v) in entries.0 {
+                let v = to_py(v, specials, base, depth + 1)?;
+                match items.iter_mut().find(|(ek, _)| *ek == k) {
+                    Some(slot) => slot.1 = v,
+                    None => items.push((k, v)),
+                }
+            }
+            Some(PyVal::Dict(items))
         }
+        b'[' => {
+            let items: Vec<&RawValue> = serde_json::from_str(text).ok()?;
+            let items: Option<Vec<PyVal>> = items
+                .into_iter()
+                .map(|v| to_py(v, specials, base, depth + 1))
+                .collect();
+            items.map(PyVal::List)
+        }
+        b'"' => serde_json::from_str::<PyString>(text)
+            .ok()
+            .map(|s| PyVal::Str(s.0)),
+        b'-' | b'0'..=b'9' => {
+            let at = text.as_ptr() as usize - base;
+            if let Some((_, f)) = specials.iter().find(|(o, _)| *o == at) {
+                Some(PyVal::Float(*f))
+            } else if text.contains(['.', 'e', 'E']) {
+                // Rust, like Python's float(), reads an overflow as ±inf.
+                text.parse().ok().map(PyVal::Float)
+            } else if text == "-0" {
+                Some(PyVal::Int("0".into()))
+            } else {
+                Some(PyVal::Int(text.to_string()))
+            }
+        }
+        _ => match serde_json::from_str(text).ok()? {
+            serde_json::Value::Bool(b) => Some(PyVal::Bool(b)),
+            _ => Some(PyVal::None),
+        },
     }
-    fn value(&mut self, depth: usize) -> Option<PyVal> {
-        // Python raises RecursionError (a 500 in Flask) long before this.
-        if depth > 900 {
-            return None;
-        }
-        match *self.s.get(self.i)? {
-            b'{' => {
-                self.i += 1;
-                let mut items: Vec<(String, PyVal)> = Vec::new();
-                self.ws();
-                if self.eat("}") {
-                    return Some(PyVal::Dict(items));
-                }
-                loop {
-                    self.ws();
-                    if self.s.get(self.i) != Some(&b'"') {
-                        return None;
-                    }
-                    let k = self.string()?;
-                    self.ws();
-                    if !self.eat(":") {
-                        return None;
-                    }
-                    self.ws();
-                    let v = self.value(depth + 1)?;
-                    match items.iter_mut().find(|(ek, _)| *ek == k) {
-                        Some(slot) => slot.1 = v,
-                        None => items.push((k, v)),
-                    }
-                    self.ws();
-                    if self.eat("}") {
-                        return Some(PyVal::Dict(items));
-                    }
-                    if !self.eat(",") {
-                        return None;
-                    }
-                }
+}
+
+/// An object's members in order, repeated keys included (a map type would
+/// drop the order or the repeats, which Python's dict keeps/resolves).
+struct Entries<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
             }
-            b'[' => {
-                self.i += 1;
-                let mut items = Vec::new();
-                self.ws();
-                if self.eat("]") {
-                    return Some(PyVal::List(items));
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = m.next_key::<PyString>()? {
+                    out.push((k.0, m.next_value()?));
                 }
-                loop {
-                    self.ws();
-                    items.push(self.value(depth + 1)?);
-                    self.ws();
-                    if self.eat("]") {
-                        return Some(PyVal::List(items));
-                    }
-                    if !self.eat(",") {
-                        return None;
-                    }
-                }
+                Ok(Entries(out))
             }
-            b'"' => self.string().map(PyVal::Str),
-            _ if self.eat("null") => Some(PyVal::None),
-            _ if self.eat("true") => Some(PyVal::Bool(true)),
-            _ if self.eat("false") => Some(PyVal::Bool(false)),
-            _ if self.eat("NaN") => Some(PyVal::Float(f64::NAN)),
-            _ if self.eat("Infinity") => Some(PyVal::Float(f64::INFINITY)),
-            _ if self.eat("-Infinity") => Some(PyVal::Float(f64::NEG_INFINITY)),
-            _ => self.number(),
         }
+        d.deserialize_map(V)
     }
-    fn number(&mut self) -> Option<PyVal> {
-        let start = self.i;
-        let digits = |p: &mut Self| {
-            let s = p.i;
-            while p.i < p.s.len() && p.s[p.i].is_ascii_digit() {
-                p.i += 1;
+}
+
+/// A JSON string as Python reads it: lone surrogates are legal there but
+/// not in a Rust string, so they are read as bytes (`serde_json` gives
+/// WTF-8 for them) and each becomes one U+FFFD.
+struct PyString(String);
+
+impl<'de> Deserialize<'de> for PyString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = PyString;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON string")
             }
-            p.i - s
-        };
-        self.eat("-");
-        let int_start = self.i;
-        let n = digits(self);
-        // JSON: no leading zeros, at least one digit.
-        if n == 0 || (n > 1 && self.s[int_start] == b'0') {
-            return None;
-        }
-        let mut float = false;
-        if self.s.get(self.i) == Some(&b'.') {
-            self.i += 1;
-            if digits(self) == 0 {
-                return None;
-            }
-            float = true;
-        }
-        if matches!(self.s.get(self.i), Some(b'e' | b'E')) {
-            self.i += 1;
-            if matches!(self.s.get(self.i), Some(b'+' | b'-')) {
-                self.i += 1;
-            }
-            if digits(self) == 0 {
-                return None;
-            }
-            float = true;
-        }
-        let text = std::str::from_utf8(&self.s[start..self.i]).ok()?;
-        if float {
-            text.parse().ok().map(PyVal::Float)
-        } else if text == "-0" {
-            Some(PyVal::Int("0".into()))
-        } else {
-            Some(PyVal::Int(text.to_string()))
-        }
-    }
-    fn hex4(&mut self) -> Option<u32> {
-        let h = std::str::from_utf8(self.s.get(self.i..self.i + 4)?).ok()?;
-        let v = u32::from_str_radix(h, 16).ok()?;
-        self.i += 4;
-        Some(v)
-    }
-    fn string(&mut self) -> Option<String> {
-        self.i += 1;
-        let mut out = String::new();
-        loop {
-            let start = self.i;
-            while self.i < self.s.len() && !matches!(self.s[self.i], b'"' | b'\\' | 0..=0x1f) {
-                self.i += 1;
-            }
-            out.push_str(std::str::from_utf8(&self.s[start..self.i]).ok()?);
-            match *self.s.get(self.i)? {
-                b'"' => {
-                    self.i += 1;
-                    return Some(out);
-                }
-                b'\\' => {
-                    self.i += 1;
-                    let c = *self.s.get(self.i)?;
-                    self.i += 1;
-                    match c {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
-                        b'u' => {
-                            let hi = self.hex4()?;
-                            let cp = if (0xd800..0xdc00).contains(&hi) && self.eat("\\u") {
-                                let lo = self.hex4()?;
-                                if (0xdc00..0xe000).contains(&lo) {
-                                    0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00)
-                                } else {
-                                    // Python keeps lone surrogates; Rust strings cannot.
-                                    out.push('\u{fffd}');
-                                    lo
-                                }
-                            } else {
-                                hi
-                            };
-                            out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
-                        }
-                        _ => return None,
+            fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<PyString, E> {
+                let mut out = Vec::with_capacity(b.len());
+                let mut i = 0;
+                while i < b.len() {
+                    // WTF-8 surrogate: ED A0..BF xx (nothing else is invalid here).
+                    if b[i] == 0xed && b.get(i + 1).is_some_and(|c| *c >= 0xa0) {
+                        out.extend_from_slice("\u{fffd}".as_bytes());
+                        i += 3;
+                    } else {
+                        out.push(b[i]);
+                        i += 1;
                     }
                 }
-                // Raw control characters: json.loads is strict by default.
-                _ => return None,
+                String::from_utf8(out).map(PyString).map_err(E::custom)
             }
         }
+        d.deserialize_bytes(V)
     }
 }
 
@@ -1000,6 +973,39 @@ mod tests {
             assert_eq!(got, want, "request:\n{raw}");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn json_edges_python_accepts_or_rejects() {
+        use PyVal::*;
+        let list = |b: &str| match parse_json(b.as_bytes()) {
+            Some(List(v)) => Some(v),
+            other => panic!("{b}: {other:?}"),
+        };
+        // Non-finite tokens only where a value starts, never inside strings.
+        let v = list(r#"["NaN", Infinity ,-Infinity, [NaN]]"#).unwrap();
+        assert_eq!(v[0], Str("NaN".into()));
+        assert_eq!(v[1], Float(f64::INFINITY));
+        assert_eq!(v[2], Float(f64::NEG_INFINITY));
+        assert!(matches!(&v[3], List(x) if matches!(x[0], Float(f) if f.is_nan())));
+        for bad in [
+            "[-NaN]",
+            "[1NaN]",
+            "[- Infinity]",
+            "[NaNa]",
+            "{NaN:1}",
+            "[1]x",
+        ] {
+            assert!(parse_json(bad.as_bytes()).is_none(), "{bad}");
+        }
+        // Lone surrogates are legal for Python: one U+FFFD each here.
+        assert_eq!(
+            parse_json(br#""\ud800x\udc00""#),
+            Some(Str("\u{fffd}x\u{fffd}".into()))
+        );
+        // Deeper than serde_json's own recursion limit, as Python allows.
+        let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
+        assert!(list(&deep).is_some());
     }
 
     #[test]

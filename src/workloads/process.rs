@@ -10,9 +10,23 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Per-node files bind-mounted over /etc inside the node's mount namespace.
+/// The lab's files bind-mounted over /etc inside a node's mount namespace
+/// (hosts, resolv.conf) and its `environment`: one copy for the lab, so
+/// their cost does not grow with the square of the lab's size.
+pub fn lab_etc_dir(lab: &str) -> PathBuf {
+    crate::state::lab_dir(lab).join("etc")
+}
+
+/// A node's own versions of those files, for the few nodes that differ.
 pub fn etc_dir(lab: &str, node: &str) -> PathBuf {
-    crate::state::lab_dir(lab).join("etc").join(node)
+    lab_etc_dir(lab).join(node)
+}
+
+/// The node's own `file` if it has one, else the lab's, if any.
+fn etc_file(lab: &str, node: &str, file: &str) -> Option<PathBuf> {
+    [etc_dir(lab, node).join(file), lab_etc_dir(lab).join(file)]
+        .into_iter()
+        .find(|p| p.exists())
 }
 
 /// How far a process started in a node can reach.
@@ -34,16 +48,16 @@ pub enum Reach {
 pub fn enter_node(cmd: &mut Command, lab: &str, node: &str, reach: Reach) -> std::io::Result<()> {
     let ns = netns::open(&crate::topology::plan::namespace(lab, node))
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string()))?;
-    let etc = etc_dir(lab, node);
     let mut binds: Vec<(CString, CString)> = Vec::new();
     for f in ["hosts", "resolv.conf"] {
-        if etc.join(f).exists() {
-            binds.push((cstr(&etc.join(f)), cstr(&Path::new("/etc").join(f))));
+        if let Some(file) = etc_file(lab, node, f) {
+            binds.push((cstr(&file), cstr(&Path::new("/etc").join(f))));
         }
     }
     // The node's environment (`environment` beside its /etc files: the
     // lab's S3 endpoint for the AWS CLI); what the caller set explicitly wins.
-    if let Ok(text) = std::fs::read_to_string(etc.join("environment")) {
+    let environment = etc_file(lab, node, "environment");
+    if let Some(text) = environment.and_then(|f| std::fs::read_to_string(f).ok()) {
         for (k, v) in text.lines().filter_map(|l| l.split_once('=')) {
             if std::env::var_os(k).is_none() {
                 cmd.env(k, v);
@@ -58,7 +72,7 @@ pub fn enter_node(cmd: &mut Command, lab: &str, node: &str, reach: Reach) -> std
     let private_mounts = !binds.is_empty() || confinement.is_some();
     // The node's own hostname (`ip-10-0-20-16` on an instance, as EC2 names
     // it), in a UTS namespace of its own so the machine's stays untouched.
-    let hostname = std::fs::read_to_string(etc.join("hostname"))
+    let hostname = std::fs::read_to_string(etc_dir(lab, node).join("hostname"))
         .ok()
         .map(|h| h.trim().as_bytes().to_vec())
         .filter(|h| !h.is_empty());

@@ -9,6 +9,10 @@ use crate::topology::plan::{aws_id, Protocol, SecurityGroupPlan, SgPeer, SgRuleP
 /// AWS's limit of security groups per network interface.
 pub(super) const MAX_SGS_PER_ENI: usize = 5;
 
+/// AWS's default quota "Inbound or outbound rules per security group"
+/// (Amazon VPC quotas page); each direction counts separately.
+pub(super) const MAX_RULES_PER_DIRECTION: usize = 60;
+
 /// Whether anything uses the `default` security group, by name or by listing
 /// no group at all (then AWS's default group is created).
 pub(super) fn references_default_sg(t: &Topology) -> bool {
@@ -95,6 +99,7 @@ impl Ctx {
         rules: &[model::SgRule],
         names: &Names,
     ) -> Vec<SgRulePlan> {
+        self.rule_quota(i, g, dir, rules.len());
         let mut out = Vec::new();
         for (k, r) in rules.iter().enumerate() {
             let p = format!("security_group[{i}].{dir}[{k}]");
@@ -156,6 +161,26 @@ impl Ctx {
             }
         }
         out
+    }
+
+    /// AWS refuses a 61st inbound (or outbound) rule in one group unless the
+    /// quota is raised, which the lab does not model.
+    fn rule_quota(&mut self, i: usize, g: &model::SecurityGroup, dir: &str, count: usize) {
+        if count > MAX_RULES_PER_DIRECTION {
+            let way = if dir == "ingress" {
+                "inbound"
+            } else {
+                "outbound"
+            };
+            self.err(
+                format!("security_group[{i}].{dir}"),
+                format!(
+                    "security group `{}` has {count} {way} rules; AWS's default quota is {MAX_RULES_PER_DIRECTION} {way} rules per security group",
+                    g.name
+                ),
+                format!("use at most {MAX_RULES_PER_DIRECTION} {dir} rules: merge ports or use larger CIDR blocks, or split the rules over several groups (AWS's quota increase is not modelled)"),
+            );
+        }
     }
 
     /// The security groups of a network interface: the `default` group when
@@ -245,6 +270,47 @@ ingress = [
             ]
         );
         assert!(d[0].message.contains("at most 5"));
+    }
+
+    #[test]
+    fn at_most_sixty_rules_per_direction() {
+        let rules = |n: usize| -> String {
+            (0..n)
+                .map(|k| {
+                    format!(
+                        "  {{ protocol = \"tcp\", ports = \"{}\", cidr = \"0.0.0.0/0\" }},\n",
+                        1000 + k
+                    )
+                })
+                .collect()
+        };
+        let ok = format!(
+            "{NET}[[security_group]]\nname = \"g\"\ningress = [\n{}]\negress = [\n{}]\n",
+            rules(60),
+            rules(60)
+        );
+        lab(&ok);
+        let bad = format!(
+            "{NET}[[security_group]]\nname = \"g\"\ningress = [\n{}]\negress = [\n{}]\n",
+            rules(61),
+            rules(62)
+        );
+        let d = errors(&bad);
+        let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["security_group[0].ingress", "security_group[0].egress"]
+        );
+        assert!(
+            d[0].message.contains("`g` has 61 inbound rules"),
+            "{}",
+            d[0].message
+        );
+        assert!(
+            d[1].message.contains("62 outbound rules"),
+            "{}",
+            d[1].message
+        );
     }
 
     #[test]
