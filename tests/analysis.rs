@@ -264,6 +264,18 @@ fn trace_names_each_failure_and_traffic_agrees() {
         ("request".into(), "source-dest-check".into(), rule.into())
     );
     lab.sh("victim", "ip addr add 10.0.20.99/24 dev eth0");
+    // The ENI port also refuses ARP that announces a forged address (its own
+    // rule): pin the server's MAC so the forged IP packet itself is sent and
+    // meets the source check.
+    let (_, mac) = lab.sh("server", "cat /sys/class/net/eth0/address");
+    let (code, _) = lab.sh(
+        "victim",
+        &format!(
+            "ip neigh replace 10.0.20.16 lladdr {} dev eth0 nud permanent",
+            mac.trim()
+        ),
+    );
+    assert_eq!(code, 0, "pin the server's MAC");
     let (out, drops) = lab.dropped_by(|| {
         lab.sh(
             "victim",
