@@ -8,7 +8,7 @@
 use super::{etc, ApplyError};
 use crate::fabric::build::{self, Additions};
 use crate::fabric::netns;
-use crate::firewall::{self, fabric as fabric_fw, nat_gateway};
+use crate::firewall::{self, fabric as fabric_fw, nat_gateway, ruleset::Ruleset};
 use crate::state::LabState;
 use crate::topology::plan::*;
 use crate::{containers, workloads};
@@ -166,7 +166,7 @@ fn delta(old: Option<&Lab>, new: &Lab) -> Delta {
 }
 
 /// Every namespace's ruleset of `lab`: the fabric's, each NAT gateway's.
-fn rulesets(lab: &Lab) -> Vec<(String, String)> {
+fn rulesets(lab: &Lab) -> Vec<(String, Ruleset)> {
     let mut out = vec![(lab.fabric_ns(), fabric_fw::render(lab))];
     for nat in &lab.nat_gateways {
         let eni = &lab.enis[nat.eni];
@@ -226,12 +226,19 @@ fn carry(state: &mut LabState, old: Option<&Lab>, new: &Lab) -> Result<Report, A
     clock.step(&mut report, "links, addresses, routes");
     crash_point("links");
 
-    // One transaction per namespace whose ruleset differs: atomic, and a
-    // namespace whose rules did not change keeps its counters.
+    // One transaction per namespace whose ruleset differs: atomic, and
+    // only what changed is touched (chains and sets that stay keep their
+    // counters). A namespace that is new (or replaced) gets a full load.
     let pending = new_rules
         .iter()
-        .filter(|(ns, text)| !old_rules.iter().any(|(o, t)| o == ns && t == text))
-        .map(|(ns, text)| firewall::spawn_apply(ns, text))
+        .filter_map(|(ns, rules)| {
+            let kept = !d.born.iter().any(|n| new.namespace(n) == *ns);
+            match old_rules.iter().find(|(o, _)| o == ns) {
+                Some((_, old)) if kept => rules.update_from(old),
+                _ => Some(rules.to_nft()),
+            }
+            .map(|script| firewall::spawn_apply(ns, &script))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     report.rulesets = pending.len();
     for p in pending {
