@@ -125,6 +125,13 @@ fn render_sets(lab: &Lab, t: &mut Table) {
         Some("ENIs with a public IP: the only ones the IGW translates"),
         public,
     );
+    t.set(
+        SetKind::Set,
+        "nat_gateways",
+        "ipv4_addr",
+        Some("NAT gateways: connections through them are always tracked"),
+        lab.nat_gateways.iter().map(|n| lab.enis[n.eni].private_ip),
+    );
     for (i, sg) in lab.security_groups.iter().enumerate() {
         t.set(
             SetKind::Set,
@@ -228,9 +235,33 @@ fn render_forward(lab: &Lab, group_sets: &[(Vec<usize>, Vec<usize>)], t: &mut Ta
             comment("vpce: endpoints carry only connections from the VPC")
         ));
     }
+    // Security groups judge a connection's first packet; conntrack lets the
+    // rest of a tracked connection through whatever the rules become. A
+    // connection untracked at an ENI (its mark bit, set by that ENI's
+    // chain) has every packet judged by that ENI's rules: sent ones by its
+    // egress chain (the initiator's in the original direction, the
+    // responder's in the reply direction), received ones by its ingress.
+    let (i, r) = (UNTRACKED_INITIATOR, UNTRACKED_RESPONDER);
     fwd.rule("ct state new jump sg_egress")
+        .rule(format!(
+            "ct state established ct direction original ct mark & {i:#x} == {i:#x} jump sg_egress"
+        ))
+        .rule(format!(
+            "ct state established ct direction reply ct mark & {r:#x} == {r:#x} jump sg_egress"
+        ))
+        .rule(format!(
+            "ct state new rt ip nexthop @nat_gateways ct mark set ct mark & {:#x} {}",
+            !i,
+            comment("tracked: connections through a NAT gateway always are")
+        ))
         .rule("jump nacl")
-        .rule("ct state new jump sg_ingress");
+        .rule("ct state new jump sg_ingress")
+        .rule(format!(
+            "ct state established ct direction original ct mark & {r:#x} == {r:#x} jump sg_ingress"
+        ))
+        .rule(format!(
+            "ct state established ct direction reply ct mark & {i:#x} == {i:#x} jump sg_ingress"
+        ));
     // Whatever reaches the end of the chain is accepted: a flow log packet.
     if !lab.flow_logs.is_empty() {
         fwd.rule(flow_log_statement(None));
@@ -322,6 +353,86 @@ fn render_nacl(lab: &Lab, idx: usize, nacl: &NaclPlan, dir: Direction, t: &mut T
     ));
 }
 
+/// conntrack mark bits of a connection that AWS does not track at the
+/// initiator's ENI, at the responder's.
+const UNTRACKED_INITIATOR: u32 = 0x1;
+const UNTRACKED_RESPONDER: u32 = 0x2;
+
+fn sg_rules(sg: &SecurityGroupPlan, dir: Direction) -> &[SgRulePlan] {
+    match dir {
+        Direction::Inbound => &sg.ingress,
+        Direction::Outbound => &sg.egress,
+    }
+}
+
+fn everywhere(peer: &SgPeer) -> bool {
+    matches!(peer, SgPeer::Cidr(c) if c.prefix_len() == 0)
+}
+
+/// Whether an ENI with `groups` allows every response of `protocol` (tcp or
+/// udp) in direction `dir`: a rule for 0.0.0.0/0 and all ports, 0-65535.
+fn allows_all_responses(lab: &Lab, groups: &[usize], dir: Direction, protocol: Protocol) -> bool {
+    groups
+        .iter()
+        .flat_map(|&g| sg_rules(&lab.security_groups[g], dir))
+        .any(|r| {
+            everywhere(&r.peer)
+                && (r.protocol == Protocol::All
+                    || (r.protocol == protocol
+                        && r.ports.is_none_or(|p| p.from == 0 && p.to == 65535)))
+        })
+}
+
+/// The rules that mark a new connection untracked at an ENI with `groups`,
+/// AWS's "untracked connections": a rule in `dir` permits the TCP or UDP
+/// flow for all addresses (0.0.0.0/0), and a rule in the other direction
+/// permits all its responses. ICMP is always tracked. An egress chain marks
+/// the initiator's side, an ingress chain the responder's.
+fn untracked_marks(lab: &Lab, groups: &[usize], dir: Direction) -> Vec<String> {
+    let (bit, word, other, peer_word) = match dir {
+        Direction::Outbound => (UNTRACKED_INITIATOR, "egress", "ingress", "to"),
+        Direction::Inbound => (UNTRACKED_RESPONDER, "ingress", "egress", "from"),
+    };
+    let opposite = match dir {
+        Direction::Outbound => Direction::Inbound,
+        Direction::Inbound => Direction::Outbound,
+    };
+    let mut marks = Vec::new();
+    for &g in groups {
+        let sg = &lab.security_groups[g];
+        for r in sg_rules(sg, dir).iter().filter(|r| everywhere(&r.peer)) {
+            let candidates: &[Protocol] = match r.protocol {
+                Protocol::All => &[Protocol::Tcp, Protocol::Udp],
+                Protocol::Tcp => &[Protocol::Tcp],
+                Protocol::Udp => &[Protocol::Udp],
+                Protocol::Icmp => &[],
+            };
+            let untracked: Vec<Protocol> = candidates
+                .iter()
+                .copied()
+                .filter(|&p| allows_all_responses(lab, groups, opposite, p))
+                .collect();
+            let matches = match (r.protocol, untracked.as_slice()) {
+                (_, []) => continue,
+                (Protocol::All, [p]) => format!("meta l4proto {} ", p.name()),
+                (Protocol::All, _) => "meta l4proto { tcp, udp } ".to_string(),
+                (p, _) => proto_match(p, r.ports),
+            };
+            let names: Vec<&str> = untracked.iter().map(|p| p.name()).collect();
+            marks.push(format!(
+                "ct state new {matches}counter ct mark set ct mark | {bit:#x} {}",
+                comment(&format!(
+                    "untracked: sg {} {word} {} {peer_word} 0.0.0.0/0, {other} allows all {} responses",
+                    sg.name,
+                    describe(r.protocol, r.ports),
+                    names.join("/")
+                ))
+            ));
+        }
+    }
+    marks
+}
+
 fn render_sg_chain(lab: &Lab, groups: &[usize], dir: Direction, t: &mut Table) {
     let (field, word) = match dir {
         Direction::Inbound => ("saddr", "ingress"),
@@ -332,13 +443,12 @@ fn render_sg_chain(lab: &Lab, groups: &[usize], dir: Direction, t: &mut Table) {
         .map(|&g| lab.security_groups[g].name.as_str())
         .collect();
     let chain = t.chain(&sg_chain_name(groups, dir), None);
+    for rule in untracked_marks(lab, groups, dir) {
+        chain.rule(rule);
+    }
     for &g in groups {
         let sg = &lab.security_groups[g];
-        let rules = match dir {
-            Direction::Inbound => &sg.ingress,
-            Direction::Outbound => &sg.egress,
-        };
-        for r in rules {
+        for r in sg_rules(sg, dir) {
             let (addr, peer) = match &r.peer {
                 SgPeer::Cidr(c) if c.prefix_len() == 0 => (String::new(), c.to_string()),
                 SgPeer::Cidr(c) => (format!("ip {field} {c} "), c.to_string()),
@@ -709,5 +819,143 @@ inbound = [
         assert!(ports[1]
             .starts_with("iifname @eni_ports iifname . ether saddr != @port_mac counter drop"));
         assert!(ports[2].starts_with("ether type arp iifname @eni_ports iifname . arp saddr ip . arp saddr ether != @port_arp counter drop"));
+    }
+
+    /// One instance in one subnet with group `web` of the given rules, and
+    /// a NAT gateway; the lab's ruleset.
+    fn web(ingress: &str, egress: &str) -> String {
+        let text = format!(
+            r#"name = "u"
+[vpc]
+cidr = "10.0.0.0/16"
+[internet_gateway]
+name = "igw"
+[[subnet]]
+name = "a"
+cidr = "10.0.1.0/24"
+az = "us-east-1a"
+route_table = "rt"
+[[route_table]]
+name = "rt"
+routes = [{{ destination = "0.0.0.0/0", target = "igw" }}]
+[[nat_gateway]]
+name = "nat"
+subnet = "a"
+[[security_group]]
+name = "web"
+ingress = [{ingress}]
+egress = [{egress}]
+[[instance]]
+name = "w"
+subnet = "a"
+security_groups = ["web"]
+"#
+        );
+        let lab = crate::topology::parse(&text, std::path::Path::new("."))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        render(&lab).to_nft()
+    }
+
+    /// The mark rules of chain `name`.
+    fn marks<'a>(rules: &'a str, name: &str) -> Vec<&'a str> {
+        chain(rules, name)
+            .into_iter()
+            .filter(|r| r.contains("ct mark set"))
+            .collect()
+    }
+
+    #[test]
+    fn aws_example_port_80_from_anywhere_is_untracked_ssh_and_icmp_are_not() {
+        // AWS's own example: ingress 22 from one address, 80 and ICMP from
+        // anywhere; egress all traffic to anywhere.
+        let rules = web(
+            r#"{ protocol = "tcp", ports = "22", cidr = "203.0.113.1/32" },
+  { protocol = "tcp", ports = "80", cidr = "0.0.0.0/0" },
+  { protocol = "icmp", cidr = "0.0.0.0/0" }"#,
+            r#"{ protocol = "all", cidr = "0.0.0.0/0" }"#,
+        );
+        assert_eq!(
+            marks(&rules, "sg_in_0"),
+            ["ct state new tcp dport 80 counter ct mark set ct mark | 0x2 comment \"untracked: sg web ingress tcp/80 from 0.0.0.0/0, egress allows all tcp responses\""]
+        );
+        // The mark comes before the rule that lets the packet in.
+        assert!(chain(&rules, "sg_in_0")[0].contains("ct mark set"));
+        // Outbound connections: no inbound rule allows all their responses.
+        assert!(marks(&rules, "sg_out_0").is_empty());
+    }
+
+    #[test]
+    fn all_traffic_both_ways_is_untracked_on_both_sides_for_tcp_and_udp_only() {
+        let all = r#"{ protocol = "all", cidr = "0.0.0.0/0" }"#;
+        let rules = web(all, all);
+        assert_eq!(
+            marks(&rules, "sg_out_0"),
+            ["ct state new meta l4proto { tcp, udp } counter ct mark set ct mark | 0x1 comment \"untracked: sg web egress all to 0.0.0.0/0, ingress allows all tcp/udp responses\""]
+        );
+        assert_eq!(marks(&rules, "sg_in_0").len(), 1);
+        assert!(marks(&rules, "sg_in_0")[0].contains("| 0x2 "));
+        // Responses must be allowed for all ports, 0-65535: an ephemeral
+        // range is not enough, and a narrower address is not everywhere.
+        for egress in [
+            r#"{ protocol = "tcp", ports = "1024-65535", cidr = "0.0.0.0/0" }"#,
+            r#"{ protocol = "tcp", ports = "0-65535", cidr = "10.0.0.0/8" }"#,
+            r#"{ protocol = "udp", ports = "0-65535", cidr = "0.0.0.0/0" }"#,
+        ] {
+            let rules = web(
+                r#"{ protocol = "tcp", ports = "80", cidr = "0.0.0.0/0" }"#,
+                egress,
+            );
+            assert!(marks(&rules, "sg_in_0").is_empty(), "{egress}");
+        }
+        let rules = web(
+            r#"{ protocol = "tcp", ports = "80", cidr = "0.0.0.0/0" }"#,
+            r#"{ protocol = "tcp", ports = "0-65535", cidr = "0.0.0.0/0" }"#,
+        );
+        assert_eq!(marks(&rules, "sg_in_0").len(), 1);
+    }
+
+    #[test]
+    fn canary_connections_are_all_tracked() {
+        // Its groups answer on 1024-65535 only: every flow is tracked, so
+        // removing a rule never cuts an established connection there.
+        let rules = render(&canary()).to_nft();
+        assert!(!rules.contains("ct mark set ct mark |"));
+    }
+
+    #[test]
+    fn marked_connections_meet_the_rules_of_their_untracked_side_on_every_packet() {
+        let rules = web(
+            r#"{ protocol = "all", cidr = "0.0.0.0/0" }"#,
+            r#"{ protocol = "all", cidr = "0.0.0.0/0" }"#,
+        );
+        let forward = chain(&rules, "forward");
+        let at = |r: &str| {
+            forward
+                .iter()
+                .position(|l| *l == r)
+                .unwrap_or_else(|| panic!("no `{r}` in {forward:#?}"))
+        };
+        let egress = [
+            at("ct state new jump sg_egress"),
+            // the initiator's packets, by its egress; the responder's, by its
+            at("ct state established ct direction original ct mark & 0x1 == 0x1 jump sg_egress"),
+            at("ct state established ct direction reply ct mark & 0x2 == 0x2 jump sg_egress"),
+        ];
+        let nacl = at("jump nacl");
+        let ingress = [
+            at("ct state new jump sg_ingress"),
+            at("ct state established ct direction original ct mark & 0x2 == 0x2 jump sg_ingress"),
+            at("ct state established ct direction reply ct mark & 0x1 == 0x1 jump sg_ingress"),
+        ];
+        // SG egress, then NACLs, then SG ingress, as on AWS.
+        assert!(egress.iter().all(|&e| e < nacl) && ingress.iter().all(|&i| i > nacl));
+        // Through a NAT gateway a connection is tracked at its initiator.
+        let nat = at("ct state new rt ip nexthop @nat_gateways ct mark set ct mark & 0xfffffffe comment \"tracked: connections through a NAT gateway always are\"");
+        assert!(nat > egress[0]);
+        let set = rules
+            .lines()
+            .find(|l| l.contains("set nat_gateways "))
+            .unwrap();
+        assert!(set.contains("elements = { 10.0.1."), "{set}");
     }
 }
