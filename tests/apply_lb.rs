@@ -122,13 +122,18 @@ rules = [{{ priority = 10, path_pattern = "/both/*", forward = [{{ target_group 
     )
 }
 
-/// Carries `toml` out on the running lab's load balancer: the daemon's part
-/// of `vpcsim apply` (the plan it is handed once the fabric is changed).
-fn apply(lab: &TestLab, toml: &str) {
-    let text = common::set_name(toml, &lab.name);
-    let plan = vpcsim::topology::parse(&text, Path::new("."))
-        .unwrap_or_else(|e| panic!("edited topology invalid: {e:?}"));
-    vpcsim::lb::client::reconfigure(&lab.name, &plan).expect("reconfigure");
+/// `vpcsim apply` of `toml` (renamed to the lab) on the running lab; the
+/// plan it printed.
+fn apply(lab: &TestLab, toml: &str) -> String {
+    std::fs::write(&lab.file, common::set_name(toml, &lab.name)).unwrap();
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "vpcsim apply: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 fn dns_name(lab: &TestLab) -> String {
@@ -253,7 +258,11 @@ fn weights_and_targets_change_under_requests_in_flight() {
         "{ target_group = \"tg-a\", weight = 0 }, { target_group = \"tg-b\", weight = 100 }",
     );
     assert_ne!(weights, toml);
-    apply(&lab, &weights);
+    let plan = apply(&lab, &weights);
+    assert!(
+        plan.contains("~ listener alb:80: weights tg-a 100 -> 0, tg-b 0 -> 100"),
+        "{plan}"
+    );
     assert!(get(&lab, 10, &format!("http://{dns}/who"))
         .iter()
         .all(|w| w == "echo-b"));
@@ -287,7 +296,11 @@ fn weights_and_targets_change_under_requests_in_flight() {
         "targets = [\"echo-b\"]",
     );
     assert_ne!(fewer, weights);
-    apply(&lab, &fewer);
+    let plan = apply(&lab, &fewer);
+    assert!(
+        plan.contains("- target echo-a:8000 from tg-both (draining, 60 s)"),
+        "{plan}"
+    );
     let s = query_status(&lab.name).unwrap();
     assert_eq!(
         target_state(&s, "tg-both", "echo-a").as_deref(),
@@ -341,7 +354,8 @@ fn listeners_and_health_checks_change_live() {
     assert_eq!(on_8080(), [""]);
     let listener = "\n[[load_balancer.listener]]\nport = 8080\ndefault_forward = [{ target_group = \"tg-b\", weight = 1 }]\n";
     let more = format!("{toml}{listener}");
-    apply(&lab, &more);
+    let plan = apply(&lab, &more);
+    assert!(plan.contains("+ listener alb:8080"), "{plan}");
     assert_eq!(on_8080(), ["echo-b"]);
     let s = query_status(&lab.name).unwrap();
     let ports: Vec<u16> = s.load_balancers[0]
@@ -365,7 +379,8 @@ fn listeners_and_health_checks_change_live() {
         1,
     );
     assert_ne!(missing, toml);
-    apply(&lab, &missing);
+    let plan = apply(&lab, &missing);
+    assert!(plan.contains("~ target group tg-b"), "{plan}");
     let s = wait_status(&lab, "echo-b unhealthy in tg-b", |s| {
         target_state(s, "tg-b", "echo-b").as_deref() == Some("unhealthy")
     });

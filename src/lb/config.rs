@@ -215,7 +215,12 @@ impl Config {
             let idle = Duration::from_secs(lb.idle_timeout_s.max(1) as u64);
             for &e in &lb.nodes {
                 let eni = &plan.enis[e];
-                let kept = old.and_then(|o| o.nodes.iter().find(|n| n.node.name == eni.node));
+                // A node whose address changed is a new ENI in a new namespace.
+                let kept = old.and_then(|o| {
+                    o.nodes
+                        .iter()
+                        .find(|n| n.node.name == eni.node && n.node.private_ip == eni.private_ip)
+                });
                 let node = match kept {
                     Some(n) => n.node.clone(),
                     None => (ctx.new_node)(
