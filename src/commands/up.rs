@@ -208,10 +208,13 @@ fn build_lab(state: &mut LabState, network_only: bool) -> anyhow::Result<()> {
     let mut stages = Stages(Instant::now());
     let lab = state.plan.clone();
     // Rendered before anything is built: a rendering bug fails here, early.
-    let mut rulesets = vec![(lab.fabric_ns(), fabric_fw::render(&lab))];
+    let mut rulesets = vec![(lab.fabric_ns(), fabric_fw::render(&lab).to_nft())];
     for nat in &lab.nat_gateways {
         let eni = &lab.enis[nat.eni];
-        rulesets.push((lab.namespace(&eni.node), nat_gateway::render(&lab, eni)));
+        rulesets.push((
+            lab.namespace(&eni.node),
+            nat_gateway::render(&lab, eni).to_nft(),
+        ));
     }
     stages.done("render rulesets");
     // Before the first process: every one joins it (`down` ends them all).

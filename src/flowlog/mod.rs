@@ -152,7 +152,7 @@ mod tests {
     fn fabric_logs_drops_with_their_side_only_when_flow_logs_exist() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/canary.toml");
         let mut lab = crate::topology::load(&path).unwrap();
-        let plain = crate::firewall::fabric::render(&lab);
+        let plain = crate::firewall::fabric::render(&lab).to_nft();
         assert!(!plain.contains(" log "));
         lab.flow_logs.push(FlowLogPlan {
             id: "fl-0".into(),
@@ -160,7 +160,7 @@ mod tests {
             traffic_type: TrafficType::All,
             interval_s: 60,
         });
-        let text = crate::firewall::fabric::render(&lab);
+        let text = crate::firewall::fabric::render(&lab).to_nft();
         for rule in [
             "counter log prefix \"vpcsim:D:nacl private inbound rule * deny\" group 1 drop",
             "counter log prefix \"vpcsim:S:nacl public outbound rule * deny\" group 1 drop",

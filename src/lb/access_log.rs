@@ -11,13 +11,14 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 pub struct Entry {
     pub time: SystemTime,
     pub created: SystemTime,
+    /// The load balancer's index in the log's [`Names`].
     pub lb: usize,
     pub port: u16,
     pub client: SocketAddr,
@@ -34,6 +35,7 @@ pub struct Entry {
     pub path: Option<PathAndQuery>,
     pub version: Version,
     pub user_agent: Option<HeaderValue>,
+    /// The target group's index in the log's [`Names`].
     pub group: Option<usize>,
     pub trace_id: HeaderValue,
     pub priority: Option<u32>,
@@ -100,6 +102,7 @@ const QUEUE: usize = 16 * 1024;
 pub struct AccessLog {
     tx: mpsc::Sender<Entry>,
     dropped: Arc<AtomicU64>,
+    names: Arc<Mutex<Names>>,
 }
 
 impl AccessLog {
@@ -113,24 +116,54 @@ impl AccessLog {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// The index that stands for load balancer `elb` (`app/<name>/<id>`) in
+    /// records.
+    pub fn elb_id(&self, elb: &str) -> usize {
+        intern(&mut self.lock().elb, elb)
+    }
+
+    /// The index that stands for target group `arn` in records.
+    pub fn arn_id(&self, arn: &str) -> usize {
+        intern(&mut self.lock().arn, arn)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Names only grow: a record formatted after a reconfiguration still
+/// finds the names of the load balancer and group that served it.
+fn intern(names: &mut Vec<String>, name: &str) -> usize {
+    match names.iter().position(|n| n == name) {
+        Some(i) => i,
+        None => {
+            names.push(name.to_string());
+            names.len() - 1
+        }
+    }
 }
 
 /// Names the writer needs to print a record.
+#[derive(Default)]
 pub struct Names {
-    /// Per load balancer: `app/<name>/<id>`.
+    /// `app/<name>/<id>` of load balancers.
     pub elb: Vec<String>,
-    /// Per target group.
+    /// ARNs of target groups.
     pub arn: Vec<String>,
 }
 
 /// Starts the writer task; the log file is appended to (a daemon restart
 /// keeps earlier lines).
-pub fn start(path: &Path, names: Names) -> std::io::Result<AccessLog> {
+pub fn start(path: &Path) -> std::io::Result<AccessLog> {
     let mut file = std::fs::File::options()
         .create(true)
         .append(true)
         .open(path)?;
     let (tx, mut rx) = mpsc::channel::<Entry>(QUEUE);
+    let names = Arc::new(Mutex::new(Names::default()));
+    let known = names.clone();
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
         let mut out = String::with_capacity(BATCH * 400);
@@ -139,8 +172,11 @@ pub fn start(path: &Path, names: Names) -> std::io::Result<AccessLog> {
             if n == 0 {
                 break;
             }
-            for e in batch.drain(..) {
-                format_entry(&mut out, &e, &names);
+            {
+                let names = known.lock().unwrap_or_else(|e| e.into_inner());
+                for e in batch.drain(..) {
+                    format_entry(&mut out, &e, &names);
+                }
             }
             // tmpfs: a write is a memory copy, fine on the runtime.
             let _ = file.write_all(out.as_bytes());
@@ -158,6 +194,7 @@ pub fn start(path: &Path, names: Names) -> std::io::Result<AccessLog> {
     Ok(AccessLog {
         tx,
         dropped: Arc::default(),
+        names,
     })
 }
 
