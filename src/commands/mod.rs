@@ -1,6 +1,7 @@
 //! The CLI verbs. Each returns `anyhow::Result`; `UsageError` in the chain
 //! means bad input (exit code 2).
 
+pub mod apply;
 pub mod down;
 pub mod exec;
 pub mod export;

@@ -93,6 +93,9 @@ impl std::str::FromStr for Record {
     }
 }
 
+/// The flow log daemon's process role in the lab's state.
+pub const ROLE: &str = "flow-logs";
+
 pub fn log_file(lab: &str) -> PathBuf {
     crate::state::lab_dir(lab).join("flow-logs.log")
 }
@@ -116,7 +119,7 @@ pub fn start(state: &mut crate::state::LabState) -> anyhow::Result<()> {
     let rec = crate::workloads::process::spawn_detached(
         &lab,
         crate::topology::plan::FABRIC,
-        "flow-logs",
+        ROLE,
         crate::workloads::process::Reach::Hypervisor,
         cmd,
         &log,
