@@ -326,8 +326,9 @@ fn daemons(
 }
 
 /// The ALB daemon: started when the lab gains its first load balancer (or
-/// lost the node it ran in), stopped with the last, restarted when the
-/// load balancers' configuration changed.
+/// lost the node it ran in), stopped with the last; a running one takes a
+/// changed configuration live, as ELBv2 does (requests in flight finish,
+/// metrics and health history stay).
 fn alb(
     state: &mut LabState,
     old: Option<&Lab>,
@@ -352,6 +353,14 @@ fn alb(
         serde_json::json!([l.load_balancers, l.target_groups, l.web_acls, nodes, ips])
     };
     if running && same(old, new, config) {
+        return Ok(());
+    }
+    if running && !new.load_balancers.is_empty() {
+        crate::lb::client::reconfigure(&new.name, new).map_err(|e| ApplyError::Component {
+            what: "reconfiguring the ALB daemon",
+            source: e.into(),
+        })?;
+        report.daemons.push(workloads::ALB_ROLE.into());
         return Ok(());
     }
     if running {

@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 
 /// The account id printed in ARNs (the one AWS documentation uses).
 const ACCOUNT: &str = "123456789012";
@@ -49,7 +49,7 @@ pub struct Node {
 
 /// A listener bound in a node's namespace: one accept task per worker.
 pub struct Binding {
-    pub accepts: Vec<AbortHandle>,
+    pub accepts: Vec<JoinHandle<()>>,
     /// Tells the listener's open connections to close after the request in
     /// progress.
     pub unbound: watch::Sender<bool>,
@@ -89,19 +89,23 @@ impl Node {
         self.bound().insert(port, b);
     }
 
-    /// Closes the listening sockets of ports not in `keep`; their
-    /// connections finish the request in progress, then close.
-    pub fn unbind_except(&self, keep: &[u16]) {
+    /// Stops listening on ports not in `keep`; their connections finish
+    /// the request in progress, then close. The sockets are closed when
+    /// the accept tasks returned have ended.
+    pub fn unbind_except(&self, keep: &[u16]) -> Vec<JoinHandle<()>> {
+        let mut ended = Vec::new();
         self.bound().retain(|port, b| {
             if keep.contains(port) {
                 return true;
             }
-            for a in &b.accepts {
-                a.abort();
-            }
             b.unbound.send_replace(true);
+            for a in b.accepts.drain(..) {
+                a.abort();
+                ended.push(a);
+            }
             false
         });
+        ended
     }
 }
 
@@ -211,7 +215,12 @@ impl Config {
             let idle = Duration::from_secs(lb.idle_timeout_s.max(1) as u64);
             for &e in &lb.nodes {
                 let eni = &plan.enis[e];
-                let kept = old.and_then(|o| o.nodes.iter().find(|n| n.node.name == eni.node));
+                // A node whose address changed is a new ENI in a new namespace.
+                let kept = old.and_then(|o| {
+                    o.nodes
+                        .iter()
+                        .find(|n| n.node.name == eni.node && n.node.private_ip == eni.private_ip)
+                });
                 let node = match kept {
                     Some(n) => n.node.clone(),
                     None => (ctx.new_node)(

@@ -84,7 +84,7 @@ pub async fn serve(b: Arc<Balancer>, listener: tokio::net::UnixListener) {
                     ..Default::default()
                 },
                 Ok(ControlRequest::Reconfigure { plan }) => ControlResponse {
-                    error: b.reconfigure(*plan).err().map(|e| e.to_string()),
+                    error: b.reconfigure(*plan).await.err().map(|e| e.to_string()),
                     ..Default::default()
                 },
                 Err(e) => ControlResponse {

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// Everything the daemon serves, shared by all nodes' threads.
 pub struct Balancer {
@@ -232,7 +233,8 @@ impl Balancer {
             waf_log: Mutex::new(waf_log),
             health: Mutex::default(),
         });
-        b.activate(None, drains, staged, fresh);
+        // A first configuration unbinds nothing.
+        let _ = b.activate(None, drains, staged, fresh);
         Ok(b)
     }
 
@@ -246,12 +248,22 @@ impl Balancer {
     /// targets that left it drain, new ones start `initial`; new listeners
     /// and nodes are bound (their namespaces must exist), removed ones
     /// unbound. On error nothing has changed.
-    pub fn reconfigure(self: &Arc<Self>, plan: Lab) -> Result<(), LbError> {
-        let _one = self.changing.lock().unwrap_or_else(|e| e.into_inner());
-        self.reconfigure_locked(plan)
+    /// Returns once removed listeners' sockets are closed.
+    pub async fn reconfigure(self: &Arc<Self>, plan: Lab) -> Result<(), LbError> {
+        let unbound = {
+            let _one = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+            self.reconfigure_locked(plan)?
+        };
+        for accept in unbound {
+            // Cancelled: its socket is closed.
+            let _ = accept.await;
+        }
+        Ok(())
     }
 
-    fn reconfigure_locked(self: &Arc<Self>, plan: Lab) -> Result<(), LbError> {
+    /// Swaps in the configuration for `plan`; returns the accept tasks of
+    /// the listeners it removed (ending).
+    fn reconfigure_locked(self: &Arc<Self>, plan: Lab) -> Result<Vec<JoinHandle<()>>, LbError> {
         let old = self.config();
         let mut waf_log = self.waf_log.lock().unwrap_or_else(|e| e.into_inner());
         let (cfg, changes, staged, fresh) = Parts {
@@ -267,20 +279,19 @@ impl Balancer {
         // whichever configuration a request reads.
         let drains = changes.carry_out();
         self.config.store(Arc::new(cfg));
-        self.activate(Some(&old), drains, staged, fresh);
-        Ok(())
+        Ok(self.activate(Some(&old), drains, staged, fresh))
     }
 
     /// After a configuration is swapped in: targets that left it drain,
-    /// new nodes' threads and new listeners start, removed ones stop, and
-    /// the health checks it needs run.
+    /// new nodes' threads and new listeners start, removed ones stop (their
+    /// accept tasks are returned), and the health checks it needs run.
     fn activate(
         self: &Arc<Self>,
         old: Option<&Config>,
         drains: Vec<(Arc<Registered>, Duration)>,
         staged: Vec<Staged>,
         fresh: Vec<Fresh>,
-    ) {
+    ) -> Vec<JoinHandle<()>> {
         let cfg = self.config();
         for (t, delay) in drains {
             self.drain(t, delay);
@@ -316,18 +327,19 @@ impl Balancer {
                         socket,
                         unbound.subscribe(),
                     );
-                    s.node.workers[worker].spawn(task).abort_handle()
+                    s.node.workers[worker].spawn(task)
                 })
                 .collect();
             s.node.bind(s.port, Binding { accepts, unbound });
         }
+        let mut unbound = Vec::new();
         for n in &cfg.nodes {
             let ports: Vec<u16> = cfg.lbs[n.lb].listeners.iter().map(|l| l.port).collect();
-            n.node.unbind_except(&ports);
+            unbound.extend(n.node.unbind_except(&ports));
         }
         for n in old.iter().flat_map(|o| &o.nodes) {
             if !cfg.nodes.iter().any(|v| v.node.id == n.node.id) {
-                n.node.unbind_except(&[]);
+                unbound.extend(n.node.unbind_except(&[]));
                 n.node.retired.send_replace(true);
             }
         }
@@ -337,6 +349,7 @@ impl Balancer {
                 cfg.nodes[ni].node.workers[0].spawn(super::health::run(self.clone(), key));
             }
         }
+        unbound
     }
 
     /// Whether health check `key` is to end (no configuration has it now);
@@ -375,7 +388,8 @@ impl Balancer {
                 port,
             })?;
         super::router::apply_weights(&mut listener.default_forward, &old.plan, weights)?;
-        self.reconfigure_locked(plan)
+        // Only weights change: no listener is unbound.
+        self.reconfigure_locked(plan).map(drop)
     }
 
     /// `deregister-targets`: the target gets no new requests at once; it
