@@ -130,7 +130,7 @@ pub fn run(
 }
 
 /// Templates -> stacks -> the topology -> the same validation as TOML.
-fn load_templates(
+pub fn load_templates(
     files: &[std::path::PathBuf],
     cfn: &TemplateOptions,
 ) -> anyhow::Result<(Lab, stacks::Imported)> {

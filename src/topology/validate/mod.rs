@@ -136,6 +136,7 @@ impl Ctx {
             s3: None,
             flow_logs,
             web_acls: vec![],
+            origins: t.origins.clone(),
         })
     }
 }
