@@ -125,6 +125,15 @@ fn delta(old: Option<&Lab>, new: &Lab) -> Delta {
         .filter(|s| !kept_subnet(s, new))
         .map(|s| s.bridge.clone())
         .collect();
+    // A removed ENI's veth goes by name too: the ALB daemon (in the fabric)
+    // may still hold sockets in a load balancer node's namespace, which
+    // then outlives its removal for a while, and its veth with it.
+    links_gone.extend(
+        old.enis
+            .iter()
+            .filter(|o| gone.contains(&o.node))
+            .map(|o| o.host_if.clone()),
+    );
     // With the S3 side gone, its namespace takes the endpoint links along.
     if new.s3.is_some() {
         links_gone.extend(
@@ -340,8 +349,8 @@ fn daemons(
     Ok(())
 }
 
-/// The ALB daemon: started when the lab gains its first load balancer (or
-/// lost the node it ran in), stopped with the last; a running one takes a
+/// The ALB daemon: started when the lab gains its first load balancer,
+/// stopped with the last; a running one takes a
 /// changed configuration live, as ELBv2 does (requests in flight finish,
 /// metrics and health history stay).
 fn alb(
