@@ -213,26 +213,24 @@ impl QueryLog {
         })
     }
 
-    fn record(&mut self, query: &[u8], reply: &[u8], peer: SocketAddr) {
+    fn record(&mut self, reply: &dns::Reply, peer: SocketAddr) {
+        use hickory_proto::op::ResponseCode;
         use std::io::Write;
-        let Some((name, qtype)) = dns::question(query) else {
+        let Some(question) = &reply.question else {
             return;
         };
-        let rcode = match reply.get(3).map(|b| b & 0x0f) {
-            Some(0) => "NOERROR",
-            Some(1) => "FORMERR",
-            Some(3) => "NXDOMAIN",
-            Some(4) => "NOTIMP",
+        let rcode = match reply.rcode {
+            ResponseCode::NoError => "NOERROR",
+            ResponseCode::FormErr => "FORMERR",
+            ResponseCode::NXDomain => "NXDOMAIN",
+            ResponseCode::NotImp => "NOTIMP",
             _ => "SERVFAIL",
         };
-        let qtype = match qtype {
+        let qtype = match u16::from(question.query_type()) {
             1 => "A".to_string(),
             28 => "AAAA".to_string(),
             n => format!("TYPE{n}"),
         };
-        let answers = reply
-            .get(6..8)
-            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
         let node = match peer.ip() {
             std::net::IpAddr::V4(ip) => self.nodes.get(&ip).cloned(),
             _ => None,
@@ -242,11 +240,11 @@ impl QueryLog {
             "region": self.region,
             "vpc_id": self.vpc_id,
             "query_timestamp": s3::iso_time(std::time::SystemTime::now()),
-            "query_name": format!("{name}."),
+            "query_name": question.name().to_ascii(),
             "query_type": qtype,
             "query_class": "IN",
             "rcode": rcode,
-            "answer_count": answers,
+            "answer_count": reply.answers,
             "srcaddr": peer.ip().to_string(),
             "srcport": peer.port().to_string(),
             "transport": "UDP",
@@ -268,9 +266,9 @@ async fn serve_dns(sock: tokio::net::UdpSocket, zone: Arc<dns::Zone>, mut log: O
             continue;
         };
         if let Some(reply) = zone.answer(&buf[..n]) {
-            let _ = sock.send_to(&reply, peer).await;
+            let _ = sock.send_to(&reply.wire, peer).await;
             if let Some(log) = log.as_mut() {
-                log.record(&buf[..n], &reply, peer);
+                log.record(&reply, peer);
             }
         }
     }
