@@ -408,7 +408,7 @@ fn a_route_change_decides_the_next_packet_of_an_established_connection() {
     let host = "203.0.113.10";
     let server = Process::start(&lab, "internet", &["python3", "-u", "-c", ECHO, "7000"]);
     assert_eq!(server.line().as_deref(), Some("ready"));
-    let mut via_nat = stream(&lab, "private", host, 7000);
+    let mut via_nat = stream(&lab, "private", host, "7000");
     assert!(echo(&mut via_nat));
 
     // A more specific route to the IGW: the private instance has no public
