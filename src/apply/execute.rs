@@ -323,13 +323,28 @@ fn daemons(
             .collect();
         (names, lbs, l.s3.clone(), l.vpc_endpoints.clone())
     };
-    if !same(old, new, served) {
-        if old.is_some() {
+    if same(old, new, served) {
+        return Ok(());
+    }
+    match old {
+        // The same S3 side: reloaded in place, so the objects written since
+        // `up` and every open connection stay.
+        Some(old) if old.s3.is_some() == new.s3.is_some() => {
+            crate::services::reload(state)
+                .map_err(ApplyError::component("reloading DNS and S3"))?;
+            report
+                .daemons
+                .push(format!("{} (reloaded)", crate::services::ROLE));
+        }
+        Some(_) => {
             workloads::stop_role(state, crate::services::ROLE)
                 .map_err(ApplyError::component("stopping the AWS services"))?;
+            crate::services::start(state).map_err(ApplyError::component("starting DNS and S3"))?;
             report.daemons.push(crate::services::ROLE.into());
         }
-        crate::services::start(state).map_err(ApplyError::component("starting DNS and S3"))?;
+        None => {
+            crate::services::start(state).map_err(ApplyError::component("starting DNS and S3"))?
+        }
     }
     Ok(())
 }
