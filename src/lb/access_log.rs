@@ -1,6 +1,5 @@
-//! The lab's ALB access log, one line per request in AWS's format. Request
-//! tasks only send a small record; one writer task formats and writes them in
-//! batches, off the request path.
+//! The lab's ALB access log, one line per request in AWS's format, written
+//! in batches (see [`AccessLog`]).
 
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
@@ -11,9 +10,9 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 pub struct Entry {
     pub time: SystemTime,
@@ -86,32 +85,53 @@ impl Entry {
     }
 }
 
-/// How long the writer waits for more lines when it has caught up: lines
-/// appear within this delay, and a quiet log costs few wake-ups.
+/// How long a line may wait in its worker's buffer: lines appear within
+/// this delay, and a busy log costs one `write` per buffer per interval.
 const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
-/// Lines formatted per write.
-const BATCH: usize = 4096;
-/// Records waiting to be written at most (a few MB): when the disk cannot
-/// keep up, further records are dropped and counted rather than queued
-/// without bound, as real proxies do.
-const QUEUE: usize = 16 * 1024;
+/// Bytes a worker's buffer holds at most (a few thousand lines): when the
+/// disk cannot keep up, further lines are dropped and counted rather than
+/// queued without bound, as real proxies do.
+const BUFFER_LIMIT: usize = 4 << 20;
 
+/// The access log of one daemon. Each worker thread formats its records
+/// into its own buffer as the requests finish (the record borrows nothing
+/// from the connection once it is written, so hyper reuses its read buffer);
+/// one writer task swaps the buffers out and writes them, only when some
+/// buffer has lines: no per-request channel, wake-up or allocation.
 #[derive(Clone)]
-pub struct AccessLog {
-    tx: mpsc::Sender<Entry>,
-    dropped: Arc<AtomicU64>,
+pub struct AccessLog(Arc<Shared>);
+
+struct Shared {
+    names: Names,
+    /// One per worker thread (uncontended but for the writer's swap).
+    buffers: Vec<Mutex<String>>,
+    /// Signalled when a line goes into an empty buffer.
+    lines: Notify,
+    dropped: AtomicU64,
 }
 
 impl AccessLog {
-    pub fn send(&self, e: Entry) {
-        if self.tx.try_send(e).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+    /// Formats the record into worker `worker`'s buffer.
+    pub fn send(&self, worker: usize, e: Entry) {
+        let s = &self.0;
+        let mut buf = s.buffers[worker % s.buffers.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if buf.len() >= BUFFER_LIMIT {
+            s.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let was_empty = buf.is_empty();
+        format_entry(&mut buf, &e, &s.names);
+        drop(buf);
+        if was_empty {
+            s.lines.notify_one();
         }
     }
 
-    /// Records dropped because the writer was behind.
+    /// Records dropped because the writer was behind or the write failed.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.0.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -123,42 +143,46 @@ pub struct Names {
     pub arn: Vec<String>,
 }
 
-/// Starts the writer task; the log file is appended to (a daemon restart
-/// keeps earlier lines).
-pub fn start(path: &Path, names: Names) -> std::io::Result<AccessLog> {
+/// Starts the writer task for `workers` worker threads; the log file is
+/// appended to (a daemon restart keeps earlier lines).
+pub fn start(path: &Path, names: Names, workers: usize) -> std::io::Result<AccessLog> {
     let mut file = std::fs::File::options()
         .create(true)
         .append(true)
         .open(path)?;
-    let (tx, mut rx) = mpsc::channel::<Entry>(QUEUE);
+    let log = AccessLog(Arc::new(Shared {
+        names,
+        buffers: (0..workers.max(1)).map(|_| Mutex::default()).collect(),
+        lines: Notify::new(),
+        dropped: AtomicU64::new(0),
+    }));
+    let s = log.0.clone();
     tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut out = String::with_capacity(BATCH * 400);
+        let mut spare = String::new();
         loop {
-            let n = rx.recv_many(&mut batch, BATCH).await;
-            if n == 0 {
-                break;
+            s.lines.notified().await;
+            // Let the buffers fill: one write per interval at most.
+            tokio::time::sleep(FLUSH_INTERVAL).await;
+            for b in &s.buffers {
+                std::mem::swap(
+                    &mut *b.lock().unwrap_or_else(|e| e.into_inner()),
+                    &mut spare,
+                );
+                if spare.is_empty() {
+                    continue;
+                }
+                // tmpfs: a write is a memory copy, fine on the runtime.
+                if file.write_all(spare.as_bytes()).is_err() {
+                    let lost = spare.bytes().filter(|&c| c == b'\n').count();
+                    s.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                }
+                spare.clear();
+                // Keep a burst's memory from staying with the buffers.
+                spare.shrink_to(64 * 1024);
             }
-            for e in batch.drain(..) {
-                format_entry(&mut out, &e, &names);
-            }
-            // tmpfs: a write is a memory copy, fine on the runtime.
-            let _ = file.write_all(out.as_bytes());
-            out.clear();
-            // A full batch means the queue is behind: write again at once.
-            // Otherwise pause, so sends meanwhile only queue (no wake-up of
-            // this task, an eventfd write from another thread, per request).
-            if n < BATCH {
-                tokio::time::sleep(FLUSH_INTERVAL).await;
-            }
-            // Keep the batch buffer from holding a burst's memory.
-            out.shrink_to(BATCH * 400);
         }
     });
-    Ok(AccessLog {
-        tx,
-        dropped: Arc::default(),
-    })
+    Ok(log)
 }
 
 /// Writes a duration in seconds, `-1` when there is none (AWS's way).

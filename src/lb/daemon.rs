@@ -286,7 +286,7 @@ impl Balancer {
             arn: groups.iter().map(|g| g.arn.clone()).collect(),
         };
         let waf_source_ids = names.elb.iter().map(|e| format!("{ACCOUNT}-{e}")).collect();
-        let log = access_log::start(&super::access_log_path(&plan.name), names)?;
+        let log = access_log::start(&super::access_log_path(&plan.name), names, workers())?;
         let waf_log = if web_acls.is_empty() {
             None
         } else {

@@ -14,7 +14,7 @@ use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri, Version};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -256,6 +256,17 @@ pub struct Entrance {
     pub worker: usize,
 }
 
+/// What every request of one client connection shares: computed once per
+/// connection, cloned (a reference count) per request.
+#[derive(Clone)]
+struct Client {
+    peer: SocketAddr,
+    /// The peer's address: X-Forwarded-For when the request brings none.
+    ip: HeaderValue,
+    /// The listener's port: X-Forwarded-Port.
+    port: HeaderValue,
+}
+
 /// Serves one client connection until it closes (or the node sheds it:
 /// see `connlimit`). It counts as busy from a request's head to the end of
 /// its response.
@@ -267,21 +278,28 @@ pub async fn serve(
     adm: Admitted,
 ) {
     let _ = stream.set_nodelay(true);
-    let idle = b.lbs[at.lb].idle_timeout;
     let conns = b.nodes[at.node].conns.clone();
     let conn = adm.conn.clone();
+    let client = Client {
+        peer,
+        ip: HeaderValue::from_str(&peer.ip().to_string()).expect("an address is ASCII"),
+        port: HeaderValue::from(b.lbs[at.lb].listeners[at.listener].port),
+    };
     let svc = hyper::service::service_fn(move |req| {
         let b = b.clone();
+        let client = client.clone();
         let busy = conn.busy(&conns);
         async move {
-            let resp = handle(&b, at, peer, req).await;
+            let resp = handle(&b, at, &client, req).await;
             Ok::<_, std::convert::Infallible>(resp.map(|body| Tracked::new(body, busy)))
         }
     });
+    // No header read timer: it would cost a timer per request, and the
+    // node's registry already closes a connection with no request in
+    // progress (a head sent slowly included) after the idle timeout.
     let _ = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
+        .header_read_timeout(None)
         .title_case_headers(true)
-        .header_read_timeout(idle)
         .max_buf_size(READ_BUFFER)
         .serve_connection(TokioIo::new(stream), svc)
         .await;
@@ -339,6 +357,8 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// (hyper drops the handler future then).
 struct Pending<'a> {
     b: &'a Balancer,
+    /// The worker thread whose access log buffer gets the line.
+    worker: usize,
     entry: Option<Entry>,
 }
 
@@ -348,7 +368,7 @@ impl Pending<'_> {
             e.elb_status = status;
             e.sent_bytes = sent_bytes;
             e.time = SystemTime::now();
-            self.b.log.send(e);
+            self.b.log.send(self.worker, e);
         }
     }
 }
@@ -370,9 +390,10 @@ impl Drop for Inflight<'_> {
 async fn handle(
     b: &Balancer,
     at: Entrance,
-    peer: SocketAddr,
+    client: &Client,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    let peer = client.peer;
     let t0 = Instant::now();
     let lb = &b.lbs[at.lb];
     let listener = &lb.listeners[at.listener];
@@ -383,6 +404,7 @@ async fn handle(
     };
     let mut pending = Pending {
         b,
+        worker: at.worker,
         entry: Some(Entry::new(
             &parts,
             at.lb,
@@ -423,14 +445,14 @@ async fn handle(
     let h = &mut parts.headers;
     strip_hop_by_hop(h);
     let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(old) => format!("{old}, {}", peer.ip()),
-        None => peer.ip().to_string(),
+        Some(old) => HeaderValue::from_str(&format!("{old}, {}", peer.ip())).ok(),
+        None => Some(client.ip.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         h.insert(X_FORWARDED_FOR.clone(), v);
     }
     h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    h.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(listener.port));
+    h.insert(X_FORWARDED_PORT.clone(), client.port.clone());
     h.insert(X_AMZN_TRACE_ID.clone(), trace);
     // Targets get origin-form; HTTP/1.0 clients may have sent no Host.
     if parts.uri.authority().is_some() {
