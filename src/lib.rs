@@ -13,6 +13,7 @@
 //!   arguments, usage errors and exit codes).
 
 pub mod analysis;
+pub mod apply;
 pub mod cgroup;
 pub mod cloudformation;
 pub mod commands;

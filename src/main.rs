@@ -98,6 +98,36 @@ enum Command {
         #[arg(long)]
         network_only: bool,
     },
+    /// Change a running lab to what its topology file now says.
+    ///
+    /// Prints the plan first (`+` added, `-` removed, `~` changed, `-/+`
+    /// replaced), then changes exactly that: what stays keeps its addresses,
+    /// connections, counters and history. What AWS cannot change in place (a
+    /// VPC's or subnet's CIDR) is refused with exit code 2 and nothing changed.
+    #[command(after_help = "Examples:
+  sudo vpcsim apply topologies/canary.toml --dry-run
+  sudo vpcsim apply topologies/canary.toml
+  sudo vpcsim apply topologies/canary.toml --json | jq .plan.changes")]
+    Apply {
+        /// The lab's topology file (its `name` says which lab).
+        file: PathBuf,
+        /// Print the plan only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the plan (and what was done) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a topology file to its running lab now and on every save.
+    ///
+    /// Each save prints the plan and its outcome; a file with errors prints
+    /// them and leaves the lab as it was. Runs until interrupted.
+    #[command(after_help = "Example:
+  sudo vpcsim watch topologies/canary.toml")]
+    Watch {
+        /// The lab's topology file.
+        file: PathBuf,
+    },
     /// Write a lab (topology file or running lab) as a CloudFormation template for AWS.
     ///
     /// What AWS cannot take (the lab's internet hosts, local images) is said on
@@ -463,6 +493,12 @@ fn main() -> ExitCode {
             json,
         } => commands::export::run(&target, &format, output.as_deref(), json),
         Command::Down { lab } => commands::down::run(&lab),
+        Command::Apply {
+            file,
+            dry_run,
+            json,
+        } => commands::apply::run(&file, dry_run, json),
+        Command::Watch { file } => commands::apply::watch(&file),
         Command::List { json } => commands::list::run(json),
         Command::Status { lab, json } => commands::status::run(lab.as_deref(), json),
         Command::Exec { lab, node, command } => {

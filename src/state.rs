@@ -43,6 +43,14 @@ pub struct LabState {
     /// False until `up` has finished.
     pub ready: bool,
     pub processes: Vec<ProcessRecord>,
+    /// The plan a change (`apply`) is carrying the lab to, recorded before
+    /// the first step: after a crash mid-change `down` knows every name
+    /// either plan has. None between changes.
+    #[serde(default)]
+    pub changing_to: Option<Lab>,
+    /// Brought up with `--network-only`: a change starts no workloads either.
+    #[serde(default)]
+    pub network_only: bool,
 }
 
 /// A process vpcsim started. `start_time` (clock ticks since boot, from

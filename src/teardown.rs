@@ -21,12 +21,27 @@ pub struct Teardown {
 /// that no other lab's plan claims.
 fn lab_namespaces(lab: &str, plan: Option<&Lab>) -> Vec<String> {
     if let Some(plan) = plan {
-        return plan
+        // A change that crashed midway may have made its new plan's nodes.
+        let changing_to = LabState::load(lab)
+            .ok()
+            .flatten()
+            .and_then(|s| s.changing_to);
+        let mut names: Vec<String> = plan
             .node_names()
             .iter()
+            .chain(
+                changing_to
+                    .iter()
+                    .flat_map(|p| p.node_names())
+                    .collect::<Vec<_>>()
+                    .iter(),
+            )
             .map(|n| namespace(lab, n))
             .filter(|ns| netns::exists(ns))
             .collect();
+        names.sort();
+        names.dedup();
+        return names;
     }
     let claimed: HashSet<String> = LabState::list()
         .into_iter()

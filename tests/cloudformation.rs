@@ -133,6 +133,121 @@ fn an_image_only_on_this_machine_is_named_not_dropped() {
     assert!(text.contains("-p 80:8000"));
 }
 
+/// `vpcsim waf-explain --lab LAB_OR_FILE --json ARGS…`: (action, status,
+/// terminating rule, managed rule inside it).
+fn waf_verdict(lab: &str, args: &[&str]) -> (String, u64, String, String) {
+    let out = Command::new(vpcsim_bin())
+        .args(["waf-explain", "--lab", lab, "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "waf-explain {lab} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let v = &v["verdict"];
+    (
+        v["action"]["action"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        v["action"]["status"].as_u64().unwrap_or(0),
+        v["terminating"]["rule"]
+            .as_str()
+            .unwrap_or("Default_Action")
+            .to_string(),
+        v["terminating"]["group_rule"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[test]
+fn web_acl_round_trip_same_verdicts_and_cfn_lint_clean() {
+    let toml = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/waf-round-trip.toml");
+    let template = scratch("waf").join("waf-rt.yaml");
+    let out = Command::new(vpcsim_bin())
+        .args([
+            "export",
+            toml.to_str().unwrap(),
+            "-o",
+            template.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cfn_lint(&template);
+    let text = std::fs::read_to_string(&template).unwrap();
+    for part in [
+        "Type: AWS::WAFv2::WebACL",
+        "Type: AWS::WAFv2::IPSet",
+        "IPAddressVersion: IPV6",
+        "Type: AWS::WAFv2::WebACLAssociation",
+        "ResourceArn: !Ref LoadBalancerAlb",
+        "Name: AWSManagedRulesCommonRuleSet",
+        "ExcludedRules:",
+        "RuleActionOverrides:",
+        "AggregateKeyType: FORWARDED_IP",
+        "ScopeDownStatement:",
+        "CustomResponseBodies:",
+        "RegexString: ^/wp-(admin|login)",
+        "Position: LAST",
+    ] {
+        assert!(text.contains(part), "no `{part}` in the template:\n{text}");
+    }
+    // Each request and the rule the TOML lab's web ACL ends it with; the
+    // template read back must decide every one the same way.
+    let xff = "X-Forwarded-For: 198.51.100.1, 192.0.2.7";
+    let cases: &[(&[&str], &str)] = &[
+        (&["/q?id=1%27%20OR%20%271%27%3D%271"], "sqli"),
+        (
+            &[
+                "--client",
+                "203.0.113.11",
+                "/q?id=1%27%20OR%20%271%27%3D%271",
+            ],
+            "admins",
+        ),
+        (&["--client", "2001:db8::5", "/"], "admins"),
+        (&["-H", xff, "/"], "banned-forwarded"),
+        (&["/API/v0/%75sers"], "no-old-api"),
+        (&["-H", "X-Tea: earl grey", "/"], "teapot"),
+        (&["/WP-Login.php"], "wp-probe"),
+        (
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                "{\"q\": \"<script>alert(1)</script>\"}",
+                "/api",
+            ],
+            "json-xss",
+        ),
+        (&["-H", "X-Evil-Thing: 1", "/"], "header-keys"),
+        (&["-X", "POST", "/admin?role=admin"], "admin-arg"),
+        (
+            &["-X", "POST", "-d", "x=;/bin/sh -c id", "/run"],
+            "body-cmd",
+        ),
+        (&["/hello"], "Default_Action"),
+    ];
+    for (args, rule) in cases {
+        let want = waf_verdict(toml.to_str().unwrap(), args);
+        assert_eq!(&want.2, rule, "{args:?} in the TOML lab: {want:?}");
+        let got = waf_verdict(template.to_str().unwrap(), args);
+        assert_eq!(got, want, "{args:?}: template vs TOML");
+    }
+}
+
 /// A lab brought up from templates, removed on drop.
 struct TemplateLab {
     name: String,
@@ -234,18 +349,87 @@ fn alb_answers(lab: &str, n: usize) -> std::collections::BTreeMap<String, usize>
     seen
 }
 
-fn round_trip(toml: &str, base: &str) {
+/// A SQL injection from the internet through the ALB: (HTTP status, the
+/// rule the WAF log names for it).
+fn sqli_through_alb(lab: &str) -> (String, String) {
+    let status = Command::new(vpcsim_bin())
+        .args(["status", lab, "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let dns = v["load_balancers"][0]["dns_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = Command::new(vpcsim_bin())
+        .args([
+            "exec",
+            "--lab",
+            lab,
+            "internet",
+            "--",
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{dns}/api/v1/recommendation"),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"user_id": "1 OR 1=1"}"#,
+        ])
+        .output()
+        .unwrap();
+    let code = String::from_utf8_lossy(&out.stdout).into_owned();
+    for _ in 0..50 {
+        let logs = Command::new(vpcsim_bin())
+            .args(["waf-logs", "--lab", lab])
+            .output()
+            .unwrap();
+        let blocked = String::from_utf8_lossy(&logs.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|r| r["action"] == "BLOCK");
+        if let Some(r) = blocked {
+            return (
+                code,
+                r["terminatingRuleId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (code, "no BLOCK record in the WAF log".into())
+}
+
+/// `waf`: the lab has a web ACL (canary.toml's) that must come back too.
+fn round_trip(toml: &str, base: &str, waf: bool) {
     if !common::require_root() {
         return;
     }
     let (template, _) = export(toml, false);
-    let (toml_table, toml_answers) = {
+    let (toml_table, toml_answers, toml_sqli) = {
         let lab = common::TestLab::up_shipped(&format!("{base}t"), toml);
-        (truth_table(&lab.name), alb_answers(&lab.name, 100))
+        (
+            truth_table(&lab.name),
+            alb_answers(&lab.name, 100),
+            waf.then(|| sqli_through_alb(&lab.name)),
+        )
     };
     let lab = TemplateLab::up(&format!("{base}c"), &[&template], &[]);
     let cfn_table = truth_table(&lab.name);
     let cfn_answers = alb_answers(&lab.name, 100);
+    // The web ACL came back: the same SQL injection, the same 403, the same rule.
+    if let Some(toml_sqli) = toml_sqli {
+        assert_eq!(toml_sqli, ("403".to_string(), "sqli".to_string()));
+        assert_eq!(sqli_through_alb(&lab.name), toml_sqli);
+    }
     assert_eq!(toml_table.len(), cfn_table.len(), "same probes");
     for (k, v) in &toml_table {
         assert_eq!(
@@ -271,12 +455,12 @@ fn round_trip(toml: &str, base: &str) {
 
 #[test]
 fn canary_round_trip_same_probe_table_and_alb_answers() {
-    round_trip("canary.toml", "cfrt");
+    round_trip("canary.toml", "cfrt", true);
 }
 
 #[test]
 fn canary_docker_round_trip_same_probe_table_and_alb_answers() {
-    round_trip("canary-docker.toml", "cfrd");
+    round_trip("canary-docker.toml", "cfrd", false);
 }
 
 fn penguin(file: &str) -> PathBuf {
@@ -374,6 +558,39 @@ fn seed_002_stacks_come_up_and_reach_what_their_rules_say() {
         );
     }
 
+    // The lab speaks the templates' names: status shows each node's
+    // resource, trace takes logical ids (several nodes: name one of them).
+    let node = |n: &str| {
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["node"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(node("web-2")["resource"], "app.AppAsg");
+    assert_eq!(node("alb-b")["resource"], "app.LoadBalancer");
+    let (_, table, _) = vpcsim(&["status", &lab.name]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("nat-2") && l.contains("network.NatGateway2")),
+        "{table}"
+    );
+    let (code, out, err) = vpcsim(&["trace", "--lab", &lab.name, "internet", "LoadBalancer:80"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("-> alb [LoadBalancer]") && out.contains("web-3 [AppAsg]"),
+        "{out}"
+    );
+    let (code, _, err) = vpcsim(&["trace", "--lab", &lab.name, "app.AppAsg", "SnsEndpoint:443"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("`app.AppAsg` is 3 nodes (web-1, web-2, web-3): name one of them"),
+        "{err}"
+    );
+
     let t = reachable(&lab.name);
     let get = |s: &str, d: &str, p: u64| {
         *t.get(&(s.into(), d.into(), p))
@@ -403,6 +620,78 @@ fn seed_002_stacks_come_up_and_reach_what_their_rules_say() {
         "sg-endpoint admits only sg-ec2"
     );
     assert!(!get("sns-endpoint-1", "web-1", 80));
+}
+
+const WEB_APP: &str = "Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {CidrBlock: 10.0.0.0/16}
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.1.0/24}
+  WebSg:
+    Type: AWS::EC2::SecurityGroup
+    Properties: {GroupDescription: web, VpcId: !Ref Vpc}
+  AppSg:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      GroupDescription: app
+      VpcId: !Ref Vpc
+      SecurityGroupIngress: [{IpProtocol: tcp, FromPort: 8080, ToPort: 8080, SourceSecurityGroupId: !Ref WebSg}]
+  WebServerInstance1:
+    Type: AWS::EC2::Instance
+    Properties:
+      SubnetId: !Ref Subnet
+      SecurityGroupIds: [!Ref WebSg]
+      Tags: [{Key: Name, Value: Web Server 1}]
+  AppInstance:
+    Type: AWS::EC2::Instance
+    Properties: {SubnetId: !Ref Subnet, SecurityGroupIds: [!Ref AppSg]}
+";
+
+fn vpcsim(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(vpcsim_bin()).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn trace_and_graph_speak_logical_ids_and_name_tags() {
+    let file = scratch("web-app").join("web.yaml");
+    std::fs::write(&file, WEB_APP).unwrap();
+    let f = file.to_str().unwrap();
+    // Logical ids on both ends; the output names them beside the lab names.
+    let (code, out, err) = vpcsim(&[
+        "trace",
+        "--lab",
+        f,
+        "WebServerInstance1",
+        "AppInstance:8080",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.starts_with("trace web-server-instance-1 [WebServerInstance1] (10.0.1.4) -> app-instance [AppInstance] (10.0.1.5)"),
+        "{out}"
+    );
+    // A Name tag that is no lab name, and `stack.LogicalId`: AppSg admits 8080 only.
+    let (code, out, _) = vpcsim(&["trace", "--lab", f, "Web Server 1", "web.AppInstance:22"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("sg app-sg ingress: no rule allows it"),
+        "{out}"
+    );
+    let (code, _, err) = vpcsim(&["trace", "--lab", f, "Nope", "AppInstance:22"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown source `Nope`"), "{err}");
+    let (code, out, _) = vpcsim(&["graph", f, "--format", "mermaid"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("web-server-instance-1 [WebServerInstance1] 10.0.1.4"),
+        "{out}"
+    );
 }
 
 /// `vpcsim up` on a bad template: exit 2, the message names file, logical

@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "lab components",
         &["workloads", "containers", "lb", "services", "flowlog"],
     ),
-    ("whole-lab operations", &["analysis", "teardown"]),
+    ("whole-lab operations", &["analysis", "teardown", "apply"]),
     ("command line", &["commands", "output"]),
 ];
 

@@ -114,18 +114,24 @@ fn node_label(lab: &Lab, e: &Eni) -> (String, &'static str) {
                 .map(|w| format!(" · {}", w.name()))
                 .unwrap_or_default();
             (
-                format!("{} {}{public}{w}", e.node, e.private_ip),
+                format!("{} {}{public}{w}", lab.node_label(&e.node), e.private_ip),
                 "instance",
             )
         }
         EniOwner::NatGateway(n) => (
-            format!("{} {}{public}", lab.nat_gateways[n].name, e.private_ip),
+            format!(
+                "{} {}{public}",
+                lab.node_label(&lab.nat_gateways[n].name),
+                e.private_ip
+            ),
             "nat",
         ),
         EniOwner::LoadBalancerNode(l, _) => (
             format!(
                 "{} node {} {}{public}",
-                lab.load_balancers[l].name, e.node, e.private_ip
+                lab.node_label(&lab.load_balancers[l].name),
+                e.node,
+                e.private_ip
             ),
             "alb",
         ),

@@ -65,6 +65,9 @@ pub struct ProbeReport {
     /// that are missing from the ruleset: the emulator dropped those packets
     /// somewhere else.
     pub unconfirmed_rules: Vec<String>,
+    /// A lab from templates: each resource (`stack.LogicalId`) and its nodes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<(String, Vec<String>)>,
     /// Probes whose outcome differs, plus unconfirmed rules.
     pub disagreements: usize,
     pub elapsed_ms: u128,
@@ -591,6 +594,7 @@ pub fn probe(lab: &Lab, ports: &[PortSpec]) -> anyhow::Result<ProbeReport> {
             .collect(),
         probes,
         unconfirmed_rules,
+        resources: lab.node_resources(),
         disagreements,
         elapsed_ms: started.elapsed().as_millis(),
     })
@@ -671,6 +675,12 @@ pub fn render_text(r: &ProbeReport) -> String {
         "legend: ok reachable, . request blocked, r reply blocked (NACLs are stateless), ! reality disagrees with the model"
     )
     .unwrap();
+    if !r.resources.is_empty() {
+        writeln!(out, "template resources:").unwrap();
+        for (resource, nodes) in &r.resources {
+            writeln!(out, "  {resource}: {}", nodes.join(", ")).unwrap();
+        }
+    }
     writeln!(
         out,
         "{} probes in {} ms: {reachable} reachable, {replies} blocked only on the reply, {} disagreement{}",

@@ -17,6 +17,8 @@ pub enum TraceError {
     Source(String, String),
     #[error("unknown destination `{0}`: give a node ({1}), `internet`, an address or a load balancer's DNS name")]
     Destination(String, String),
+    #[error("`{0}` is {1} nodes ({2}): name one of them")]
+    Several(String, usize, String),
     #[error("`{0}`: give the destination as DST:PORT (a port from 1 to 65535)")]
     Port(String),
     #[error("unknown protocol `{0}`: use tcp, udp or icmp")]
@@ -84,21 +86,42 @@ pub fn source(lab: &Lab, text: &str) -> Result<Source, TraceError> {
     let eni = match node.parse::<Ipv4Addr>() {
         Ok(ip) if forged.is_none() && lab.internet.hosts.contains(&ip) => return Ok(internet(ip)),
         Ok(ip) => lab.enis.iter().position(|e| e.private_ip == ip),
-        Err(_) => lab.enis.iter().position(|e| e.node == node),
+        Err(_) => {
+            let node = node_of_resource(lab, node)?;
+            lab.enis.iter().position(|e| e.node == node)
+        }
     }
     .ok_or_else(err)?;
     let e = &lab.enis[eni];
     let addr = forged.unwrap_or(e.private_ip);
+    let label = lab.node_label(&e.node);
     Ok(Source {
         name: if forged.is_some() {
-            format!("{} (forging {addr})", e.node)
+            format!("{label} (forging {addr})")
         } else {
-            format!("{} ({addr})", e.node)
+            format!("{label} ({addr})")
         },
         loc: Loc::Eni(eni),
         addr,
         ports: ephemeral(e),
     })
+}
+
+/// A node's name as written, or the one node a template resource (logical
+/// id, `stack.LogicalId`, Name tag) built; several are an error naming them.
+fn node_of_resource(lab: &Lab, text: &str) -> Result<String, TraceError> {
+    if lab.eni_by_node(text).is_some() {
+        return Ok(text.to_string());
+    }
+    match lab.nodes_of_resource(text).as_slice() {
+        [] => Ok(text.to_string()),
+        [one] => Ok(one.clone()),
+        many => Err(TraceError::Several(
+            text.into(),
+            many.len(),
+            many.join(", "),
+        )),
+    }
 }
 
 /// `DST:PORT`; the port may be omitted for icmp.
@@ -123,6 +146,7 @@ pub fn destination(
         .load_balancers
         .iter()
         .position(|l| l.dns_name == host || l.name == host)
+        .or_else(|| lab.load_balancer_of_resource(host))
     {
         return Ok((Target::LoadBalancer(lb), port));
     }
@@ -141,7 +165,7 @@ pub fn destination(
     } else {
         // A node by name: its public IP from the internet (when it has one),
         // its private IP from inside the VPC.
-        lab.eni_by_node(host)
+        lab.eni_by_node(&node_of_resource(lab, host)?)
             .map(|e| match (from.loc, e.public_ip) {
                 (Loc::Internet, Some(p)) => p,
                 _ => e.private_ip,
@@ -152,7 +176,7 @@ pub fn destination(
         .enis
         .iter()
         .find(|e| e.private_ip == addr || e.public_ip == Some(addr))
-        .map(|e| format!("{} ({addr})", e.node))
+        .map(|e| format!("{} ({addr})", lab.node_label(&e.node)))
         .or_else(|| s3.map(|_| format!("s3 ({addr})")))
         .unwrap_or_else(|| addr.to_string());
     Ok((Target::Addr { name, addr }, port))
@@ -334,7 +358,7 @@ fn trace_alb(
                     .map(|(tg, weight, t)| TargetTrace {
                         target_group: tg.name.clone(),
                         weight,
-                        target: t.instance.clone(),
+                        target: lab.node_label(&t.instance),
                         address: format!("{}:{}", t.ip, t.port),
                         path: model.connect(
                             Loc::Eni(n),
@@ -354,7 +378,7 @@ fn trace_alb(
             let reachable =
                 front.reachable && targets.iter().any(|t| t.path.reachable && t.weight > 0);
             AlbNodeTrace {
-                node: eni.node.clone(),
+                node: lab.node_label(&eni.node),
                 front,
                 listener: listener_hop.clone(),
                 targets,
@@ -364,7 +388,7 @@ fn trace_alb(
         .collect();
     AlbTrace {
         source: from.name.clone(),
-        load_balancer: lb.name.clone(),
+        load_balancer: lab.node_label(&lb.name),
         dns_name: lb.dns_name.clone(),
         port,
         reachable: !nodes.is_empty() && nodes.iter().all(|n| n.reachable),
@@ -383,9 +407,10 @@ fn hop_line(out: &mut String, indent: &str, h: &Hop) {
         (false, true) => h.rule.clone(),
         (false, false) => format!("{}  ({})", h.rule, h.detail),
     };
+    // Names longer than the column (template labs' kebab ids) keep a space.
     writeln!(
         out,
-        "{indent}{verdict:<8}{:<18}{:<14}{text}",
+        "{indent}{verdict:<8}{:<18}{:<13} {text}",
         h.component.name(),
         h.resource
     )

@@ -101,6 +101,7 @@ struct Builder<'l> {
     /// Instance index -> logical id.
     inst_ids: Vec<String>,
     tg_ids: Vec<String>,
+    lb_ids: Vec<String>,
     igw: Option<(String, String)>,
 }
 
@@ -118,6 +119,7 @@ pub fn export(lab: &Lab) -> Export {
         nat_ids: vec![],
         inst_ids: vec![],
         tg_ids: vec![],
+        lb_ids: vec![],
         igw: None,
     };
     b.notes.push(format!(
@@ -134,12 +136,7 @@ pub fn export(lab: &Lab) -> Export {
     b.load_balancers();
     b.endpoints_and_buckets();
     b.flow_logs();
-    for acl in &lab.web_acls {
-        b.notes.push(format!(
-            "web ACL `{}`: WAF rules are not exported yet; attach an AWS::WAFv2::WebACL to the load balancer by hand",
-            acl.name
-        ));
-    }
+    b.web_acls();
 
     let has_instances = !lab.instances.is_empty();
     let mut t = Mapping::new();
@@ -861,6 +858,7 @@ impl Builder<'_> {
         }
         for lb in &lab.load_balancers {
             let id = self.id("LoadBalancer", &lb.name);
+            self.lb_ids.push(id.clone());
             let subnets: Vec<Value> = lb
                 .nodes
                 .iter()
@@ -1043,6 +1041,55 @@ impl Builder<'_> {
                     )),
                 }
             }
+        }
+    }
+
+    /// Web ACLs, their IP sets and one association per load balancer.
+    fn web_acls(&mut self) {
+        let lab = self.lab;
+        for acl in &lab.web_acls {
+            let id = self.id("WebAcl", &acl.name);
+            let mut sets: Vec<(String, Vec<(&str, Value)>)> = vec![];
+            let props = super::wafv2::export_web_acl(acl, &mut |rule, addresses, version| {
+                let sid = self.id("IpSet", rule);
+                sets.push((
+                    sid.clone(),
+                    vec![
+                        ("Name", s(&format!("{}-{sid}", acl.name))),
+                        ("Scope", s("REGIONAL")),
+                        ("IPAddressVersion", s(version)),
+                        (
+                            "Addresses",
+                            seq(addresses.iter().map(|a| s(&a.to_string())).collect()),
+                        ),
+                    ],
+                ));
+                att(&sid, "Arn")
+            });
+            for (sid, p) in sets {
+                self.add(&sid, "AWS::WAFv2::IPSet", p);
+            }
+            self.resources.insert(
+                s(&id),
+                map(vec![
+                    ("Type", s("AWS::WAFv2::WebACL")),
+                    ("Properties", props),
+                ]),
+            );
+            for &k in &acl.load_balancers {
+                let lb = self.lb_ids[k].clone();
+                let aid = self.id(&id, &format!("association-{}", lab.load_balancers[k].name));
+                self.add(
+                    &aid,
+                    "AWS::WAFv2::WebACLAssociation",
+                    vec![("ResourceArn", r(&lb)), ("WebACLArn", att(&id, "Arn"))],
+                );
+            }
+            self.output(
+                &format!("{id}Arn"),
+                &format!("ARN of web ACL {}", acl.name),
+                att(&id, "Arn"),
+            );
         }
     }
 

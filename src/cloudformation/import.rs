@@ -10,6 +10,7 @@
 use super::intrinsics::scalar;
 use super::stacks::{CfnError, Resource};
 use super::template::Value;
+use super::wafv2::{self, Set};
 use crate::topology::model::*;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -43,6 +44,10 @@ pub const SUPPORTED: &[&str] = &[
     "AWS::S3::Bucket",
     "AWS::S3::BucketPolicy",
     "AWS::EC2::FlowLog",
+    "AWS::WAFv2::WebACL",
+    "AWS::WAFv2::IPSet",
+    "AWS::WAFv2::RegexPatternSet",
+    "AWS::WAFv2::WebACLAssociation",
 ];
 
 /// Required properties per type (AWS's, for what vpcsim reads).
@@ -70,6 +75,10 @@ pub fn required(ty: &str) -> &'static [&'static str] {
         "AWS::EC2::VPCEndpoint" => &["VpcId", "ServiceName"],
         "AWS::S3::BucketPolicy" => &["Bucket", "PolicyDocument"],
         "AWS::EC2::FlowLog" => &["ResourceId", "ResourceType"],
+        "AWS::WAFv2::WebACL" => &["DefaultAction", "Scope", "VisibilityConfig"],
+        "AWS::WAFv2::IPSet" => &["Addresses", "IPAddressVersion", "Scope"],
+        "AWS::WAFv2::RegexPatternSet" => &["RegularExpressionList", "Scope"],
+        "AWS::WAFv2::WebACLAssociation" => &["ResourceArn", "WebACLArn"],
         _ => &[],
     }
 }
@@ -419,6 +428,7 @@ impl<'a> Importer<'a> {
             s3_buckets: vec![],
             flow_logs: vec![],
             web_acls: vec![],
+            origins: BTreeMap::new(),
         };
         self.network(&mut t);
         self.security_groups(&mut t);
@@ -426,6 +436,7 @@ impl<'a> Importer<'a> {
         self.load_balancers(&mut t, &registrations);
         self.stand_ins(&mut t);
         self.endpoints_buckets_flow_logs(&mut t);
+        self.web_acls(&mut t);
         (Some(t), self.errors, self.warnings)
     }
 
@@ -471,6 +482,7 @@ impl<'a> Importer<'a> {
                     r.logical
                 ));
             }
+            origin(t, &r.name, r);
             t.nat_gateways.push(NatGateway {
                 name: r.name.clone(),
                 subnet,
@@ -814,6 +826,7 @@ impl<'a> Importer<'a> {
                 user_data,
                 r.metadata.as_ref(),
             );
+            origin(t, &r.name, r);
             t.instances.push(inst);
             if let Some(Value::Sequence(cs)) =
                 r.metadata.as_ref().and_then(|m| get(m, "containers"))
@@ -904,6 +917,7 @@ impl<'a> Importer<'a> {
                     get_str(&data, "UserData"),
                     lt.metadata.as_ref(),
                 );
+                origin(t, &name, r);
                 t.instances.push(inst);
                 for tg in &tgs {
                     registrations
@@ -931,6 +945,7 @@ impl<'a> Importer<'a> {
             let base: String = r.name.chars().take(27).collect();
             for (k, sn) in subnets.iter().enumerate() {
                 let name = format!("{}-{}", base.trim_end_matches('-'), k + 1);
+                origin(t, &name, r);
                 t.instances.push(Instance {
                     name: name.clone(),
                     subnet: sn.clone(),
@@ -1115,6 +1130,7 @@ impl<'a> Importer<'a> {
                 self.sg_names(r, &ids)
             };
             let attrs = tg_attributes(&r.props, "LoadBalancerAttributes");
+            origin(t, &r.name, r);
             t.load_balancers.push(LoadBalancer {
                 name: r.name.clone(),
                 scheme: get_str(&r.props, "Scheme").unwrap_or_else(|| "internet-facing".into()),
@@ -1405,6 +1421,81 @@ impl<'a> Importer<'a> {
             }
         }
     }
+}
+
+impl Importer<'_> {
+    /// Web ACLs with their IP and regex pattern sets, associated with load
+    /// balancers by `AWS::WAFv2::WebACLAssociation`.
+    fn web_acls(&mut self, t: &mut Topology) {
+        let res = self.resources;
+        let region = self.region;
+        let arn = |r: &Resource| super::stacks::wafv2_arn(region, &r.ty, &r.physical);
+        let set = |a: &str| {
+            res.iter()
+                .find(|x| x.ty.starts_with("AWS::WAFv2::") && arn(x) == a)
+                .and_then(|x| match x.ty.as_str() {
+                    "AWS::WAFv2::IPSet" => Some(Set::Ip(strings(get(&x.props, "Addresses")))),
+                    "AWS::WAFv2::RegexPatternSet" => {
+                        Some(Set::Regex(strings(get(&x.props, "RegularExpressionList"))))
+                    }
+                    _ => None,
+                })
+        };
+        let mut acls: HashMap<String, usize> = HashMap::new();
+        for r in res.iter().filter(|r| r.ty == "AWS::WAFv2::WebACL") {
+            let name = r.physical.split('|').next().unwrap_or(&r.name);
+            match wafv2::import_web_acl(name, &r.props, &set) {
+                Ok((acl, warnings)) => {
+                    self.warnings
+                        .extend(warnings.into_iter().map(|w| format!("{}: {w}", r.logical)));
+                    acls.insert(arn(r), t.web_acls.len());
+                    t.web_acls.push(acl);
+                }
+                Err((property, message, fix)) => self.error(r, &property, message, fix),
+            }
+        }
+        for a in res
+            .iter()
+            .filter(|r| r.ty == "AWS::WAFv2::WebACLAssociation")
+        {
+            let lb = self.name_of(
+                a,
+                "ResourceArn",
+                &get_str(&a.props, "ResourceArn").unwrap_or_default(),
+                &["AWS::ElasticLoadBalancingV2::LoadBalancer"],
+            );
+            let acl = get_str(&a.props, "WebACLArn").unwrap_or_default();
+            match (lb, acls.get(&acl)) {
+                (Some(lb), Some(&i)) => t.web_acls[i].load_balancers.push(lb),
+                (_, None) => self.error(
+                    a,
+                    "WebACLArn",
+                    format!("`{acl}` is not an AWS::WAFv2::WebACL of these stacks"),
+                    "use WebACLArn: !GetAtt YourWebAcl.Arn".into(),
+                ),
+                (None, _) => {}
+            }
+        }
+    }
+}
+
+/// Records that lab object `name` comes from resource `r`.
+fn origin(t: &mut Topology, name: &str, r: &Resource) {
+    let tag = match get(&r.props, "Tags") {
+        Some(Value::Sequence(tags)) => tags
+            .iter()
+            .find(|x| get_str(x, "Key").as_deref() == Some("Name"))
+            .and_then(|x| get_str(x, "Value")),
+        _ => None,
+    };
+    t.origins.insert(
+        name.to_string(),
+        crate::topology::plan::Origin {
+            stack: r.stack.clone(),
+            logical_id: r.logical.clone(),
+            name_tag: tag,
+        },
+    );
 }
 
 /// Placeholder until the stand-in's ports are known.

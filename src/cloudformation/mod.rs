@@ -10,3 +10,4 @@ pub mod import;
 pub mod intrinsics;
 pub mod stacks;
 pub mod template;
+pub mod wafv2;

@@ -7,7 +7,7 @@ use super::import::{self, Importer, Run};
 use super::intrinsics::{scalar, Attributes, Context, EvalError};
 use super::template::{self, as_function, Mapping, Value};
 use crate::topology::model::Topology;
-use crate::topology::plan::{aws_id, Lab};
+use crate::topology::plan::{aws_id, wafv2_id, Lab};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -428,6 +428,17 @@ impl Attributes for Atts<'_> {
                 s(format!("{}.s3.{}.amazonaws.com", r.physical, self.region))
             }
             ("AWS::EC2::FlowLog", "Id") => s(r.physical.clone()),
+            (
+                ty @ ("AWS::WAFv2::WebACL" | "AWS::WAFv2::IPSet" | "AWS::WAFv2::RegexPatternSet"),
+                "Arn",
+            ) => s(wafv2_arn(self.region, ty, &r.physical)),
+            ("AWS::WAFv2::WebACL" | "AWS::WAFv2::IPSet" | "AWS::WAFv2::RegexPatternSet", "Id") => {
+                s(r.physical.split('|').nth(1).unwrap_or_default().to_string())
+            }
+            ("AWS::WAFv2::WebACL", "LabelNamespace") => s(format!(
+                "awswaf:{ACCOUNT}:webacl:{}:",
+                r.physical.split('|').next().unwrap_or_default()
+            )),
             (ty, _) if !import::SUPPORTED.contains(&ty) => s(format!(
                 "{}-{}",
                 r.physical,
@@ -440,6 +451,18 @@ impl Attributes for Atts<'_> {
             }),
         }
     }
+}
+
+/// What one stack's functions read besides the lab-wide state: its
+/// parameters, mappings, conditions, logical -> physical ids, and which of
+/// its resources are evaluated so far (for `Fn::GetAtt`).
+struct Scope<'a> {
+    stack: &'a str,
+    params: &'a BTreeMap<String, Value>,
+    mappings: &'a Mapping,
+    conditions: &'a HashMap<String, bool>,
+    physical: &'a HashMap<String, String>,
+    evaluated: &'a HashMap<String, usize>,
 }
 
 /// `Ref`, `Fn::GetAtt`, `${X}` / `${X.Attr}` targets in a raw value.
@@ -509,6 +532,27 @@ fn references(v: &Value, out: &mut Vec<String>) {
 }
 
 impl Global {
+    /// Runs `f` with the intrinsic functions' context of `scope`.
+    fn eval_in<R>(&self, scope: &Scope, f: impl FnOnce(&Context) -> R) -> R {
+        let atts = Atts {
+            lab: &self.lab,
+            region: &self.region,
+            stack: scope.evaluated,
+            resources: &self.resources,
+        };
+        f(&Context {
+            region: &self.region,
+            account: ACCOUNT,
+            stack_name: scope.stack,
+            params: scope.params,
+            mappings: scope.mappings,
+            conditions: scope.conditions,
+            resources: scope.physical,
+            exports: &self.exports,
+            attributes: &atts,
+        })
+    }
+
     fn stack(&mut self, file: &Path) -> Result<(), Vec<CfnError>> {
         let stack = import::kebab(&stem(file), 64);
         let e = |logical: Option<&str>, property: &str, message: String, fix: String| CfnError {
@@ -622,12 +666,8 @@ impl Global {
         }
 
         let mappings = section("Mappings").clone();
-        let no_atts = Atts {
-            lab: &self.lab,
-            region: &self.region,
-            stack: &HashMap::new(),
-            resources: &[],
-        };
+        let no_resources = HashMap::new();
+        let no_resources_index = HashMap::new();
         // Conditions, in an order where each follows those it names.
         let mut conditions: HashMap<String, bool> = HashMap::new();
         let conds = section("Conditions");
@@ -639,18 +679,16 @@ impl Global {
             let before = pending.len();
             let mut later = vec![];
             for (name, c) in pending {
-                let cx = Context {
-                    region: &self.region,
-                    account: ACCOUNT,
-                    stack_name: &stack,
+                // Conditions see parameters and mappings, no resource.
+                let scope = Scope {
+                    stack: &stack,
                     params: &params,
                     mappings: &mappings,
                     conditions: &conditions,
-                    resources: &HashMap::new(),
-                    exports: &self.exports,
-                    attributes: &no_atts,
+                    physical: &no_resources,
+                    evaluated: &no_resources_index,
                 };
-                match cx.condition(c) {
+                match self.eval_in(&scope, |cx| cx.condition(c)) {
                     Ok(b) => {
                         conditions.insert(name.to_string(), b);
                     }
@@ -755,62 +793,56 @@ impl Global {
                     }
                 }
             }
-            let atts = Atts {
-                lab: &self.lab,
-                region: &self.region,
-                stack: &index,
-                resources: &self.resources,
-            };
-            let cx = Context {
-                region: &self.region,
-                account: ACCOUNT,
-                stack_name: &stack,
+            let scope = Scope {
+                stack: &stack,
                 params: &params,
                 mappings: &mappings,
                 conditions: &conditions,
-                resources: &phys,
-                exports: &self.exports,
-                attributes: &atts,
+                physical: &phys,
+                evaluated: &index,
             };
-            let mut props = Value::Mapping(Mapping::new());
-            if let Some(p) = body.get("Properties") {
-                match p.as_mapping() {
-                    Some(m) => {
-                        let mut out = Mapping::new();
-                        for (k, v) in m {
-                            match cx.eval(v) {
-                                Ok(Some(v)) => {
-                                    out.insert(k.clone(), v);
+            let (props, metadata) = self.eval_in(&scope, |cx| {
+                let mut props = Value::Mapping(Mapping::new());
+                if let Some(p) = body.get("Properties") {
+                    match p.as_mapping() {
+                        Some(m) => {
+                            let mut out = Mapping::new();
+                            for (k, v) in m {
+                                match cx.eval(v) {
+                                    Ok(Some(v)) => {
+                                        out.insert(k.clone(), v);
+                                    }
+                                    Ok(None) => {}
+                                    Err(x) => errors.push(e(
+                                        Some(id),
+                                        k.as_str().unwrap_or_default(),
+                                        x.message,
+                                        x.fix,
+                                    )),
                                 }
-                                Ok(None) => {}
-                                Err(x) => errors.push(e(
-                                    Some(id),
-                                    k.as_str().unwrap_or_default(),
-                                    x.message,
-                                    x.fix,
-                                )),
                             }
+                            props = Value::Mapping(out);
                         }
-                        props = Value::Mapping(out);
+                        None => errors.push(e(
+                            Some(id),
+                            "Properties",
+                            "Properties is not a mapping".into(),
+                            "write Properties as a map".into(),
+                        )),
                     }
-                    None => errors.push(e(
-                        Some(id),
-                        "Properties",
-                        "Properties is not a mapping".into(),
-                        "write Properties as a map".into(),
-                    )),
                 }
-            }
-            let metadata = match body.get("Metadata").and_then(|m| m.get("vpcsim")) {
-                Some(m) => match cx.eval(m) {
-                    Ok(v) => v,
-                    Err(x) => {
-                        errors.push(e(Some(id), "Metadata.vpcsim", x.message, x.fix));
-                        None
-                    }
-                },
-                None => None,
-            };
+                let metadata = match body.get("Metadata").and_then(|m| m.get("vpcsim")) {
+                    Some(m) => match cx.eval(m) {
+                        Ok(v) => v,
+                        Err(x) => {
+                            errors.push(e(Some(id), "Metadata.vpcsim", x.message, x.fix));
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                (props, metadata)
+            });
             if import::SUPPORTED.contains(&ty.as_str()) {
                 for req in import::required(&ty) {
                     if props.get(*req).is_none() {
@@ -858,22 +890,13 @@ impl Global {
         }
 
         // Outputs and exports.
-        let atts = Atts {
-            lab: &self.lab,
-            region: &self.region,
-            stack: &index,
-            resources: &self.resources,
-        };
-        let cx = Context {
-            region: &self.region,
-            account: ACCOUNT,
-            stack_name: &stack,
+        let scope = Scope {
+            stack: &stack,
             params: &params,
             mappings: &mappings,
             conditions: &conditions,
-            resources: &phys,
-            exports: &self.exports,
-            attributes: &atts,
+            physical: &phys,
+            evaluated: &index,
         };
         let mut outputs = vec![];
         let mut new_exports = vec![];
@@ -884,7 +907,10 @@ impl Global {
                     continue;
                 }
             }
-            let value = match o.get("Value").map(|v| cx.value(v)) {
+            let value = match o
+                .get("Value")
+                .map(|v| self.eval_in(&scope, |cx| cx.value(v)))
+            {
                 Some(Ok(v)) => match v {
                     Value::Sequence(s) => s.iter().filter_map(scalar).collect::<Vec<_>>().join(","),
                     other => scalar(&other).unwrap_or_default(),
@@ -906,7 +932,7 @@ impl Global {
             let export = match o
                 .get("Export")
                 .and_then(|x| x.get("Name"))
-                .map(|n| cx.value(n))
+                .map(|n| self.eval_in(&scope, |cx| cx.value(n)))
             {
                 Some(Ok(n)) => scalar(&n),
                 Some(Err(x)) => {
@@ -963,6 +989,9 @@ impl Global {
             .and_then(|t| t.get("Value"))
             .and_then(|v| v.as_str().map(String::from));
         let mut base = match tag {
+            // `main` is the VPC's implicit main table in a lab: a table tagged
+            // so (an exported lab's) is an ordinary one here, as on AWS.
+            Some(t) if t == "main" && ty == "AWS::EC2::RouteTable" => import::kebab(id, 31),
             Some(t) if import::valid_name(&t) => t,
             _ => import::kebab(id, 31),
         };
@@ -1213,6 +1242,15 @@ fn physical_id(
             .and_then(|b| b.as_str().map(String::from))
             .unwrap_or_else(|| import::kebab(&format!("{stack}-{id}"), 63)),
         "AWS::AutoScaling::AutoScalingGroup" => format!("{stack}-{id}"),
+        "AWS::WAFv2::WebACL" | "AWS::WAFv2::IPSet" | "AWS::WAFv2::RegexPatternSet" => {
+            // AWS's Ref: name|id|scope; the name is the Name property when written out.
+            let n = body
+                .get("Properties")
+                .and_then(|p| p.get("Name"))
+                .and_then(|b| b.as_str())
+                .unwrap_or(name);
+            format!("{n}|{}|REGIONAL", wafv2_id(lab, n))
+        }
         t if import::SUPPORTED.contains(&t) => {
             aws_id(import::id_prefix(t), lab, &format!("{stack}/{id}"))
         }
@@ -1222,6 +1260,21 @@ fn physical_id(
             &aws_id("x", lab, &format!("{stack}/{id}"))[3..]
         ),
     }
+}
+
+/// The ARN of a WAFv2 resource from its `Ref` (`name|id|scope`).
+pub fn wafv2_arn(region: &str, ty: &str, physical: &str) -> String {
+    let kind = match ty {
+        "AWS::WAFv2::WebACL" => "webacl",
+        "AWS::WAFv2::IPSet" => "ipset",
+        _ => "regexpatternset",
+    };
+    let mut parts = physical.split('|');
+    let (name, id) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    format!("arn:aws:wafv2:{region}:{ACCOUNT}:regional/{kind}/{name}/{id}")
 }
 
 /// Resources in an order where each follows what it depends on; a cycle

@@ -1,6 +1,7 @@
 //! The CLI verbs. Each returns `anyhow::Result`; `UsageError` in the chain
 //! means bad input (exit code 2).
 
+pub mod apply;
 pub mod down;
 pub mod exec;
 pub mod export;
@@ -91,11 +92,15 @@ fn list_or_none(v: &[String]) -> String {
     }
 }
 
-/// A running lab's plan, or a topology file's (for verbs that need no
-/// traffic): `None` means the only lab that is up.
+/// A running lab's plan, or a topology file's or a single template's (for
+/// verbs that need no traffic): `None` means the only lab that is up.
 pub fn load_plan(lab_or_file: Option<&str>) -> anyhow::Result<Lab> {
     if let Some(arg) = lab_or_file {
         let path = Path::new(arg);
+        if crate::cloudformation::stacks::is_template(path) && path.is_file() {
+            let (plan, _) = up::load_templates(&[path.to_path_buf()], &Default::default())?;
+            return Ok(plan);
+        }
         if arg.ends_with(".toml") || path.is_file() {
             return crate::topology::load(path).map_err(|e| usage(e.to_string()));
         }

@@ -64,6 +64,9 @@ pub fn render_stacks(lab: &str) -> String {
 #[derive(Serialize)]
 pub struct NodeSummary {
     pub node: String,
+    /// The template resource (`stack.LogicalId`) of a lab from templates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
     pub kind: &'static str,
     pub namespace: String,
     pub eni: Option<String>,
@@ -204,6 +207,7 @@ pub fn summary(state: &LabState) -> Summary {
     {
         nodes.push(NodeSummary {
             node: node.into(),
+            resource: None,
             kind: k,
             namespace: lab.namespace(node),
             eni: None,
@@ -219,6 +223,9 @@ pub fn summary(state: &LabState) -> Summary {
         let subnet = &lab.subnets[eni.subnet];
         nodes.push(NodeSummary {
             node: eni.node.clone(),
+            resource: lab
+                .origin(&eni.node)
+                .map(|o| format!("{}.{}", o.stack, o.logical_id)),
             kind: kind(eni.owner),
             namespace: lab.namespace(&eni.node),
             eni: Some(eni.id.clone()),
@@ -298,10 +305,25 @@ fn workloads_of(state: &LabState, node: &str) -> Vec<WorkloadSummary> {
 pub fn render_table(state: &LabState) -> String {
     let s = summary(state);
     let mut out = String::new();
+    // A lab from templates: the resource each node comes from, after its name.
+    let rw = s
+        .nodes
+        .iter()
+        .filter_map(|n| n.resource.as_ref().map(|r| r.len() + 1))
+        .max()
+        .map_or(0, |w| w.max("RESOURCE ".len()));
+    let resource = |r: Option<&str>| format!("{:<rw$}", r.unwrap_or(if rw > 0 { "-" } else { "" }));
     writeln!(
         out,
-        "{:<14} {:<12} {:<11} {:<11} {:<15} {:<15} {:<22} WORKLOADS",
-        "NODE", "KIND", "SUBNET", "AZ", "PRIVATE IP", "PUBLIC IP", "SECURITY GROUPS"
+        "{:<14} {}{:<12} {:<11} {:<11} {:<15} {:<15} {:<22} WORKLOADS",
+        "NODE",
+        resource(Some("RESOURCE").filter(|_| rw > 0)),
+        "KIND",
+        "SUBNET",
+        "AZ",
+        "PRIVATE IP",
+        "PUBLIC IP",
+        "SECURITY GROUPS"
     )
     .unwrap();
     for n in &s.nodes {
@@ -313,8 +335,9 @@ pub fn render_table(state: &LabState) -> String {
             .collect();
         writeln!(
             out,
-            "{:<14} {:<12} {:<11} {:<11} {:<15} {:<15} {:<22} {}",
+            "{:<14} {}{:<12} {:<11} {:<11} {:<15} {:<15} {:<22} {}",
             n.node,
+            resource(n.resource.as_deref()),
             n.kind,
             n.subnet.clone().unwrap_or_else(dash),
             n.az.clone().unwrap_or_else(dash),

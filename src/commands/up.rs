@@ -4,12 +4,10 @@
 use super::{require_root, usage};
 use crate::cloudformation::stacks;
 use crate::containers::ContainerError;
-use crate::fabric::build;
-use crate::firewall::{self, fabric as fabric_fw, nat_gateway};
 use crate::state::{LabLock, LabState};
+use crate::teardown;
 use crate::topology;
-use crate::topology::plan::{Lab, FABRIC, INTERNET, S3};
-use crate::{teardown, workloads};
+use crate::topology::plan::Lab;
 use anyhow::Context;
 use std::path::Path;
 use std::time::Instant;
@@ -83,12 +81,14 @@ pub fn run(
         topology: std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf()),
         ready: false,
         processes: vec![],
+        changing_to: None,
+        network_only,
     };
     // Written before anything exists: `down` after a crash reads it.
     state.save()?;
-    if let Err(e) = build_lab(&mut state, network_only) {
+    if let Err(e) = crate::apply::build(&mut state) {
         let _ = teardown::teardown(&state.plan.name, Some(&state.plan));
-        return Err(e.context(format!(
+        return Err(anyhow::Error::new(e).context(format!(
             "building lab `{}` (nothing was left behind)",
             state.plan.name
         )));
@@ -130,7 +130,7 @@ pub fn run(
 }
 
 /// Templates -> stacks -> the topology -> the same validation as TOML.
-fn load_templates(
+pub fn load_templates(
     files: &[std::path::PathBuf],
     cfn: &TemplateOptions,
 ) -> anyhow::Result<(Lab, stacks::Imported)> {
@@ -193,146 +193,9 @@ fn which(bin: &str) -> Option<std::path::PathBuf> {
     })
 }
 
-/// Logs how long each stage of `up` took (`VPCSIM_LOG=vpcsim::timing=debug`):
-/// where a big lab's time goes.
-struct Stages(Instant);
-
-impl Stages {
-    fn done(&mut self, stage: &str) {
-        tracing::debug!(target: "vpcsim::timing", "{stage}: {:.1} ms", self.0.elapsed().as_secs_f64() * 1e3);
-        self.0 = Instant::now();
-    }
-}
-
-fn build_lab(state: &mut LabState, network_only: bool) -> anyhow::Result<()> {
-    let mut stages = Stages(Instant::now());
-    let lab = state.plan.clone();
-    // Rendered before anything is built: a rendering bug fails here, early.
-    let mut rulesets = vec![(lab.fabric_ns(), fabric_fw::render(&lab))];
-    for nat in &lab.nat_gateways {
-        let eni = &lab.enis[nat.eni];
-        rulesets.push((lab.namespace(&eni.node), nat_gateway::render(&lab, eni)));
-    }
-    stages.done("render rulesets");
-    // Before the first process: every one joins it (`down` ends them all).
-    crate::cgroup::create(&lab.name)?;
-    build::create_namespaces(&lab).context("creating namespaces")?;
-    stages.done("namespaces");
-    crash_point("namespaces");
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(build::configure(&lab))
-        .context("configuring links and routes")?;
-    stages.done("links, addresses, routes");
-    crash_point("links");
-    let pending = rulesets
-        .iter()
-        .map(|(ns, rules)| firewall::spawn_apply(ns, rules))
-        .collect::<Result<Vec<_>, _>>()?;
-    for p in pending {
-        p.wait()?;
-    }
-    stages.done("nftables");
-    crash_point("firewall");
-    write_etc(&lab)?;
-    stages.done("etc files");
-    // Before any workload sends a packet, so flow logs see it all.
-    crate::flowlog::start(state)?;
-    // The VPC's DNS and S3 are part of the network, up even with --network-only.
-    crate::services::start(state)?;
-    stages.done("flow logs, DNS, S3");
-    if !network_only {
-        workloads::start_all(state)?;
-        stages.done("workloads");
-    }
-    crash_point("workloads");
-    Ok(())
-}
-
-/// Crash injection for the teardown tests: `VPCSIM_CRASH_AT=<stage>` makes
-/// `up` SIGKILL itself after that stage, exactly like `kill -9` would.
-fn crash_point(stage: &str) {
-    if std::env::var("VPCSIM_CRASH_AT").is_ok_and(|s| s == stage) {
-        // SAFETY: raising a signal on ourselves.
-        unsafe { libc::raise(libc::SIGKILL) };
-    }
-}
-
-/// A node's hostname: EC2's for an ENI (`ip-10-0-20-16`, what a student's
-/// shell prompt shows on AWS), the node's name for `fabric`, `internet`, `s3`.
-pub fn hostname(lab: &Lab, node: &str) -> String {
-    match lab.eni_by_node(node) {
-        Some(eni) => ec2_hostname(eni.private_ip),
-        None => node.to_string(),
-    }
-}
-
-fn ec2_hostname(ip: std::net::Ipv4Addr) -> String {
-    let o = ip.octets();
-    format!("ip-{}-{}-{}-{}", o[0], o[1], o[2], o[3])
-}
-
-/// The nodes' /etc/hosts and resolv.conf, bind-mounted over /etc by
-/// `vpcsim exec` and for workloads: instance names and the load balancers'
-/// DNS names resolve inside the lab. One copy for the lab; a node gets its
-/// own only where it differs (the internet's resolver; nodes without an
-/// ENI, whose own name is not in the lab's list).
-fn write_etc(lab: &Lab) -> anyhow::Result<()> {
-    let mut hosts = String::from("127.0.0.1\tlocalhost\n");
-    for eni in &lab.enis {
-        let host = ec2_hostname(eni.private_ip);
-        hosts.push_str(&format!(
-            "{}\t{} {host}.ec2.internal {host}\n",
-            eni.private_ip, eni.node
-        ));
-    }
-    for lb in &lab.load_balancers {
-        for &n in &lb.nodes {
-            if let Some(ip) = lab.enis[n].public_ip {
-                hosts.push_str(&format!("{ip}\t{}\n", lb.dns_name));
-            }
-        }
-    }
-    let dir = workloads::process::lab_etc_dir(&lab.name);
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("hosts"), &hosts)?;
-    let resolv = crate::services::resolv_conf(lab, FABRIC);
-    std::fs::write(dir.join("resolv.conf"), &resolv)?;
-    std::fs::write(
-        dir.join("environment"),
-        crate::services::node_environment(lab),
-    )?;
-    // Each node's hostname (`ip-10-0-20-16`): a line per node, in the lab's
-    // list above for ENIs.
-    let named = lab
-        .enis
-        .iter()
-        .map(|e| (e.node.clone(), ec2_hostname(e.private_ip)));
-    let others = [FABRIC, INTERNET, S3].map(|n| (n.to_string(), n.to_string()));
-    for (node, host) in others.into_iter().chain(named) {
-        let dir = workloads::process::etc_dir(&lab.name, &node);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("hostname"), format!("{host}\n"))?;
-    }
-    for node in [FABRIC, INTERNET, S3] {
-        if !lab.node_names().iter().any(|n| n == node) {
-            continue;
-        }
-        let dir = workloads::process::etc_dir(&lab.name, node);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("hosts"), format!("{hosts}127.0.1.1\t{node}\n"))?;
-        let own = crate::services::resolv_conf(lab, node);
-        if own != resolv {
-            std::fs::write(dir.join("resolv.conf"), own)?;
-        }
-    }
-    Ok(())
-}
-
 /// What the user must fix before containers can start (no engine, no
 /// image) is bad input, exit code 2; anything else is a failure.
-fn preflight_error(e: ContainerError) -> anyhow::Error {
+pub(super) fn preflight_error(e: ContainerError) -> anyhow::Error {
     match e {
         ContainerError::Unreachable { .. } | ContainerError::ImageMissing { .. } => {
             usage(e.to_string())

@@ -10,7 +10,7 @@
 mod attach;
 pub mod image;
 
-use crate::fabric::netns::NetnsError;
+use crate::fabric::netns::{self, NetnsError};
 use crate::firewall::FirewallError;
 use crate::state::lab_dir;
 use crate::topology::plan::ContainerPlan;
@@ -201,15 +201,79 @@ pub fn is_container(lab: &Lab, node: &str) -> bool {
     plan_of(lab, node).is_some()
 }
 
+/// Whether a container must be recreated to become `b` (Docker changes
+/// none of these in place).
+pub fn must_recreate(a: &ContainerPlan, b: &ContainerPlan) -> bool {
+    a.host != b.host
+        || a.image != b.image
+        || a.ports != b.ports
+        || a.env != b.env
+        || a.ip != b.ip
+        || a.bridge != b.bridge
+}
+
 /// Creates, starts and attaches every container of the lab (part of `up`).
 pub fn start_all(lab: &Lab) -> Result<(), ContainerError> {
-    if lab.containers.is_empty() {
+    start_some(lab, &lab.containers.iter().collect::<Vec<_>>())
+}
+
+/// A change to a running lab (`apply`): the containers `new` no longer has,
+/// or has differently, or whose host instance was replaced (`hosts_gone`),
+/// are removed (`docker rm -f`); new and changed ones are created and
+/// started as `up` does. Returns how many it touched.
+pub fn change(old: &Lab, new: &Lab, hosts_gone: &[String]) -> Result<usize, ContainerError> {
+    let stays = |a: &ContainerPlan, b: &ContainerPlan| {
+        !must_recreate(a, b) && !hosts_gone.contains(&a.host)
+    };
+    let gone: Vec<&ContainerPlan> = old
+        .containers
+        .iter()
+        .filter(|c| plan_of(new, &c.name).is_none_or(|n| !stays(c, n)))
+        .collect();
+    let fresh: Vec<&ContainerPlan> = new
+        .containers
+        .iter()
+        .filter(|c| plan_of(old, &c.name).is_none_or(|o| !stays(o, c)))
+        .collect();
+    if !gone.is_empty() {
+        block_on(async {
+            let docker = connect(Duration::from_secs(30)).await?;
+            let mut records = load_records(&old.name);
+            for c in &gone {
+                if let Some(rec) = records.remove(&c.name) {
+                    let options = RemoveContainerOptionsBuilder::default().force(true).build();
+                    match docker.remove_container(&rec.id, Some(options)).await {
+                        Ok(()) => {}
+                        Err(e) if not_found(&e) => {}
+                        Err(e) => {
+                            return Err(ContainerError::docker(format!("remove {}", c.name), e))
+                        }
+                    }
+                }
+                save_records(&old.name, &records)?;
+                // A host that is gone took the container's link with it.
+                let host_stays =
+                    !hosts_gone.contains(&c.host) && new.eni_by_node(&c.host).is_some();
+                if host_stays && netns::exists(&new.namespace(&c.host)) {
+                    let _ = attach::detach(old, c).await;
+                    publish(new, &c.host, &records)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    start_some(new, &fresh)?;
+    Ok(gone.len() + fresh.len())
+}
+
+fn start_some(lab: &Lab, containers: &[&ContainerPlan]) -> Result<(), ContainerError> {
+    if containers.is_empty() {
         return Ok(());
     }
     block_on(async {
         let docker = connect(Duration::from_secs(30)).await?;
         let mut records = load_records(&lab.name);
-        for c in &lab.containers {
+        for c in containers {
             let id = create(&docker, lab, c).await?;
             records.insert(
                 c.name.clone(),

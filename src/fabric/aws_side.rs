@@ -9,11 +9,9 @@
 //! The S3 server tells the paths apart by the link a connection arrived on
 //! (one listener per link), never by address guessing.
 
-use super::build::{FabricError, Ns, MAIN_TABLE};
+use super::build::{Additions, FabricError, Ns};
 use super::netns;
 use crate::topology::plan::*;
-use ipnet::Ipv4Net;
-use netlink_packet_route::route::RouteType;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 
@@ -45,61 +43,40 @@ pub fn sysctls(lab: &Lab, node: &str) -> &'static [(&'static str, &'static str)]
     }
 }
 
-/// Runs after the fabric, internet and route tables exist.
-pub(super) async fn configure(lab: &Lab, fabric: &Ns) -> Result<(), FabricError> {
-    // The Amazon DNS answers on the VPC base + 2 from the fabric itself:
-    // a local address, so its traffic never enters the forward hook where
-    // NACLs and security groups are (AWS does not filter it either).
-    fabric.addr(1, lab.dns_ip(), 32).await?;
+/// Runs after the fabric and the internet exist, before routes: the links
+/// and addresses of the AWS side that `add` asks for.
+pub(super) async fn configure(lab: &Lab, fabric: &Ns, add: &Additions) -> Result<(), FabricError> {
+    if add.base {
+        // The Amazon DNS answers on the VPC base + 2 from the fabric itself:
+        // a local address, so its traffic never enters the forward hook where
+        // NACLs and security groups are (AWS does not filter it either).
+        fabric.addr(1, lab.dns_ip(), 32).await?;
+    }
     let Some(s3) = &lab.s3 else {
         return Ok(());
     };
     let s3_ns = Ns::open(lab.namespace(S3))?;
-    s3_ns.up(1).await?;
-    s3_ns.addr(1, s3.address, 32).await?;
-    s3_ns.addr(1, s3.public_dns, 32).await?;
-
-    let internet = Ns::open(lab.internet_ns())?;
-    veth(
-        &internet,
-        INTERNET_TO_S3_IF,
-        &lab.namespace(S3),
-        S3_TO_INTERNET_IF,
-    )
-    .await?;
-    let to_s3 = internet.index(INTERNET_TO_S3_IF).await?;
-    internet.addr(to_s3, INTERNET_S3_IP, 30).await?;
-    internet.up(to_s3).await?;
-    let mut req = internet
-        .handle
-        .route()
-        .add()
-        .v4()
-        .destination_prefix(s3.range.addr(), s3.range.prefix_len())
-        .gateway(S3_INTERNET_IP)
-        .output_interface(to_s3);
-    if let Some(host) = lab.internet.hosts.first() {
-        req = req.pref_source(*host);
-    }
-    req.execute()
-        .await
-        .map_err(internet.err(format!("add route {} via s3", s3.range)))?;
-
-    let to_internet = s3_ns.index(S3_TO_INTERNET_IF).await?;
-    s3_ns.addr(to_internet, S3_INTERNET_IP, 30).await?;
-    s3_ns.up(to_internet).await?;
-    // Replies to public addresses (internet hosts, IGW and NAT translations).
-    s3_ns
-        .route(
-            MAIN_TABLE,
-            Ipv4Net::default(),
-            Some(INTERNET_S3_IP),
-            Some(to_internet),
-            RouteType::Unicast,
+    if add.s3 {
+        s3_ns.up(1).await?;
+        s3_ns.addr(1, s3.address, 32).await?;
+        s3_ns.addr(1, s3.public_dns, 32).await?;
+        let internet = Ns::open(lab.internet_ns())?;
+        veth(
+            &internet,
+            INTERNET_TO_S3_IF,
+            &lab.namespace(S3),
+            S3_TO_INTERNET_IF,
         )
         .await?;
-
-    for (i, e) in lab.vpc_endpoints.iter().enumerate() {
+        let to_s3 = internet.index(INTERNET_TO_S3_IF).await?;
+        internet.addr(to_s3, INTERNET_S3_IP, 30).await?;
+        internet.up(to_s3).await?;
+        let to_internet = s3_ns.index(S3_TO_INTERNET_IF).await?;
+        s3_ns.addr(to_internet, S3_INTERNET_IP, 30).await?;
+        s3_ns.up(to_internet).await?;
+    }
+    for &i in &add.endpoints {
+        let e = &lab.vpc_endpoints[i];
         veth(fabric, &e.link, &lab.namespace(S3), &e.link).await?;
         let f = fabric.index(&e.link).await?;
         fabric.addr(f, e.fabric_ip, 30).await?;
@@ -107,33 +84,6 @@ pub(super) async fn configure(lab: &Lab, fabric: &Ns) -> Result<(), FabricError>
         let s = s3_ns.index(&e.link).await?;
         s3_ns.addr(s, e.service_ip, 30).await?;
         s3_ns.up(s).await?;
-        // The prefix-list route, only in the endpoint's route tables.
-        for &rt in &e.route_tables {
-            let table = lab.route_tables[rt].table_id;
-            fabric
-                .route(
-                    table,
-                    s3.range,
-                    Some(e.service_ip),
-                    Some(f),
-                    RouteType::Unicast,
-                )
-                .await?;
-        }
-        // Back to the VPC: replies leave by the link their listener is bound
-        // to, so each endpoint gets its own route (metrics keep them apart).
-        s3_ns
-            .handle
-            .route()
-            .add()
-            .v4()
-            .destination_prefix(lab.vpc_cidr.addr(), lab.vpc_cidr.prefix_len())
-            .gateway(e.fabric_ip)
-            .output_interface(s)
-            .priority(100 + i as u32)
-            .execute()
-            .await
-            .map_err(s3_ns.err(format!("add route {} via {}", lab.vpc_cidr, e.link)))?;
     }
     Ok(())
 }

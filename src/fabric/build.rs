@@ -9,7 +9,6 @@ use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkInfo};
 use netlink_packet_route::route::{RouteScope, RouteType};
-use netlink_packet_route::rule::RuleAction;
 use rtnetlink::{Handle, LinkAddRequest};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, RawFd};
@@ -46,8 +45,9 @@ const ROUTER_SYSCTLS: &[(&str, &str)] = &[
     ("net.ipv4.conf.default.rp_filter", "0"),
 ];
 
-/// Creates every namespace of the lab, with its sysctls.
-pub fn create_namespaces(lab: &Lab) -> Result<(), FabricError> {
+/// Creates the namespaces of `nodes` (all of them on `up`, the new ones on
+/// `apply`), with their sysctls.
+pub fn create_namespaces(lab: &Lab, nodes: &[String]) -> Result<(), FabricError> {
     // The internet forwards too: VPC traffic to another public IP of the VPC
     // goes out through the IGW and comes back in, as on AWS.
     let routers: Vec<String> = [FABRIC, INTERNET]
@@ -59,19 +59,43 @@ pub fn create_namespaces(lab: &Lab) -> Result<(), FabricError> {
                 .map(|n| lab.enis[n.eni].node.clone()),
         )
         .collect();
-    let namespaces: Vec<netns::NewNamespace> = lab
-        .node_names()
-        .into_iter()
+    let namespaces: Vec<netns::NewNamespace> = nodes
+        .iter()
         .map(|node| {
             let mut sysctls = BASE_SYSCTLS.to_vec();
-            if routers.contains(&node) {
+            if routers.contains(node) {
                 sysctls.extend_from_slice(ROUTER_SYSCTLS);
             }
-            sysctls.extend_from_slice(super::aws_side::sysctls(lab, &node));
-            (lab.namespace(&node), sysctls)
+            sysctls.extend_from_slice(super::aws_side::sysctls(lab, node));
+            (lab.namespace(node), sysctls)
         })
         .collect();
     Ok(netns::create_all(&namespaces)?)
+}
+
+/// The parts of a lab to build in namespaces that exist: everything on
+/// `up`, what a change adds on `apply` (indexes into the new plan).
+#[derive(Debug, Default)]
+pub struct Additions {
+    /// The fabric's and the internet's own links and addresses (`up` only).
+    pub base: bool,
+    /// The S3 side (the lab's first bucket or endpoint).
+    pub s3: bool,
+    pub subnets: Vec<usize>,
+    pub enis: Vec<usize>,
+    pub endpoints: Vec<usize>,
+}
+
+impl Additions {
+    pub fn everything(lab: &Lab) -> Additions {
+        Additions {
+            base: true,
+            s3: lab.s3.is_some(),
+            subnets: (0..lab.subnets.len()).collect(),
+            enis: (0..lab.enis.len()).collect(),
+            endpoints: (0..lab.vpc_endpoints.len()).collect(),
+        }
+    }
 }
 
 pub(super) struct Ns {
@@ -234,15 +258,16 @@ fn push_peer_attribute(req: &mut LinkAddRequest, attr: LinkAttribute) {
 
 pub(super) const MAIN_TABLE: u32 = 254;
 
-/// Builds links, addresses, routes and route tables in namespaces that
-/// `create_namespaces` made.
-pub async fn configure(lab: &Lab) -> Result<(), FabricError> {
+/// Builds the links and addresses of `add` in namespaces that exist, then
+/// turns the routes and rules of `old` (None: nothing) into `lab`'s.
+pub async fn configure(lab: &Lab, old: Option<&Lab>, add: &Additions) -> Result<(), FabricError> {
     let fabric = Ns::open(lab.fabric_ns())?;
-    fabric.up(1).await?; // lo is ifindex 1 in every new namespace
-
+    if add.base {
+        fabric.up(1).await?; // lo is ifindex 1 in every new namespace
+    }
     // One bridge per subnet, holding the VPC router address (.1).
-    let mut bridges = Vec::with_capacity(lab.subnets.len());
-    for s in &lab.subnets {
+    for &i in &add.subnets {
+        let s = &lab.subnets[i];
         fabric
             .handle
             .link()
@@ -254,33 +279,105 @@ pub async fn configure(lab: &Lab) -> Result<(), FabricError> {
         let idx = fabric.index(&s.bridge).await?;
         fabric.addr(idx, s.router, s.cidr.prefix_len()).await?;
         fabric.up(idx).await?;
-        bridges.push(idx);
     }
-
-    // The IGW link: fabric `igw` <-> internet `eth0`.
-    fabric.veth(IGW_IF, &lab.internet_ns(), None, None).await?;
-    let igw = fabric.index(IGW_IF).await?;
-    fabric.addr(igw, IGW_FABRIC_IP, 30).await?;
-
+    if add.base {
+        // The IGW link: fabric `igw` <-> internet `eth0`.
+        fabric.veth(IGW_IF, &lab.internet_ns(), None, None).await?;
+        let igw = fabric.index(IGW_IF).await?;
+        fabric.addr(igw, IGW_FABRIC_IP, 30).await?;
+    }
     // Every ENI: a bridge port in the fabric (created up), `eth0` in its node.
-    try_join_all(lab.enis.iter().map(|eni| async {
+    let mut bridges = std::collections::HashMap::new();
+    for &e in &add.enis {
+        let subnet = lab.enis[e].subnet;
+        if let std::collections::hash_map::Entry::Vacant(v) = bridges.entry(subnet) {
+            v.insert(fabric.index(&lab.subnets[subnet].bridge).await?);
+        }
+    }
+    try_join_all(add.enis.iter().map(|&e| {
+        let eni = &lab.enis[e];
         let node_ns = lab.namespace(&eni.node);
-        fabric
-            .veth(
-                &eni.host_if,
-                &node_ns,
-                Some(bridges[eni.subnet]),
-                Some(eni.mac()),
-            )
-            .await
+        let fabric = &fabric;
+        let bridge = bridges[&eni.subnet];
+        async move {
+            fabric
+                .veth(&eni.host_if, &node_ns, Some(bridge), Some(eni.mac()))
+                .await
+        }
     }))
     .await?;
+    let nodes = try_join_all(add.enis.iter().map(|&e| configure_eni(lab, &lab.enis[e])));
+    let internet = async {
+        if add.base {
+            configure_internet(lab).await
+        } else {
+            Ok(())
+        }
+    };
+    futures::try_join!(nodes, internet)?;
+    super::aws_side::configure(lab, &fabric, add).await?;
+    sync_routing(lab, old, &fabric).await
+}
 
-    let nodes = try_join_all(lab.enis.iter().map(|eni| configure_eni(lab, eni)));
-    let internet = configure_internet(lab);
-    let tables = configure_route_tables(lab, &fabric, &bridges, igw);
-    futures::try_join!(nodes, internet, tables)?;
-    super::aws_side::configure(lab, &fabric).await
+/// Routes and rules of the fabric, the internet and the S3 side, from
+/// `old`'s to `lab`'s.
+async fn sync_routing(lab: &Lab, old: Option<&Lab>, fabric: &Ns) -> Result<(), FabricError> {
+    use super::routes::*;
+    let empty = Routes::new();
+    let pick = |f: fn(&Lab) -> Routes| old.map(f).unwrap_or_default();
+    let tables = async {
+        sync_routes(fabric, &pick(fabric_routes), &fabric_routes(lab)).await?;
+        let old_rules = old.map(fabric_rules).unwrap_or_default();
+        sync_rules(fabric, &old_rules, &fabric_rules(lab)).await
+    };
+    let internet = async {
+        let (old_r, new_r) = (pick(internet_routes), internet_routes(lab));
+        if old_r == new_r {
+            return Ok(0);
+        }
+        let ns = Ns::open(lab.internet_ns())?;
+        sync_routes(&ns, &old_r, &new_r).await
+    };
+    let s3 = async {
+        let new_r = s3_routes(lab);
+        // A lab that loses its S3 side loses the namespace with its routes.
+        if new_r == empty {
+            return Ok(0);
+        }
+        let old_r = pick(s3_routes);
+        if old_r == new_r {
+            return Ok(0);
+        }
+        let ns = Ns::open(lab.namespace(S3))?;
+        sync_routes(&ns, &old_r, &new_r).await
+    };
+    futures::try_join!(tables, internet, s3)?;
+    Ok(())
+}
+
+/// Removes links of the fabric that a change retires: subnets' bridges
+/// (after their ENIs' namespaces are gone) and endpoints' links (their S3
+/// ends go with them). Links already gone are not an error.
+pub async fn remove_links(lab: &Lab, names: &[String]) -> Result<(), FabricError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let fabric = Ns::open(lab.fabric_ns())?;
+    for name in names {
+        let idx = match fabric.index(name).await {
+            Ok(i) => i,
+            Err(FabricError::MissingLink { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        fabric
+            .handle
+            .link()
+            .del(idx)
+            .execute()
+            .await
+            .map_err(fabric.err(format!("delete link {name}")))?;
+    }
+    Ok(())
 }
 
 async fn configure_eni(lab: &Lab, eni: &Eni) -> Result<(), FabricError> {
@@ -301,9 +398,8 @@ async fn configure_eni(lab: &Lab, eni: &Eni) -> Result<(), FabricError> {
     .await
 }
 
-/// The emulated internet: its client hosts on `eth0`, and a /32 route back
-/// through the IGW for every public IP of the lab (nothing else of the VPC
-/// is reachable from here, as on AWS).
+/// The emulated internet: its client hosts on `eth0` (its routes back to
+/// the VPC's public IPs are `routes::internet_routes`).
 async fn configure_internet(lab: &Lab) -> Result<(), FabricError> {
     let ns = Ns::open(lab.internet_ns())?;
     ns.up(1).await?;
@@ -312,96 +408,5 @@ async fn configure_internet(lab: &Lab) -> Result<(), FabricError> {
     for host in &lab.internet.hosts {
         ns.addr(eth0, *host, 32).await?;
     }
-    ns.up(eth0).await?;
-    let src = lab.internet.hosts.first().copied();
-    for ip in lab.enis.iter().filter_map(|e| e.public_ip) {
-        let mut req = ns
-            .handle
-            .route()
-            .add()
-            .v4()
-            .destination_prefix(ip, 32)
-            .gateway(IGW_FABRIC_IP)
-            .output_interface(eth0);
-        if let Some(s) = src {
-            req = req.pref_source(s);
-        }
-        req.execute()
-            .await
-            .map_err(ns.err(format!("add route {ip}/32 via igw")))?;
-    }
-    Ok(())
-}
-
-/// One kernel table per VPC route table, selected by the bridge a packet
-/// came in on (policy routing); a packet no route matches hits the
-/// blackhole rule after its table, as AWS drops it at the VPC router.
-async fn configure_route_tables(
-    lab: &Lab,
-    fabric: &Ns,
-    bridges: &[u32],
-    igw: u32,
-) -> Result<(), FabricError> {
-    for rt in &lab.route_tables {
-        // `local`: every subnet through its bridge; the rest of the VPC CIDR
-        // (addresses in no subnet) is dropped.
-        for (s, &br) in lab.subnets.iter().zip(bridges) {
-            fabric
-                .route(rt.table_id, s.cidr, None, Some(br), RouteType::Unicast)
-                .await?;
-        }
-        fabric
-            .route(rt.table_id, lab.vpc_cidr, None, None, RouteType::BlackHole)
-            .await?;
-        for r in &rt.routes {
-            let (via, dev) = match r.target {
-                RouteTarget::InternetGateway => (IGW_INTERNET_IP, igw),
-                RouteTarget::NatGateway(n) => {
-                    let eni = &lab.enis[lab.nat_gateways[n].eni];
-                    (eni.private_ip, bridges[eni.subnet])
-                }
-                RouteTarget::Eni(e) => {
-                    let eni = &lab.enis[e];
-                    (eni.private_ip, bridges[eni.subnet])
-                }
-            };
-            fabric
-                .route(
-                    rt.table_id,
-                    r.destination,
-                    Some(via),
-                    Some(dev),
-                    RouteType::Unicast,
-                )
-                .await?;
-        }
-    }
-    for (i, s) in lab.subnets.iter().enumerate() {
-        let rt = &lab.route_tables[s.route_table];
-        let prio = 1000 + 2 * i as u32;
-        fabric
-            .handle
-            .rule()
-            .add()
-            .v4()
-            .input_interface(s.bridge.clone())
-            .table_id(rt.table_id)
-            .priority(prio)
-            .action(RuleAction::ToTable)
-            .execute()
-            .await
-            .map_err(fabric.err(format!("add rule iif {} lookup {}", s.bridge, rt.table_id)))?;
-        fabric
-            .handle
-            .rule()
-            .add()
-            .v4()
-            .input_interface(s.bridge.clone())
-            .priority(prio + 1)
-            .action(RuleAction::Blackhole)
-            .execute()
-            .await
-            .map_err(fabric.err(format!("add rule iif {} blackhole", s.bridge)))?;
-    }
-    Ok(())
+    ns.up(eth0).await
 }

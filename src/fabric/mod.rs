@@ -4,3 +4,4 @@
 pub mod aws_side;
 pub mod build;
 pub mod netns;
+pub mod routes;

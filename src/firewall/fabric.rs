@@ -13,9 +13,9 @@
 //! place NACLs apply; SGs are matched by ENI address, which works for both.
 
 use super::comment;
+use super::ruleset::{Family, Hook, Ruleset, SetKind, Table};
 use crate::topology::plan::*;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 /// NFLOG group of the fabric namespace (groups are per namespace).
 pub const NFLOG_GROUP: u16 = 1;
@@ -41,23 +41,23 @@ pub fn prefix(verdict: Option<(Side, &str)>) -> String {
     p.chars().take(127).collect()
 }
 
-pub fn render(lab: &Lab) -> String {
-    let mut out = String::from("flush ruleset\n\ntable inet vpcsim {\n");
-    render_sets(lab, &mut out);
-    render_igw_nat(lab, &mut out);
+pub fn render(lab: &Lab) -> Ruleset {
+    let mut t = Table::new(Family::Inet, "vpcsim");
+    render_sets(lab, &mut t);
+    render_igw_nat(lab, &mut t);
     let group_sets = group_sets(lab);
-    render_forward(lab, &group_sets, &mut out);
+    render_forward(lab, &group_sets, &mut t);
     for (i, nacl) in lab.nacls.iter().enumerate() {
-        render_nacl(lab, i, nacl, Direction::Inbound, &mut out);
-        render_nacl(lab, i, nacl, Direction::Outbound, &mut out);
+        render_nacl(lab, i, nacl, Direction::Inbound, &mut t);
+        render_nacl(lab, i, nacl, Direction::Outbound, &mut t);
     }
-    for (i, (groups, _)) in group_sets.iter().enumerate() {
-        render_sg_chain(lab, i, groups, Direction::Outbound, &mut out);
-        render_sg_chain(lab, i, groups, Direction::Inbound, &mut out);
+    for (groups, _) in &group_sets {
+        render_sg_chain(lab, groups, Direction::Outbound, &mut t);
+        render_sg_chain(lab, groups, Direction::Inbound, &mut t);
     }
-    out.push_str("}\n");
-    render_port_table(lab, &mut out);
-    out
+    let mut tables = vec![t];
+    tables.extend(render_port_table(lab));
+    Ruleset { tables }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,12 @@ impl Direction {
             Direction::Outbound => "outbound",
         }
     }
+    fn short(self) -> &'static str {
+        match self {
+            Direction::Inbound => "in",
+            Direction::Outbound => "out",
+        }
+    }
 }
 
 /// `log … ` before a drop when the lab has flow logs (NFLOG to the flow
@@ -99,69 +105,79 @@ fn flow_log_statement(verdict: Option<(Side, &str)>) -> String {
     )
 }
 
-fn elements<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
-    let v: Vec<String> = items.into_iter().map(|x| x.to_string()).collect();
-    if v.is_empty() {
-        String::new()
-    } else {
-        format!(" elements = {{ {} }};", v.join(", "))
-    }
-}
+const FORWARD: Hook = Hook {
+    kind: "filter",
+    hook: "forward",
+    priority: "filter",
+    policy: "accept",
+};
 
-fn render_sets(lab: &Lab, out: &mut String) {
+fn render_sets(lab: &Lab, t: &mut Table) {
     let public = lab
         .enis
         .iter()
         .filter(|e| e.public_ip.is_some())
         .map(|e| e.private_ip);
-    writeln!(
-        out,
-        "    set public_enis {{ type ipv4_addr; {};{} }}",
-        comment("ENIs with a public IP: the only ones the IGW translates"),
-        elements(public)
-    )
-    .unwrap();
+    t.set(
+        SetKind::Set,
+        "public_enis",
+        "ipv4_addr",
+        Some("ENIs with a public IP: the only ones the IGW translates"),
+        public,
+    );
+    t.set(
+        SetKind::Set,
+        "nat_gateways",
+        "ipv4_addr",
+        Some("NAT gateways: connections through them are always tracked"),
+        lab.nat_gateways.iter().map(|n| lab.enis[n.eni].private_ip),
+    );
     for (i, sg) in lab.security_groups.iter().enumerate() {
-        writeln!(
-            out,
-            "    set sg{i} {{ type ipv4_addr; {};{} }}",
-            comment(&format!("members of {}", sg.name)),
-            elements(lab.sg_members(i))
-        )
-        .unwrap();
+        t.set(
+            SetKind::Set,
+            &format!("sg{i}"),
+            "ipv4_addr",
+            Some(&format!("members of {}", sg.name)),
+            lab.sg_members(i),
+        );
     }
 }
 
 /// The IGW: 1:1 NAT between each ENI's public and private address, on the
 /// link to the internet namespace. The instance never sees its public IP.
-fn render_igw_nat(lab: &Lab, out: &mut String) {
+fn render_igw_nat(lab: &Lab, t: &mut Table) {
     let pairs: Vec<(std::net::Ipv4Addr, std::net::Ipv4Addr)> = lab
         .enis
         .iter()
         .filter_map(|e| Some((e.public_ip?, e.private_ip)))
         .collect();
-    writeln!(
-        out,
-        "    map igw_dnat {{ type ipv4_addr : ipv4_addr;{} }}",
-        elements(pairs.iter().map(|(p, v)| format!("{p} : {v}")))
-    )
-    .unwrap();
-    writeln!(
-        out,
-        "    map igw_snat {{ type ipv4_addr : ipv4_addr;{} }}",
-        elements(pairs.iter().map(|(p, v)| format!("{v} : {p}")))
-    )
-    .unwrap();
-    writeln!(
-        out,
-        "    chain igw_prerouting {{\n        type nat hook prerouting priority dstnat; policy accept;\n        iifname \"{IGW_IF}\" dnat ip to ip daddr map @igw_dnat\n    }}"
-    )
-    .unwrap();
-    writeln!(
-        out,
-        "    chain igw_postrouting {{\n        type nat hook postrouting priority srcnat; policy accept;\n        oifname \"{IGW_IF}\" snat ip to ip saddr map @igw_snat\n    }}"
-    )
-    .unwrap();
+    let translations = |dnat: bool| {
+        pairs.iter().map(move |(p, v)| {
+            if dnat {
+                format!("{p} : {v}")
+            } else {
+                format!("{v} : {p}")
+            }
+        })
+    };
+    let map = SetKind::Map;
+    let addr_map = "ipv4_addr : ipv4_addr";
+    t.set(map, "igw_dnat", addr_map, None, translations(true));
+    t.set(map, "igw_snat", addr_map, None, translations(false));
+    let nat = |hook, priority| Hook {
+        kind: "nat",
+        hook,
+        priority,
+        policy: "accept",
+    };
+    t.chain("igw_prerouting", Some(nat("prerouting", "dstnat")))
+        .rule(format!(
+            "iifname \"{IGW_IF}\" dnat ip to ip daddr map @igw_dnat"
+        ));
+    t.chain("igw_postrouting", Some(nat("postrouting", "srcnat")))
+        .rule(format!(
+            "oifname \"{IGW_IF}\" snat ip to ip saddr map @igw_snat"
+        ));
 }
 
 /// ENIs grouped by their exact set of security groups: each distinct set
@@ -180,94 +196,110 @@ fn group_sets(lab: &Lab) -> Vec<(Vec<usize>, Vec<usize>)> {
     by_set.into_iter().collect()
 }
 
-fn render_forward(lab: &Lab, group_sets: &[(Vec<usize>, Vec<usize>)], out: &mut String) {
-    out.push_str(
-        "    chain forward {\n        type filter hook forward priority filter; policy accept;\n",
-    );
-    writeln!(
-        out,
-        "        ct state invalid counter drop {}",
+/// The chain of a set of groups in one direction, named after the groups
+/// (`sg_in_1_3`), so that adding or removing an ENI renames nothing.
+fn sg_chain_name(groups: &[usize], dir: Direction) -> String {
+    let ids: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    format!("sg_{}_{}", dir.short(), ids.join("_"))
+}
+
+fn render_forward(lab: &Lab, group_sets: &[(Vec<usize>, Vec<usize>)], t: &mut Table) {
+    let fwd = t.chain("forward", Some(FORWARD));
+    fwd.rule(format!(
+        "ct state invalid counter drop {}",
         comment("conntrack: invalid packet")
-    )
-    .unwrap();
+    ));
     // From the internet only the IGW's translations enter: a packet neither
     // DNATed (to a public IP) nor answering an SNATed flow was sent to a
     // private address directly, which AWS never routes.
-    writeln!(
-        out,
-        "        iifname \"{IGW_IF}\" ct status & (snat | dnat) == 0 counter {}drop {}",
+    fwd.rule(format!(
+        "iifname \"{IGW_IF}\" ct status & (snat | dnat) == 0 counter {}drop {}",
         flow_log(
             lab,
             Side::Destination,
             "igw: destination is not a public IP of this VPC"
         ),
         comment("igw: destination is not a public IP of this VPC")
-    )
-    .unwrap();
-    writeln!(
-        out,
-        "        oifname \"{IGW_IF}\" ip saddr != @public_enis counter {}drop {}",
+    ));
+    fwd.rule(format!(
+        "oifname \"{IGW_IF}\" ip saddr != @public_enis counter {}drop {}",
         flow_log(lab, Side::Source, "igw: source has no public IP"),
         comment("igw: source has no public IP")
-    )
-    .unwrap();
+    ));
     // Gateway endpoints carry connections the VPC opens; S3 never opens one
     // back. Traffic between a subnet and a `vpce-…` link crosses the
     // subnet's NACLs in the `nacl` chain like any other boundary.
     if !lab.vpc_endpoints.is_empty() {
-        writeln!(
-            out,
-            "        iifname \"vpce-*\" ct state new counter drop {}",
+        fwd.rule(format!(
+            "iifname \"vpce-*\" ct state new counter drop {}",
             comment("vpce: endpoints carry only connections from the VPC")
-        )
-        .unwrap();
+        ));
     }
-    out.push_str("        ct state new jump sg_egress\n        jump nacl\n        ct state new jump sg_ingress\n");
+    // Security groups judge a connection's first packet; conntrack lets the
+    // rest of a tracked connection through whatever the rules become. A
+    // connection untracked at an ENI (its mark bit, set by that ENI's
+    // chain) has every packet judged by that ENI's rules: sent ones by its
+    // egress chain (the initiator's in the original direction, the
+    // responder's in the reply direction), received ones by its ingress.
+    let (i, r) = (UNTRACKED_INITIATOR, UNTRACKED_RESPONDER);
+    fwd.rule("ct state new jump sg_egress")
+        .rule(format!(
+            "ct state established ct direction original ct mark & {i:#x} == {i:#x} jump sg_egress"
+        ))
+        .rule(format!(
+            "ct state established ct direction reply ct mark & {r:#x} == {r:#x} jump sg_egress"
+        ))
+        .rule(format!(
+            "ct state new rt ip nexthop @nat_gateways ct mark set ct mark & {:#x} {}",
+            !i,
+            comment("tracked: connections through a NAT gateway always are")
+        ))
+        .rule("jump nacl")
+        .rule("ct state new jump sg_ingress")
+        .rule(format!(
+            "ct state established ct direction original ct mark & {r:#x} == {r:#x} jump sg_ingress"
+        ))
+        .rule(format!(
+            "ct state established ct direction reply ct mark & {i:#x} == {i:#x} jump sg_ingress"
+        ));
     // Whatever reaches the end of the chain is accepted: a flow log packet.
     if !lab.flow_logs.is_empty() {
-        writeln!(out, "        {}", flow_log_statement(None)).unwrap();
+        fwd.rule(flow_log_statement(None));
     }
-    out.push_str("    }\n");
 
-    let vmap = |dir: &str| -> String {
-        group_sets
-            .iter()
-            .enumerate()
-            .flat_map(|(i, (_, enis))| {
-                enis.iter()
-                    .map(move |&e| format!("{} : jump sg_{dir}_{i}", lab.enis[e].private_ip))
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    for (chain, field, dir) in [("sg_egress", "saddr", "out"), ("sg_ingress", "daddr", "in")] {
-        writeln!(out, "    chain {chain} {{").unwrap();
+    for (chain, field, dir) in [
+        ("sg_egress", "saddr", Direction::Outbound),
+        ("sg_ingress", "daddr", Direction::Inbound),
+    ] {
+        let c = t.chain(chain, None);
         if !group_sets.is_empty() {
-            writeln!(out, "        ip {field} vmap {{ {} }}", vmap(dir)).unwrap();
+            let vmap: Vec<String> = group_sets
+                .iter()
+                .flat_map(|(groups, enis)| {
+                    let target = sg_chain_name(groups, dir);
+                    enis.iter()
+                        .map(move |&e| format!("{} : jump {target}", lab.enis[e].private_ip))
+                })
+                .collect();
+            c.rule(format!("ip {field} vmap {{ {} }}", vmap.join(", ")));
         }
-        out.push_str("    }\n");
     }
 
-    out.push_str("    chain nacl {\n");
+    let nacl = t.chain("nacl", None);
     for s in &lab.subnets {
-        writeln!(
-            out,
-            "        iifname \"{b}\" oifname != \"{b}\" jump nacl_out_{n}",
+        nacl.rule(format!(
+            "iifname \"{b}\" oifname != \"{b}\" jump nacl_out_{n}",
             b = s.bridge,
             n = s.nacl
-        )
-        .unwrap();
+        ));
     }
     for s in &lab.subnets {
-        writeln!(
-            out,
-            "        oifname \"{b}\" iifname != \"{b}\" jump nacl_in_{n}",
+        nacl.rule(format!(
+            "oifname \"{b}\" iifname != \"{b}\" jump nacl_in_{n}",
             b = s.bridge,
             n = s.nacl
-        )
-        .unwrap();
+        ));
     }
-    out.push_str("    }\n");
 }
 
 /// `meta l4proto tcp tcp dport 80-90`-style match; empty for "all".
@@ -286,16 +318,12 @@ fn describe(protocol: Protocol, ports: Option<PortRange>) -> String {
     }
 }
 
-fn render_nacl(lab: &Lab, idx: usize, nacl: &NaclPlan, dir: Direction, out: &mut String) {
+fn render_nacl(lab: &Lab, idx: usize, nacl: &NaclPlan, dir: Direction, t: &mut Table) {
     let (entries, field) = match dir {
         Direction::Inbound => (&nacl.inbound, "saddr"),
         Direction::Outbound => (&nacl.outbound, "daddr"),
     };
-    let short = match dir {
-        Direction::Inbound => "in",
-        Direction::Outbound => "out",
-    };
-    writeln!(out, "    chain nacl_{short}_{idx} {{").unwrap();
+    let chain = t.chain(&format!("nacl_{}_{idx}", dir.short()), None);
     for e in entries {
         let addr = if e.cidr.prefix_len() == 0 {
             String::new()
@@ -311,41 +339,116 @@ fn render_nacl(lab: &Lab, idx: usize, nacl: &NaclPlan, dir: Direction, out: &mut
             Action::Allow => String::new(),
             Action::Deny => flow_log(lab, dir.side(), &rule),
         };
-        writeln!(
-            out,
-            "        {addr}{}counter {log}{verdict} {}",
+        chain.rule(format!(
+            "{addr}{}counter {log}{verdict} {}",
             proto_match(e.protocol, e.ports),
             comment(&rule)
-        )
-        .unwrap();
+        ));
     }
     let rule = format!("nacl {} {} rule * deny", nacl.name, dir.name());
-    writeln!(
-        out,
-        "        counter {}drop {}\n    }}",
+    chain.rule(format!(
+        "counter {}drop {}",
         flow_log(lab, dir.side(), &rule),
         comment(&rule)
-    )
-    .unwrap();
+    ));
 }
 
-fn render_sg_chain(lab: &Lab, idx: usize, groups: &[usize], dir: Direction, out: &mut String) {
-    let (short, field, word) = match dir {
-        Direction::Inbound => ("in", "saddr", "ingress"),
-        Direction::Outbound => ("out", "daddr", "egress"),
+/// conntrack mark bits of a connection that AWS does not track at the
+/// initiator's ENI, at the responder's.
+const UNTRACKED_INITIATOR: u32 = 0x1;
+const UNTRACKED_RESPONDER: u32 = 0x2;
+
+fn sg_rules(sg: &SecurityGroupPlan, dir: Direction) -> &[SgRulePlan] {
+    match dir {
+        Direction::Inbound => &sg.ingress,
+        Direction::Outbound => &sg.egress,
+    }
+}
+
+fn everywhere(peer: &SgPeer) -> bool {
+    matches!(peer, SgPeer::Cidr(c) if c.prefix_len() == 0)
+}
+
+/// Whether an ENI with `groups` allows every response of `protocol` (tcp or
+/// udp) in direction `dir`: a rule for 0.0.0.0/0 and all ports, 0-65535.
+fn allows_all_responses(lab: &Lab, groups: &[usize], dir: Direction, protocol: Protocol) -> bool {
+    groups
+        .iter()
+        .flat_map(|&g| sg_rules(&lab.security_groups[g], dir))
+        .any(|r| {
+            everywhere(&r.peer)
+                && (r.protocol == Protocol::All
+                    || (r.protocol == protocol
+                        && r.ports.is_none_or(|p| p.from == 0 && p.to == 65535)))
+        })
+}
+
+/// The rules that mark a new connection untracked at an ENI with `groups`,
+/// AWS's "untracked connections": a rule in `dir` permits the TCP or UDP
+/// flow for all addresses (0.0.0.0/0), and a rule in the other direction
+/// permits all its responses. ICMP is always tracked. An egress chain marks
+/// the initiator's side, an ingress chain the responder's.
+fn untracked_marks(lab: &Lab, groups: &[usize], dir: Direction) -> Vec<String> {
+    let (bit, word, other, peer_word) = match dir {
+        Direction::Outbound => (UNTRACKED_INITIATOR, "egress", "ingress", "to"),
+        Direction::Inbound => (UNTRACKED_RESPONDER, "ingress", "egress", "from"),
+    };
+    let opposite = match dir {
+        Direction::Outbound => Direction::Inbound,
+        Direction::Inbound => Direction::Outbound,
+    };
+    let mut marks = Vec::new();
+    for &g in groups {
+        let sg = &lab.security_groups[g];
+        for r in sg_rules(sg, dir).iter().filter(|r| everywhere(&r.peer)) {
+            let candidates: &[Protocol] = match r.protocol {
+                Protocol::All => &[Protocol::Tcp, Protocol::Udp],
+                Protocol::Tcp => &[Protocol::Tcp],
+                Protocol::Udp => &[Protocol::Udp],
+                Protocol::Icmp => &[],
+            };
+            let untracked: Vec<Protocol> = candidates
+                .iter()
+                .copied()
+                .filter(|&p| allows_all_responses(lab, groups, opposite, p))
+                .collect();
+            let matches = match (r.protocol, untracked.as_slice()) {
+                (_, []) => continue,
+                (Protocol::All, [p]) => format!("meta l4proto {} ", p.name()),
+                (Protocol::All, _) => "meta l4proto { tcp, udp } ".to_string(),
+                (p, _) => proto_match(p, r.ports),
+            };
+            let names: Vec<&str> = untracked.iter().map(|p| p.name()).collect();
+            marks.push(format!(
+                "ct state new {matches}counter ct mark set ct mark | {bit:#x} {}",
+                comment(&format!(
+                    "untracked: sg {} {word} {} {peer_word} 0.0.0.0/0, {other} allows all {} responses",
+                    sg.name,
+                    describe(r.protocol, r.ports),
+                    names.join("/")
+                ))
+            ));
+        }
+    }
+    marks
+}
+
+fn render_sg_chain(lab: &Lab, groups: &[usize], dir: Direction, t: &mut Table) {
+    let (field, word) = match dir {
+        Direction::Inbound => ("saddr", "ingress"),
+        Direction::Outbound => ("daddr", "egress"),
     };
     let names: Vec<&str> = groups
         .iter()
         .map(|&g| lab.security_groups[g].name.as_str())
         .collect();
-    writeln!(out, "    chain sg_{short}_{idx} {{").unwrap();
+    let chain = t.chain(&sg_chain_name(groups, dir), None);
+    for rule in untracked_marks(lab, groups, dir) {
+        chain.rule(rule);
+    }
     for &g in groups {
         let sg = &lab.security_groups[g];
-        let rules = match dir {
-            Direction::Inbound => &sg.ingress,
-            Direction::Outbound => &sg.egress,
-        };
-        for r in rules {
+        for r in sg_rules(sg, dir) {
             let (addr, peer) = match &r.peer {
                 SgPeer::Cidr(c) if c.prefix_len() == 0 => (String::new(), c.to_string()),
                 SgPeer::Cidr(c) => (format!("ip {field} {c} "), c.to_string()),
@@ -354,9 +457,8 @@ fn render_sg_chain(lab: &Lab, idx: usize, groups: &[usize], dir: Direction, out:
                     lab.security_groups[*p].name.clone(),
                 ),
             };
-            writeln!(
-                out,
-                "        {addr}{}counter return {}",
+            chain.rule(format!(
+                "{addr}{}counter return {}",
                 proto_match(r.protocol, r.ports),
                 comment(&format!(
                     "sg {} {word} {} {} {peer}",
@@ -368,18 +470,15 @@ fn render_sg_chain(lab: &Lab, idx: usize, groups: &[usize], dir: Direction, out:
                         "to"
                     }
                 ))
-            )
-            .unwrap();
+            ));
         }
     }
     let rule = format!("sg {} {word}: no rule allows it", names.join("+"));
-    writeln!(
-        out,
-        "        counter {}drop {}\n    }}",
+    chain.rule(format!(
+        "counter {}drop {}",
         flow_log(lab, dir.side(), &rule),
         comment(&rule)
-    )
-    .unwrap();
+    ));
 }
 
 /// The bridge-family table that checks what each ENI port may send:
@@ -402,35 +501,76 @@ fn render_sg_chain(lab: &Lab, idx: usize, groups: &[usize], dir: Direction, out:
 /// hook per device (about 8x slower to load at 1,000 ENIs, BENCHMARKS.md).
 pub const PORT_TABLE: &str = "vpcsim_ports";
 
-fn render_port_table(lab: &Lab, out: &mut String) {
+fn render_port_table(lab: &Lab) -> Option<Table> {
     if lab.enis.is_empty() {
-        return;
+        return None;
     }
+    let mut t = Table::new(Family::Bridge, PORT_TABLE);
     let checked: Vec<&Eni> = lab.enis.iter().filter(|e| e.source_dest_check).collect();
     let port = |e: &Eni| format!("\"{}\"", e.host_if);
-    writeln!(
-        out,
-        "\ntable bridge {PORT_TABLE} {{\n    set eni_ports {{ type ifname; {};{} }}\n    set port_mac {{ type ifname . ether_addr; {};{} }}\n    set port_arp {{ type ifname . ipv4_addr . ether_addr; {};{} }}\n    set checked_ports {{ type ifname; {};{} }}\n    set port_addr {{ type ifname . ipv4_addr; {};{} }}\n    chain port_ingress {{\n        type filter hook prerouting priority filter; policy accept;\n        iifname @eni_ports iifname . ether saddr != @port_mac counter drop {}\n        ether type arp iifname @eni_ports iifname . arp saddr ip . arp saddr ether != @port_arp counter drop {}\n        meta protocol ip iifname @checked_ports iifname . ip saddr != @port_addr counter {}drop {}\n    }}\n}}",
-        comment("every ENI's port of a subnet bridge"),
-        elements(lab.enis.iter().map(port)),
-        comment("the MAC each ENI port may send from"),
-        elements(lab.enis.iter().map(|e| format!("{} . {}", port(e), e.mac_string()))),
-        comment("the address and MAC each ENI port may announce in ARP"),
-        elements(
-            lab.enis
-                .iter()
-                .map(|e| format!("{} . {} . {}", port(e), e.private_ip, e.mac_string()))
-        ),
-        comment("ENI ports whose source/destination check is on"),
-        elements(checked.iter().map(|e| port(e))),
-        comment("the address each ENI port may send from"),
-        elements(checked.iter().map(|e| format!("{} . {}", port(e), e.private_ip))),
-        comment("eni: source MAC is not the ENI's"),
-        comment("arp: the ENI announces an address or MAC that is not its own"),
-        flow_log(lab, Side::Source, "source/destination check: source is not the ENI's address"),
-        comment("source/destination check: source is not the ENI's address")
-    )
-    .unwrap();
+    let set = SetKind::Set;
+    t.set(
+        set,
+        "eni_ports",
+        "ifname",
+        Some("every ENI's port of a subnet bridge"),
+        lab.enis.iter().map(port),
+    );
+    t.set(
+        set,
+        "port_mac",
+        "ifname . ether_addr",
+        Some("the MAC each ENI port may send from"),
+        lab.enis
+            .iter()
+            .map(|e| format!("{} . {}", port(e), e.mac_string())),
+    );
+    t.set(
+        set,
+        "port_arp",
+        "ifname . ipv4_addr . ether_addr",
+        Some("the address and MAC each ENI port may announce in ARP"),
+        lab.enis
+            .iter()
+            .map(|e| format!("{} . {} . {}", port(e), e.private_ip, e.mac_string())),
+    );
+    t.set(
+        set,
+        "checked_ports",
+        "ifname",
+        Some("ENI ports whose source/destination check is on"),
+        checked.iter().map(|e| port(e)),
+    );
+    t.set(
+        set,
+        "port_addr",
+        "ifname . ipv4_addr",
+        Some("the address each ENI port may send from"),
+        checked
+            .iter()
+            .map(|e| format!("{} . {}", port(e), e.private_ip)),
+    );
+    let hook = Hook {
+        kind: "filter",
+        hook: "prerouting",
+        priority: "filter",
+        policy: "accept",
+    };
+    t.chain("port_ingress", Some(hook))
+        .rule(format!(
+            "iifname @eni_ports iifname . ether saddr != @port_mac counter drop {}",
+            comment("eni: source MAC is not the ENI's")
+        ))
+        .rule(format!(
+            "ether type arp iifname @eni_ports iifname . arp saddr ip . arp saddr ether != @port_arp counter drop {}",
+            comment("arp: the ENI announces an address or MAC that is not its own")
+        ))
+        .rule(format!(
+            "meta protocol ip iifname @checked_ports iifname . ip saddr != @port_addr counter {}drop {}",
+            flow_log(lab, Side::Source, "source/destination check: source is not the ENI's address"),
+            comment("source/destination check: source is not the ENI's address")
+        ));
+    Some(t)
 }
 
 #[cfg(test)]
@@ -459,7 +599,7 @@ mod tests {
     #[test]
     fn nacl_rules_keep_number_order_and_end_in_deny() {
         let lab = canary();
-        let rules = render(&lab);
+        let rules = render(&lab).to_nft();
         let private = lab.nacls.iter().position(|n| n.name == "private").unwrap();
         let inbound = chain(&rules, &format!("nacl_in_{private}"));
         assert_eq!(
@@ -501,7 +641,7 @@ inbound = [
 ]
 "#;
         let lab = crate::topology::parse(text, std::path::Path::new(".")).unwrap();
-        let rules = render(&lab);
+        let rules = render(&lab).to_nft();
         assert_eq!(
             chain(&rules, "nacl_in_0"),
             vec![
@@ -521,7 +661,7 @@ inbound = [
     #[test]
     fn nacls_apply_only_across_subnet_bridges() {
         let lab = canary();
-        let rules = render(&lab);
+        let rules = render(&lab).to_nft();
         let nacl = chain(&rules, "nacl");
         for s in &lab.subnets {
             let out = format!(
@@ -548,7 +688,7 @@ inbound = [
     #[test]
     fn security_group_references_become_member_sets() {
         let lab = canary();
-        let rules = render(&lab);
+        let rules = render(&lab).to_nft();
         let alb = lab
             .security_groups
             .iter()
@@ -591,7 +731,7 @@ inbound = [
     #[test]
     fn igw_maps_every_public_ip_and_nothing_else() {
         let lab = canary();
-        let rules = render(&lab);
+        let rules = render(&lab).to_nft();
         let dnat = rules.lines().find(|l| l.contains("map igw_dnat")).unwrap();
         let snat = rules.lines().find(|l| l.contains("map igw_snat")).unwrap();
         for eni in &lab.enis {
@@ -612,7 +752,7 @@ inbound = [
     #[test]
     fn source_check_covers_checked_enis_only() {
         let lab = canary();
-        let rules = render(&lab);
+        let rules = render(&lab).to_nft();
         let ports = rules
             .lines()
             .find(|l| l.contains("set checked_ports"))
@@ -643,7 +783,7 @@ inbound = [
             text.push_str(&format!("[[instance]]\nname = \"i{i}\"\nsubnet = \"a\"\n"));
         }
         let lab = crate::topology::parse(&text, std::path::Path::new(".")).unwrap();
-        let rules = render(&lab);
+        let rules = render(&lab).to_nft();
         assert!(!rules.contains("devices ="));
         assert_eq!(chain(&rules, "port_ingress").len(), 4);
         let addrs = rules.lines().find(|l| l.contains("set port_addr")).unwrap();
@@ -653,7 +793,7 @@ inbound = [
     #[test]
     fn every_eni_port_may_announce_only_its_own_address_and_mac() {
         let lab = canary();
-        let rules = render(&lab);
+        let rules = render(&lab).to_nft();
         let arp = rules.lines().find(|l| l.contains("set port_arp")).unwrap();
         let macs = rules.lines().find(|l| l.contains("set port_mac")).unwrap();
         for eni in &lab.enis {
@@ -679,5 +819,143 @@ inbound = [
         assert!(ports[1]
             .starts_with("iifname @eni_ports iifname . ether saddr != @port_mac counter drop"));
         assert!(ports[2].starts_with("ether type arp iifname @eni_ports iifname . arp saddr ip . arp saddr ether != @port_arp counter drop"));
+    }
+
+    /// One instance in one subnet with group `web` of the given rules, and
+    /// a NAT gateway; the lab's ruleset.
+    fn web(ingress: &str, egress: &str) -> String {
+        let text = format!(
+            r#"name = "u"
+[vpc]
+cidr = "10.0.0.0/16"
+[internet_gateway]
+name = "igw"
+[[subnet]]
+name = "a"
+cidr = "10.0.1.0/24"
+az = "us-east-1a"
+route_table = "rt"
+[[route_table]]
+name = "rt"
+routes = [{{ destination = "0.0.0.0/0", target = "igw" }}]
+[[nat_gateway]]
+name = "nat"
+subnet = "a"
+[[security_group]]
+name = "web"
+ingress = [{ingress}]
+egress = [{egress}]
+[[instance]]
+name = "w"
+subnet = "a"
+security_groups = ["web"]
+"#
+        );
+        let lab = crate::topology::parse(&text, std::path::Path::new("."))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        render(&lab).to_nft()
+    }
+
+    /// The mark rules of chain `name`.
+    fn marks<'a>(rules: &'a str, name: &str) -> Vec<&'a str> {
+        chain(rules, name)
+            .into_iter()
+            .filter(|r| r.contains("ct mark set"))
+            .collect()
+    }
+
+    #[test]
+    fn aws_example_port_80_from_anywhere_is_untracked_ssh_and_icmp_are_not() {
+        // AWS's own example: ingress 22 from one address, 80 and ICMP from
+        // anywhere; egress all traffic to anywhere.
+        let rules = web(
+            r#"{ protocol = "tcp", ports = "22", cidr = "203.0.113.1/32" },
+  { protocol = "tcp", ports = "80", cidr = "0.0.0.0/0" },
+  { protocol = "icmp", cidr = "0.0.0.0/0" }"#,
+            r#"{ protocol = "all", cidr = "0.0.0.0/0" }"#,
+        );
+        assert_eq!(
+            marks(&rules, "sg_in_0"),
+            ["ct state new tcp dport 80 counter ct mark set ct mark | 0x2 comment \"untracked: sg web ingress tcp/80 from 0.0.0.0/0, egress allows all tcp responses\""]
+        );
+        // The mark comes before the rule that lets the packet in.
+        assert!(chain(&rules, "sg_in_0")[0].contains("ct mark set"));
+        // Outbound connections: no inbound rule allows all their responses.
+        assert!(marks(&rules, "sg_out_0").is_empty());
+    }
+
+    #[test]
+    fn all_traffic_both_ways_is_untracked_on_both_sides_for_tcp_and_udp_only() {
+        let all = r#"{ protocol = "all", cidr = "0.0.0.0/0" }"#;
+        let rules = web(all, all);
+        assert_eq!(
+            marks(&rules, "sg_out_0"),
+            ["ct state new meta l4proto { tcp, udp } counter ct mark set ct mark | 0x1 comment \"untracked: sg web egress all to 0.0.0.0/0, ingress allows all tcp/udp responses\""]
+        );
+        assert_eq!(marks(&rules, "sg_in_0").len(), 1);
+        assert!(marks(&rules, "sg_in_0")[0].contains("| 0x2 "));
+        // Responses must be allowed for all ports, 0-65535: an ephemeral
+        // range is not enough, and a narrower address is not everywhere.
+        for egress in [
+            r#"{ protocol = "tcp", ports = "1024-65535", cidr = "0.0.0.0/0" }"#,
+            r#"{ protocol = "tcp", ports = "0-65535", cidr = "10.0.0.0/8" }"#,
+            r#"{ protocol = "udp", ports = "0-65535", cidr = "0.0.0.0/0" }"#,
+        ] {
+            let rules = web(
+                r#"{ protocol = "tcp", ports = "80", cidr = "0.0.0.0/0" }"#,
+                egress,
+            );
+            assert!(marks(&rules, "sg_in_0").is_empty(), "{egress}");
+        }
+        let rules = web(
+            r#"{ protocol = "tcp", ports = "80", cidr = "0.0.0.0/0" }"#,
+            r#"{ protocol = "tcp", ports = "0-65535", cidr = "0.0.0.0/0" }"#,
+        );
+        assert_eq!(marks(&rules, "sg_in_0").len(), 1);
+    }
+
+    #[test]
+    fn canary_connections_are_all_tracked() {
+        // Its groups answer on 1024-65535 only: every flow is tracked, so
+        // removing a rule never cuts an established connection there.
+        let rules = render(&canary()).to_nft();
+        assert!(!rules.contains("ct mark set ct mark |"));
+    }
+
+    #[test]
+    fn marked_connections_meet_the_rules_of_their_untracked_side_on_every_packet() {
+        let rules = web(
+            r#"{ protocol = "all", cidr = "0.0.0.0/0" }"#,
+            r#"{ protocol = "all", cidr = "0.0.0.0/0" }"#,
+        );
+        let forward = chain(&rules, "forward");
+        let at = |r: &str| {
+            forward
+                .iter()
+                .position(|l| *l == r)
+                .unwrap_or_else(|| panic!("no `{r}` in {forward:#?}"))
+        };
+        let egress = [
+            at("ct state new jump sg_egress"),
+            // the initiator's packets, by its egress; the responder's, by its
+            at("ct state established ct direction original ct mark & 0x1 == 0x1 jump sg_egress"),
+            at("ct state established ct direction reply ct mark & 0x2 == 0x2 jump sg_egress"),
+        ];
+        let nacl = at("jump nacl");
+        let ingress = [
+            at("ct state new jump sg_ingress"),
+            at("ct state established ct direction original ct mark & 0x2 == 0x2 jump sg_ingress"),
+            at("ct state established ct direction reply ct mark & 0x1 == 0x1 jump sg_ingress"),
+        ];
+        // SG egress, then NACLs, then SG ingress, as on AWS.
+        assert!(egress.iter().all(|&e| e < nacl) && ingress.iter().all(|&i| i > nacl));
+        // Through a NAT gateway a connection is tracked at its initiator.
+        let nat = at("ct state new rt ip nexthop @nat_gateways ct mark set ct mark & 0xfffffffe comment \"tracked: connections through a NAT gateway always are\"");
+        assert!(nat > egress[0]);
+        let set = rules
+            .lines()
+            .find(|l| l.contains("set nat_gateways "))
+            .unwrap();
+        assert!(set.contains("elements = { 10.0.1."), "{set}");
     }
 }

@@ -2,34 +2,47 @@
 //! IGW then maps that to the Elastic IP), and no inbound connections.
 
 use super::comment;
+use super::ruleset::{Family, Hook, Ruleset, Table};
 use crate::topology::plan::{Eni, Lab};
-use std::fmt::Write;
 
 /// Port range AWS NAT gateways use for translated connections.
 pub const NAT_PORTS: &str = "1024-65535";
 
-pub fn render(lab: &Lab, eni: &Eni) -> String {
-    let mut out = String::from("flush ruleset\n\ntable inet vpcsim_natgw {\n");
-    writeln!(
-        out,
-        "    chain input {{\n        type filter hook input priority filter; policy drop;\n        ct state established,related accept\n        iifname \"lo\" accept\n        counter drop {}\n    }}",
-        comment("nat gateway: accepts no connections to itself")
-    )
-    .unwrap();
-    writeln!(
-        out,
-        "    chain forward {{\n        type filter hook forward priority filter; policy drop;\n        ct state established,related accept\n        ct state new ip saddr {} accept\n        counter drop {}\n    }}",
-        lab.vpc_cidr,
-        comment("nat gateway: no inbound connections from the internet")
-    )
-    .unwrap();
-    writeln!(
-        out,
-        "    chain postrouting {{\n        type nat hook postrouting priority srcnat; policy accept;\n        meta l4proto {{ tcp, udp }} ip saddr != {ip} snat ip to {ip}:{NAT_PORTS}\n        ip saddr != {ip} snat ip to {ip}\n    }}\n}}",
-        ip = eni.private_ip
-    )
-    .unwrap();
-    out
+pub fn render(lab: &Lab, eni: &Eni) -> Ruleset {
+    let mut t = Table::new(Family::Inet, "vpcsim_natgw");
+    let filter = |hook| Hook {
+        kind: "filter",
+        hook,
+        priority: "filter",
+        policy: "drop",
+    };
+    t.chain("input", Some(filter("input")))
+        .rule("ct state established,related accept")
+        .rule("iifname \"lo\" accept")
+        .rule(format!(
+            "counter drop {}",
+            comment("nat gateway: accepts no connections to itself")
+        ));
+    t.chain("forward", Some(filter("forward")))
+        .rule("ct state established,related accept")
+        .rule(format!("ct state new ip saddr {} accept", lab.vpc_cidr))
+        .rule(format!(
+            "counter drop {}",
+            comment("nat gateway: no inbound connections from the internet")
+        ));
+    let snat = Hook {
+        kind: "nat",
+        hook: "postrouting",
+        priority: "srcnat",
+        policy: "accept",
+    };
+    let ip = eni.private_ip;
+    t.chain("postrouting", Some(snat))
+        .rule(format!(
+            "meta l4proto {{ tcp, udp }} ip saddr != {ip} snat ip to {ip}:{NAT_PORTS}"
+        ))
+        .rule(format!("ip saddr != {ip} snat ip to {ip}"));
+    Ruleset { tables: vec![t] }
 }
 
 #[cfg(test)]
@@ -40,7 +53,7 @@ mod tests {
         let text = std::fs::read_to_string(dir.join("canary.toml")).unwrap();
         let lab = crate::topology::parse(&text, &dir).unwrap();
         let nat = &lab.enis[lab.nat_gateways[0].eni];
-        let rules = super::render(&lab, nat);
+        let rules = super::render(&lab, nat).to_nft();
         let ip = nat.private_ip;
         assert!(rules.contains(&format!(
             "meta l4proto {{ tcp, udp }} ip saddr != {ip} snat ip to {ip}:1024-65535"

@@ -93,6 +93,9 @@ impl std::str::FromStr for Record {
     }
 }
 
+/// The flow log daemon's process role in the lab's state.
+pub const ROLE: &str = "flow-logs";
+
 pub fn log_file(lab: &str) -> PathBuf {
     crate::state::lab_dir(lab).join("flow-logs.log")
 }
@@ -116,7 +119,7 @@ pub fn start(state: &mut crate::state::LabState) -> anyhow::Result<()> {
     let rec = crate::workloads::process::spawn_detached(
         &lab,
         crate::topology::plan::FABRIC,
-        "flow-logs",
+        ROLE,
         crate::workloads::process::Reach::Hypervisor,
         cmd,
         &log,
@@ -152,7 +155,7 @@ mod tests {
     fn fabric_logs_drops_with_their_side_only_when_flow_logs_exist() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/canary.toml");
         let mut lab = crate::topology::load(&path).unwrap();
-        let plain = crate::firewall::fabric::render(&lab);
+        let plain = crate::firewall::fabric::render(&lab).to_nft();
         assert!(!plain.contains(" log "));
         lab.flow_logs.push(FlowLogPlan {
             id: "fl-0".into(),
@@ -160,7 +163,7 @@ mod tests {
             traffic_type: TrafficType::All,
             interval_s: 60,
         });
-        let text = crate::firewall::fabric::render(&lab);
+        let text = crate::firewall::fabric::render(&lab).to_nft();
         for rule in [
             "counter log prefix \"vpcsim:D:nacl private inbound rule * deny\" group 1 drop",
             "counter log prefix \"vpcsim:S:nacl public outbound rule * deny\" group 1 drop",

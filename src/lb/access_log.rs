@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 pub struct Entry {
     pub time: SystemTime,
     pub created: SystemTime,
+    /// The load balancer's index in the log's [`Names`].
     pub lb: usize,
     pub port: u16,
     pub client: SocketAddr,
@@ -33,6 +34,7 @@ pub struct Entry {
     pub path: Option<PathAndQuery>,
     pub version: Version,
     pub user_agent: Option<HeaderValue>,
+    /// The target group's index in the log's [`Names`].
     pub group: Option<usize>,
     pub trace_id: HeaderValue,
     pub priority: Option<u32>,
@@ -94,20 +96,30 @@ const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50)
 const BUFFER_LIMIT: usize = 4 << 20;
 
 /// The access log of one daemon. Each worker thread formats its records
-/// into its own buffer as the requests finish (the record borrows nothing
-/// from the connection once it is written, so hyper reuses its read buffer);
-/// one writer task swaps the buffers out and writes them, only when some
-/// buffer has lines: no per-request channel, wake-up or allocation.
+/// into its own buffer as the requests finish (a record then holds nothing
+/// of the connection's, so hyper reuses its read buffer); one writer task
+/// swaps the buffers out and writes them, only when some buffer has lines:
+/// no per-request channel, wake-up or allocation.
 #[derive(Clone)]
 pub struct AccessLog(Arc<Shared>);
 
 struct Shared {
-    names: Names,
+    names: Mutex<Names>,
+    /// Bumped when a name is added: workers refresh their copies.
+    names_version: AtomicU64,
     /// One per worker thread (uncontended but for the writer's swap).
-    buffers: Vec<Mutex<String>>,
+    buffers: Vec<Mutex<Buffer>>,
     /// Signalled when a line goes into an empty buffer.
     lines: Notify,
     dropped: AtomicU64,
+}
+
+/// A worker's lines not yet written, and its copy of the names.
+#[derive(Default)]
+struct Buffer {
+    lines: String,
+    names: Names,
+    names_version: u64,
 }
 
 impl AccessLog {
@@ -117,12 +129,20 @@ impl AccessLog {
         let mut buf = s.buffers[worker % s.buffers.len()]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if buf.len() >= BUFFER_LIMIT {
+        if buf.lines.len() >= BUFFER_LIMIT {
             s.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let was_empty = buf.is_empty();
-        format_entry(&mut buf, &e, &s.names);
+        // The record's names were interned before it was made: a copy at
+        // least this recent has them.
+        let version = s.names_version.load(Ordering::Acquire);
+        if buf.names_version != version {
+            buf.names = s.lock_names().clone();
+            buf.names_version = version;
+        }
+        let was_empty = buf.lines.is_empty();
+        let Buffer { lines, names, .. } = &mut *buf;
+        format_entry(lines, &e, names);
         drop(buf);
         if was_empty {
             s.lines.notify_one();
@@ -133,25 +153,59 @@ impl AccessLog {
     pub fn dropped(&self) -> u64 {
         self.0.dropped.load(Ordering::Relaxed)
     }
+
+    /// The index that stands for load balancer `elb` (`app/<name>/<id>`) in
+    /// records.
+    pub fn elb_id(&self, elb: &str) -> usize {
+        let s = &self.0;
+        s.intern(&mut s.lock_names().elb, elb)
+    }
+
+    /// The index that stands for target group `arn` in records.
+    pub fn arn_id(&self, arn: &str) -> usize {
+        let s = &self.0;
+        s.intern(&mut s.lock_names().arn, arn)
+    }
+}
+
+impl Shared {
+    fn lock_names(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Names only grow: a record formatted after a reconfiguration still
+    /// finds the names of the load balancer and group that served it.
+    fn intern(&self, names: &mut Vec<String>, name: &str) -> usize {
+        match names.iter().position(|n| n == name) {
+            Some(i) => i,
+            None => {
+                names.push(name.to_string());
+                self.names_version.fetch_add(1, Ordering::Release);
+                names.len() - 1
+            }
+        }
+    }
 }
 
 /// Names the writer needs to print a record.
+#[derive(Default, Clone)]
 pub struct Names {
-    /// Per load balancer: `app/<name>/<id>`.
+    /// `app/<name>/<id>` of load balancers.
     pub elb: Vec<String>,
-    /// Per target group.
+    /// ARNs of target groups.
     pub arn: Vec<String>,
 }
 
 /// Starts the writer task for `workers` worker threads; the log file is
 /// appended to (a daemon restart keeps earlier lines).
-pub fn start(path: &Path, names: Names, workers: usize) -> std::io::Result<AccessLog> {
+pub fn start(path: &Path, workers: usize) -> std::io::Result<AccessLog> {
     let mut file = std::fs::File::options()
         .create(true)
         .append(true)
         .open(path)?;
     let log = AccessLog(Arc::new(Shared {
-        names,
+        names: Mutex::default(),
+        names_version: AtomicU64::new(0),
         buffers: (0..workers.max(1)).map(|_| Mutex::default()).collect(),
         lines: Notify::new(),
         dropped: AtomicU64::new(0),
@@ -165,7 +219,7 @@ pub fn start(path: &Path, names: Names, workers: usize) -> std::io::Result<Acces
             tokio::time::sleep(FLUSH_INTERVAL).await;
             for b in &s.buffers {
                 std::mem::swap(
-                    &mut *b.lock().unwrap_or_else(|e| e.into_inner()),
+                    &mut b.lock().unwrap_or_else(|e| e.into_inner()).lines,
                     &mut spare,
                 );
                 if spare.is_empty() {

@@ -3,10 +3,11 @@
 //! request path touches is atomics; no lock is held across an await.
 
 use crate::topology::plan::{Algorithm, TargetGroupPlan};
+use hyper::header::HeaderValue;
 use rand::Rng;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -63,6 +64,12 @@ pub struct Health {
 }
 
 impl Health {
+    pub fn initial() -> Arc<Health> {
+        Arc::new(Health {
+            state: AtomicU8::new(HealthState::Initial as u8),
+            reason: Mutex::new(None),
+        })
+    }
     pub fn state(&self) -> HealthState {
         HealthState::from_u8(self.state.load(Ordering::Relaxed))
     }
@@ -72,17 +79,21 @@ impl Health {
     }
 }
 
-pub struct Target {
-    pub instance: String,
-    pub addr: SocketAddr,
-    /// Requests sent and not yet answered (least_outstanding_requests).
+/// What a target keeps across reconfigurations of the daemon.
+pub struct Registered {
+    /// Requests sent and not yet answered (least_outstanding_requests,
+    /// draining).
     pub inflight: AtomicU32,
-    /// Indexed by ALB node (index into `Balancer::nodes` of the daemon).
-    pub health: Vec<Health>,
     registration: AtomicU8,
 }
 
-impl Target {
+impl Registered {
+    pub fn new() -> Arc<Registered> {
+        Arc::new(Registered {
+            inflight: AtomicU32::new(0),
+            registration: AtomicU8::new(Registration::Registered as u8),
+        })
+    }
     pub fn registration(&self) -> Registration {
         match self.registration.load(Ordering::Relaxed) {
             0 => Registration::Registered,
@@ -95,47 +106,76 @@ impl Target {
     }
 }
 
+/// A target as one configuration of the daemon sees it; its state lives in
+/// `Arc`s that the next configuration takes over while the target stays.
+pub struct Target {
+    pub instance: String,
+    pub addr: SocketAddr,
+    /// The Host header for requests that came without one.
+    pub host: HeaderValue,
+    /// Indexed by ALB node (index into the configuration's nodes).
+    pub health: Vec<Arc<Health>>,
+    pub shared: Arc<Registered>,
+    /// No longer in the lab's plan: kept while it drains.
+    pub removed: bool,
+}
+
+impl Target {
+    /// A newly registered target: `initial` on every node.
+    pub fn new(instance: String, addr: SocketAddr, nodes: usize) -> Target {
+        Target {
+            instance,
+            addr,
+            host: HeaderValue::from_str(&addr.to_string()).expect("ip:port is ASCII"),
+            health: (0..nodes).map(|_| Health::initial()).collect(),
+            shared: Registered::new(),
+            removed: false,
+        }
+    }
+    pub fn registration(&self) -> Registration {
+        self.shared.registration()
+    }
+    pub fn set_registration(&self, r: Registration) {
+        self.shared.set_registration(r)
+    }
+}
+
 pub struct Group {
     pub plan: TargetGroupPlan,
     /// `arn:aws:elasticloadbalancing:…:targetgroup/<name>/<id>`
     pub arn: String,
+    /// The ARN's index in the access log's names.
+    pub log_id: usize,
     pub targets: Vec<Target>,
     next: AtomicUsize,
-    /// Per load balancer: some listener of it forwards here.
-    pub used_by: Vec<AtomicBool>,
-    pub metrics: Metrics,
+    /// Per load balancer of the configuration: some listener of it
+    /// forwards here (with any weight).
+    pub used_by: Vec<bool>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Group {
-    pub fn new(plan: TargetGroupPlan, arn: String, nodes: usize, lbs: usize) -> Group {
-        let targets = plan
-            .targets
-            .iter()
-            .map(|t| Target {
-                instance: t.instance.clone(),
-                addr: SocketAddr::from((t.ip, t.port)),
-                inflight: AtomicU32::new(0),
-                health: (0..nodes)
-                    .map(|_| Health {
-                        state: AtomicU8::new(HealthState::Initial as u8),
-                        reason: Mutex::new(None),
-                    })
-                    .collect(),
-                registration: AtomicU8::new(Registration::Registered as u8),
-            })
-            .collect();
+    pub fn new(
+        plan: TargetGroupPlan,
+        arn: String,
+        log_id: usize,
+        targets: Vec<Target>,
+        used_by: Vec<bool>,
+        metrics: Arc<Metrics>,
+    ) -> Group {
         Group {
             plan,
             arn,
+            log_id,
             targets,
             next: AtomicUsize::new(0),
-            used_by: (0..lbs).map(|_| AtomicBool::new(false)).collect(),
-            metrics: Metrics::default(),
+            used_by,
+            metrics,
         }
     }
 
     pub fn used(&self) -> bool {
-        self.used_by.iter().any(|u| u.load(Ordering::Relaxed))
+        self.used_by.iter().any(|&u| u)
     }
 
     /// The target for a request arriving at `node`, `None` if the group has
@@ -163,7 +203,7 @@ impl Group {
             Algorithm::LeastOutstandingRequests => (0..n)
                 .map(|k| (start + k) % n)
                 .filter(|&i| ok(i))
-                .min_by_key(|&i| self.targets[i].inflight.load(Ordering::Relaxed)),
+                .min_by_key(|&i| self.targets[i].shared.inflight.load(Ordering::Relaxed)),
             Algorithm::WeightedRandom => {
                 let eligible = (0..n).filter(|&i| ok(i)).count();
                 let k = rand::thread_rng().gen_range(0..eligible);
@@ -291,7 +331,12 @@ mod tests {
             deregistration_delay_s: 300,
             stickiness_s: None,
         };
-        Group::new(plan, "arn".into(), 2, 1)
+        let targets = plan
+            .targets
+            .iter()
+            .map(|t| Target::new(t.instance.clone(), SocketAddr::from((t.ip, t.port)), 2))
+            .collect();
+        Group::new(plan, "arn".into(), 0, targets, vec![true], Arc::default())
     }
 
     #[test]
@@ -342,9 +387,9 @@ mod tests {
     #[test]
     fn least_outstanding_and_sticky() {
         let g = group(3, Algorithm::LeastOutstandingRequests);
-        g.targets[0].inflight.store(5, Ordering::Relaxed);
-        g.targets[1].inflight.store(1, Ordering::Relaxed);
-        g.targets[2].inflight.store(3, Ordering::Relaxed);
+        g.targets[0].shared.inflight.store(5, Ordering::Relaxed);
+        g.targets[1].shared.inflight.store(1, Ordering::Relaxed);
+        g.targets[2].shared.inflight.store(3, Ordering::Relaxed);
         assert!((0..5).all(|_| g.pick(0, None) == Some(1)));
         assert_eq!(g.pick(0, Some(2)), Some(2));
         g.targets[0].health[0].set(HealthState::Healthy, None);

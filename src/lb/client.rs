@@ -5,6 +5,7 @@ use super::router::apply_weights;
 use super::status::LbStatus;
 use super::LbError;
 use crate::state::{LabLock, LabState};
+use crate::topology::plan::Lab;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -99,5 +100,18 @@ pub fn set_registration(
         }
     };
     request(lab, &req)?;
+    Ok(())
+}
+
+/// Hands a new plan of `lab` to its running daemon, which takes it live
+/// (see `Balancer::reconfigure`): the fabric must already have the plan's
+/// ALB node namespaces. The caller records the plan in the lab's state.
+pub fn reconfigure(lab: &str, plan: &Lab) -> Result<(), LbError> {
+    request(
+        lab,
+        &ControlRequest::Reconfigure {
+            plan: Box::new(plan.clone()),
+        },
+    )?;
     Ok(())
 }

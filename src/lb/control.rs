@@ -2,6 +2,7 @@
 
 use super::daemon::Balancer;
 use super::status::LbStatus;
+use crate::topology::plan::Lab;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -23,6 +24,10 @@ pub enum ControlRequest {
     Register {
         target_group: String,
         target: String,
+    },
+    /// Take a new plan of the lab live (`vpcsim apply`).
+    Reconfigure {
+        plan: Box<Lab>,
     },
 }
 
@@ -76,6 +81,10 @@ pub async fn serve(b: Arc<Balancer>, listener: tokio::net::UnixListener) {
                         .register(&target_group, &target)
                         .err()
                         .map(|e| e.to_string()),
+                    ..Default::default()
+                },
+                Ok(ControlRequest::Reconfigure { plan }) => ControlResponse {
+                    error: b.reconfigure(*plan).await.err().map(|e| e.to_string()),
                     ..Default::default()
                 },
                 Err(e) => ControlResponse {

@@ -9,7 +9,7 @@ use http_body_util::Empty;
 use hyper::header::{HeaderValue, CONNECTION, HOST, USER_AGENT};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use std::sync::atomic::Ordering;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,23 +20,52 @@ enum Outcome {
     Failed(String),
 }
 
-/// Checks `target` of `group` from `node` forever.
-pub async fn run(b: Arc<Balancer>, group: usize, target: usize, node: usize) {
-    let lb = b.nodes[node].lb;
-    let g: &Group = &b.groups[group];
-    let hc = &g.plan.health_check;
-    let t = &g.targets[target];
-    let cell = &t.health[node];
-    let interval = Duration::from_secs(hc.interval_s.max(1) as u64);
-    let limit = Duration::from_secs(hc.timeout_s.max(1) as u64);
-    let port = hc.port.unwrap_or(t.addr.port());
-    let addr = std::net::SocketAddr::new(t.addr.ip(), port);
+/// One health check: a target of a group, seen from a node (`Node::id`:
+/// a node that leaves the plan and comes back is another node). It
+/// outlives reconfigurations that keep all three.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HealthKey {
+    pub group: String,
+    pub instance: String,
+    pub addr: SocketAddr,
+    pub node: usize,
+}
+
+/// Runs health check `key` until a configuration no longer has it, with
+/// the settings of the configuration current at each check.
+pub async fn run(b: Arc<Balancer>, key: HealthKey) {
     let (mut ok, mut failed) = (0u32, 0u32);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut period = Duration::ZERO;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
     loop {
+        let cfg = b.config();
+        let Some((gi, _, _)) = cfg.locate(&key) else {
+            if b.health_check_ended(&key) {
+                return;
+            }
+            continue;
+        };
+        let every = Duration::from_secs(cfg.groups[gi].plan.health_check.interval_s.max(1) as u64);
+        if every != period {
+            // A new interval applies from now on (and checks at once).
+            period = every;
+            ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        drop(cfg);
         ticker.tick().await;
-        if !g.used_by[lb].load(Ordering::Relaxed) {
+        let cfg = b.config();
+        let Some((gi, ti, ni)) = cfg.locate(&key) else {
+            continue;
+        };
+        let g: &Group = &cfg.groups[gi];
+        let hc = &g.plan.health_check;
+        let t = &g.targets[ti];
+        let cell = &t.health[ni];
+        let limit = Duration::from_secs(hc.timeout_s.max(1) as u64);
+        let port = hc.port.unwrap_or(t.addr.port());
+        let addr = SocketAddr::new(t.addr.ip(), port);
+        if !g.used_by[cfg.nodes[ni].lb] {
             (ok, failed) = (0, 0);
             cell.set(
                 HealthState::Unused,
@@ -59,11 +88,15 @@ pub async fn run(b: Arc<Balancer>, group: usize, target: usize, node: usize) {
         if cell.state() == HealthState::Unused {
             cell.set(HealthState::Initial, None);
         }
-        let outcome =
-            match tokio::time::timeout(limit, check(&b.nodes[node].ns, addr, &hc.path)).await {
-                Ok(o) => o,
-                Err(_) => Outcome::Timeout,
-            };
+        let outcome = match tokio::time::timeout(
+            limit,
+            check(&cfg.nodes[ni].node.ns, addr, &hc.path),
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(_) => Outcome::Timeout,
+        };
         let reason = match outcome {
             Outcome::Status(code)
                 if hc
@@ -121,7 +154,7 @@ pub async fn run(b: Arc<Balancer>, group: usize, target: usize, node: usize) {
     }
 }
 
-async fn check(ns: &str, addr: std::net::SocketAddr, path: &str) -> Outcome {
+async fn check(ns: &str, addr: SocketAddr, path: &str) -> Outcome {
     // The caller bounds the whole check with the health check timeout.
     let stream = match super::proxy::connect_in(ns, addr, Duration::from_secs(3600)).await {
         Ok(s) => s,

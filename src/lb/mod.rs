@@ -3,6 +3,8 @@
 //! - [`daemon`]: builds the runtime from the lab plan, binds listeners inside
 //!   each ALB node's namespace, runs health checks and the control socket;
 //! - `router`: listener rules and the weighted choice between target groups;
+//! - `config`: one configuration (what a request reads) built from a lab
+//!   plan, taking over the live state of what stays from the previous one;
 //! - `balancer`: target groups at run time (algorithms, stickiness, health
 //!   state, metrics);
 //! - `proxy`: the HTTP path client -> node -> target;
@@ -14,6 +16,7 @@ pub mod status;
 
 mod access_log;
 mod balancer;
+mod config;
 mod control;
 mod health;
 mod proxy;
@@ -42,6 +45,14 @@ pub enum LbError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("ALB node {node}: cannot listen on port {port}: {source}")]
+    Listen {
+        node: String,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error("the plan is for lab {plan}, this daemon serves lab {daemon}")]
+    OtherLab { daemon: String, plan: String },
     #[error("load balancer daemon: {0}")]
     Daemon(String),
     /// The daemon's answer to a request it refuses (a target not

@@ -3,10 +3,12 @@
 //! sockets live in the node's namespace, so node -> target traffic is real
 //! traffic of that ENI (SGs, NACLs and routes apply to it).
 
-use super::access_log::Entry;
+use super::access_log::{AccessLog, Entry};
+use super::balancer::{Group, Target};
+use super::config::Config;
 use super::daemon::Balancer;
 use super::waf_gate::{Blocked, ReqBody};
-use crate::connlimit::{Admitted, Tracked};
+use crate::connlimit::{Admitted, Registry, Tracked};
 use crate::fabric::netns;
 use bytes::Bytes;
 use http_body_util::{Either, Full};
@@ -14,7 +16,7 @@ use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri, Version};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -22,6 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::watch;
 
 pub type Body = Either<Upstream, Full<Bytes>>;
 
@@ -132,11 +135,27 @@ impl UpstreamError {
 }
 
 impl Pool {
-    pub fn new(groups: &[crate::topology::plan::TargetGroupPlan]) -> Pool {
+    /// A pool for `groups`, keeping the connections `old` (a pool for
+    /// `old_groups`) has to targets that are still there.
+    pub fn renew(groups: &[Group], old: Option<(&Pool, &[Group])>) -> Pool {
+        let slot = |g: &Group, t: &Target| -> Option<Arc<Slot>> {
+            let (pool, old_groups) = old?;
+            let og = old_groups.iter().position(|o| o.plan.name == g.plan.name)?;
+            let ot = old_groups[og]
+                .targets
+                .iter()
+                .position(|o| o.instance == t.instance && o.addr == t.addr)?;
+            Some(pool.slots[og][ot].clone())
+        };
         Pool {
             slots: groups
                 .iter()
-                .map(|g| g.targets.iter().map(|_| Arc::default()).collect())
+                .map(|g| {
+                    g.targets
+                        .iter()
+                        .map(|t| slot(g, t).unwrap_or_default())
+                        .collect()
+                })
                 .collect(),
         }
     }
@@ -246,13 +265,16 @@ impl Drop for Upstream {
     }
 }
 
-/// Which listener of which node a client connection arrived on.
+/// Which listener of which node a client connection arrived on, in terms
+/// that outlive a reconfiguration (each request looks them up in the
+/// configuration current when it arrives).
 #[derive(Clone, Copy)]
 pub struct Entrance {
+    /// `Node::id`.
     pub node: usize,
-    pub lb: usize,
-    pub listener: usize,
-    /// The node's thread serving the connection (index into `Node::pools`).
+    pub port: u16,
+    /// The node's thread serving the connection (index into
+    /// `NodeView::pools`).
     pub worker: usize,
 }
 
@@ -269,40 +291,51 @@ struct Client {
 
 /// Serves one client connection until it closes (or the node sheds it:
 /// see `connlimit`). It counts as busy from a request's head to the end of
-/// its response.
+/// its response. Once `unbound` turns true (its listener was removed), the
+/// request in progress finishes and the connection closes.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     b: Arc<Balancer>,
     at: Entrance,
+    conns: Arc<Registry>,
+    idle: Duration,
+    mut unbound: watch::Receiver<bool>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     adm: Admitted,
 ) {
     let _ = stream.set_nodelay(true);
-    let conns = b.nodes[at.node].conns.clone();
     let conn = adm.conn.clone();
     let client = Client {
         peer,
         ip: HeaderValue::from_str(&peer.ip().to_string()).expect("an address is ASCII"),
-        port: HeaderValue::from(b.lbs[at.lb].listeners[at.listener].port),
+        port: HeaderValue::from(at.port),
     };
     let svc = hyper::service::service_fn(move |req| {
-        let b = b.clone();
+        // One snapshot per request: a keep-alive connection follows a new
+        // configuration from its next request on.
+        let cfg = b.config();
         let client = client.clone();
         let busy = conn.busy(&conns);
         async move {
-            let resp = handle(&b, at, &client, req).await;
+            let resp = handle(&cfg, at, &client, req).await;
             Ok::<_, std::convert::Infallible>(resp.map(|body| Tracked::new(body, busy)))
         }
     });
-    // No header read timer: it would cost a timer per request, and the
-    // node's registry already closes a connection with no request in
-    // progress (a head sent slowly included) after the idle timeout.
-    let _ = hyper::server::conn::http1::Builder::new()
-        .header_read_timeout(None)
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
         .title_case_headers(true)
+        .header_read_timeout(idle)
         .max_buf_size(READ_BUFFER)
-        .serve_connection(TokioIo::new(stream), svc)
-        .await;
+        .serve_connection(TokioIo::new(stream), svc);
+    tokio::pin!(served);
+    tokio::select! {
+        _ = served.as_mut() => {}
+        true = async { unbound.wait_for(|u| *u).await.is_ok() } => {
+            served.as_mut().graceful_shutdown();
+            let _ = served.await;
+        }
+    }
     drop(adm);
 }
 
@@ -356,7 +389,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// Logs the request as 460 if the client goes away before it is answered
 /// (hyper drops the handler future then).
 struct Pending<'a> {
-    b: &'a Balancer,
+    log: &'a AccessLog,
     /// The worker thread whose access log buffer gets the line.
     worker: usize,
     entry: Option<Entry>,
@@ -368,7 +401,7 @@ impl Pending<'_> {
             e.elb_status = status;
             e.sent_bytes = sent_bytes;
             e.time = SystemTime::now();
-            self.b.log.send(self.worker, e);
+            self.log.send(self.worker, e);
         }
     }
 }
@@ -388,26 +421,39 @@ impl Drop for Inflight<'_> {
 }
 
 async fn handle(
-    b: &Balancer,
+    cfg: &Config,
     at: Entrance,
     client: &Client,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let peer = client.peer;
     let t0 = Instant::now();
-    let lb = &b.lbs[at.lb];
-    let listener = &lb.listeners[at.listener];
     let (mut parts, body) = req.into_parts();
     let trace = match parts.headers.get(&X_AMZN_TRACE_ID) {
         Some(v) if v.as_bytes().starts_with(b"Root=") => v.clone(),
         _ => trace_id(),
     };
+    let Some((ni, li)) = cfg.entrance(at.node, at.port) else {
+        // The listener was removed under a connection: the request goes
+        // unlogged, as no load balancer's listener took it.
+        return elb_error(
+            &mut Pending {
+                log: &cfg.log,
+                worker: at.worker,
+                entry: None,
+            },
+            StatusCode::SERVICE_UNAVAILABLE,
+        );
+    };
+    let node = &cfg.nodes[ni];
+    let lb = &cfg.lbs[node.lb];
+    let listener = &lb.listeners[li];
     let mut pending = Pending {
-        b,
+        log: &cfg.log,
         worker: at.worker,
         entry: Some(Entry::new(
             &parts,
-            at.lb,
+            lb.log_id,
             listener.port,
             peer,
             trace.clone(),
@@ -417,7 +463,7 @@ async fn handle(
         return elb_error(&mut pending, StatusCode::BAD_REQUEST);
     }
     let entry = pending.entry.as_mut().expect("just set");
-    let body = match super::waf_gate::check(b, at.lb, peer, &parts, body, entry).await {
+    let body = match super::waf_gate::check(cfg, node.lb, peer, &parts, body, entry).await {
         Ok(body) => body,
         Err(blocked) => return waf_block(&mut pending, blocked),
     };
@@ -428,14 +474,14 @@ async fn handle(
     let Some(g) = forward.choose(sticky_group) else {
         return elb_error(&mut pending, StatusCode::SERVICE_UNAVAILABLE);
     };
-    let group = &b.groups[g];
-    entry.group = Some(g);
+    let group = &cfg.groups[g];
+    entry.group = Some(group.log_id);
     group.metrics.requests.fetch_add(1, Ordering::Relaxed);
     let sticky = group
         .plan
         .stickiness_s
         .and_then(|_| sticky_target.filter(|(sg, _)| *sg == g).map(|(_, t)| t));
-    let Some(t) = group.pick(at.node, sticky) else {
+    let Some(t) = group.pick(ni, sticky) else {
         group.metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
         return elb_error(&mut pending, StatusCode::SERVICE_UNAVAILABLE);
     };
@@ -463,19 +509,18 @@ async fn handle(
         };
     }
     if !parts.headers.contains_key(header::HOST) {
-        parts.headers.insert(header::HOST, b.hosts[g][t].clone());
+        parts.headers.insert(header::HOST, target.host.clone());
     }
     // ALB always speaks HTTP/1.1 to targets.
     parts.version = Version::HTTP_11;
 
-    target.inflight.fetch_add(1, Ordering::Relaxed);
-    let inflight = Inflight(&target.inflight);
+    target.shared.inflight.fetch_add(1, Ordering::Relaxed);
+    let inflight = Inflight(&target.shared.inflight);
     let sent = Instant::now();
-    let node = &b.nodes[at.node];
     let result = tokio::time::timeout(
         lb.idle_timeout,
         node.pools[at.worker].send(
-            &node.ns,
+            &node.node.ns,
             (g, t),
             target.addr,
             Request::from_parts(parts, body),
@@ -635,20 +680,6 @@ fn set_sticky_cookies(h: &mut HeaderMap, group: usize, target: usize, secs: u32)
             h.append(header::SET_COOKIE, v);
         }
     }
-}
-
-/// `ip:port` of every target, per group: the Host header for requests that
-/// came without one.
-pub fn hosts(groups: &[super::balancer::Group]) -> Vec<Vec<HeaderValue>> {
-    groups
-        .iter()
-        .map(|g| {
-            g.targets
-                .iter()
-                .map(|t| HeaderValue::from_str(&t.addr.to_string()).expect("ip:port is ASCII"))
-                .collect()
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -5,19 +5,19 @@ use super::LbError;
 use crate::topology::plan::{Condition, Lab, WeightedTargetGroup};
 use hyper::http::request::Parts;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub struct Rule {
     pub priority: u32,
     pub conditions: Vec<Condition>,
-    pub forward: Forward,
+    pub forward: Arc<Forward>,
 }
 
 pub struct Listener {
     pub port: u16,
     /// Sorted by priority.
     pub rules: Vec<Rule>,
-    pub default: Forward,
+    pub default: Arc<Forward>,
 }
 
 impl Listener {
@@ -36,8 +36,8 @@ impl Listener {
     pub fn forwards(&self) -> impl Iterator<Item = &Forward> {
         self.rules
             .iter()
-            .map(|r| &r.forward)
-            .chain(std::iter::once(&self.default))
+            .map(|r| &*r.forward)
+            .chain(std::iter::once(&*self.default))
     }
 }
 
@@ -165,17 +165,6 @@ impl Forward {
             .groups
             .clone()
     }
-
-    /// Replaces the weights (see [`apply_weights`]) and restarts the
-    /// interleaving; requests already forwarded are not affected.
-    pub fn set(&self, lab: &Lab, weights: &[(String, u32)]) -> Result<(), LbError> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut groups = st.groups.clone();
-        apply_weights(&mut groups, lab, weights)?;
-        st.current = vec![0; groups.len()];
-        st.groups = groups;
-        Ok(())
-    }
 }
 
 /// Sets the named groups' weights in a forward action, adding groups it does
@@ -286,12 +275,12 @@ mod tests {
                         Condition::PathPattern(vec!["/admin*".into()]),
                         Condition::SourceIp(vec!["203.0.113.0/24".parse().unwrap()]),
                     ],
-                    forward: Forward::new(vec![wg(2, 1)]),
+                    forward: Arc::new(Forward::new(vec![wg(2, 1)])),
                 },
                 Rule {
                     priority: 10,
                     conditions: vec![Condition::HostHeader(vec!["api.*".into()])],
-                    forward: Forward::new(vec![wg(1, 1)]),
+                    forward: Arc::new(Forward::new(vec![wg(1, 1)])),
                 },
                 Rule {
                     priority: 20,
@@ -299,10 +288,10 @@ mod tests {
                         Condition::HttpHeader("X-Canary".into(), vec!["Y*".into()]),
                         Condition::HttpRequestMethod(vec!["POST".into()]),
                     ],
-                    forward: Forward::new(vec![wg(3, 1)]),
+                    forward: Arc::new(Forward::new(vec![wg(3, 1)])),
                 },
             ],
-            default: Forward::new(vec![wg(0, 1)]),
+            default: Arc::new(Forward::new(vec![wg(0, 1)])),
         };
         let ip: IpAddr = "203.0.113.10".parse().unwrap();
         let other: IpAddr = "198.51.100.7".parse().unwrap();

@@ -3,7 +3,7 @@
 //! afterwards). A block never reaches a target.
 
 use super::access_log::Entry;
-use super::daemon::Balancer;
+use super::config::Config;
 use crate::waf::field::{WafRequest, BODY_LIMIT};
 use crate::waf::Action;
 use bytes::{Bytes, BytesMut};
@@ -80,17 +80,18 @@ pub struct Blocked {
 /// the body to forward, or the block. Marks the access log entry's
 /// `actions_executed` (`waf`, `waf-failed`).
 pub async fn check(
-    b: &Balancer,
+    cfg: &Config,
     lb: usize,
     peer: SocketAddr,
     parts: &Parts,
     body: Incoming,
     entry: &mut Entry,
 ) -> Result<ReqBody, Blocked> {
-    let Some(acl) = b.lbs[lb].web_acl.as_ref() else {
+    let lb = &cfg.lbs[lb];
+    let Some(acl) = lb.web_acl.as_ref() else {
         return Ok(ReqBody::new(body));
     };
-    let (head, rest, oversize) = match read_head(body, b.lbs[lb].idle_timeout).await {
+    let (head, rest, oversize) = match read_head(body, lb.idle_timeout).await {
         Ok(x) => x,
         Err(()) => {
             // The body could not be handed to the WAF: AWS fails closed
@@ -128,13 +129,13 @@ pub async fn check(
     } else {
         "waf,forward"
     });
-    if let Some(log) = &b.waf_log {
+    if let Some(log) = &cfg.waf_log {
         let request_id = entry.trace_id.to_str().unwrap_or("-").to_string();
         log.send(&crate::waf::log::record(
             &acl.plan,
             &verdict,
             &req,
-            &b.waf_source_ids[lb],
+            &lb.waf_source_id,
             &request_id,
             SystemTime::now(),
         ));

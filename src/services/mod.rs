@@ -60,6 +60,9 @@ pub fn s3_access_log(lab: &str) -> std::path::PathBuf {
     log_dir(lab).join("s3-access.log")
 }
 
+/// The AWS services daemon's process role in the lab's state.
+pub const ROLE: &str = "aws-services";
+
 /// Starts the daemon and waits until every socket is bound.
 pub fn start(state: &mut LabState) -> anyhow::Result<()> {
     let lab = state.plan.name.clone();
@@ -70,7 +73,7 @@ pub fn start(state: &mut LabState) -> anyhow::Result<()> {
     let rec = crate::workloads::process::spawn_detached(
         &lab,
         FABRIC,
-        "aws-services",
+        ROLE,
         crate::workloads::process::Reach::Hypervisor,
         cmd,
         &log,

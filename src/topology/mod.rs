@@ -60,6 +60,12 @@ impl fmt::Display for TopologyError {
 
 /// Reads, parses and validates a topology file.
 pub fn load(file: &Path) -> Result<plan::Lab, TopologyError> {
+    load_with(file, None)
+}
+
+/// `load` for a change to the running lab `previous`: what stays keeps what
+/// the lab allocated to it (`validate::validate_with`).
+pub fn load_with(file: &Path, previous: Option<&plan::Lab>) -> Result<plan::Lab, TopologyError> {
     let text = files::read_text(file, files::MAX_TOPOLOGY_BYTES).map_err(|e| TopologyError {
         file: file.to_path_buf(),
         errors: vec![(
@@ -76,7 +82,7 @@ pub fn load(file: &Path) -> Result<plan::Lab, TopologyError> {
         )],
     })?;
     let base = file.parent().unwrap_or(Path::new("."));
-    parse(&text, base).map_err(|errors| TopologyError {
+    parse_with(&text, base, previous).map_err(|errors| TopologyError {
         file: file.to_path_buf(),
         errors,
     })
@@ -85,6 +91,14 @@ pub fn load(file: &Path) -> Result<plan::Lab, TopologyError> {
 /// Parses and validates topology text; `base` resolves relative paths
 /// (`user_data_file`).
 pub fn parse(text: &str, base: &Path) -> Result<plan::Lab, Vec<(usize, usize, Diagnostic)>> {
+    parse_with(text, base, None)
+}
+
+fn parse_with(
+    text: &str,
+    base: &Path,
+    previous: Option<&plan::Lab>,
+) -> Result<plan::Lab, Vec<(usize, usize, Diagnostic)>> {
     // TOML syntax first: a file that is not TOML has only that error.
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         let (line, col) = e
@@ -104,7 +118,7 @@ pub fn parse(text: &str, base: &Path) -> Result<plan::Lab, Vec<(usize, usize, Di
     // Unknown fields are set aside (and reported) so the rest is still read.
     let (topo, mut diags) =
         fields::read(toml::Value::Table(table)).map_err(|diags| locate::locate_all(text, diags))?;
-    match validate::validate(&topo, base) {
+    match validate::validate_with(&topo, base, previous) {
         Ok(lab) if diags.is_empty() => Ok(lab),
         Ok(_) => Err(locate::locate_all(text, diags)),
         Err(more) => {

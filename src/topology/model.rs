@@ -44,6 +44,9 @@ pub struct Topology {
     pub flow_logs: Vec<FlowLog>,
     #[serde(default, rename = "web_acl")]
     pub web_acls: Vec<WebAcl>,
+    /// Filled by the CloudFormation import, never written in a file.
+    #[serde(skip)]
+    pub origins: BTreeMap<String, super::plan::Origin>,
 }
 
 fn default_region() -> String {
@@ -376,7 +379,7 @@ pub struct WebAcl {
 
 /// One rule of a web ACL: a managed group, a rate-based rule, an IP set or
 /// a match statement (`match`, also the scope-down of a rate-based rule).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WafRule {
     pub name: String,
@@ -407,7 +410,7 @@ pub struct WafRule {
 }
 
 /// AWS's forwarded IP configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WafForwardedIp {
     #[serde(default = "default_forwarded_header")]
@@ -425,7 +428,7 @@ fn default_forwarded_header() -> String {
 /// A statement: exactly one of byte match (`positional` + `value`), `regex`,
 /// `detect` (`sqli` / `xss`), size (`comparison` + `size`), `ip_set`, `and`,
 /// `or`, `not`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WafStatement {
     pub field: Option<String>,

@@ -44,6 +44,90 @@ pub struct Lab {
     /// AWS WAF web ACLs on load balancers (`[[web_acl]]`).
     #[serde(default)]
     pub web_acls: Vec<crate::waf::WebAclPlan>,
+    /// A lab from CloudFormation templates: the resource each node (instance,
+    /// NAT gateway, endpoint ENI) and load balancer comes from, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub origins: BTreeMap<String, Origin>,
+}
+
+/// The template resource a lab object was built from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub stack: String,
+    pub logical_id: String,
+    /// The resource's `Name` tag, when it has one.
+    pub name_tag: Option<String>,
+}
+
+impl Origin {
+    /// `AppAsg`, `app.AppAsg` or the Name tag.
+    pub fn answers_to(&self, text: &str) -> bool {
+        text == self.logical_id
+            || self.name_tag.as_deref() == Some(text)
+            || text
+                .split_once('.')
+                .is_some_and(|(s, l)| s == self.stack && l == self.logical_id)
+    }
+}
+
+impl Lab {
+    /// The template resource of a node or load balancer; an ALB node's is
+    /// its load balancer's.
+    pub fn origin(&self, name: &str) -> Option<&Origin> {
+        self.origins
+            .get(name)
+            .or_else(|| match self.eni_by_node(name).map(|e| e.owner) {
+                Some(EniOwner::LoadBalancerNode(lb, _)) => {
+                    self.origins.get(&self.load_balancers[lb].name)
+                }
+                _ => None,
+            })
+    }
+
+    /// A node as commands print it: `web-1 [AppAsg]` in a lab from templates.
+    pub fn node_label(&self, name: &str) -> String {
+        match self.origin(name) {
+            Some(o) => format!("{name} [{}]", o.logical_id),
+            None => name.to_string(),
+        }
+    }
+
+    /// The nodes a template name (logical id, `stack.LogicalId`, Name tag)
+    /// stands for, in the lab's order: an auto scaling group's instances,
+    /// an interface endpoint's ENIs, a load balancer's nodes.
+    pub fn nodes_of_resource(&self, text: &str) -> Vec<String> {
+        self.enis
+            .iter()
+            .filter(|e| self.origin(&e.node).is_some_and(|o| o.answers_to(text)))
+            .map(|e| e.node.clone())
+            .collect()
+    }
+
+    /// Each template resource (`stack.LogicalId`) with the nodes it built,
+    /// in the lab's order; empty for a TOML lab.
+    pub fn node_resources(&self) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = vec![];
+        for e in &self.enis {
+            let Some(o) = self.origin(&e.node) else {
+                continue;
+            };
+            let key = format!("{}.{}", o.stack, o.logical_id);
+            match out.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, nodes)) => nodes.push(e.node.clone()),
+                None => out.push((key, vec![e.node.clone()])),
+            }
+        }
+        out
+    }
+
+    /// The load balancer a template name stands for.
+    pub fn load_balancer_of_resource(&self, text: &str) -> Option<usize> {
+        self.load_balancers.iter().position(|l| {
+            self.origins
+                .get(&l.name)
+                .is_some_and(|o| o.answers_to(text))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -599,6 +683,16 @@ pub const LAB_NAME_MAX: usize = 16;
 
 /// Deterministic AWS-style id (`vpc-0123…`) from the lab and the object name,
 /// so the ids in bucket policies and flow logs stay the same across `up`s.
+/// The id part of a WAFv2 resource's ARN (web ACL, IP set), stable for a
+/// lab and the resource's name: AWS's ids are UUID-like, two halves here.
+pub fn wafv2_id(lab: &str, name: &str) -> String {
+    format!(
+        "{}-{}",
+        &aws_id("w", lab, name)[3..],
+        &aws_id("w", name, lab)[3..]
+    )
+}
+
 pub fn aws_id(kind: &str, lab: &str, name: &str) -> String {
     // FNV-1a: tiny, stable across Rust versions (unlike DefaultHasher).
     let mut h: u64 = 0xcbf29ce484222325;

@@ -23,6 +23,7 @@ use rate::{RateCounter, RateKey};
 use serde::{Deserialize, Serialize};
 use statement::{MatchDetail, Statement};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What a rule (or the default action) does with a request it matches.
@@ -207,36 +208,72 @@ pub struct WebAclMetrics {
 }
 
 /// A web ACL ready to evaluate requests: its plan, rate counters, metrics.
+/// Counters are shared with the web ACL it replaced (see [`WebAcl::renew`]).
 pub struct WebAcl {
     pub plan: WebAclPlan,
-    rate: Vec<Option<RateCounter>>,
-    all: Counters,
-    per_rule: Vec<Counters>,
+    rate: Vec<Option<Arc<RateCounter>>>,
+    all: Arc<Counters>,
+    per_rule: Vec<Arc<Counters>>,
 }
 
 impl WebAcl {
     pub fn new(plan: WebAclPlan) -> WebAcl {
+        WebAcl::renew(plan, None)
+    }
+
+    /// `plan` as a live change of `old` (same web ACL, edited): the ACL's
+    /// and each remaining rule's metrics go on counting, and a rate-based
+    /// rule that stays keeps the requests it has seen in its window (a
+    /// client over the limit stays over it).
+    pub fn renew(plan: WebAclPlan, old: Option<&WebAcl>) -> WebAcl {
         // Compile the managed groups' patterns now, not on the first request.
         for r in &plan.rules {
             if let RuleBody::Managed { group, .. } = r.body {
                 group.rules();
             }
         }
+        let before = |name: &str| {
+            let old = old?;
+            let i = old.plan.rules.iter().position(|r| r.name == name)?;
+            Some((old, i))
+        };
         let rate = plan
             .rules
             .iter()
-            .map(|r| match &r.body {
-                RuleBody::RateBased {
-                    limit, window_s, ..
-                } => Some(RateCounter::new(*limit, *window_s)),
-                _ => None,
+            .map(|r| {
+                let RuleBody::RateBased {
+                    limit,
+                    window_s,
+                    key,
+                    ..
+                } = &r.body
+                else {
+                    return None;
+                };
+                let kept = before(&r.name).and_then(|(old, i)| match &old.plan.rules[i].body {
+                    RuleBody::RateBased { key: k, .. } if k == key => old.rate[i].as_ref(),
+                    _ => None,
+                });
+                Some(match kept {
+                    Some(c) if c.limits() == (*limit, *window_s) => c.clone(),
+                    Some(c) => Arc::new(c.with_limits(*limit, *window_s)),
+                    None => Arc::new(RateCounter::new(*limit, *window_s)),
+                })
             })
             .collect();
-        let per_rule = plan.rules.iter().map(|_| Counters::default()).collect();
+        let per_rule = plan
+            .rules
+            .iter()
+            .map(|r| {
+                before(&r.name)
+                    .map(|(old, i)| old.per_rule[i].clone())
+                    .unwrap_or_default()
+            })
+            .collect();
         WebAcl {
+            all: old.map(|o| o.all.clone()).unwrap_or_default(),
             plan,
             rate,
-            all: Counters::default(),
             per_rule,
         }
     }
@@ -610,6 +647,52 @@ mod tests {
         assert_eq!(v.rate[0].limit_value, "203.0.113.10");
         assert_eq!(v.terminating_type, "RATE_BASED");
         assert!(!w.evaluate(&b, t).blocked());
+    }
+
+    #[test]
+    fn renew_keeps_metrics_and_rate_windows_of_rules_that_stay() {
+        let rate = |limit| {
+            rule(
+                "rate",
+                30,
+                RuleBody::RateBased {
+                    limit,
+                    window_s: 60,
+                    key: RateKey::Ip,
+                    scope_down: None,
+                    action: Action::block(),
+                },
+            )
+        };
+        let old = acl(
+            Action::Allow,
+            vec![path_rule("count-all", 1, "/", Action::Count), rate(10)],
+        );
+        let t = Instant::now();
+        let a = request("GET", "/", &[UA], "");
+        for _ in 0..10 {
+            assert!(!old.evaluate(&a, t).blocked());
+        }
+        assert!(old.evaluate(&a, t).blocked());
+        // Same rules: the client is still over the limit, metrics go on.
+        let same = WebAcl::renew(old.plan.clone(), Some(&old));
+        assert!(same.evaluate(&a, t).blocked());
+        assert_eq!(same.metrics().all.blocked, 2);
+        assert_eq!(same.metrics().rules[0].1.counted, 12);
+        // A higher limit: the requests seen still count toward it.
+        let mut plan = old.plan.clone();
+        plan.rules[1] = rate(12);
+        let raised = WebAcl::renew(plan.clone(), Some(&same));
+        assert!(!raised.evaluate(&a, t).blocked());
+        assert!(raised.evaluate(&a, t).blocked());
+        // A removed rule's metrics go; a new rule of that name starts at 0.
+        plan.rules.remove(0);
+        let fewer = WebAcl::renew(plan.clone(), Some(&raised));
+        assert_eq!(fewer.metrics().rules.len(), 1);
+        plan.rules
+            .push(path_rule("count-all", 40, "/", Action::Count));
+        let again = WebAcl::renew(plan, Some(&fewer));
+        assert_eq!(again.metrics().rules[1].1.counted, 0);
     }
 
     #[test]

@@ -79,6 +79,28 @@ impl RateCounter {
         }
     }
 
+    /// Limit and window (seconds).
+    pub fn limits(&self) -> (u64, u64) {
+        (self.limit, self.window.as_secs())
+    }
+
+    /// A counter with another limit or window that starts from the
+    /// requests this one has seen (the rule was edited, not replaced).
+    pub fn with_limits(&self, limit: u64, window_s: u64) -> RateCounter {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Each key keeps at most `limit + 1` arrivals, the newest.
+        for q in keys.values_mut() {
+            while q.len() as u64 > limit + 1 {
+                q.pop_front();
+            }
+        }
+        RateCounter {
+            limit,
+            window: Duration::from_secs(window_s),
+            keys: Mutex::new(keys),
+        }
+    }
+
     /// Counts one request of `key` at `now`; true when the key is past its
     /// limit in the window ending now.
     pub fn hit(&self, key: &str, now: Instant) -> bool {

@@ -28,10 +28,24 @@ pub fn console_log(lab: &str, node: &str) -> PathBuf {
     log_dir(lab).join(format!("{node}.log"))
 }
 
-/// Starts every instance's user data and workload, then the ALB daemon;
-/// returns once model servers accept connections and listeners are bound.
-pub fn start_all(state: &mut LabState) -> anyhow::Result<()> {
-    let instances = state.plan.instances.clone();
+/// Starts the named instances' user data and workloads (instances a change
+/// adds, or whose workload or user data it changes) and waits for them.
+pub fn start_instances(state: &mut LabState, names: &[String]) -> anyhow::Result<()> {
+    let waits = spawn_instances(state, names)?;
+    wait_all(state, waits)
+}
+
+fn spawn_instances(
+    state: &mut LabState,
+    names: &[String],
+) -> anyhow::Result<Vec<(ProcessRecord, Check)>> {
+    let instances: Vec<InstancePlan> = state
+        .plan
+        .instances
+        .iter()
+        .filter(|i| names.contains(&i.name))
+        .cloned()
+        .collect();
     let mut waits = Vec::new();
     for inst in &instances {
         waits.extend(start_instance(state, inst)?);
@@ -39,23 +53,68 @@ pub fn start_all(state: &mut LabState) -> anyhow::Result<()> {
     // Once for the lab, not per instance (each save writes the whole state):
     // `down` finds unsaved processes by namespace anyway.
     state.save()?;
-    crate::containers::start_all(&state.plan)?;
-    if let Some(lb) = state.plan.load_balancers.first() {
-        let lab = state.plan.name.clone();
-        let node = state.plan.enis[lb.nodes[0]].node.clone();
-        let log = log_dir(&lab).join("alb.log");
-        let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.args(["alb-daemon", "--lab", &lab]);
-        let rec = process::spawn_detached(&lab, &node, "alb", Reach::Hypervisor, cmd, &log)
-            .with_context(|| format!("starting the ALB daemon in node {node}"))?;
-        state.processes.push(rec.clone());
-        state.save()?;
-        wait_for(&rec, &log, || crate::lb::client::query_status(&lab).is_ok())
-            .context("ALB listeners not bound")?;
-    }
+    Ok(waits)
+}
+
+fn wait_all(state: &LabState, waits: Vec<(ProcessRecord, Check)>) -> anyhow::Result<()> {
     for (rec, check) in waits {
         wait_for(&rec, &console_log(&state.plan.name, &rec.node), check)?;
     }
+    Ok(())
+}
+
+/// The process role of the ALB daemon's keeper.
+pub const ALB_ROLE: &str = "alb";
+
+/// Starts the lab's ALB daemon (in the namespace of the first load
+/// balancer's first node) when the lab has a load balancer, and waits
+/// until its listeners are bound.
+pub fn start_alb(state: &mut LabState) -> anyhow::Result<()> {
+    let Some(lb) = state.plan.load_balancers.first() else {
+        return Ok(());
+    };
+    let lab = state.plan.name.clone();
+    let node = state.plan.enis[lb.nodes[0]].node.clone();
+    let log = log_dir(&lab).join("alb.log");
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(["alb-daemon", "--lab", &lab]);
+    let rec = process::spawn_detached(&lab, &node, ALB_ROLE, Reach::Hypervisor, cmd, &log)
+        .with_context(|| format!("starting the ALB daemon in node {node}"))?;
+    state.processes.push(rec.clone());
+    state.save()?;
+    wait_for(&rec, &log, || crate::lb::client::query_status(&lab).is_ok())
+        .context("ALB listeners not bound")
+}
+
+/// Ends the lab's processes of role `role` (a daemon a change restarts or
+/// retires) and forgets them.
+pub fn stop_role(state: &mut LabState, role: &str) -> anyhow::Result<()> {
+    let targets: Vec<(i32, u64)> = state
+        .processes
+        .iter()
+        .filter(|p| p.role == role && p.is_alive())
+        .map(|p| (p.pid, p.start_time))
+        .collect();
+    crate::state::terminate(&targets, Duration::from_secs(2));
+    state.processes.retain(|p| p.role != role);
+    state.save()?;
+    Ok(())
+}
+
+/// Ends every process of `nodes` (nodes a change removes or replaces, or
+/// instances whose workload it restarts), what they left running in their
+/// sessions included, and forgets them.
+pub fn retire_nodes(state: &mut LabState, nodes: &[String]) -> anyhow::Result<()> {
+    let mut targets = Vec::new();
+    for node in nodes {
+        let ino = netns::inode(&state.plan.namespace(node));
+        for p in state.processes.iter().filter(|p| &p.node == node) {
+            targets.extend(session_members(p, ino));
+        }
+    }
+    crate::state::terminate(&targets, Duration::from_secs(2));
+    state.processes.retain(|p| !nodes.contains(&p.node));
+    state.save()?;
     Ok(())
 }
 

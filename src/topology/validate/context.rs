@@ -5,7 +5,7 @@
 //! Owns: how a diagnostic is worded and addressed. Must not touch any
 //! resource's own rules (those live in the file named after the resource).
 
-use crate::topology::plan::{PortRange, Protocol};
+use crate::topology::plan::{Lab, PortRange, Protocol};
 use crate::topology::Diagnostic;
 use ipnet::Ipv4Net;
 use std::collections::HashMap;
@@ -19,6 +19,74 @@ pub(super) const ALL_V4: Ipv4Net = match Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0) 
 #[derive(Default)]
 pub(super) struct Ctx {
     pub(super) diags: Vec<Diagnostic>,
+    pub(super) pins: Pins,
+}
+
+/// What a running lab already allocated, which `apply` keeps: a resource
+/// that stays keeps its addresses, interface names and table ids (AWS never
+/// renumbers a running instance because another one was added or removed);
+/// only new resources take free values.
+#[derive(Default)]
+pub(super) struct Pins {
+    /// Node name -> (its subnet's CIDR, private IP, public IP, port name).
+    pub(super) enis: HashMap<String, (Ipv4Net, Ipv4Addr, Option<Ipv4Addr>, String)>,
+    /// Subnet name -> bridge name.
+    pub(super) bridges: HashMap<String, String>,
+    /// Route table name -> kernel table id.
+    pub(super) tables: HashMap<String, u32>,
+    /// Endpoint name -> its /30's number in the endpoint link range.
+    pub(super) endpoint_slots: HashMap<String, u32>,
+}
+
+impl Pins {
+    pub(super) fn of(lab: &Lab) -> Pins {
+        Pins {
+            enis: lab
+                .enis
+                .iter()
+                .map(|e| {
+                    let cidr = lab.subnets[e.subnet].cidr;
+                    (
+                        e.node.clone(),
+                        (cidr, e.private_ip, e.public_ip, e.host_if.clone()),
+                    )
+                })
+                .collect(),
+            bridges: lab
+                .subnets
+                .iter()
+                .map(|s| (s.name.clone(), s.bridge.clone()))
+                .collect(),
+            tables: lab
+                .route_tables
+                .iter()
+                .map(|r| (r.name.clone(), r.table_id))
+                .collect(),
+            endpoint_slots: lab
+                .vpc_endpoints
+                .iter()
+                .map(|e| {
+                    let slot =
+                        (u32::from(e.fabric_ip) - u32::from(Ipv4Addr::new(169, 254, 2, 0))) / 4;
+                    (e.name.clone(), slot)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A kept resource's `pinned` value (the caller put every pinned value in
+/// `taken` first), else the first of `fresh` that nothing has taken.
+pub(super) fn unique<T: Clone + Eq + std::hash::Hash>(
+    pinned: Option<T>,
+    fresh: impl IntoIterator<Item = T>,
+    taken: &mut std::collections::HashSet<T>,
+) -> T {
+    let pick = pinned
+        .or_else(|| fresh.into_iter().find(|f| !taken.contains(f)))
+        .expect("an endless list of fresh values");
+    taken.insert(pick.clone());
+    pick
 }
 
 /// Interface names are at most 15 bytes (IFNAMSIZ - 1).

@@ -2,7 +2,7 @@
 //! of every node with their private and public addresses: fixed ones first,
 //! then allocated in ENI order.
 
-use super::context::{truncate15, Ctx, Names};
+use super::context::{truncate15, unique, Ctx, Names, Pins};
 use super::vpc::Network;
 use crate::topology::files;
 use crate::topology::model::{self, Topology};
@@ -10,7 +10,7 @@ use crate::topology::plan::{
     aws_id, Eni, EniOwner, InstancePlan, NatGatewayPlan, Workload, FABRIC, INTERNET,
 };
 use ipnet::Ipv4Net;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -65,19 +65,27 @@ impl EniDraft {
     }
 }
 
-/// The final ENIs, named and numbered in draft order.
+/// The final ENIs, named and numbered in draft order; an ENI the running
+/// lab has keeps its port's name.
 pub(super) fn assemble_enis(
     lab: &str,
     drafts: Vec<EniDraft>,
     private: &[Option<Ipv4Addr>],
     public: &[Option<Ipv4Addr>],
+    pins: &Pins,
 ) -> Vec<Eni> {
+    let pinned = |node: &str| pins.enis.get(node).map(|p| p.3.clone());
+    let mut ports: HashSet<String> = drafts.iter().filter_map(|d| pinned(&d.node)).collect();
     drafts
         .into_iter()
         .enumerate()
         .map(|(e, d)| Eni {
             id: aws_id("eni", lab, &d.node),
-            host_if: truncate15(format!("e{e}-{}", d.node)),
+            host_if: unique(
+                pinned(&d.node),
+                (e..).map(|k| truncate15(format!("e{k}-{}", d.node))),
+                &mut ports,
+            ),
             node: d.node,
             owner: d.owner,
             subnet: d.subnet.unwrap_or(0),
@@ -315,8 +323,20 @@ impl Ctx {
             used.insert(ip, e);
             private[e] = Some(ip);
         }
+        // What the running lab allocated, where the ENI stays in its subnet.
         for (e, d) in drafts.iter().enumerate() {
-            if d.private_ip.is_some() {
+            let (Some(s), None) = (d.subnet, d.private_ip) else {
+                continue;
+            };
+            if let Some(&(cidr, ip, _, _)) = self.pins.enis.get(&d.node) {
+                if cidrs[s] == Some(cidr) && !used.contains_key(&ip) {
+                    used.insert(ip, e);
+                    private[e] = Some(ip);
+                }
+            }
+        }
+        for (e, d) in drafts.iter().enumerate() {
+            if d.private_ip.is_some() || private[e].is_some() {
                 continue;
             }
             let Some(s) = d.subnet else { continue };
@@ -402,10 +422,25 @@ impl Ctx {
         };
         let first = u32::from(pool.network()).saturating_add(10);
         let last = u32::from(pool.broadcast()).saturating_sub(1);
+        // Pool addresses the running lab gave ENIs that still want one.
+        for (e, d) in drafts.iter().enumerate() {
+            if d.elastic_ip.is_some() || !d.wants_public {
+                continue;
+            }
+            let pinned = self.pins.enis.get(&d.node).and_then(|p| p.2);
+            if let Some(ip) = pinned.filter(|ip| {
+                (first..=last).contains(&u32::from(*ip))
+                    && !used.contains_key(ip)
+                    && !hosts.contains(ip)
+            }) {
+                used.insert(ip, e);
+                public[e] = Some(ip);
+            }
+        }
         let mut next = first;
         let mut exhausted = false;
         for (e, d) in drafts.iter().enumerate() {
-            if d.elastic_ip.is_some() || !d.wants_public {
+            if d.elastic_ip.is_some() || !d.wants_public || public[e].is_some() {
                 continue;
             }
             while next <= last

@@ -42,7 +42,20 @@ use std::path::Path;
 
 /// Checks the whole topology; returns every error, or the resolved lab.
 pub fn validate(t: &Topology, base: &Path) -> Result<Lab, Vec<Diagnostic>> {
-    let mut c = Ctx::default();
+    validate_with(t, base, None)
+}
+
+/// `validate` for a change to the running lab `previous`: what stays keeps
+/// the addresses, interface names and table ids it has (`context::Pins`).
+pub fn validate_with(
+    t: &Topology,
+    base: &Path,
+    previous: Option<&Lab>,
+) -> Result<Lab, Vec<Diagnostic>> {
+    let mut c = Ctx {
+        diags: vec![],
+        pins: previous.map(context::Pins::of).unwrap_or_default(),
+    };
     let mut lab = c.resolve(t, base);
     if let Some(lab) = lab.as_mut() {
         c.s3(t, base, lab);
@@ -97,7 +110,7 @@ impl Ctx {
         if !self.diags.is_empty() {
             return None;
         }
-        let enis = assemble_enis(lab, drafts, &private, &public);
+        let enis = assemble_enis(lab, drafts, &private, &public, &self.pins);
         let flow_logs = self.flow_logs(lab, &t.flow_logs, &subnet_plans, &enis);
         Some(Lab {
             name: t.name.clone(),
@@ -123,6 +136,7 @@ impl Ctx {
             s3: None,
             flow_logs,
             web_acls: vec![],
+            origins: t.origins.clone(),
         })
     }
 }

@@ -2,10 +2,11 @@
 //! destinations outside the VPC, targets the internet gateway, a NAT gateway
 //! or an instance.
 
-use super::context::{quoted_list, Ctx, Names, ALL_V4};
+use super::context::{quoted_list, unique, Ctx, Names, ALL_V4};
 use crate::topology::model::{self, Topology};
 use crate::topology::plan::{RoutePlan, RouteTablePlan, RouteTarget};
 use ipnet::Ipv4Net;
+use std::collections::HashSet;
 
 /// What a route may target, by name.
 pub(super) struct RouteTargets<'t> {
@@ -91,21 +92,35 @@ impl Ctx {
         let main = mains.first().copied().unwrap_or(t.route_tables.len());
         let mut plans = Vec::new();
         let mut public = Vec::new();
+        // Tables that route tables kept from the running lab are taken first.
+        let pinned = |name: &str| self.pins.tables.get(name).copied();
+        let mut ids: HashSet<u32> = t
+            .route_tables
+            .iter()
+            .filter_map(|rt| pinned(&rt.name))
+            .chain(implicit_main.then(|| pinned("main")).flatten())
+            .collect();
+        let mut table_ids: Vec<u32> = t
+            .route_tables
+            .iter()
+            .map(|rt| unique(pinned(&rt.name), 100.., &mut ids))
+            .collect();
+        let main_id = implicit_main.then(|| unique(pinned("main"), 100.., &mut ids));
         for (i, rt) in t.route_tables.iter().enumerate() {
             let (routes, to_igw) = self.routes(i, rt, vpc, targets);
             public.push(to_igw);
             plans.push(RouteTablePlan {
                 name: rt.name.clone(),
-                table_id: 100 + i as u32,
+                table_id: table_ids.remove(0),
                 main: i == main,
                 routes,
             });
         }
-        if implicit_main {
+        if let Some(table_id) = main_id {
             public.push(false);
             plans.push(RouteTablePlan {
                 name: "main".into(),
-                table_id: 100 + t.route_tables.len() as u32,
+                table_id,
                 main: true,
                 routes: vec![],
             });

@@ -3,12 +3,13 @@
 //! `validate` once the rest of the lab is resolved (route table names and
 //! the VPC id are known by then).
 
-use super::context::Ctx;
+use super::context::{unique, Ctx};
 use crate::topology::files;
 use crate::topology::model::Topology;
 use crate::topology::plan::*;
 use crate::topology::policy::Policy;
 use ipnet::Ipv4Net;
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -26,6 +27,12 @@ impl Ctx {
     /// Fills `lab.vpc_endpoints` and `lab.s3`.
     pub(super) fn s3(&mut self, t: &Topology, base: &Path, lab: &mut Lab) {
         let mut endpoints: Vec<VpcEndpointPlan> = Vec::new();
+        // Link subnets that endpoints kept from the running lab come first.
+        let mut slots: HashSet<u32> = t
+            .vpc_endpoints
+            .iter()
+            .filter_map(|e| self.pins.endpoint_slots.get(&e.name).copied())
+            .collect();
         for (i, e) in t.vpc_endpoints.iter().enumerate() {
             let p = format!("vpc_endpoint[{i}]");
             if endpoints.iter().any(|x| x.name == e.name) {
@@ -80,8 +87,7 @@ impl Ctx {
                 ),
             }
             }
-            let n = endpoints.len() as u32;
-            if n >= 64 {
+            if endpoints.len() >= 64 {
                 self.err(
                     p,
                     "more than 64 endpoints",
@@ -97,6 +103,8 @@ impl Ctx {
                     "interface names are the id's first 15 characters: make them differ",
                 );
             }
+            let pinned = self.pins.endpoint_slots.get(&e.name).copied();
+            let n = unique(pinned, 0.., &mut slots);
             let base_ip = u32::from(Ipv4Addr::new(169, 254, 2, 0)) + 4 * n;
             endpoints.push(VpcEndpointPlan {
                 name: e.name.clone(),

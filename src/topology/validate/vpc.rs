@@ -1,12 +1,13 @@
 //! The lab name and region, the VPC CIDR, the internet outside it (hosts and
 //! public pool), subnets, and each subnet's route table and NACL association.
 
-use super::context::{name_problem, overlaps, truncate15, Ctx, Names};
+use super::context::{name_problem, overlaps, truncate15, unique, Ctx, Names};
 
 use super::routing::RouteTables;
 use crate::topology::model::Topology;
 use crate::topology::plan::SubnetPlan;
 use ipnet::Ipv4Net;
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 pub(super) fn suggest_name(name: &str, max: usize) -> String {
@@ -255,6 +256,12 @@ impl Ctx {
         nacls: &Names,
     ) -> Vec<SubnetPlan> {
         let mut plans = Vec::new();
+        // Bridges that subnets kept from the running lab are taken first.
+        let mut bridges: HashSet<String> = t
+            .subnets
+            .iter()
+            .filter_map(|s| self.pins.bridges.get(&s.name).cloned())
+            .collect();
         for (i, s) in t.subnets.iter().enumerate() {
             let route_table = match &s.route_table {
                 None => Some(route_tables.main),
@@ -291,7 +298,11 @@ impl Ctx {
                     name: s.name.clone(),
                     cidr,
                     az: s.az.clone(),
-                    bridge: truncate15(format!("br{i}-{}", s.name)),
+                    bridge: unique(
+                        self.pins.bridges.get(&s.name).cloned(),
+                        (0..).map(|k| truncate15(format!("br{}-{}", i + k, s.name))),
+                        &mut bridges,
+                    ),
                     router: Ipv4Addr::from(u32::from(cidr.network()) + 1),
                     route_table,
                     nacl,

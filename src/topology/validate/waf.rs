@@ -6,7 +6,7 @@
 
 use super::context::Ctx;
 use crate::topology::model::{Topology, WafForwardedIp, WafRule, WafStatement};
-use crate::topology::plan::{aws_id, Lab, ACCOUNT_ID};
+use crate::topology::plan::{wafv2_id, Lab, ACCOUNT_ID};
 use crate::waf::field::{Field, InvalidJson, Oversize, Scope};
 use crate::waf::managed::ManagedGroup;
 use crate::waf::rate::{RateKey, MIN_LIMIT, WINDOWS};
@@ -118,11 +118,7 @@ impl Ctx {
                 }
             }
             rules.sort_by_key(|r| r.priority);
-            let id = format!(
-                "{}-{}",
-                &aws_id("w", &lab.name, &w.name)[3..],
-                &aws_id("w", &w.name, &lab.name)[3..]
-            );
+            let id = wafv2_id(&lab.name, &w.name);
             if let Some(default_action) = default_action {
                 plans.push(WebAclPlan {
                     arn: format!(

@@ -1,0 +1,80 @@
+//! The files a lab's nodes see as /etc (bind-mounted by `vpcsim exec` and
+//! for workloads): hosts, resolv.conf, hostname, environment. Rewritten
+//! whole on every change: they are small, and each is replaced at once (a
+//! new file renamed over the old), so a reader never sees half of one.
+//!
+//! Owns: those files. Must not touch the network.
+
+use crate::topology::plan::{Lab, FABRIC, INTERNET, S3};
+use crate::workloads;
+
+/// EC2's hostname for an address (`ip-10-0-20-16`, what a student's shell
+/// prompt shows on AWS).
+fn ec2_hostname(ip: std::net::Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("ip-{}-{}-{}-{}", o[0], o[1], o[2], o[3])
+}
+
+/// The nodes' /etc/hosts and resolv.conf, bind-mounted over /etc by
+/// `vpcsim exec` and for workloads: instance names and the load balancers'
+/// DNS names resolve inside the lab. One copy for the lab; a node gets its
+/// own only where it differs (the internet's resolver; nodes without an
+/// ENI, whose own name is not in the lab's list).
+pub(super) fn write(lab: &Lab) -> std::io::Result<()> {
+    let mut hosts = String::from("127.0.0.1\tlocalhost\n");
+    for eni in &lab.enis {
+        let host = ec2_hostname(eni.private_ip);
+        hosts.push_str(&format!(
+            "{}\t{} {host}.ec2.internal {host}\n",
+            eni.private_ip, eni.node
+        ));
+    }
+    for lb in &lab.load_balancers {
+        for &n in &lb.nodes {
+            if let Some(ip) = lab.enis[n].public_ip {
+                hosts.push_str(&format!("{ip}\t{}\n", lb.dns_name));
+            }
+        }
+    }
+    let dir = workloads::process::lab_etc_dir(&lab.name);
+    std::fs::create_dir_all(&dir)?;
+    replace(dir.join("hosts"), &hosts)?;
+    let resolv = crate::services::resolv_conf(lab, FABRIC);
+    replace(dir.join("resolv.conf"), &resolv)?;
+    replace(
+        dir.join("environment"),
+        crate::services::node_environment(lab),
+    )?;
+    // Each node's hostname (`ip-10-0-20-16`): a line per node, in the lab's
+    // list above for ENIs.
+    let named = lab
+        .enis
+        .iter()
+        .map(|e| (e.node.clone(), ec2_hostname(e.private_ip)));
+    let others = [FABRIC, INTERNET, S3].map(|n| (n.to_string(), n.to_string()));
+    for (node, host) in others.into_iter().chain(named) {
+        let dir = workloads::process::etc_dir(&lab.name, &node);
+        std::fs::create_dir_all(&dir)?;
+        replace(dir.join("hostname"), format!("{host}\n"))?;
+    }
+    for node in [FABRIC, INTERNET, S3] {
+        if !lab.node_names().iter().any(|n| n == node) {
+            continue;
+        }
+        let dir = workloads::process::etc_dir(&lab.name, node);
+        std::fs::create_dir_all(&dir)?;
+        replace(dir.join("hosts"), format!("{hosts}127.0.1.1\t{node}\n"))?;
+        let own = crate::services::resolv_conf(lab, node);
+        if own != resolv {
+            replace(dir.join("resolv.conf"), own)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `path` as a new file renamed over the old one.
+fn replace(path: std::path::PathBuf, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)
+}

@@ -1,0 +1,409 @@
+//! Live changes to the load balancer (issue 11), as AWS applies ELBv2
+//! changes: requests from the emulated internet to the ALB's DNS name, held
+//! open by the targets across the change.
+
+mod common;
+
+use common::{require_root, TestLab};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use vpcsim::lb::client::query_status;
+use vpcsim::lb::status::LbStatus;
+
+/// A target that answers every GET with its name, except `/missing…`
+/// (404), and holds `/…/hold/TAG` until the test creates
+/// `<dir>/release-TAG` (announcing it with `<dir>/held-<name>-TAG`).
+fn holding_server(name: &str, dir: &str) -> String {
+    let script = format!(
+        r#"cat > hold.py <<'PY'
+import http.server, os, time
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.startswith('/missing'):
+            self.send_response(404)
+            self.send_header('Content-Length', '0')
+            self.end_headers()
+            return
+        if '/hold/' in self.path:
+            tag = self.path.rsplit('/', 1)[1]
+            open('{dir}/held-{name}-' + tag, 'w').close()
+            while not os.path.exists('{dir}/release-' + tag):
+                time.sleep(0.05)
+        body = b'{name}'
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(('0.0.0.0', 8000), H).serve_forever()
+PY
+exec python3 hold.py
+"#
+    );
+    let user_data = script
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!(
+        "[[instance]]\nname = \"{name}\"\nsubnet = \"priv-a\"\nsecurity_groups = [\"sg-backend\"]\nuser_data = \"{user_data}\"\n"
+    )
+}
+
+/// Two targets, each alone in a group and both in `tg-both`; listener 80
+/// sends everything to `tg-a` (`tg-b` at weight 0) except `/both/*`.
+/// `sg-alb` already admits 80-8080, so a new listener needs no SG change.
+fn topology(dir: &str) -> String {
+    let group = |name: &str, targets: &str, delay: u32| {
+        format!(
+            "[[target_group]]\nname = \"{name}\"\nport = 8000\ntargets = [{targets}]\nderegistration_delay = {delay}\nhealth_check = {{ path = \"/\", interval = 5, timeout = 2, healthy_threshold = 2, unhealthy_threshold = 2 }}\n"
+        )
+    };
+    format!(
+        r#"
+name = "x"
+[vpc]
+cidr = "10.1.0.0/16"
+
+[[subnet]]
+name = "pub-a"
+cidr = "10.1.10.0/24"
+az = "us-east-1a"
+route_table = "public"
+map_public_ip = true
+
+[[subnet]]
+name = "pub-b"
+cidr = "10.1.30.0/24"
+az = "us-east-1b"
+route_table = "public"
+map_public_ip = true
+
+[[subnet]]
+name = "priv-a"
+cidr = "10.1.20.0/24"
+az = "us-east-1a"
+
+[internet_gateway]
+name = "igw"
+
+[[route_table]]
+name = "public"
+routes = [{{ destination = "0.0.0.0/0", target = "igw" }}]
+
+[[security_group]]
+name = "sg-alb"
+ingress = [{{ protocol = "tcp", ports = "80-8080", cidr = "0.0.0.0/0" }}]
+
+[[security_group]]
+name = "sg-backend"
+ingress = [{{ protocol = "tcp", ports = "8000", source_sg = "sg-alb" }}]
+
+{a}
+{b}
+{tg_a}
+{tg_b}
+{tg_both}
+[[load_balancer]]
+name = "alb"
+subnets = ["pub-a", "pub-b"]
+security_groups = ["sg-alb"]
+
+[[load_balancer.listener]]
+port = 80
+default_forward = [{{ target_group = "tg-a", weight = 100 }}, {{ target_group = "tg-b", weight = 0 }}]
+rules = [{{ priority = 10, path_pattern = "/both/*", forward = [{{ target_group = "tg-both", weight = 1 }}] }}]
+"#,
+        a = holding_server("echo-a", dir),
+        b = holding_server("echo-b", dir),
+        tg_a = group("tg-a", "\"echo-a\"", 30),
+        tg_b = group("tg-b", "\"echo-b\"", 30),
+        tg_both = group("tg-both", "\"echo-a\", \"echo-b\"", 60),
+    )
+}
+
+/// `vpcsim apply` of `toml` (renamed to the lab) on the running lab; the
+/// plan it printed.
+fn apply(lab: &TestLab, toml: &str) -> String {
+    std::fs::write(&lab.file, common::set_name(toml, &lab.name)).unwrap();
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "vpcsim apply: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn dns_name(lab: &TestLab) -> String {
+    query_status(&lab.name).expect("ALB status").load_balancers[0]
+        .dns_name
+        .clone()
+}
+
+/// Polls the ALB's view until `ok` holds (bounded; no timing assertion).
+fn wait_status(lab: &TestLab, what: &str, ok: impl Fn(&LbStatus) -> bool) -> LbStatus {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let s = query_status(&lab.name).expect("ALB status");
+        if ok(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "never reached: {what}\n{s}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A target's state in a group, `None` when the group no longer lists it.
+fn target_state(s: &LbStatus, tg: &str, instance: &str) -> Option<String> {
+    let g = s.target_groups.iter().find(|g| g.name == tg).unwrap();
+    g.targets
+        .iter()
+        .find(|t| t.instance == instance)
+        .map(|t| t.state.clone())
+}
+
+fn requests(s: &LbStatus, tg: &str) -> u64 {
+    s.target_groups
+        .iter()
+        .find(|g| g.name == tg)
+        .unwrap()
+        .request_count
+}
+
+/// `n` GETs of `url` from the internet, one answer (body) per line.
+fn get(lab: &TestLab, n: usize, url: &str) -> Vec<String> {
+    let (_, out) = lab.sh(
+        "internet",
+        &format!("for i in $(seq {n}); do curl -s -m 10 {url}; echo; done"),
+    );
+    out.lines().map(str::to_string).collect()
+}
+
+/// Starts `n` GETs of `url` from the internet in the background; joining
+/// gives `<body> <status>` per request.
+fn hold(lab: &TestLab, n: usize, url: &str) -> std::thread::JoinHandle<String> {
+    let (name, url) = (lab.name.clone(), url.to_string());
+    std::thread::spawn(move || {
+        let out = std::process::Command::new(common::vpcsim_bin())
+            .args(["exec", "--lab", &name, "internet", "--", "sh", "-c"])
+            .arg(format!(
+                "for i in $(seq {n}); do curl -s -m 120 -w ' %{{http_code}}\\n' {url} & done; wait"
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
+}
+
+fn wait_file(path: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(test: &str) -> Dir {
+    let dir = std::env::temp_dir().join(format!("vpcsim-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Dir(dir)
+}
+
+fn all_healthy(s: &LbStatus) -> bool {
+    [
+        ("tg-a", "echo-a"),
+        ("tg-b", "echo-b"),
+        ("tg-both", "echo-a"),
+        ("tg-both", "echo-b"),
+    ]
+    .iter()
+    .all(|(g, t)| target_state(s, g, t).as_deref() == Some("healthy"))
+}
+
+#[test]
+fn weights_and_targets_change_under_requests_in_flight() {
+    if !require_root() {
+        return;
+    }
+    let dir = scratch("apply-lb-flight");
+    let d = dir.0.to_str().unwrap();
+    let toml = topology(d);
+    let lab = TestLab::up("apply-lb", &toml);
+    let dns = dns_name(&lab);
+    wait_status(&lab, "every target healthy", all_healthy);
+    assert!(get(&lab, 10, &format!("http://{dns}/who"))
+        .iter()
+        .all(|w| w == "echo-a"));
+
+    // (a) 100/0 -> 0/100 with a request held on echo-a: it finishes there,
+    // every new one goes to tg-b.
+    let before = query_status(&lab.name).unwrap();
+    let held = hold(&lab, 1, &format!("http://{dns}/hold/1"));
+    wait_file(
+        &dir.0.join("held-echo-a-1"),
+        "the held request never reached echo-a",
+    );
+    let weights = toml.replace(
+        "{ target_group = \"tg-a\", weight = 100 }, { target_group = \"tg-b\", weight = 0 }",
+        "{ target_group = \"tg-a\", weight = 0 }, { target_group = \"tg-b\", weight = 100 }",
+    );
+    assert_ne!(weights, toml);
+    let plan = apply(&lab, &weights);
+    assert!(
+        plan.contains("~ listener alb:80: weights tg-a 100 -> 0, tg-b 0 -> 100"),
+        "{plan}"
+    );
+    assert!(get(&lab, 10, &format!("http://{dns}/who"))
+        .iter()
+        .all(|w| w == "echo-b"));
+    std::fs::write(dir.0.join("release-1"), "").unwrap();
+    assert_eq!(held.join().unwrap().trim(), "echo-a 200");
+    // (e) The groups' metrics went on counting across the change.
+    let after = query_status(&lab.name).unwrap();
+    assert!(requests(&before, "tg-a") >= 10);
+    assert!(requests(&after, "tg-a") > requests(&before, "tg-a"));
+    assert!(requests(&after, "tg-b") >= requests(&before, "tg-b") + 10);
+    assert_eq!(
+        target_state(&after, "tg-a", "echo-a").as_deref(),
+        Some("healthy")
+    );
+    let shares: Vec<u16> = after.load_balancers[0].listeners[0].rules[1]
+        .forward
+        .iter()
+        .map(|f| f.weight)
+        .collect();
+    assert_eq!(shares, [0, 100]);
+
+    // (b) echo-a leaves tg-both with requests in flight on it: it drains
+    // (no new request), its requests finish, then it is gone.
+    let held = hold(&lab, 4, &format!("http://{dns}/both/hold/2"));
+    wait_file(
+        &dir.0.join("held-echo-a-2"),
+        "no held request reached echo-a",
+    );
+    let fewer = weights.replace(
+        "targets = [\"echo-a\", \"echo-b\"]",
+        "targets = [\"echo-b\"]",
+    );
+    assert_ne!(fewer, weights);
+    let plan = apply(&lab, &fewer);
+    assert!(
+        plan.contains("- target echo-a:8000 from tg-both (draining, 60 s)"),
+        "{plan}"
+    );
+    let s = query_status(&lab.name).unwrap();
+    assert_eq!(
+        target_state(&s, "tg-both", "echo-a").as_deref(),
+        Some("draining")
+    );
+    assert!(get(&lab, 20, &format!("http://{dns}/both/who"))
+        .iter()
+        .all(|w| w == "echo-b"));
+    std::fs::write(dir.0.join("release-2"), "").unwrap();
+    let out = held.join().unwrap();
+    let answers: Vec<&str> = out.lines().collect();
+    assert_eq!(answers.len(), 4, "{out}");
+    assert!(answers.iter().all(|a| a.ends_with(" 200")), "{out}");
+    assert!(answers.iter().any(|a| a.starts_with("echo-a ")), "{out}");
+    wait_status(&lab, "echo-a gone from tg-both", |s| {
+        target_state(s, "tg-both", "echo-a").is_none()
+    });
+    // It stays a target of tg-a, healthy all along.
+    let s = query_status(&lab.name).unwrap();
+    assert_eq!(
+        target_state(&s, "tg-a", "echo-a").as_deref(),
+        Some("healthy")
+    );
+
+    // Back in tg-both: registered again, from `initial` to healthy.
+    apply(&lab, &weights);
+    let s = query_status(&lab.name).unwrap();
+    assert_ne!(
+        target_state(&s, "tg-both", "echo-a").as_deref(),
+        Some("draining")
+    );
+    wait_status(&lab, "echo-a healthy in tg-both again", all_healthy);
+    assert!(get(&lab, 20, &format!("http://{dns}/both/who"))
+        .iter()
+        .any(|w| w == "echo-a"));
+}
+
+#[test]
+fn listeners_and_health_checks_change_live() {
+    if !require_root() {
+        return;
+    }
+    let dir = scratch("apply-lb-listen");
+    let toml = topology(dir.0.to_str().unwrap());
+    let lab = TestLab::up("apply-lb2", &toml);
+    let dns = dns_name(&lab);
+    wait_status(&lab, "every target healthy", all_healthy);
+
+    // (c) A new listener answers once applied; removed, it is refused again.
+    let on_8080 = || get(&lab, 1, &format!("http://{dns}:8080/who"));
+    assert_eq!(on_8080(), [""]);
+    let listener = "\n[[load_balancer.listener]]\nport = 8080\ndefault_forward = [{ target_group = \"tg-b\", weight = 1 }]\n";
+    let more = format!("{toml}{listener}");
+    let plan = apply(&lab, &more);
+    assert!(plan.contains("+ listener alb:8080"), "{plan}");
+    assert_eq!(on_8080(), ["echo-b"]);
+    let s = query_status(&lab.name).unwrap();
+    let ports: Vec<u16> = s.load_balancers[0]
+        .listeners
+        .iter()
+        .map(|l| l.port)
+        .collect();
+    assert_eq!(ports, [80, 8080]);
+    apply(&lab, &toml);
+    assert_eq!(on_8080(), [""]);
+    assert!(get(&lab, 5, &format!("http://{dns}/who"))
+        .iter()
+        .all(|w| w == "echo-a"));
+
+    // (d) tg-b's check moves to a path echo-b answers 404: unhealthy, with
+    // AWS's reason; back to `/`: healthy again. tg-both's view of the same
+    // instance, with its own check, stays healthy.
+    let missing = toml.replacen(
+        "[[target_group]]\nname = \"tg-b\"\nport = 8000\ntargets = [\"echo-b\"]\nderegistration_delay = 30\nhealth_check = { path = \"/\"",
+        "[[target_group]]\nname = \"tg-b\"\nport = 8000\ntargets = [\"echo-b\"]\nderegistration_delay = 30\nhealth_check = { path = \"/missing\"",
+        1,
+    );
+    assert_ne!(missing, toml);
+    let plan = apply(&lab, &missing);
+    assert!(plan.contains("~ target group tg-b"), "{plan}");
+    let s = wait_status(&lab, "echo-b unhealthy in tg-b", |s| {
+        target_state(s, "tg-b", "echo-b").as_deref() == Some("unhealthy")
+    });
+    let t = s
+        .target_groups
+        .iter()
+        .find(|g| g.name == "tg-b")
+        .unwrap()
+        .targets
+        .iter()
+        .find(|t| t.instance == "echo-b")
+        .unwrap();
+    assert_eq!(t.reason.as_deref(), Some("Target.ResponseCodeMismatch"));
+    assert!(
+        t.detail.as_deref().unwrap_or("").contains("GET /missing"),
+        "{t:?}"
+    );
+    assert_eq!(
+        target_state(&s, "tg-both", "echo-b").as_deref(),
+        Some("healthy")
+    );
+    apply(&lab, &toml);
+    wait_status(&lab, "echo-b healthy in tg-b again", |s| {
+        target_state(s, "tg-b", "echo-b").as_deref() == Some("healthy")
+    });
+}
