@@ -87,8 +87,8 @@ impl Entry {
     }
 }
 
-/// How long a line may wait in its worker's buffer: lines appear within
-/// this delay, and a busy log costs one `write` per buffer per interval.
+/// The pause after a write: lines appear within this delay, and a busy log
+/// costs one `write` per buffer per interval.
 const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 /// Bytes a worker's buffer holds at most (a few thousand lines): when the
 /// disk cannot keep up, further lines are dropped and counted rather than
@@ -214,9 +214,10 @@ pub fn start(path: &Path, workers: usize) -> std::io::Result<AccessLog> {
     tokio::spawn(async move {
         let mut spare = String::new();
         loop {
+            // A quiet log's line is written at once; the lines that come
+            // during the pause after it wait for the next write (a permit
+            // of `lines` ends the next wait at once).
             s.lines.notified().await;
-            // Let the buffers fill: one write per interval at most.
-            tokio::time::sleep(FLUSH_INTERVAL).await;
             for b in &s.buffers {
                 std::mem::swap(
                     &mut b.lock().unwrap_or_else(|e| e.into_inner()).lines,
@@ -234,6 +235,7 @@ pub fn start(path: &Path, workers: usize) -> std::io::Result<AccessLog> {
                 // Keep a burst's memory from staying with the buffers.
                 spare.shrink_to(64 * 1024);
             }
+            tokio::time::sleep(FLUSH_INTERVAL).await;
         }
     });
     Ok(log)
