@@ -1,9 +1,15 @@
 //! The Amazon-provided DNS (VPC base + 2) and the public resolver the
 //! internet's hosts use: a UDP responder for the names a lab has, NXDOMAIN
-//! for everything else (the lab is offline). Hand-written: a DNS server
-//! crate would add more than this whole file to the build for A records.
+//! for everything else (the lab is offline). The wire format is
+//! `hickory-proto`'s; this file owns only which names exist and how they are
+//! answered. It must not touch sockets or the query log (the daemon in
+//! `services/mod.rs` does).
 
 use crate::topology::plan::Lab;
+use hickory_proto::op::{Header, Message, MessageType, Metadata, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use std::net::Ipv4Addr;
 
 /// Which names a resolver knows.
@@ -84,82 +90,71 @@ impl Zone {
         cidr.contains(&ip).then(|| vec![ip])
     }
 
-    /// Answers one query datagram; None for what is not a query.
-    pub fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
-        const A: u16 = 1;
-        const IN: u16 = 1;
-        if query.len() < 12 || query[2] & 0x80 != 0 {
+    /// Answers one query datagram; None for what is not a query (too short
+    /// for a header, or a response). Only the header and the question are
+    /// read: the answer depends on nothing else, and the reply carries no
+    /// EDNS record (as a resolver without EDNS answers).
+    pub fn answer(&self, query: &[u8]) -> Option<Reply> {
+        let mut decoder = BinDecoder::new(query);
+        let header = Header::read(&mut decoder).ok()?;
+        if header.metadata.message_type != MessageType::Query {
             return None;
         }
-        let qdcount = u16::from_be_bytes([query[4], query[5]]);
-        let mut out = query[..12].to_vec();
-        // QR, opcode and RD kept, AA set; RA set; counts rewritten below.
-        out[2] = 0x80 | (query[2] & 0x79) | 0x04;
-        out[3] = 0x80;
-        out[6..12].fill(0);
-        let opcode = (query[2] >> 3) & 0x0f;
-        if qdcount != 1 || opcode != 0 {
-            out[3] |= 4; // NOTIMP
-            return Some(out);
-        }
-        // A malformed question (a label over 63 octets, a name over 255,
-        // cut short) is a format error, as RFC 1035 resolvers answer.
-        let Some((name, end)) = parse_name(query, 12).filter(|&(_, end)| query.len() >= end + 4)
-        else {
-            out[3] |= 1; // FORMERR
-            return Some(out);
-        };
-        let qtype = u16::from_be_bytes([query[end], query[end + 1]]);
-        let qclass = u16::from_be_bytes([query[end + 2], query[end + 3]]);
-        out[5] = 1;
-        out.extend_from_slice(&query[12..end + 4]);
-        match self.lookup(&name) {
-            None => out[3] |= 3, // NXDOMAIN
-            Some(ips) if qtype == A && qclass == IN => {
-                out[7] = ips.len() as u8;
-                for ip in ips {
-                    out.extend_from_slice(&[0xc0, 0x0c]); // name: pointer to the question
-                    out.extend_from_slice(&A.to_be_bytes());
-                    out.extend_from_slice(&IN.to_be_bytes());
-                    out.extend_from_slice(&60u32.to_be_bytes());
-                    out.extend_from_slice(&4u16.to_be_bytes());
-                    out.extend_from_slice(&ip.octets());
+        let mut reply = Message::response(header.metadata.id, header.metadata.op_code);
+        reply.metadata = Metadata::response_from_request(&header.metadata);
+        reply.metadata.authoritative = true;
+        reply.metadata.recursion_available = true;
+        let mut question = None;
+        reply.metadata.response_code =
+            if header.counts.queries != 1 || header.metadata.op_code != OpCode::Query {
+                ResponseCode::NotImp
+            } else {
+                // A malformed question (a label over 63 octets, a name over
+                // 255, cut short) is a format error, as RFC 1035 resolvers
+                // answer.
+                match Query::read(&mut decoder) {
+                    Err(_) => ResponseCode::FormErr,
+                    Ok(q) => {
+                        let rcode = match self.lookup(&q.name().to_ascii()) {
+                            None => ResponseCode::NXDomain,
+                            Some(ips)
+                                if q.query_type() == RecordType::A
+                                    && q.query_class() == DNSClass::IN =>
+                            {
+                                reply.add_answers(ips.into_iter().map(|ip| {
+                                    Record::from_rdata(q.name().clone(), TTL, RData::A(A(ip)))
+                                }));
+                                ResponseCode::NoError
+                            }
+                            Some(_) => ResponseCode::NoError, // the name exists without that type: NODATA
+                        };
+                        reply.add_query(q.clone());
+                        question = Some(q);
+                        rcode
+                    }
                 }
-            }
-            Some(_) => {} // the name exists without that type: NODATA
-        }
-        Some(out)
+            };
+        let wire = reply.to_vec().ok()?;
+        Some(Reply {
+            wire,
+            rcode: reply.metadata.response_code,
+            answers: reply.answers.len(),
+            question,
+        })
     }
 }
 
-/// The question of a query (name, type), for the query log.
-pub fn question(msg: &[u8]) -> Option<(String, u16)> {
-    let (name, end) = parse_name(msg, 12)?;
-    let qtype = u16::from_be_bytes([*msg.get(end)?, *msg.get(end + 1)?]);
-    Some((name, qtype))
-}
+/// TTL of every answer, in seconds.
+const TTL: u32 = 60;
 
-/// A name is at most 255 octets on the wire (RFC 1035 2.3.4).
-const MAX_NAME: usize = 255;
-
-/// A question's name (uncompressed, as resolvers send it) and the offset
-/// after it; None if it is malformed or too long.
-fn parse_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
-    let start = at;
-    let mut labels = Vec::new();
-    loop {
-        let len = *msg.get(at)? as usize;
-        at += 1;
-        if len == 0 {
-            break;
-        }
-        if len > 63 || at + len - start + 1 > MAX_NAME {
-            return None;
-        }
-        labels.push(String::from_utf8_lossy(msg.get(at..at + len)?).into_owned());
-        at += len;
-    }
-    Some((labels.join("."), at))
+/// A reply on the wire and what the query log says of it.
+#[derive(Debug)]
+pub struct Reply {
+    pub wire: Vec<u8>,
+    pub rcode: ResponseCode,
+    pub answers: usize,
+    /// None when there was no readable question.
+    pub question: Option<Query>,
 }
 
 #[cfg(test)]
@@ -218,19 +213,19 @@ mod tests {
     #[test]
     fn wire_format() {
         let z = zone();
-        let r = z.answer(&query("s3.amazonaws.com", 1)).unwrap();
+        let r = z.answer(&query("s3.amazonaws.com", 1)).unwrap().wire;
         assert_eq!(&r[..2], &[0x12, 0x34]);
         assert_eq!(r[3] & 0x0f, 0, "NOERROR");
         assert_eq!(u16::from_be_bytes([r[6], r[7]]), 1, "one answer");
         assert_eq!(&r[r.len() - 4..], &[192, 0, 2, 10]);
-        let r = z.answer(&query("example.com", 1)).unwrap();
+        let r = z.answer(&query("example.com", 1)).unwrap().wire;
         assert_eq!(r[3] & 0x0f, 3, "NXDOMAIN");
-        let r = z.answer(&query("s3.amazonaws.com", 28)).unwrap();
+        let r = z.answer(&query("s3.amazonaws.com", 28)).unwrap().wire;
         assert_eq!((r[3] & 0x0f, r[7]), (0, 0), "AAAA: NODATA");
         assert!(z.answer(&[1, 2, 3]).is_none());
         // 4 labels of 63 octets: 257 octets on the wire, over 255.
         let long = vec!["a".repeat(63); 4].join(".");
-        let r = z.answer(&query(&long, 1)).unwrap();
+        let r = z.answer(&query(&long, 1)).unwrap().wire;
         assert_eq!((r[3] & 0x0f, r[7]), (1, 0), "FORMERR");
         let ok = [
             "a".repeat(63),
@@ -239,7 +234,7 @@ mod tests {
             "a".repeat(61),
         ]
         .join(".");
-        let r = z.answer(&query(&ok, 1)).unwrap();
+        let r = z.answer(&query(&ok, 1)).unwrap().wire;
         assert_eq!(r[3] & 0x0f, 3, "255 octets is a name: NXDOMAIN");
     }
 }
