@@ -396,3 +396,65 @@ fn connections_through_a_nat_gateway_are_always_tracked() {
         );
     }
 }
+
+/// Routes are looked up on every packet: a route added, changed or removed
+/// decides the very next packet of a connection already flowing.
+#[test]
+fn a_route_change_decides_the_next_packet_of_an_established_connection() {
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::up_with("aptrt", NAT_LAB, &["--network-only"]);
+    let host = "203.0.113.10";
+    let server = Process::start(&lab, "internet", &["python3", "-u", "-c", ECHO, "7000"]);
+    assert_eq!(server.line().as_deref(), Some("ready"));
+    let mut via_nat = stream(&lab, "private", host, "7000");
+    assert!(echo(&mut via_nat));
+
+    // A more specific route to the IGW: the private instance has no public
+    // IP, so the IGW drops its next packet.
+    let direct = NAT_LAB.replace(
+        r#"routes = [{ destination = "0.0.0.0/0", target = "nat" }]"#,
+        r#"routes = [{ destination = "0.0.0.0/0", target = "nat" }, { destination = "203.0.113.0/24", target = "igw" }]"#,
+    );
+    let plan = apply(&lab, &direct);
+    assert!(
+        plan.contains("~ route table priv: + route 203.0.113.0/24 -> igw"),
+        "{plan}"
+    );
+    let (came_back, dropped) = lab.dropped_by(|| echo(&mut via_nat));
+    assert!(!came_back, "the old route still carried the connection");
+    assert_eq!(dropped, ["igw: source has no public IP"]);
+
+    // Back through the NAT gateway, whose translation is still there.
+    apply(&lab, NAT_LAB);
+    via_nat.drain();
+    assert!(echo(&mut via_nat), "the connection did not resume");
+
+    // No route to the NAT gateway: the VPC router drops the next packet.
+    let plan = apply(
+        &lab,
+        &NAT_LAB.replace(
+            r#"routes = [{ destination = "0.0.0.0/0", target = "nat" }]"#,
+            "routes = []",
+        ),
+    );
+    assert!(
+        plan.contains("~ route table priv: - route 0.0.0.0/0 -> nat"),
+        "{plan}"
+    );
+    assert!(
+        !echo(&mut via_nat),
+        "an established connection outlived its route"
+    );
+    let out = lab.vpcsim(&[
+        "trace",
+        "--lab",
+        &lab.name,
+        "private",
+        &format!("{host}:7000"),
+    ]);
+    let trace = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{trace}");
+    assert!(trace.contains("no route"), "{trace}");
+}
