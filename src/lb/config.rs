@@ -743,7 +743,7 @@ mod tests {
                 std::process::id()
             ));
             Daemon {
-                log: super::super::access_log::start(&path).unwrap(),
+                log: super::super::access_log::start(&path, 1).unwrap(),
                 path,
                 next: 0,
                 made: vec![],
