@@ -163,7 +163,7 @@ fn cpu_time() -> std::time::Duration {
 /// CPU time of the ALB's WAF step for the seed's JSON POST (what
 /// `scripts/bench-waf-cost` sends): evaluating the three groups, and
 /// building and serialising its log record.
-fn per_request_cost(acl: &WebAcl) {
+fn per_request_cost(name: &str, acl: &WebAcl) {
     let body = br#"{"user_id": "42"}"#;
     let req = WafRequest {
         client_ip: CLIENT.parse().expect("address"),
@@ -199,7 +199,7 @@ fn per_request_cost(acl: &WebAcl) {
     }
     let log = (cpu_time() - start) / n;
     println!(
-        "\nPer request (the seed's JSON POST, all three groups): evaluation {:.1} µs, log record {:.1} µs (CPU time)",
+        "Per request (the seed's JSON POST), {name}: evaluation {:.1} µs, log record {:.1} µs (CPU time)",
         eval.as_secs_f64() * 1e6,
         log.as_secs_f64() * 1e6
     );
@@ -334,7 +334,9 @@ fn main() -> anyhow::Result<()> {
             }
         );
     }
-    per_request_cost(&acls[acls.len() - 1].1);
+    for (name, acl) in &acls {
+        per_request_cost(name, acl);
+    }
     if unparsed > 0 {
         eprintln!("{unparsed} access log lines hold no HTTP request line: skipped");
     }
