@@ -20,9 +20,10 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
 /// Server `srv` in subnet `a` (NACL `edge`, all allowed), client `cli` in
-/// subnet `b`. The server's group lets in tcp/5000 from anywhere, tcp/5001
-/// from the VPC and ICMP from anywhere, and lets everything out: 5000 is
-/// untracked at the server, 5001 and ICMP are tracked.
+/// subnet `b`. The server's group lets in tcp/5000 and udp/5002 from
+/// anywhere, tcp/5001 and udp/5003 from the VPC and ICMP from anywhere, and
+/// lets everything out: 5000 and 5002 are untracked at the server, 5001,
+/// 5003 and ICMP are tracked.
 const LAB: &str = r#"name = "x"
 [vpc]
 cidr = "10.0.0.0/16"
@@ -46,6 +47,8 @@ name = "server"
 ingress = [
   { protocol = "tcp", ports = "5000", cidr = "0.0.0.0/0" },
   { protocol = "tcp", ports = "5001", cidr = "10.0.0.0/16" },
+  { protocol = "udp", ports = "5002", cidr = "0.0.0.0/0" },
+  { protocol = "udp", ports = "5003", cidr = "10.0.0.0/16" },
   { protocol = "icmp", cidr = "0.0.0.0/0" },
 ]
 egress = [{ protocol = "all", cidr = "0.0.0.0/0" }]
@@ -67,9 +70,13 @@ security_groups = ["client"]
 
 const SERVER: &str = "10.0.1.10";
 
-/// TCP echo server on every port given; prints `ready` once listening.
+/// Echo server on every port given (`5000` TCP, `udp/5002`); prints
+/// `ready` once listening.
 const ECHO: &str = r#"
 import socket, sys, threading
+def datagrams(s):
+    while True:
+        d, a = s.recvfrom(4096); s.sendto(d, a)
 def serve(s):
     while True:
         c, _ = s.accept()
@@ -79,6 +86,10 @@ def serve(s):
             except OSError: pass
         threading.Thread(target=echo, daemon=True).start()
 for p in sys.argv[1:]:
+    if p.startswith("udp/"):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(p[4:])))
+        threading.Thread(target=datagrams, args=(s,), daemon=True).start()
+        continue
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", int(p))); s.listen(16)
     threading.Thread(target=serve, args=(s,), daemon=True).start()
@@ -86,11 +97,16 @@ print("ready", flush=True)
 threading.Event().wait()
 "#;
 
-/// One TCP connection held open: each line on stdin is sent and answered
-/// `ok` when it comes back within 5 s, `fail` when it does not.
+/// One TCP connection (or UDP flow: one socket, `udp` third) held open:
+/// each line on stdin is sent and answered `ok` when it comes back within
+/// 5 s, `fail` when it does not.
 const STREAM: &str = r#"
 import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+addr = (sys.argv[1], int(sys.argv[2]))
+if sys.argv[3:] == ["udp"]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(addr); s.settimeout(5)
+else:
+    s = socket.create_connection(addr, timeout=5)
 print("connected", flush=True)
 for line in sys.stdin:
     try:
@@ -163,10 +179,17 @@ fn echo_server(lab: &TestLab, ports: &[&str]) -> Process {
     server
 }
 
-/// A held connection from `node` to `addr:port`.
-fn stream(lab: &TestLab, node: &str, addr: &str, port: u16) -> Process {
-    let port = port.to_string();
-    let s = Process::start(lab, node, &["python3", "-u", "-c", STREAM, addr, &port]);
+/// A held connection from `node` to `addr:port` (`udp/5002` for UDP).
+fn stream(lab: &TestLab, node: &str, addr: &str, port: &str) -> Process {
+    let (port, proto) = match port.strip_prefix("udp/") {
+        Some(p) => (p, "udp"),
+        None => (port, "tcp"),
+    };
+    let s = Process::start(
+        lab,
+        node,
+        &["python3", "-u", "-c", STREAM, addr, port, proto],
+    );
     assert_eq!(
         s.line().as_deref(),
         Some("connected"),
@@ -206,23 +229,28 @@ fn removing_sg_rules_spares_tracked_connections_and_cuts_untracked_ones() {
         return;
     }
     let lab = TestLab::up_with("aptsg", LAB, &["--network-only"]);
-    let _server = echo_server(&lab, &["5000", "5001"]);
-    let mut untracked = stream(&lab, "cli", SERVER, 5000);
-    let mut tracked = stream(&lab, "cli", SERVER, 5001);
+    let _server = echo_server(&lab, &["5000", "5001", "udp/5002", "udp/5003"]);
+    let mut untracked = stream(&lab, "cli", SERVER, "5000");
+    let mut tracked = stream(&lab, "cli", SERVER, "5001");
+    let mut untracked_udp = stream(&lab, "cli", SERVER, "udp/5002");
+    let mut tracked_udp = stream(&lab, "cli", SERVER, "udp/5003");
+    assert!(echo(&mut untracked_udp) && echo(&mut tracked_udp));
     let ping = Process::start(&lab, "cli", &["ping", "-O", "-i", "0.2", SERVER]);
     assert!(echo(&mut untracked) && echo(&mut tracked));
     assert!(ping.line().is_some_and(|l| l.starts_with("PING")));
     assert!(ping.line().is_some_and(|l| l.contains("bytes from")));
-    // The fabric marked the 5000 connection, and only it, untracked.
+    // The fabric marked the 5000 connection untracked (no rule marks 5001).
     let marked =
         "untracked: sg server ingress tcp/5000 from 0.0.0.0/0, egress allows all tcp responses";
-    assert_eq!(lab.counters().get(marked), Some(&1));
+    assert!(lab.counters().get(marked).is_some_and(|&n| n >= 1));
 
-    // The three rules that admitted the connections go.
+    // The rules that admitted the connections go.
     let mut edited = LAB.to_string();
     for rule in [
         "  { protocol = \"tcp\", ports = \"5000\", cidr = \"0.0.0.0/0\" },\n",
         "  { protocol = \"tcp\", ports = \"5001\", cidr = \"10.0.0.0/16\" },\n",
+        "  { protocol = \"udp\", ports = \"5002\", cidr = \"0.0.0.0/0\" },\n",
+        "  { protocol = \"udp\", ports = \"5003\", cidr = \"10.0.0.0/16\" },\n",
         "  { protocol = \"icmp\", cidr = \"0.0.0.0/0\" },\n",
     ] {
         edited = without(&edited, rule);
@@ -236,9 +264,14 @@ fn removing_sg_rules_spares_tracked_connections_and_cuts_untracked_ones() {
     assert!(!came_back, "an untracked connection outlived its rule");
     assert_eq!(dropped, [no_rule]);
 
+    let (came_back, dropped) = lab.dropped_by(|| echo(&mut untracked_udp));
+    assert!(!came_back, "an untracked UDP flow outlived its rule");
+    assert_eq!(dropped, [no_rule]);
+
     // (a) Tracked: the established connection goes on...
     for _ in 0..3 {
         assert!(echo(&mut tracked), "a tracked connection was cut");
+        assert!(echo(&mut tracked_udp), "a tracked UDP flow was cut");
     }
     // ...and a new one is refused at once, by the same group.
     let (connected, dropped) = lab.dropped_by(|| lab.tcp_ok("cli", SERVER, 5001));
@@ -268,13 +301,18 @@ fn a_new_nacl_deny_drops_the_next_packet_of_an_established_connection() {
     }
     let lab = TestLab::up_with("aptnacl", LAB, &["--network-only"]);
     let _server = echo_server(&lab, &["5001"]);
-    let mut tracked = stream(&lab, "cli", SERVER, 5001);
+    let mut tracked = stream(&lab, "cli", SERVER, "5001");
     assert!(echo(&mut tracked));
 
     let deny = "  { rule = 50, protocol = \"tcp\", ports = \"5001\", cidr = \"10.0.2.0/24\", action = \"deny\" },\n";
     let edited = LAB.replacen("inbound = [\n", &format!("inbound = [\n{deny}"), 1);
+    let admitted = "sg server ingress tcp/5001 from 10.0.0.0/16";
+    let before = lab.counters()[admitted];
+    assert!(before >= 1);
     let plan = apply(&lab, &edited);
     assert!(plan.contains("rule 50"), "the plan names the rule:\n{plan}");
+    // Only the NACL's chain was reloaded: the group's counters go on.
+    assert_eq!(lab.counters()[admitted], before);
     // Stateless: the established connection's next packet meets the rule.
     let (came_back, dropped) = lab.dropped_by(|| echo(&mut tracked));
     assert!(
@@ -338,8 +376,8 @@ fn connections_through_a_nat_gateway_are_always_tracked() {
     let host = "203.0.113.10";
     let server = Process::start(&lab, "internet", &["python3", "-u", "-c", ECHO, "7000"]);
     assert_eq!(server.line().as_deref(), Some("ready"));
-    let mut via_nat = stream(&lab, "private", host, 7000);
-    let mut direct = stream(&lab, "public", host, 7000);
+    let mut via_nat = stream(&lab, "private", host, "7000");
+    let mut direct = stream(&lab, "public", host, "7000");
     assert!(echo(&mut via_nat) && echo(&mut direct));
 
     apply(
@@ -357,4 +395,66 @@ fn connections_through_a_nat_gateway_are_always_tracked() {
             "a connection through the NAT gateway was cut"
         );
     }
+}
+
+/// Routes are looked up on every packet: a route added, changed or removed
+/// decides the very next packet of a connection already flowing.
+#[test]
+fn a_route_change_decides_the_next_packet_of_an_established_connection() {
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::up_with("aptrt", NAT_LAB, &["--network-only"]);
+    let host = "203.0.113.10";
+    let server = Process::start(&lab, "internet", &["python3", "-u", "-c", ECHO, "7000"]);
+    assert_eq!(server.line().as_deref(), Some("ready"));
+    let mut via_nat = stream(&lab, "private", host, "7000");
+    assert!(echo(&mut via_nat));
+
+    // A more specific route to the IGW: the private instance has no public
+    // IP, so the IGW drops its next packet.
+    let direct = NAT_LAB.replace(
+        r#"routes = [{ destination = "0.0.0.0/0", target = "nat" }]"#,
+        r#"routes = [{ destination = "0.0.0.0/0", target = "nat" }, { destination = "203.0.113.0/24", target = "igw" }]"#,
+    );
+    let plan = apply(&lab, &direct);
+    assert!(
+        plan.contains("~ route table priv: + route 203.0.113.0/24 -> igw"),
+        "{plan}"
+    );
+    let (came_back, dropped) = lab.dropped_by(|| echo(&mut via_nat));
+    assert!(!came_back, "the old route still carried the connection");
+    assert_eq!(dropped, ["igw: source has no public IP"]);
+
+    // Back through the NAT gateway, whose translation is still there.
+    apply(&lab, NAT_LAB);
+    via_nat.drain();
+    assert!(echo(&mut via_nat), "the connection did not resume");
+
+    // No route to the NAT gateway: the VPC router drops the next packet.
+    let plan = apply(
+        &lab,
+        &NAT_LAB.replace(
+            r#"routes = [{ destination = "0.0.0.0/0", target = "nat" }]"#,
+            "routes = []",
+        ),
+    );
+    assert!(
+        plan.contains("~ route table priv: - route 0.0.0.0/0 -> nat"),
+        "{plan}"
+    );
+    assert!(
+        !echo(&mut via_nat),
+        "an established connection outlived its route"
+    );
+    let out = lab.vpcsim(&[
+        "trace",
+        "--lab",
+        &lab.name,
+        "private",
+        &format!("{host}:7000"),
+    ]);
+    let trace = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{trace}");
+    assert!(trace.contains("no route"), "{trace}");
 }

@@ -2,6 +2,7 @@
 //! means bad input (exit code 2).
 
 pub mod apply;
+pub mod deploy;
 pub mod down;
 pub mod exec;
 pub mod export;
