@@ -3,6 +3,10 @@
 //! VPC, and when the lab has S3, the S3 endpoint and the internet's resolver
 //! in the `s3` namespace. One process holds sockets in several namespaces
 //! (created with `netns::run_in`), and teardown finds it by namespace.
+//!
+//! Owns: the daemon's sockets, its start-up and the DNS query log. Must not touch: the
+//! links and addresses the services sit behind (`fabric/aws_side.rs` builds them) or
+//! the firewall.
 
 pub mod dns;
 pub mod s3;
@@ -10,13 +14,52 @@ pub mod s3;
 use crate::connlimit::{accept_loop, Limits, Registry, Tracked};
 use crate::fabric::aws_side::S3_TO_INTERNET_IF;
 use crate::fabric::netns;
+use crate::fabric::netns::NetnsError;
+use crate::state::StateError;
 use crate::state::{lab_dir, log_dir, LabState};
 use crate::topology::plan::*;
-use anyhow::Context;
 use hyper_util::rt::TokioIo;
+use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// What went wrong starting or running the AWS services daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ServicesError {
+    #[error("lab `{0}` is not up")]
+    NotUp(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("starting the AWS services daemon (DNS, S3): {0}")]
+    Spawn(io::Error),
+    #[error("the AWS services daemon exited at start; see {}", .log.display())]
+    Exited { log: PathBuf },
+    #[error("the AWS services daemon is not ready after 10 s; see {}", .log.display())]
+    NotReady { log: PathBuf },
+    #[error("{ns}: bind udp {addr}: {source}")]
+    BindUdp {
+        ns: String,
+        addr: SocketAddrV4,
+        source: io::Error,
+    },
+    #[error("{ns}: listen on {addr} via {link}: {source}")]
+    Listen {
+        ns: String,
+        addr: SocketAddrV4,
+        link: String,
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error(transparent)]
+    S3(#[from] s3::S3Error),
+    #[error("{}: {source}", .path.display())]
+    File { path: PathBuf, source: io::Error },
+    #[error("the AWS services daemon's runtime: {0}")]
+    Runtime(io::Error),
+}
 
 /// The AWS CLI and SDKs speak to this URL instead of `https://…:443`: the
 /// lab's S3 has no TLS, but keeps port 443 so NACL and SG rules for HTTPS
@@ -64,11 +107,12 @@ pub fn s3_access_log(lab: &str) -> std::path::PathBuf {
 pub const ROLE: &str = "aws-services";
 
 /// Starts the daemon and waits until every socket is bound.
-pub fn start(state: &mut LabState) -> anyhow::Result<()> {
+pub fn start(state: &mut LabState) -> Result<(), ServicesError> {
     let lab = state.plan.name.clone();
     let log = log_dir(&lab).join("aws-services.log");
     let _ = std::fs::remove_file(ready_file(&lab));
-    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    let mut cmd =
+        std::process::Command::new(std::env::current_exe().map_err(ServicesError::Spawn)?);
     cmd.args(["aws-services", "--lab", &lab]);
     let rec = crate::workloads::process::spawn_detached(
         &lab,
@@ -78,22 +122,16 @@ pub fn start(state: &mut LabState) -> anyhow::Result<()> {
         cmd,
         &log,
     )
-    .context("starting the AWS services daemon (DNS, S3)")?;
+    .map_err(ServicesError::Spawn)?;
     state.processes.push(rec.clone());
     state.save()?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ready_file(&lab).exists() {
         if !rec.is_alive() {
-            anyhow::bail!(
-                "the AWS services daemon exited at start; see {}",
-                log.display()
-            );
+            return Err(ServicesError::Exited { log });
         }
         if Instant::now() > deadline {
-            anyhow::bail!(
-                "the AWS services daemon is not ready after 10 s; see {}",
-                log.display()
-            );
+            return Err(ServicesError::NotReady { log });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -101,13 +139,14 @@ pub fn start(state: &mut LabState) -> anyhow::Result<()> {
 }
 
 /// The daemon itself (`vpcsim aws-services --lab L`).
-pub fn run(lab: &str) -> anyhow::Result<()> {
-    let state = LabState::load(lab)?.with_context(|| format!("lab `{lab}` is not up"))?;
+pub fn run(lab: &str) -> Result<(), ServicesError> {
+    let state = LabState::load(lab)?.ok_or_else(|| ServicesError::NotUp(lab.into()))?;
     let plan = state.plan;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(ServicesError::Runtime)?;
     rt.block_on(async {
         let vpc_dns = udp_in(&plan.fabric_ns(), SocketAddrV4::new(plan.dns_ip(), 53))?;
         tokio::spawn(serve_dns(
@@ -149,16 +188,24 @@ pub fn run(lab: &str) -> anyhow::Result<()> {
                 }
             }
         }
-        std::fs::write(ready_file(lab), b"")?;
-        std::future::pending::<anyhow::Result<()>>().await
+        let ready = ready_file(lab);
+        std::fs::write(&ready, b"").map_err(|source| ServicesError::File {
+            path: ready,
+            source,
+        })?;
+        std::future::pending::<Result<(), ServicesError>>().await
     })
 }
 
-fn udp_in(ns: &str, addr: SocketAddrV4) -> anyhow::Result<tokio::net::UdpSocket> {
-    let sock = netns::run_in(ns, || std::net::UdpSocket::bind(addr))?
-        .with_context(|| format!("{ns}: bind udp {addr}"))?;
-    sock.set_nonblocking(true)?;
-    Ok(tokio::net::UdpSocket::from_std(sock)?)
+fn udp_in(ns: &str, addr: SocketAddrV4) -> Result<tokio::net::UdpSocket, ServicesError> {
+    let bind_error = |source| ServicesError::BindUdp {
+        ns: ns.into(),
+        addr,
+        source,
+    };
+    let sock = netns::run_in(ns, || std::net::UdpSocket::bind(addr))?.map_err(bind_error)?;
+    sock.set_nonblocking(true).map_err(bind_error)?;
+    tokio::net::UdpSocket::from_std(sock).map_err(bind_error)
 }
 
 /// A listener that only accepts connections arriving on `link`: the path a
@@ -167,8 +214,14 @@ fn tcp_on_link(
     ns: &str,
     link: &str,
     addr: SocketAddrV4,
-) -> anyhow::Result<tokio::net::TcpListener> {
+) -> Result<tokio::net::TcpListener, ServicesError> {
     use socket2::{Domain, Socket, Type};
+    let listen_error = |source| ServicesError::Listen {
+        ns: ns.into(),
+        addr,
+        link: link.into(),
+        source,
+    };
     let listener = netns::run_in(ns, || -> std::io::Result<std::net::TcpListener> {
         let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
         s.set_reuse_address(true)?;
@@ -178,8 +231,8 @@ fn tcp_on_link(
         s.set_nonblocking(true)?;
         Ok(s.into())
     })?
-    .with_context(|| format!("{ns}: listen on {addr} via {link}"))?;
-    Ok(tokio::net::TcpListener::from_std(listener)?)
+    .map_err(listen_error)?;
+    tokio::net::TcpListener::from_std(listener).map_err(listen_error)
 }
 
 /// The Amazon DNS's query log, one JSON object per query in the shape of
@@ -194,13 +247,16 @@ struct QueryLog {
 }
 
 impl QueryLog {
-    fn open(plan: &crate::topology::plan::Lab) -> anyhow::Result<QueryLog> {
+    fn open(plan: &crate::topology::plan::Lab) -> Result<QueryLog, ServicesError> {
         let path = dns_query_log(&plan.name);
         let file = std::fs::File::options()
             .create(true)
             .append(true)
             .open(&path)
-            .with_context(|| format!("{}", path.display()))?;
+            .map_err(|source| ServicesError::File {
+                path: path.clone(),
+                source,
+            })?;
         Ok(QueryLog {
             file,
             vpc_id: plan.vpc_id.clone(),
