@@ -1,16 +1,26 @@
-//! Detection benchmark of the WAF engine (`scripts/bench-waf`): reads attack
-//! and benign payload files (one URL-encoded input per line, `#` comments),
-//! places each payload in a query argument and in a form body, and prints the
-//! share blocked by each managed group alone and by the three together.
+//! Detection benchmark of the WAF engine (`scripts/bench-waf`).
 //!
-//! Usage: bench_waf CLASS=FILE... (CLASS is e.g. sqli, xss or benign; a class
-//! may be given several files).
+//! Two kinds of input:
+//! - `CLASS=FILE`: payloads, one URL-encoded input per line (`#` comments);
+//!   each is placed in a query argument and in a form body, with a
+//!   browser's headers.
+//! - `CLASS=log:FILE`: real requests, one Apache/nginx "combined" access log
+//!   line each; each is evaluated as logged (method, path, query string,
+//!   Referer, User-Agent; a log carries no body).
+//!
+//! Prints the share blocked by each managed group alone and by the three
+//! together, then which rules blocked what. `BENCH_WAF_SHOW=CLASS` prints
+//! every blocked input of that class with its rule (to stderr).
+//!
+//! Usage: bench_waf CLASS=FILE|CLASS=log:FILE... (a class may be given
+//! several files).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::Instant;
 use vpcsim::waf::field::{WafRequest, BODY_LIMIT};
 use vpcsim::waf::managed::ManagedGroup;
-use vpcsim::waf::{Action, Rule, RuleBody, WebAcl, WebAclPlan};
+use vpcsim::waf::{Action, Rule, RuleBody, Verdict, WebAcl, WebAclPlan};
 
 /// A browser's headers, so that only the payload can trip a rule.
 const HEADERS: [(&str, &str); 4] = [
@@ -22,6 +32,9 @@ const HEADERS: [(&str, &str); 4] = [
     ("Accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
     ("Accept-Language", "en-US,en;q=0.5"),
 ];
+
+/// The address payload requests come from (a log line brings its own).
+const CLIENT: &str = "198.51.100.7";
 
 fn acl(groups: &[ManagedGroup]) -> WebAcl {
     let rules = groups
@@ -48,21 +61,26 @@ fn acl(groups: &[ManagedGroup]) -> WebAcl {
     })
 }
 
-fn request(method: &str, query: &str, form: Option<&str>) -> WafRequest {
-    let mut headers: Vec<(String, String)> = HEADERS
+fn headers(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    HEADERS
         .iter()
+        .chain(extra)
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        .collect()
+}
+
+fn payload_request(method: &str, query: &str, form: Option<&str>) -> WafRequest {
     let body = form.unwrap_or("").as_bytes();
-    if form.is_some() {
-        headers.push((
-            "Content-Type".into(),
-            "application/x-www-form-urlencoded".into(),
-        ));
-        headers.push(("Content-Length".into(), body.len().to_string()));
-    }
+    let len = body.len().to_string();
+    let headers = match form {
+        Some(_) => headers(&[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Content-Length", &len),
+        ]),
+        None => headers(&[]),
+    };
     WafRequest {
-        client_ip: "198.51.100.7".parse().expect("address"),
+        client_ip: CLIENT.parse().expect("address"),
         method: method.into(),
         uri: "/search".into(),
         query: query.into(),
@@ -73,21 +91,103 @@ fn request(method: &str, query: &str, form: Option<&str>) -> WafRequest {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let mut classes: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for arg in std::env::args().skip(1) {
-        let (class, path) = arg
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("argument {arg:?}: expected CLASS=FILE"))?;
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-        let lines = text
-            .lines()
-            .map(str::trim_end)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(String::from);
-        classes.entry(class.to_string()).or_default().extend(lines);
+/// One "combined" log line as the request it records:
+/// `IP - USER [TIME] "METHOD TARGET PROTO" STATUS SIZE "REFERER" "AGENT"`.
+/// `None` for a line whose request is not an HTTP request line (`"-"`,
+/// TLS bytes sent to a plain port).
+fn log_request(line: &str) -> Option<WafRequest> {
+    let quoted: Vec<&str> = line.split('"').collect();
+    if quoted.len() < 7 {
+        return None;
     }
-    anyhow::ensure!(!classes.is_empty(), "usage: bench_waf CLASS=FILE...");
+    let client_ip: IpAddr = line.split_whitespace().next()?.parse().ok()?;
+    let mut parts = quoted[1].split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !version.starts_with("HTTP/") || !target.starts_with('/') {
+        return None;
+    }
+    let (uri, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut headers = vec![("Host".to_string(), "www.example.com".to_string())];
+    for (name, value) in [("Referer", quoted[3]), ("User-Agent", quoted[5])] {
+        if value != "-" {
+            headers.push((name.into(), value.into()));
+        }
+    }
+    Some(WafRequest {
+        client_ip,
+        method: method.into(),
+        uri: uri.into(),
+        query: query.into(),
+        http_version: version.into(),
+        headers,
+        body: Vec::new(),
+        body_oversize: false,
+    })
+}
+
+/// The managed rule that blocked, or the web ACL rule when no group rule did.
+fn blocking_rule(v: &Verdict) -> String {
+    let t = v
+        .terminating
+        .as_ref()
+        .expect("a block has a terminating rule");
+    t.group_rule.clone().unwrap_or_else(|| t.rule.clone())
+}
+
+/// The inputs of one class: payloads to place, or requests as logged.
+enum Inputs {
+    Payloads(Vec<String>),
+    Logged(Vec<(String, WafRequest)>),
+}
+
+impl Inputs {
+    fn len(&self) -> usize {
+        match self {
+            Inputs::Payloads(p) => p.len(),
+            Inputs::Logged(r) => r.len(),
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut classes: BTreeMap<String, Inputs> = BTreeMap::new();
+    let mut unparsed = 0usize;
+    for arg in std::env::args().skip(1) {
+        let (class, spec) = arg.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!("argument {arg:?}: expected CLASS=FILE or CLASS=log:FILE")
+        })?;
+        let (is_log, path) = match spec.strip_prefix("log:") {
+            Some(p) => (true, p),
+            None => (false, spec),
+        };
+        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let lines = text.lines().map(str::trim_end).filter(|l| !l.is_empty());
+        let entry = classes.entry(class.to_string());
+        if is_log {
+            let inputs = entry.or_insert_with(|| Inputs::Logged(Vec::new()));
+            let Inputs::Logged(v) = inputs else {
+                anyhow::bail!("class {class}: both payload files and access logs");
+            };
+            for l in lines {
+                match log_request(l) {
+                    Some(r) => v.push((l.to_string(), r)),
+                    None => unparsed += 1,
+                }
+            }
+        } else {
+            let inputs = entry.or_insert_with(|| Inputs::Payloads(Vec::new()));
+            let Inputs::Payloads(v) = inputs else {
+                anyhow::bail!("class {class}: both payload files and access logs");
+            };
+            v.extend(lines.filter(|l| !l.starts_with('#')).map(String::from));
+        }
+    }
+    anyhow::ensure!(
+        !classes.is_empty(),
+        "usage: bench_waf CLASS=FILE|CLASS=log:FILE..."
+    );
+    let show = std::env::var("BENCH_WAF_SHOW").ok();
 
     let mut acls: Vec<(String, WebAcl)> = ManagedGroup::ALL
         .iter()
@@ -97,27 +197,53 @@ fn main() -> anyhow::Result<()> {
 
     let start = Instant::now();
     let mut evaluated = 0u64;
+    let mut by_rule: Vec<(String, BTreeMap<String, usize>)> = Vec::new();
     println!(
-        "| payloads | placement | {} |",
+        "| inputs | placement | {} |",
         acls.iter()
             .map(|(n, _)| n.as_str())
             .collect::<Vec<_>>()
             .join(" | ")
     );
     println!("|---|---|{}", "---|".repeat(acls.len()));
-    for (class, payloads) in &classes {
-        for placement in ["query argument", "form body"] {
+    for (class, inputs) in &classes {
+        let rows: Vec<(&str, Vec<(String, WafRequest)>)> = match inputs {
+            Inputs::Payloads(p) => ["query argument", "form body"]
+                .into_iter()
+                .map(|placement| {
+                    let reqs = p
+                        .iter()
+                        .map(|p| {
+                            let arg = format!("q={p}");
+                            let r = match placement {
+                                "query argument" => payload_request("GET", &arg, None),
+                                _ => payload_request("POST", "", Some(&arg)),
+                            };
+                            (p.clone(), r)
+                        })
+                        .collect();
+                    (placement, reqs)
+                })
+                .collect(),
+            Inputs::Logged(r) => vec![("as logged", r.clone())],
+        };
+        for (placement, reqs) in rows {
             let mut blocked = vec![0usize; acls.len()];
-            for p in payloads {
-                let arg = format!("q={p}");
-                let req = match placement {
-                    "query argument" => request("GET", &arg, None),
-                    _ => request("POST", "", Some(&arg)),
-                };
+            let mut rules: BTreeMap<String, usize> = BTreeMap::new();
+            for (input, req) in &reqs {
                 for (i, (_, acl)) in acls.iter().enumerate() {
                     evaluated += 1;
-                    if acl.evaluate(&req, Instant::now()).blocked() {
-                        blocked[i] += 1;
+                    let v = acl.evaluate(req, Instant::now());
+                    if !v.blocked() {
+                        continue;
+                    }
+                    blocked[i] += 1;
+                    if i == acls.len() - 1 {
+                        let rule = blocking_rule(&v);
+                        if show.as_deref() == Some(class.as_str()) {
+                            eprintln!("{class} {placement} {rule}: {input}");
+                        }
+                        *rules.entry(rule).or_default() += 1;
                     }
                 }
             }
@@ -126,16 +252,34 @@ fn main() -> anyhow::Result<()> {
                 .map(|b| {
                     format!(
                         "{:.1} % ({b})",
-                        100.0 * *b as f64 / payloads.len().max(1) as f64
+                        100.0 * *b as f64 / inputs.len().max(1) as f64
                     )
                 })
                 .collect();
             println!(
                 "| {class} ({}) | {placement} | {} |",
-                payloads.len(),
+                inputs.len(),
                 cells.join(" | ")
             );
+            by_rule.push((format!("{class}, {placement}"), rules));
         }
+    }
+    println!("\nBlocked by rule (all three groups):\n");
+    for (row, rules) in by_rule {
+        let mut rules: Vec<_> = rules.into_iter().collect();
+        rules.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let list: Vec<String> = rules.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        println!(
+            "- {row}: {}",
+            if list.is_empty() {
+                "none".into()
+            } else {
+                list.join(", ")
+            }
+        );
+    }
+    if unparsed > 0 {
+        eprintln!("{unparsed} access log lines hold no HTTP request line: skipped");
     }
     eprintln!(
         "{evaluated} evaluations in {:.2} s",

@@ -118,6 +118,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Deploy one more CloudFormation stack onto a running lab brought up from templates.
+    ///
+    /// Like `aws cloudformation deploy`, stack by stack: the template may
+    /// `Fn::ImportValue` the exports of the lab's stacks, and `--param` may
+    /// name their outputs and resources (`@STACK.NAME`, `@export:NAME`). A
+    /// template named like one of the lab's stacks (`network.yaml` is stack
+    /// `network`) updates it. Prints the plan first, then changes the running
+    /// lab in place: what stays keeps its addresses, connections and history.
+    #[command(after_help = "Examples:
+  sudo vpcsim up topologies/penguin/network.yaml --name pen
+  sudo vpcsim deploy --lab pen topologies/penguin/security-groups.yaml
+  sudo vpcsim deploy --lab pen topologies/penguin/app.yaml \\
+      --param 'AppSubnets=@network.AppSubnet1,@network.AppSubnet2' \\
+      --param Ec2SecurityGroup=@security-groups.Ec2SecurityGroup --dry-run")]
+    Deploy {
+        /// The running lab (default: the only lab up).
+        #[arg(long)]
+        lab: Option<String>,
+        /// The stack's template (.yaml, .yml, .json); the stack is named after the file.
+        template: PathBuf,
+        /// The stack's parameter: `KEY=VALUE`; VALUE may be `@STACK.NAME` (an
+        /// earlier stack's output or resource) or `@export:NAME`.
+        #[arg(long = "param")]
+        params: Vec<String>,
+        /// What runs on the stack's instances, launch templates or auto scaling
+        /// groups: `LOGICAL_ID=model-v1|model-v2|stand-in|user-data|none`.
+        #[arg(long = "run")]
+        runs: Vec<String>,
+        /// Print the plan only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the plan (and what was done) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Apply a topology file to its running lab now and on every save.
     ///
     /// Each save prints the plan and its outcome; a file with errors prints
@@ -499,6 +534,21 @@ fn main() -> ExitCode {
             json,
         } => commands::apply::run(&file, dry_run, json),
         Command::Watch { file } => commands::apply::watch(&file),
+        Command::Deploy {
+            lab,
+            template,
+            params,
+            runs,
+            dry_run,
+            json,
+        } => commands::deploy::run(&commands::deploy::DeployArgs {
+            lab: lab.as_deref(),
+            template: &template,
+            params: &params,
+            runs: &runs,
+            dry_run,
+            json,
+        }),
         Command::List { json } => commands::list::run(json),
         Command::Status { lab, json } => commands::status::run(lab.as_deref(), json),
         Command::Exec { lab, node, command } => {

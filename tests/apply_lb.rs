@@ -407,3 +407,77 @@ fn listeners_and_health_checks_change_live() {
         target_state(s, "tg-b", "echo-b").as_deref() == Some("healthy")
     });
 }
+
+#[test]
+fn load_balancer_nodes_come_and_go_with_its_subnets() {
+    if !require_root() {
+        return;
+    }
+    let dir = scratch("apply-lb-nodes");
+    // A second public subnet in us-east-1a, not yet the load balancer's.
+    let toml = topology(dir.0.to_str().unwrap()).replace(
+        "[[subnet]]\nname = \"priv-a\"",
+        "[[subnet]]\nname = \"pub-c\"\ncidr = \"10.1.40.0/24\"\naz = \"us-east-1a\"\nroute_table = \"public\"\nmap_public_ip = true\n\n[[subnet]]\nname = \"priv-a\"",
+    );
+    assert!(toml.contains("pub-c"));
+    let lab = TestLab::up("apply-lb3", &toml);
+    let dns = dns_name(&lab);
+    wait_status(&lab, "every target healthy", all_healthy);
+    assert!(get(&lab, 10, &format!("http://{dns}/who"))
+        .iter()
+        .all(|w| w == "echo-a"));
+    let before = query_status(&lab.name).unwrap();
+    let nodes = |s: &LbStatus| -> Vec<(String, String, Option<String>)> {
+        s.load_balancers[0]
+            .nodes
+            .iter()
+            .map(|n| (n.node.clone(), n.private_ip.clone(), n.public_ip.clone()))
+            .collect()
+    };
+
+    // The load balancer moves from pub-a to pub-c in the same AZ: that
+    // node is replaced by one in the new subnet, the other stays; every
+    // request is served, the groups' metrics and health stay.
+    let moved = toml.replace(
+        "subnets = [\"pub-a\", \"pub-b\"]",
+        "subnets = [\"pub-c\", \"pub-b\"]",
+    );
+    assert_ne!(moved, toml);
+    apply(&lab, &moved);
+    let s = query_status(&lab.name).unwrap();
+    let (old, new) = (nodes(&before), nodes(&s));
+    assert_eq!(new.len(), 2, "{s}");
+    assert!(
+        new.contains(&old[1]),
+        "pub-b's node stays: {old:?} -> {new:?}"
+    );
+    assert!(new[0].1.starts_with("10.1.40."), "{new:?}");
+    assert!(requests(&s, "tg-a") >= requests(&before, "tg-a"));
+    // The new node checks the targets from `initial` (failing open
+    // meanwhile): none is unhealthy, and all become healthy.
+    assert!(
+        s.target_groups.iter().all(|g| g.unhealthy_host_count == 0),
+        "{s}"
+    );
+    assert_eq!(
+        get(&lab, 10, &format!("http://{dns}/who")),
+        vec!["echo-a"; 10]
+    );
+    wait_status(&lab, "every target healthy from both nodes", all_healthy);
+    let public = new[0].2.clone().expect("the new node has a public IP");
+    assert_eq!(
+        get(&lab, 3, &format!("http://{public}/who")),
+        vec!["echo-a"; 3]
+    );
+
+    // And back.
+    apply(&lab, &toml);
+    let s = wait_status(&lab, "every target healthy", all_healthy);
+    let back = nodes(&s);
+    assert!(back[0].1.starts_with("10.1.10."), "{back:?}");
+    let public = back[0].2.clone().expect("public IP");
+    assert_eq!(
+        get(&lab, 3, &format!("http://{public}/who")),
+        vec!["echo-a"; 3]
+    );
+}

@@ -694,6 +694,82 @@ fn trace_and_graph_speak_logical_ids_and_name_tags() {
     );
 }
 
+#[test]
+fn seed_002_deployed_stack_by_stack_probes_like_one_up() {
+    if !common::require_root() {
+        return;
+    }
+    let files = penguin_stacks();
+    let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let at_once = {
+        let lab = TemplateLab::up("cfone", &paths, PENGUIN_PARAMS);
+        truth_table(&lab.name)
+    };
+    // The network stack alone, then each stack onto the running lab, with
+    // the parameters `aws cloudformation deploy` would get.
+    let lab = TemplateLab::up("cfdep", &paths[..1], &[]);
+    let deploy = |file: &str, params: &[&str]| {
+        let mut args = vec!["deploy", "--lab", &lab.name];
+        let path = penguin(file);
+        args.push(path.to_str().unwrap());
+        for p in params {
+            args.extend(["--param", p]);
+        }
+        vpcsim(&args)
+    };
+    // An import nobody exports yet: refused, exit 2, the lab unchanged.
+    let (code, _, err) = deploy(
+        "app.yaml",
+        &[
+            "AppSubnets=@network.AppSubnet1",
+            "Ec2SecurityGroup=@network.VpcId",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("nothing was built"), "{err}");
+    for (file, params) in [
+        ("security-groups.yaml", vec![]),
+        ("endpoint.yaml", vec![]),
+        ("data.yaml", vec!["DBPassword=labpassword"]),
+        (
+            "app.yaml",
+            vec![
+                "AppSubnets=@network.AppSubnet1,@network.AppSubnet2",
+                "Ec2SecurityGroup=@security-groups.Ec2SecurityGroup",
+            ],
+        ),
+    ] {
+        let (code, out, err) = deploy(file, &params);
+        assert_eq!(code, Some(0), "deploy {file}: {out}{err}");
+        let stack = file.trim_end_matches(".yaml");
+        assert!(
+            out.contains(&format!("stack `{stack}` deployed on lab `{}`", lab.name)),
+            "{out}"
+        );
+    }
+    let (_, status, _) = vpcsim(&["status", &lab.name, "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let names: Vec<&str> = status["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["network", "security-groups", "endpoint", "data", "app"]
+    );
+    let stack_by_stack = truth_table(&lab.name);
+    assert_eq!(at_once.len(), stack_by_stack.len(), "same probes");
+    for (k, v) in &at_once {
+        assert_eq!(
+            stack_by_stack.get(k),
+            Some(v),
+            "probe {k:?} differs between one `up` and stack-by-stack `deploy`"
+        );
+    }
+}
+
 /// `vpcsim up` on a bad template: exit 2, the message names file, logical
 /// id, property and fix, and no lab is left.
 fn bad_template(name: &str, yaml: &str, extra: &[&str], expect: &[&str]) {

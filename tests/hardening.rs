@@ -234,6 +234,35 @@ fn alb_memory_and_descriptors_stay_flat_run_after_run() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+    // A client that stops halfway through a request head is closed after
+    // the idle timeout (3 s) like an idle one, whatever it sends slowly.
+    let ip = alb_ip(&lab);
+    let out = py(
+        &lab,
+        "internet",
+        &format!(
+            r#"
+import socket, time
+s = socket.create_connection(("{ip}", 80), timeout=30)
+s.sendall(b"POST {PATH} HTTP/1.1\r\nHost: alb\r\n")
+for _ in range(5):
+    time.sleep(0.5)
+    try:
+        s.sendall(b"X-Slow: 1\r\n")
+    except OSError:
+        break
+try:
+    print("closed" if s.recv(4096) == b"" else "answered")
+except OSError:
+    print("closed")
+"#
+        ),
+    );
+    assert_eq!(
+        out.trim(),
+        "closed",
+        "a half-sent head must not hold a connection"
+    );
     // Idle connections to targets close after the idle timeout (3 s).
     eventually(
         "the ALB's idle target connections closed",

@@ -612,3 +612,67 @@ fn canary_user_data_downloads_the_models_and_the_alb_serves() {
     let (_, out) = lab.sh("internet", "getent hosts s3.amazonaws.com");
     assert!(out.starts_with("192.0.2.10"), "{out}");
 }
+
+/// `apply` changes a running lab the way AWS changes a VPC: objects written
+/// since `up` stay, a new bucket and a new instance appear, the endpoint
+/// now serves a second route table.
+#[test]
+fn objects_written_before_a_change_survive_it() {
+    if !require_root() || !require_aws_cli() {
+        return;
+    }
+    let lab = TestLab::up("s3-apply", &paths_topology(""));
+    let file = format!("/tmp/{}-kept.txt", lab.name);
+    std::fs::write(&file, "written before the change\n").unwrap();
+    let (code, _, err) = lab.aws("app", &format!("s3 cp {file} s3://lab-scratch/kept.txt"));
+    assert_eq!(code, 0, "{err}");
+    let mut text = std::fs::read_to_string(&lab.file).unwrap();
+    text = text.replace(
+        r#"route_tables = ["private-ep"]"#,
+        r#"route_tables = ["private-ep", "private-nat"]"#,
+    );
+    // The scratch bucket's policy (writes through the endpoint), for the new one.
+    let scratch = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/scratch-policy.json");
+    let policy = lab.file.with_file_name("lab-new-policy.json");
+    std::fs::write(
+        &policy,
+        std::fs::read_to_string(scratch)
+            .unwrap()
+            .replace("lab-scratch", "lab-new"),
+    )
+    .unwrap();
+    text.push_str(&format!(
+        "\n[[s3_bucket]]\nname = \"lab-new\"\npolicy_file = \"{}\"\n\n[[instance]]\nname = \"late\"\nsubnet = \"private-2\"\nprivate_ip = \"10.0.40.17\"\n",
+        policy.display()
+    ));
+    std::fs::write(&lab.file, text).unwrap();
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{plan}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "+ bucket lab-new",
+        "+ instance late (private-2, 10.0.40.17)",
+        "~ vpc endpoint s3: route table + private-nat",
+    ] {
+        assert!(plan.contains(line), "missing `{line}` in\n{plan}");
+    }
+    let (code, out, err) = lab.aws("app", "s3 cp s3://lab-scratch/kept.txt -");
+    assert_eq!(
+        code, 0,
+        "the object written before the change is gone: {err}"
+    );
+    assert_eq!(out.trim(), "written before the change");
+    let _ = std::fs::remove_file(&file);
+    // The endpoint now carries private-2's traffic: S3 sees the private IP.
+    let (code, _, err) = lab.aws("other", "s3 cp /etc/hostname s3://lab-new/b.txt");
+    assert_eq!(code, 0, "{err}");
+    let log = lab.s3_log_last();
+    assert!(log.contains(" 10.0.40.16 ") && log.contains(VPCE), "{log}");
+    // The instance that did not exist at `up` reaches S3 too.
+    let (code, _, err) = lab.aws("late", "s3 cp s3://lab-new/b.txt -");
+    assert_eq!(code, 0, "{err}");
+}

@@ -399,16 +399,18 @@ impl<'a> Model<'a> {
         if pkt.dst == lab.dns_ip() {
             return self.to_dns(pkt, hops);
         }
+        let rt = &lab.route_tables[subnet.route_table];
+        let route = self.route(subnet.route_table, pkt.dst);
         if !established && !eni.security_groups.is_empty() {
-            let hop = self.security_groups(e, Dir::Outbound, pkt);
+            // AWS tracks every connection through a NAT gateway.
+            let nat = matches!(route, Route::Target(RouteTarget::NatGateway(_)));
+            let hop = self.security_groups(e, Dir::Outbound, pkt, nat);
             let stop = hop.blocks();
             hops.push(hop);
             if stop {
                 return End::Blocked;
             }
         }
-        let rt = &lab.route_tables[subnet.route_table];
-        let route = self.route(subnet.route_table, pkt.dst);
         match route {
             Route::None => {
                 hops.push(Hop::deny(
@@ -535,7 +537,7 @@ impl<'a> Model<'a> {
                             return End::Blocked;
                         }
                         if !established && !via.security_groups.is_empty() {
-                            let hop = self.security_groups(m, Dir::Inbound, pkt);
+                            let hop = self.security_groups(m, Dir::Inbound, pkt, false);
                             let stop = hop.blocks();
                             hops.push(hop);
                             if stop {
@@ -577,7 +579,7 @@ impl<'a> Model<'a> {
         let lab = self.lab;
         let eni = &lab.enis[j];
         if !established && !eni.security_groups.is_empty() {
-            let hop = self.security_groups(j, Dir::Inbound, pkt);
+            let hop = self.security_groups(j, Dir::Inbound, pkt, false);
             let stop = hop.blocks();
             hops.push(hop);
             if stop {
@@ -935,7 +937,10 @@ impl<'a> Model<'a> {
     }
 
     /// Security groups of ENI `e`: the union of their rules.
-    fn security_groups(&self, e: usize, dir: Dir, pkt: Packet) -> Hop {
+    /// The ENI's groups on a connection's first packet. A pass by a rule that
+    /// leaves the connection untracked at this ENI (unless `tracked` anyway)
+    /// says so: its every packet meets the rules, and a change cuts it.
+    fn security_groups(&self, e: usize, dir: Dir, pkt: Packet, tracked: bool) -> Hop {
         let lab = self.lab;
         let mut groups = lab.enis[e].security_groups.clone();
         groups.sort_unstable();
@@ -969,7 +974,7 @@ impl<'a> Model<'a> {
                     ),
                 };
                 if matches {
-                    return Hop::pass(
+                    let hop = Hop::pass(
                         component,
                         &sg.name,
                         format!(
@@ -978,6 +983,23 @@ impl<'a> Model<'a> {
                             describe(r.protocol, r.ports)
                         ),
                     );
+                    let everywhere = matches!(r.peer, SgPeer::Cidr(c) if c.prefix_len() == 0);
+                    let untracked = everywhere
+                        && !tracked
+                        && pkt.protocol.has_ports()
+                        && lab.allows_all_responses(
+                            &groups,
+                            matches!(dir, Dir::Outbound),
+                            pkt.protocol,
+                        );
+                    return if untracked {
+                        hop.with_detail(format!(
+                            "untracked at {}: every packet meets this rule, removing it cuts the connection at once",
+                            lab.enis[e].node
+                        ))
+                    } else {
+                        hop
+                    };
                 }
             }
         }
@@ -1322,5 +1344,85 @@ mod tests {
             p.blocked_by().unwrap().rule,
             "source/destination check: source is not the ENI's address"
         );
+    }
+
+    #[test]
+    fn a_pass_says_when_the_connection_is_untracked_at_that_eni() {
+        // AWS's example group on `srv`: 22 from one address, 80 from
+        // anywhere, all out; `open` allows everything both ways, on a
+        // private instance behind a NAT gateway and a public one.
+        let text = r#"name = "m"
+[vpc]
+cidr = "10.0.0.0/16"
+[internet_gateway]
+name = "igw"
+[[subnet]]
+name = "pub"
+cidr = "10.0.1.0/24"
+az = "us-east-1a"
+route_table = "pub"
+map_public_ip = true
+[[subnet]]
+name = "priv"
+cidr = "10.0.2.0/24"
+az = "us-east-1a"
+route_table = "priv"
+[[route_table]]
+name = "pub"
+routes = [{ destination = "0.0.0.0/0", target = "igw" }]
+[[route_table]]
+name = "priv"
+routes = [{ destination = "0.0.0.0/0", target = "nat" }]
+[[nat_gateway]]
+name = "nat"
+subnet = "pub"
+[[security_group]]
+name = "web"
+ingress = [
+  { protocol = "tcp", ports = "22", cidr = "10.0.2.0/24" },
+  { protocol = "tcp", ports = "80", cidr = "0.0.0.0/0" },
+]
+egress = [{ protocol = "all", cidr = "0.0.0.0/0" }]
+[[security_group]]
+name = "open"
+ingress = [{ protocol = "all", cidr = "0.0.0.0/0" }]
+egress = [{ protocol = "all", cidr = "0.0.0.0/0" }]
+[[instance]]
+name = "srv"
+subnet = "pub"
+security_groups = ["web"]
+[[instance]]
+name = "private"
+subnet = "priv"
+security_groups = ["open"]
+[[instance]]
+name = "public"
+subnet = "pub"
+security_groups = ["open"]
+"#;
+        let l = crate::topology::parse(text, Path::new(".")).unwrap();
+        let m = Model::new(&l);
+        let hop = |from: &str, dst: Ipv4Addr, port: u16, c: Component| {
+            let e = eni(&l, from);
+            let p = m.connect(
+                Loc::Eni(e),
+                tcp(l.enis[e].private_ip, dst, LINUX_EPHEMERAL, port),
+            );
+            assert!(p.reachable, "{from} -> {dst}:{port}: {:?}", p.blocked_by());
+            let h = p.request.hops.iter().find(|h| h.component == c).unwrap();
+            h.detail.clone()
+        };
+        let srv = l.enis[eni(&l, "srv")].private_ip;
+        assert_eq!(
+            hop("private", srv, 80, Component::SgIngress),
+            "untracked at srv: every packet meets this rule, removing it cuts the connection at once"
+        );
+        assert_eq!(hop("private", srv, 22, Component::SgIngress), "");
+        let internet: Ipv4Addr = "203.0.113.10".parse().unwrap();
+        assert!(
+            hop("public", internet, 443, Component::SgEgress).starts_with("untracked at public")
+        );
+        // Through the NAT gateway: tracked, whatever the rules.
+        assert_eq!(hop("private", internet, 443, Component::SgEgress), "");
     }
 }

@@ -125,6 +125,15 @@ fn delta(old: Option<&Lab>, new: &Lab) -> Delta {
         .filter(|s| !kept_subnet(s, new))
         .map(|s| s.bridge.clone())
         .collect();
+    // A removed ENI's veth goes by name too: the ALB daemon (in the fabric)
+    // may still hold sockets in a load balancer node's namespace, which
+    // then outlives its removal for a while, and its veth with it.
+    links_gone.extend(
+        old.enis
+            .iter()
+            .filter(|o| gone.contains(&o.node))
+            .map(|o| o.host_if.clone()),
+    );
     // With the S3 side gone, its namespace takes the endpoint links along.
     if new.s3.is_some() {
         links_gone.extend(
@@ -314,19 +323,34 @@ fn daemons(
             .collect();
         (names, lbs, l.s3.clone(), l.vpc_endpoints.clone())
     };
-    if !same(old, new, served) {
-        if old.is_some() {
+    if same(old, new, served) {
+        return Ok(());
+    }
+    match old {
+        // The same S3 side: reloaded in place, so the objects written since
+        // `up` and every open connection stay.
+        Some(old) if old.s3.is_some() == new.s3.is_some() => {
+            crate::services::reload(state)
+                .map_err(ApplyError::component("reloading DNS and S3"))?;
+            report
+                .daemons
+                .push(format!("{} (reloaded)", crate::services::ROLE));
+        }
+        Some(_) => {
             workloads::stop_role(state, crate::services::ROLE)
                 .map_err(ApplyError::component("stopping the AWS services"))?;
+            crate::services::start(state).map_err(ApplyError::component("starting DNS and S3"))?;
             report.daemons.push(crate::services::ROLE.into());
         }
-        crate::services::start(state).map_err(ApplyError::component("starting DNS and S3"))?;
+        None => {
+            crate::services::start(state).map_err(ApplyError::component("starting DNS and S3"))?
+        }
     }
     Ok(())
 }
 
-/// The ALB daemon: started when the lab gains its first load balancer (or
-/// lost the node it ran in), stopped with the last; a running one takes a
+/// The ALB daemon: started when the lab gains its first load balancer,
+/// stopped with the last; a running one takes a
 /// changed configuration live, as ELBv2 does (requests in flight finish,
 /// metrics and health history stay).
 fn alb(

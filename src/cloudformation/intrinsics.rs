@@ -285,7 +285,7 @@ impl Context<'_> {
                     Some(v) => Ok(Some(v.clone())),
                     None => err(
                         format!("no stack before this one exports `{name}`"),
-                        format!("list the exporting stack's file first on the command line (exports so far: {})", list(self.exports.keys())),
+                        format!("deploy the exporting stack first (`up`: list its file before this one; a running lab: `vpcsim deploy` it) (exports so far: {})", list(self.exports.keys())),
                     ),
                 }
             }

@@ -83,6 +83,16 @@ pub struct StackRecord {
     pub outputs: Vec<OutputRecord>,
     /// Logical id, type, physical id, lab name.
     pub resources: Vec<(String, String, String, String)>,
+    /// The template as deployed (a copy in the lab's state), which `deploy`
+    /// reads again with the parameters below when it adds a stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PathBuf>,
+    /// Parameters given with `--param`, as resolved (`@…` references replaced).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<(String, String)>,
+    /// `--run` choices given when the stack was deployed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +102,7 @@ pub struct OutputRecord {
     pub export: Option<String>,
 }
 
+#[derive(Clone)]
 pub struct Options {
     /// Lab name; default: the first file's name.
     pub name: Option<String>,
@@ -235,8 +246,12 @@ pub fn load(files: &[PathBuf], opts: &Options) -> Result<Imported, ImportError> 
             .iter()
             .any(|s| stack.as_ref().is_none_or(|x| x == &s.name) && s.params.contains(key));
         if !used && errors.is_empty() {
+            let file = stack
+                .as_ref()
+                .and_then(|x| g.stacks.iter().find(|s| &s.name == x))
+                .map_or(first.as_path(), |s| s.file.as_path());
             errors.push(cli_error(
-                first,
+                file,
                 "--param",
                 format!(
                     "no stack has a parameter `{key}`{}",
@@ -277,6 +292,9 @@ pub fn load(files: &[PathBuf], opts: &Options) -> Result<Imported, ImportError> 
             name: s.name.clone(),
             file: s.file.clone(),
             outputs: s.outputs.clone(),
+            template: None,
+            parameters: s.given.clone(),
+            runs: vec![],
             resources: g
                 .resources
                 .iter()
@@ -321,6 +339,8 @@ struct StackState {
     name: String,
     file: PathBuf,
     params: HashSet<String>,
+    /// Parameters given on the command line, resolved.
+    given: Vec<(String, String)>,
     outputs: Vec<OutputRecord>,
 }
 
@@ -651,11 +671,13 @@ impl Global {
         // Parameters.
         let mut params: BTreeMap<String, Value> = BTreeMap::new();
         let mut declared = HashSet::new();
+        let mut given = vec![];
         for (k, decl) in section("Parameters") {
             let Some(key) = k.as_str() else { continue };
             declared.insert(key.to_string());
             match self.parameter(&stack, key, decl) {
-                Ok(v) => {
+                Ok((v, raw)) => {
+                    given.extend(raw.map(|r| (key.to_string(), r)));
                     params.insert(key.to_string(), v);
                 }
                 Err((m, f)) => errors.push(e(None, &format!("Parameters.{key}"), m, f)),
@@ -971,6 +993,7 @@ impl Global {
             name: stack,
             file: file.to_path_buf(),
             params: declared,
+            given,
             outputs,
         });
         Ok(())
@@ -1019,8 +1042,14 @@ impl Global {
         n
     }
 
-    /// A parameter's value: `--param`, else its Default; checked against its type and constraints.
-    fn parameter(&self, stack: &str, key: &str, decl: &Value) -> Result<Value, (String, String)> {
+    /// A parameter's value: `--param`, else its Default; checked against its
+    /// type and constraints. With it, what was given, resolved.
+    fn parameter(
+        &self,
+        stack: &str,
+        key: &str,
+        decl: &Value,
+    ) -> Result<(Value, Option<String>), (String, String)> {
         let ty = decl
             .get("Type")
             .and_then(|t| t.as_str())
@@ -1120,13 +1149,15 @@ impl Global {
         }
         if ty.starts_with("AWS::SSM::Parameter::Value<") {
             // The public SSM parameter of an AMI: no AMIs in a lab, any id stands in.
-            return Ok(Value::String(aws_id("ami", "ssm", &raw)));
+            let ami = Value::String(aws_id("ami", "ssm", &raw));
+            return Ok((ami, given.map(|_| raw)));
         }
-        Ok(if is_list {
+        let value = if is_list {
             Value::Sequence(items.into_iter().map(Value::String).collect())
         } else {
-            Value::String(raw)
-        })
+            Value::String(raw.clone())
+        };
+        Ok((value, given.map(|_| raw)))
     }
 
     /// `@STACK.NAME` (an output, else a resource's physical id), `@export:NAME`,

@@ -12,7 +12,7 @@ use super::template::{Mapping, Value};
 use crate::topology::model::{WafForwardedIp, WafRule, WafStatement, WebAcl};
 use crate::waf::field::Field;
 use crate::waf::rate::RateKey;
-use crate::waf::statement::{ForwardedIp, Statement};
+use crate::waf::statement::{ForwardedIp, Sensitivity, Statement};
 use crate::waf::transform::Transform;
 use crate::waf::{Action, Rule, RuleBody, WebAclPlan};
 use ipnet::IpNet;
@@ -252,8 +252,17 @@ fn export_statement(st: &Statement, rule: &str, ip_set: &mut DeclareIpSet) -> Va
                 vec![("RegexString", s(pattern.0.as_str()))],
             ),
         ),
-        Statement::SqliMatch { field, transforms } => {
-            one("SqliMatchStatement", inspect(field, transforms, vec![]))
+        Statement::SqliMatch {
+            field,
+            transforms,
+            sensitivity,
+        } => {
+            // LOW is AWS's default: written only when HIGH.
+            let level = match sensitivity {
+                Sensitivity::Low => vec![],
+                Sensitivity::High => vec![("SensitivityLevel", s("HIGH"))],
+            };
+            one("SqliMatchStatement", inspect(field, transforms, level))
         }
         Statement::XssMatch { field, transforms } => {
             one("XssMatchStatement", inspect(field, transforms, vec![]))
@@ -696,7 +705,10 @@ fn import_statement(v: &Value, set: &dyn Fn(&str) -> Option<Set>) -> Result<WafS
                     };
                 }
                 "RegexMatchStatement" => st.regex = get_str(body, "RegexString"),
-                "SqliMatchStatement" => st.detect = Some("sqli".into()),
+                "SqliMatchStatement" => {
+                    st.detect = Some("sqli".into());
+                    st.sensitivity = get_str(body, "SensitivityLevel");
+                }
                 "XssMatchStatement" => st.detect = Some("xss".into()),
                 "SizeConstraintStatement" => {
                     st.comparison = get_str(body, "ComparisonOperator");

@@ -62,7 +62,7 @@ pub fn run(file: &Path, dry_run: bool, json: bool) -> anyhow::Result<()> {
 }
 
 /// The lab `file` names, which must be up and not in the middle of a change.
-fn running(name: &str, file: &Path) -> anyhow::Result<LabState> {
+pub(super) fn running(name: &str, file: &Path) -> anyhow::Result<LabState> {
     let state = LabState::load(name)?.ok_or_else(|| {
         usage(format!(
             "lab `{name}` is not up: `vpcsim up {}` first",
@@ -83,7 +83,7 @@ fn running(name: &str, file: &Path) -> anyhow::Result<LabState> {
     Ok(state)
 }
 
-fn print(
+pub(super) fn print(
     lab: &str,
     plan: &Plan,
     report: Option<&apply::Report>,

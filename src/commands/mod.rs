@@ -6,6 +6,7 @@
 //! Must not hold domain logic: a verb calls typed functions below it.
 
 pub mod apply;
+pub mod deploy;
 pub mod down;
 pub mod exec;
 pub mod export;

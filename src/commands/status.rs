@@ -43,8 +43,13 @@ pub fn stacks_of(lab: &str) -> Vec<crate::cloudformation::stacks::StackRecord> {
 
 /// Each stack: its resources by logical id with their lab names, outputs, exports.
 pub fn render_stacks(lab: &str) -> String {
+    stacks_of(lab).iter().map(render_stack).collect()
+}
+
+/// One stack: its resources by logical id with their lab names, outputs, exports.
+pub fn render_stack(s: &crate::cloudformation::stacks::StackRecord) -> String {
     let mut out = String::new();
-    for s in stacks_of(lab) {
+    {
         let _ = writeln!(out, "\nstack {} ({})", s.name, s.file.display());
         for (logical, ty, physical, name) in &s.resources {
             let _ = writeln!(out, "  {logical:<32} {ty:<44} {name:<24} {physical}");

@@ -32,7 +32,7 @@ pub fn run(
         .ok_or_else(|| usage("`vpcsim up` needs a topology file or templates"))?
         .as_path();
     let read = Instant::now();
-    let (plan, stacks) = if stacks::is_template(file) {
+    let (plan, mut stacks) = if stacks::is_template(file) {
         let (plan, imported) = load_templates(files, cfn)?;
         (plan, Some(imported))
     } else {
@@ -96,8 +96,8 @@ pub fn run(
     state.ready = true;
     state.save()?;
     let elapsed = started.elapsed();
-    if let Some(imported) = &stacks {
-        save_stacks(&state.plan.name, &imported.stacks)?;
+    if let Some(imported) = &mut stacks {
+        save_stacks(&state.plan.name, &mut imported.stacks)?;
         for w in &imported.warnings {
             eprintln!("warning: {w}");
         }
@@ -142,7 +142,22 @@ pub fn load_templates(
     };
     let mut imported = stacks::load(files, &opts).map_err(|e| usage(e.to_string()))?;
     let base = files[0].parent().unwrap_or(Path::new("."));
-    let plan = crate::topology::validate::validate(&imported.topology, base).map_err(|diags| {
+    let plan = validate_templates(&imported, base, None)?;
+    imported.finish(&plan);
+    if let Some(first) = imported.stacks.first_mut() {
+        first.runs = cfn.runs.clone();
+    }
+    Ok((plan, imported))
+}
+
+/// The lab the templates describe, through the TOML's validation; pinned to
+/// what a running lab (`previous`) allocated when a stack is added to it.
+pub fn validate_templates(
+    imported: &stacks::Imported,
+    base: &Path,
+    previous: Option<&Lab>,
+) -> anyhow::Result<Lab> {
+    crate::topology::validate::validate_with(&imported.topology, base, previous).map_err(|diags| {
         let mut msg = format!(
             "{} error{} in the lab the templates describe, nothing was built\n",
             diags.len(),
@@ -152,9 +167,7 @@ pub fn load_templates(
             msg.push_str(&format!("{}: {}\n    fix: {}\n", d.path, d.message, d.hint));
         }
         usage(msg)
-    })?;
-    imported.finish(&plan);
-    Ok((plan, imported))
+    })
 }
 
 /// Where `status` finds a template lab's stacks, outputs and exports.
@@ -162,7 +175,22 @@ pub fn stacks_file(lab: &str) -> std::path::PathBuf {
     crate::state::lab_dir(lab).join("stacks.json")
 }
 
-fn save_stacks(lab: &str, records: &[stacks::StackRecord]) -> anyhow::Result<()> {
+/// Writes the stack records; a stack deployed now gets a copy of its
+/// template in the lab's state, which `deploy` reads again later.
+pub fn save_stacks(lab: &str, records: &mut [stacks::StackRecord]) -> anyhow::Result<()> {
+    let dir = crate::state::lab_dir(lab).join("templates");
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    for r in records.iter_mut().filter(|r| r.template.is_none()) {
+        let ext = r
+            .file
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("yaml");
+        let copy = dir.join(format!("{}.{ext}", r.name));
+        std::fs::copy(&r.file, &copy)
+            .with_context(|| format!("{} -> {}", r.file.display(), copy.display()))?;
+        r.template = Some(copy);
+    }
     let f = stacks_file(lab);
     std::fs::write(&f, serde_json::to_string_pretty(records)?)
         .with_context(|| f.display().to_string())

@@ -369,20 +369,6 @@ fn everywhere(peer: &SgPeer) -> bool {
     matches!(peer, SgPeer::Cidr(c) if c.prefix_len() == 0)
 }
 
-/// Whether an ENI with `groups` allows every response of `protocol` (tcp or
-/// udp) in direction `dir`: a rule for 0.0.0.0/0 and all ports, 0-65535.
-fn allows_all_responses(lab: &Lab, groups: &[usize], dir: Direction, protocol: Protocol) -> bool {
-    groups
-        .iter()
-        .flat_map(|&g| sg_rules(&lab.security_groups[g], dir))
-        .any(|r| {
-            everywhere(&r.peer)
-                && (r.protocol == Protocol::All
-                    || (r.protocol == protocol
-                        && r.ports.is_none_or(|p| p.from == 0 && p.to == 65535)))
-        })
-}
-
 /// The rules that mark a new connection untracked at an ENI with `groups`,
 /// AWS's "untracked connections": a rule in `dir` permits the TCP or UDP
 /// flow for all addresses (0.0.0.0/0), and a rule in the other direction
@@ -393,10 +379,8 @@ fn untracked_marks(lab: &Lab, groups: &[usize], dir: Direction) -> Vec<String> {
         Direction::Outbound => (UNTRACKED_INITIATOR, "egress", "ingress", "to"),
         Direction::Inbound => (UNTRACKED_RESPONDER, "ingress", "egress", "from"),
     };
-    let opposite = match dir {
-        Direction::Outbound => Direction::Inbound,
-        Direction::Inbound => Direction::Outbound,
-    };
+    // Responses come back the other way: an egress rule's through ingress.
+    let responses_in = dir == Direction::Outbound;
     let mut marks = Vec::new();
     for &g in groups {
         let sg = &lab.security_groups[g];
@@ -410,7 +394,7 @@ fn untracked_marks(lab: &Lab, groups: &[usize], dir: Direction) -> Vec<String> {
             let untracked: Vec<Protocol> = candidates
                 .iter()
                 .copied()
-                .filter(|&p| allows_all_responses(lab, groups, opposite, p))
+                .filter(|&p| lab.allows_all_responses(groups, responses_in, p))
                 .collect();
             let matches = match (r.protocol, untracked.as_slice()) {
                 (_, []) => continue,

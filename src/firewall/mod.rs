@@ -6,7 +6,8 @@
 //! can be attributed by reading counters (tests, `probe`, flow logs).
 //! Each namespace's ruleset is applied in one `nft -f` transaction: it is
 //! atomic, and a lab is never half-filtered. A change to a running lab
-//! loads only what changed ([`update`]), in one transaction too.
+//! loads only what changed ([`ruleset::Ruleset::update_from`]), in one
+//! transaction too.
 //!
 //! Owns: every nftables rule of a lab, in the fabric and NAT gateway namespaces. Must
 //! not touch: links and routes (`fabric/`), instances' own rulesets, or the root
@@ -19,7 +20,6 @@ pub mod ruleset;
 mod update_tests;
 
 use crate::fabric::netns;
-use ruleset::Ruleset;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -83,19 +83,6 @@ pub fn spawn_apply(ns: &str, ruleset: &str) -> Result<PendingApply, FirewallErro
         ns: ns.into(),
         child,
     })
-}
-
-/// Turns namespace `ns`, which holds `old`, into `new` with the smallest
-/// change (one transaction; see [`Ruleset::update_from`]). False when
-/// there was nothing to change.
-pub fn update(ns: &str, old: &Ruleset, new: &Ruleset) -> Result<bool, FirewallError> {
-    match new.update_from(old) {
-        None => Ok(false),
-        Some(script) => {
-            spawn_apply(ns, &script)?.wait()?;
-            Ok(true)
-        }
-    }
 }
 
 pub struct PendingApply {

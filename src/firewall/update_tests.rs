@@ -1,7 +1,8 @@
 //! The kernel's word on `Ruleset::update_from`: over random edits of the
-//! shipped labs, loading the old ruleset and then the update leaves exactly
-//! what loading the new ruleset whole leaves (`nft list ruleset`). Runs in
-//! two throwaway namespaces of its own (root only; skipped otherwise).
+//! shipped labs (the three TOML files and seed 002's stacks), loading the
+//! old ruleset and then the update leaves exactly what loading the new
+//! ruleset whole leaves (`nft list ruleset`). Runs in two throwaway
+//! namespaces of its own (root only; skipped otherwise).
 
 use super::fabric;
 use super::ruleset::Ruleset;
@@ -80,6 +81,36 @@ fn shipped(file: &str) -> Lab {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
     let text = std::fs::read_to_string(dir.join(file)).unwrap();
     crate::topology::parse(&text, &dir).unwrap_or_else(|e| panic!("{file}: {e:?}"))
+}
+
+/// Seed 002's five CloudFormation stacks, as `up` reads them.
+fn penguin() -> Lab {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/penguin");
+    let files: Vec<_> = [
+        "network.yaml",
+        "security-groups.yaml",
+        "endpoint.yaml",
+        "data.yaml",
+        "app.yaml",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .collect();
+    let opts = crate::cloudformation::stacks::Options {
+        name: Some("penguin".into()),
+        region: "us-east-1".into(),
+        params: [
+            "app.AppSubnets=@network.AppSubnet1,@network.AppSubnet2",
+            "app.Ec2SecurityGroup=@security-groups.Ec2SecurityGroup",
+            "data.DBPassword=labpassword",
+        ]
+        .map(String::from)
+        .to_vec(),
+        runs: vec![],
+    };
+    let imported = crate::cloudformation::stacks::load(&files, &opts).expect("penguin loads");
+    crate::topology::validate::validate_with(&imported.topology, &dir, None)
+        .unwrap_or_else(|e| panic!("penguin: {e:?}"))
 }
 
 fn cidr(rng: &mut StdRng) -> ipnet::Ipv4Net {
@@ -297,10 +328,18 @@ fn updates_leave_what_a_full_load_leaves() {
     }
     let updated = Scratch::new("a");
     let fresh = Scratch::new("b");
-    let labs = ["canary.toml", "canary-docker.toml", "seed-001-literal.toml"];
+    let labs = [
+        "canary.toml",
+        "canary-docker.toml",
+        "seed-001-literal.toml",
+        "penguin",
+    ];
     for seed in 0..50u64 {
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut lab = shipped(labs[seed as usize % labs.len()]);
+        let mut lab = match labs[seed as usize % labs.len()] {
+            "penguin" => penguin(),
+            file => shipped(file),
+        };
         let mut old: Ruleset = fabric::render(&lab);
         updated.load(&old.to_nft());
         for step in 0..4 {

@@ -1,6 +1,5 @@
-//! The lab's ALB access log, one line per request in AWS's format. Request
-//! tasks only send a small record; one writer task formats and writes them in
-//! batches, off the request path.
+//! The lab's ALB access log, one line per request in AWS's format, written
+//! in batches (see [`AccessLog`]).
 
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
@@ -13,7 +12,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 pub struct Entry {
     pub time: SystemTime,
@@ -88,65 +87,108 @@ impl Entry {
     }
 }
 
-/// How long the writer waits for more lines when it has caught up: lines
-/// appear within this delay, and a quiet log costs few wake-ups.
+/// The pause after a write: lines appear within this delay, and a busy log
+/// costs one `write` per buffer per interval.
 const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
-/// Lines formatted per write.
-const BATCH: usize = 4096;
-/// Records waiting to be written at most (a few MB): when the disk cannot
-/// keep up, further records are dropped and counted rather than queued
-/// without bound, as real proxies do.
-const QUEUE: usize = 16 * 1024;
+/// Bytes a worker's buffer holds at most (a few thousand lines): when the
+/// disk cannot keep up, further lines are dropped and counted rather than
+/// queued without bound, as real proxies do.
+const BUFFER_LIMIT: usize = 4 << 20;
 
+/// The access log of one daemon. Each worker thread formats its records
+/// into its own buffer as the requests finish (a record then holds nothing
+/// of the connection's, so hyper reuses its read buffer); one writer task
+/// swaps the buffers out and writes them, only when some buffer has lines:
+/// no per-request channel, wake-up or allocation.
 #[derive(Clone)]
-pub struct AccessLog {
-    tx: mpsc::Sender<Entry>,
-    dropped: Arc<AtomicU64>,
-    names: Arc<Mutex<Names>>,
+pub struct AccessLog(Arc<Shared>);
+
+struct Shared {
+    names: Mutex<Names>,
+    /// Bumped when a name is added: workers refresh their copies.
+    names_version: AtomicU64,
+    /// One per worker thread (uncontended but for the writer's swap).
+    buffers: Vec<Mutex<Buffer>>,
+    /// Signalled when a line goes into an empty buffer.
+    lines: Notify,
+    dropped: AtomicU64,
+}
+
+/// A worker's lines not yet written, and its copy of the names.
+#[derive(Default)]
+struct Buffer {
+    lines: String,
+    names: Names,
+    names_version: u64,
 }
 
 impl AccessLog {
-    pub fn send(&self, e: Entry) {
-        if self.tx.try_send(e).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+    /// Formats the record into worker `worker`'s buffer.
+    pub fn send(&self, worker: usize, e: Entry) {
+        let s = &self.0;
+        let mut buf = s.buffers[worker % s.buffers.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if buf.lines.len() >= BUFFER_LIMIT {
+            s.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // The record's names were interned before it was made: a copy at
+        // least this recent has them.
+        let version = s.names_version.load(Ordering::Acquire);
+        if buf.names_version != version {
+            buf.names = s.lock_names().clone();
+            buf.names_version = version;
+        }
+        let was_empty = buf.lines.is_empty();
+        let Buffer { lines, names, .. } = &mut *buf;
+        format_entry(lines, &e, names);
+        drop(buf);
+        if was_empty {
+            s.lines.notify_one();
         }
     }
 
-    /// Records dropped because the writer was behind.
+    /// Records dropped because the writer was behind or the write failed.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.0.dropped.load(Ordering::Relaxed)
     }
 
     /// The index that stands for load balancer `elb` (`app/<name>/<id>`) in
     /// records.
     pub fn elb_id(&self, elb: &str) -> usize {
-        intern(&mut self.lock().elb, elb)
+        let s = &self.0;
+        s.intern(&mut s.lock_names().elb, elb)
     }
 
     /// The index that stands for target group `arn` in records.
     pub fn arn_id(&self, arn: &str) -> usize {
-        intern(&mut self.lock().arn, arn)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Names> {
-        self.names.lock().unwrap_or_else(|e| e.into_inner())
+        let s = &self.0;
+        s.intern(&mut s.lock_names().arn, arn)
     }
 }
 
-/// Names only grow: a record formatted after a reconfiguration still
-/// finds the names of the load balancer and group that served it.
-fn intern(names: &mut Vec<String>, name: &str) -> usize {
-    match names.iter().position(|n| n == name) {
-        Some(i) => i,
-        None => {
-            names.push(name.to_string());
-            names.len() - 1
+impl Shared {
+    fn lock_names(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Names only grow: a record formatted after a reconfiguration still
+    /// finds the names of the load balancer and group that served it.
+    fn intern(&self, names: &mut Vec<String>, name: &str) -> usize {
+        match names.iter().position(|n| n == name) {
+            Some(i) => i,
+            None => {
+                names.push(name.to_string());
+                self.names_version.fetch_add(1, Ordering::Release);
+                names.len() - 1
+            }
         }
     }
 }
 
 /// Names the writer needs to print a record.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Names {
     /// `app/<name>/<id>` of load balancers.
     pub elb: Vec<String>,
@@ -154,48 +196,49 @@ pub struct Names {
     pub arn: Vec<String>,
 }
 
-/// Starts the writer task; the log file is appended to (a daemon restart
-/// keeps earlier lines).
-pub fn start(path: &Path) -> std::io::Result<AccessLog> {
+/// Starts the writer task for `workers` worker threads; the log file is
+/// appended to (a daemon restart keeps earlier lines).
+pub fn start(path: &Path, workers: usize) -> std::io::Result<AccessLog> {
     let mut file = std::fs::File::options()
         .create(true)
         .append(true)
         .open(path)?;
-    let (tx, mut rx) = mpsc::channel::<Entry>(QUEUE);
-    let names = Arc::new(Mutex::new(Names::default()));
-    let known = names.clone();
+    let log = AccessLog(Arc::new(Shared {
+        names: Mutex::default(),
+        names_version: AtomicU64::new(0),
+        buffers: (0..workers.max(1)).map(|_| Mutex::default()).collect(),
+        lines: Notify::new(),
+        dropped: AtomicU64::new(0),
+    }));
+    let s = log.0.clone();
     tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut out = String::with_capacity(BATCH * 400);
+        let mut spare = String::new();
         loop {
-            let n = rx.recv_many(&mut batch, BATCH).await;
-            if n == 0 {
-                break;
-            }
-            {
-                let names = known.lock().unwrap_or_else(|e| e.into_inner());
-                for e in batch.drain(..) {
-                    format_entry(&mut out, &e, &names);
+            // A quiet log's line is written at once; the lines that come
+            // during the pause after it wait for the next write (a permit
+            // of `lines` ends the next wait at once).
+            s.lines.notified().await;
+            for b in &s.buffers {
+                std::mem::swap(
+                    &mut b.lock().unwrap_or_else(|e| e.into_inner()).lines,
+                    &mut spare,
+                );
+                if spare.is_empty() {
+                    continue;
                 }
+                // tmpfs: a write is a memory copy, fine on the runtime.
+                if file.write_all(spare.as_bytes()).is_err() {
+                    let lost = spare.bytes().filter(|&c| c == b'\n').count();
+                    s.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                }
+                spare.clear();
+                // Keep a burst's memory from staying with the buffers.
+                spare.shrink_to(64 * 1024);
             }
-            // tmpfs: a write is a memory copy, fine on the runtime.
-            let _ = file.write_all(out.as_bytes());
-            out.clear();
-            // A full batch means the queue is behind: write again at once.
-            // Otherwise pause, so sends meanwhile only queue (no wake-up of
-            // this task, an eventfd write from another thread, per request).
-            if n < BATCH {
-                tokio::time::sleep(FLUSH_INTERVAL).await;
-            }
-            // Keep the batch buffer from holding a burst's memory.
-            out.shrink_to(BATCH * 400);
+            tokio::time::sleep(FLUSH_INTERVAL).await;
         }
     });
-    Ok(AccessLog {
-        tx,
-        dropped: Arc::default(),
-        names,
-    })
+    Ok(log)
 }
 
 /// Writes a duration in seconds, `-1` when there is none (AWS's way).

@@ -13,6 +13,7 @@ use super::router::{Forward, Listener, Rule};
 use super::status::*;
 use super::LbError;
 use crate::connlimit::Registry;
+use crate::fabric::netns;
 use crate::topology::plan::{aws_id, Algorithm, Condition, Lab, WeightedTargetGroup};
 use crate::waf::log::WafLog;
 use crate::waf::WebAcl;
@@ -33,6 +34,9 @@ pub struct Node {
     pub id: usize,
     pub name: String,
     pub ns: String,
+    /// The namespace's inode when the node was made: the same name later
+    /// may be another namespace.
+    pub ns_inode: Option<u64>,
     pub private_ip: Ipv4Addr,
     pub public_ip: Option<Ipv4Addr>,
     /// Client connections of the node (limits, shedding, idle timeout).
@@ -67,6 +71,7 @@ impl Node {
         Node {
             id,
             name,
+            ns_inode: netns::inode(&ns),
             ns,
             private_ip,
             public_ip,
@@ -215,20 +220,21 @@ impl Config {
             let idle = Duration::from_secs(lb.idle_timeout_s.max(1) as u64);
             for &e in &lb.nodes {
                 let eni = &plan.enis[e];
-                // A node whose address changed is a new ENI in a new namespace.
+                // A node replaced by a change (a new ENI, a new namespace of
+                // the same name) is a new node.
+                let ns = plan.namespace(&eni.node);
                 let kept = old.and_then(|o| {
-                    o.nodes
-                        .iter()
-                        .find(|n| n.node.name == eni.node && n.node.private_ip == eni.private_ip)
+                    o.nodes.iter().find(|n| {
+                        n.node.name == eni.node
+                            && n.node.private_ip == eni.private_ip
+                            && n.node.ns_inode == netns::inode(&ns)
+                    })
                 });
                 let node = match kept {
                     Some(n) => n.node.clone(),
-                    None => (ctx.new_node)(
-                        eni.node.clone(),
-                        plan.namespace(&eni.node),
-                        (eni.private_ip, eni.public_ip),
-                        idle,
-                    )?,
+                    None => {
+                        (ctx.new_node)(eni.node.clone(), ns, (eni.private_ip, eni.public_ip), idle)?
+                    }
                 };
                 nodes.push(NodeView {
                     node,
@@ -737,7 +743,7 @@ mod tests {
                 std::process::id()
             ));
             Daemon {
-                log: super::super::access_log::start(&path).unwrap(),
+                log: super::super::access_log::start(&path, 1).unwrap(),
                 path,
                 next: 0,
                 made: vec![],

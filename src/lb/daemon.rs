@@ -210,10 +210,10 @@ impl Balancer {
     /// health checks.
     fn start(plan: Lab) -> Result<Arc<Balancer>, LbError> {
         let lab = plan.name.clone();
-        let log = access_log::start(&super::access_log_path(&lab))?;
+        let workers = workers();
+        let log = access_log::start(&super::access_log_path(&lab), workers)?;
         let next_node = AtomicUsize::new(0);
         let mut waf_log = None;
-        let workers = workers();
         let (cfg, changes, staged, fresh) = Parts {
             lab: &lab,
             workers,

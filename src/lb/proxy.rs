@@ -278,6 +278,17 @@ pub struct Entrance {
     pub worker: usize,
 }
 
+/// What every request of one client connection shares: computed once per
+/// connection, cloned (a reference count) per request.
+#[derive(Clone)]
+struct Client {
+    peer: SocketAddr,
+    /// The peer's address: X-Forwarded-For when the request brings none.
+    ip: HeaderValue,
+    /// The listener's port: X-Forwarded-Port.
+    port: HeaderValue,
+}
+
 /// Serves one client connection until it closes (or the node sheds it:
 /// see `connlimit`). It counts as busy from a request's head to the end of
 /// its response. Once `unbound` turns true (its listener was removed), the
@@ -295,13 +306,19 @@ pub async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let conn = adm.conn.clone();
+    let client = Client {
+        peer,
+        ip: HeaderValue::from_str(&peer.ip().to_string()).expect("an address is ASCII"),
+        port: HeaderValue::from(at.port),
+    };
     let svc = hyper::service::service_fn(move |req| {
         // One snapshot per request: a keep-alive connection follows a new
         // configuration from its next request on.
         let cfg = b.config();
+        let client = client.clone();
         let busy = conn.busy(&conns);
         async move {
-            let resp = handle(&cfg, at, peer, req).await;
+            let resp = handle(&cfg, at, &client, req).await;
             Ok::<_, std::convert::Infallible>(resp.map(|body| Tracked::new(body, busy)))
         }
     });
@@ -373,6 +390,8 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// (hyper drops the handler future then).
 struct Pending<'a> {
     log: &'a AccessLog,
+    /// The worker thread whose access log buffer gets the line.
+    worker: usize,
     entry: Option<Entry>,
 }
 
@@ -382,7 +401,7 @@ impl Pending<'_> {
             e.elb_status = status;
             e.sent_bytes = sent_bytes;
             e.time = SystemTime::now();
-            self.log.send(e);
+            self.log.send(self.worker, e);
         }
     }
 }
@@ -404,9 +423,10 @@ impl Drop for Inflight<'_> {
 async fn handle(
     cfg: &Config,
     at: Entrance,
-    peer: SocketAddr,
+    client: &Client,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    let peer = client.peer;
     let t0 = Instant::now();
     let (mut parts, body) = req.into_parts();
     let trace = match parts.headers.get(&X_AMZN_TRACE_ID) {
@@ -419,6 +439,7 @@ async fn handle(
         return elb_error(
             &mut Pending {
                 log: &cfg.log,
+                worker: at.worker,
                 entry: None,
             },
             StatusCode::SERVICE_UNAVAILABLE,
@@ -429,6 +450,7 @@ async fn handle(
     let listener = &lb.listeners[li];
     let mut pending = Pending {
         log: &cfg.log,
+        worker: at.worker,
         entry: Some(Entry::new(
             &parts,
             lb.log_id,
@@ -469,14 +491,14 @@ async fn handle(
     let h = &mut parts.headers;
     strip_hop_by_hop(h);
     let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(old) => format!("{old}, {}", peer.ip()),
-        None => peer.ip().to_string(),
+        Some(old) => HeaderValue::from_str(&format!("{old}, {}", peer.ip())).ok(),
+        None => Some(client.ip.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         h.insert(X_FORWARDED_FOR.clone(), v);
     }
     h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    h.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(listener.port));
+    h.insert(X_FORWARDED_PORT.clone(), client.port.clone());
     h.insert(X_AMZN_TRACE_ID.clone(), trace);
     // Targets get origin-form; HTTP/1.0 clients may have sent no Host.
     if parts.uri.authority().is_some() {

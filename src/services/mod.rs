@@ -4,28 +4,26 @@
 //! in the `s3` namespace. One process holds sockets in several namespaces
 //! (created with `netns::run_in`), and teardown finds it by namespace.
 //!
-//! Owns: the daemon's sockets, its start-up and the DNS query log. Must not touch: the
-//! links and addresses the services sit behind (`fabric/aws_side.rs` builds them) or
-//! the firewall.
+//! Owns: the daemon's sockets, its start-up and reload, and the DNS query log.
+//! Must not touch: the links and addresses the services sit behind
+//! (`fabric/aws_side.rs` builds them) or the firewall.
 
 pub mod dns;
 pub mod s3;
 
 use crate::connlimit::{accept_loop, Limits, Registry, Tracked};
 use crate::fabric::aws_side::S3_TO_INTERNET_IF;
-use crate::fabric::netns;
-use crate::fabric::netns::NetnsError;
-use crate::state::StateError;
-use crate::state::{lab_dir, log_dir, LabState};
+use crate::fabric::netns::{self, NetnsError};
+use crate::state::{lab_dir, log_dir, LabState, StateError};
 use crate::topology::plan::*;
 use hyper_util::rt::TokioIo;
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// What went wrong starting or running the AWS services daemon.
+/// What went wrong starting, reloading or running the AWS services daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum ServicesError {
     #[error("lab `{0}` is not up")]
@@ -38,6 +36,12 @@ pub enum ServicesError {
     Exited { log: PathBuf },
     #[error("the AWS services daemon is not ready after 10 s; see {}", .log.display())]
     NotReady { log: PathBuf },
+    #[error("the AWS services daemon of lab `{0}` is not running")]
+    NotRunning(String),
+    #[error("asking the AWS services daemon to reload: {0}")]
+    Signal(nix::Error),
+    #[error("the AWS services daemon did not reload in 10 s; see {}", .log.display())]
+    NoReload { log: PathBuf },
     #[error("{ns}: bind udp {addr}: {source}")]
     BindUdp {
         ns: String,
@@ -59,6 +63,12 @@ pub enum ServicesError {
     File { path: PathBuf, source: io::Error },
     #[error("the AWS services daemon's runtime: {0}")]
     Runtime(io::Error),
+}
+
+/// The ready file written, or why not.
+fn mark_ready(lab: &str) -> Result<(), ServicesError> {
+    let path = ready_file(lab);
+    std::fs::write(&path, b"").map_err(|source| ServicesError::File { path, source })
 }
 
 /// The AWS CLI and SDKs speak to this URL instead of `https://…:443`: the
@@ -111,8 +121,7 @@ pub fn start(state: &mut LabState) -> Result<(), ServicesError> {
     let lab = state.plan.name.clone();
     let log = log_dir(&lab).join("aws-services.log");
     let _ = std::fs::remove_file(ready_file(&lab));
-    let mut cmd =
-        std::process::Command::new(std::env::current_exe().map_err(ServicesError::Spawn)?);
+    let mut cmd = std::process::Command::new(std::env::current_exe().map_err(ServicesError::Spawn)?);
     cmd.args(["aws-services", "--lab", &lab]);
     let rec = crate::workloads::process::spawn_detached(
         &lab,
@@ -148,53 +157,148 @@ pub fn run(lab: &str) -> Result<(), ServicesError> {
         .build()
         .map_err(ServicesError::Runtime)?;
     rt.block_on(async {
+        // Before the ready file: a reload sent once it exists finds the handler.
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(ServicesError::Runtime)?;
         let vpc_dns = udp_in(&plan.fabric_ns(), SocketAddrV4::new(plan.dns_ip(), 53))?;
+        let vpc_view = Arc::new(RwLock::new(Arc::new(DnsView::of(&plan, true))));
         tokio::spawn(serve_dns(
             vpc_dns,
-            Arc::new(dns::Zone::for_lab(&plan, true)),
+            vpc_view.clone(),
             Some(QueryLog::open(&plan)?),
         ));
+        let mut s3_side = None;
         if let Some(s3) = &plan.s3 {
             let public_dns = udp_in(&plan.namespace(S3), SocketAddrV4::new(s3.public_dns, 53))?;
-            tokio::spawn(serve_dns(
-                public_dns,
-                Arc::new(dns::Zone::for_lab(&plan, false)),
-                None,
-            ));
-            let server = Arc::new(s3::S3::new(&plan, &s3_access_log(lab))?);
-            let conns = Registry::new(Limits::new(s3_limit(), S3_IDLE));
-            tokio::spawn(conns.clone().reap_forever());
-            let mut paths = vec![(S3_TO_INTERNET_IF.to_string(), s3::Via::Internet)];
-            for e in &plan.vpc_endpoints {
-                let via = s3::Via::Endpoint {
-                    id: e.id.clone(),
-                    vpc_id: plan.vpc_id.clone(),
-                };
-                paths.push((e.link.clone(), via));
-            }
-            for (link, via) in paths {
-                for port in [443, 80] {
-                    let l = tcp_on_link(
-                        &plan.namespace(S3),
-                        &link,
-                        SocketAddrV4::new(s3.address, port),
-                    )?;
-                    tokio::spawn(serve_s3(
-                        l,
-                        Arc::new(via.clone()),
-                        server.clone(),
-                        conns.clone(),
-                    ));
+            let public_view = Arc::new(RwLock::new(Arc::new(DnsView::of(&plan, false))));
+            tokio::spawn(serve_dns(public_dns, public_view.clone(), None));
+            let side = S3Side {
+                server: Arc::new(s3::S3::new(&plan, &s3_access_log(lab))?),
+                conns: Registry::new(Limits::new(s3_limit(), S3_IDLE)),
+                links: Default::default(),
+                public_view,
+            };
+            tokio::spawn(side.conns.clone().reap_forever());
+            side.listen(&plan, s3.address)?;
+            s3_side = Some(side);
+        }
+        mark_ready(lab)?;
+        // A change to the lab (`apply`): serve the new plan, keeping S3's
+        // objects, the logs and every open connection.
+        loop {
+            hangup.recv().await;
+            let reloaded = (|| -> Result<(), ServicesError> {
+                let state = LabState::load(lab)?.ok_or_else(|| ServicesError::NotUp(lab.into()))?;
+                let plan = state.plan;
+                *vpc_view.write().expect("dns view lock") = Arc::new(DnsView::of(&plan, true));
+                if let (Some(side), Some(s3)) = (&s3_side, &plan.s3) {
+                    *side.public_view.write().expect("dns view lock") =
+                        Arc::new(DnsView::of(&plan, false));
+                    side.server.update(&plan)?;
+                    side.listen(&plan, s3.address)?;
                 }
+                Ok(())
+            })();
+            match reloaded {
+                Ok(()) => mark_ready(lab)?,
+                Err(e) => eprintln!("aws-services: reload failed: {e}"),
             }
         }
-        let ready = ready_file(lab);
-        std::fs::write(&ready, b"").map_err(|source| ServicesError::File {
-            path: ready,
-            source,
-        })?;
-        std::future::pending::<Result<(), ServicesError>>().await
     })
+}
+
+/// What the DNS answers from, replaced whole when the lab changes.
+struct DnsView {
+    zone: dns::Zone,
+    /// Private IP -> node name (the query log's `srcids.instance`).
+    nodes: std::collections::HashMap<std::net::Ipv4Addr, String>,
+}
+
+impl DnsView {
+    fn of(plan: &crate::topology::plan::Lab, vpc: bool) -> DnsView {
+        DnsView {
+            zone: dns::Zone::for_lab(plan, vpc),
+            nodes: plan
+                .enis
+                .iter()
+                .map(|e| (e.private_ip, e.node.clone()))
+                .collect(),
+        }
+    }
+}
+
+type View = Arc<RwLock<Arc<DnsView>>>;
+
+/// The S3 side of the daemon: the server, its connections, the links it
+/// listens on and the public resolver's view.
+struct S3Side {
+    server: Arc<s3::S3>,
+    conns: Arc<Registry>,
+    links: std::sync::Mutex<std::collections::HashSet<String>>,
+    public_view: View,
+}
+
+impl S3Side {
+    /// Listens on every path into S3 the plan has and this side does not
+    /// serve yet: the internet's link and each gateway endpoint's.
+    fn listen(
+        &self,
+        plan: &crate::topology::plan::Lab,
+        address: std::net::Ipv4Addr,
+    ) -> Result<(), ServicesError> {
+        let mut paths = vec![(S3_TO_INTERNET_IF.to_string(), s3::Via::Internet)];
+        for e in &plan.vpc_endpoints {
+            let via = s3::Via::Endpoint {
+                id: e.id.clone(),
+                vpc_id: plan.vpc_id.clone(),
+            };
+            paths.push((e.link.clone(), via));
+        }
+        let mut links = self.links.lock().expect("links lock");
+        for (link, via) in paths {
+            if links.contains(&link) {
+                continue;
+            }
+            for port in [443, 80] {
+                let l = tcp_on_link(&plan.namespace(S3), &link, SocketAddrV4::new(address, port))?;
+                tokio::spawn(serve_s3(
+                    l,
+                    Arc::new(via.clone()),
+                    self.server.clone(),
+                    self.conns.clone(),
+                ));
+            }
+            links.insert(link);
+        }
+        Ok(())
+    }
+}
+
+/// Asks the running daemon to serve the lab's new plan (what `apply`
+/// changed: names, buckets, policies, endpoints) and waits until it has.
+pub fn reload(state: &LabState) -> Result<(), ServicesError> {
+    let lab = &state.plan.name;
+    let keeper = state
+        .processes
+        .iter()
+        .find(|p| p.role == ROLE && p.is_alive())
+        .ok_or_else(|| ServicesError::NotRunning(lab.clone()))?;
+    let _ = std::fs::remove_file(ready_file(lab));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(keeper.pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .map_err(ServicesError::Signal)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready_file(lab).exists() {
+        if Instant::now() > deadline {
+            return Err(ServicesError::NoReload {
+                log: log_dir(lab).join("aws-services.log"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 fn udp_in(ns: &str, addr: SocketAddrV4) -> Result<tokio::net::UdpSocket, ServicesError> {
@@ -242,8 +346,6 @@ struct QueryLog {
     file: std::fs::File,
     vpc_id: String,
     region: String,
-    /// Private IP -> node name (`srcids.instance`).
-    nodes: std::collections::HashMap<std::net::Ipv4Addr, String>,
 }
 
 impl QueryLog {
@@ -261,15 +363,15 @@ impl QueryLog {
             file,
             vpc_id: plan.vpc_id.clone(),
             region: plan.region.clone(),
-            nodes: plan
-                .enis
-                .iter()
-                .map(|e| (e.private_ip, e.node.clone()))
-                .collect(),
         })
     }
 
-    fn record(&mut self, reply: &dns::Reply, peer: SocketAddr) {
+    fn record(
+        &mut self,
+        reply: &dns::Reply,
+        peer: SocketAddr,
+        nodes: &std::collections::HashMap<std::net::Ipv4Addr, String>,
+    ) {
         use hickory_proto::op::ResponseCode;
         use std::io::Write;
         let Some(question) = &reply.question else {
@@ -288,7 +390,7 @@ impl QueryLog {
             n => format!("TYPE{n}"),
         };
         let node = match peer.ip() {
-            std::net::IpAddr::V4(ip) => self.nodes.get(&ip).cloned(),
+            std::net::IpAddr::V4(ip) => nodes.get(&ip).cloned(),
             _ => None,
         };
         let line = serde_json::json!({
@@ -315,16 +417,17 @@ pub fn dns_query_log(lab: &str) -> std::path::PathBuf {
     log_dir(lab).join("dns-queries.log")
 }
 
-async fn serve_dns(sock: tokio::net::UdpSocket, zone: Arc<dns::Zone>, mut log: Option<QueryLog>) {
+async fn serve_dns(sock: tokio::net::UdpSocket, view: View, mut log: Option<QueryLog>) {
     let mut buf = [0u8; 1500];
     loop {
         let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
             continue;
         };
-        if let Some(reply) = zone.answer(&buf[..n]) {
+        let view = view.read().expect("dns view lock").clone();
+        if let Some(reply) = view.zone.answer(&buf[..n]) {
             let _ = sock.send_to(&reply.wire, peer).await;
             if let Some(log) = log.as_mut() {
-                log.record(&reply, peer);
+                log.record(&reply, peer, &view.nodes);
             }
         }
     }

@@ -121,6 +121,49 @@ impl S3 {
         })
     }
 
+    /// The lab changed (`apply`): new buckets are created and seeded,
+    /// removed ones deleted, policies replaced; objects of buckets that stay
+    /// are kept, and seed files they lack are uploaded.
+    pub fn update(&self, lab: &crate::topology::plan::Lab) -> Result<(), S3Error> {
+        let wanted: Vec<&crate::topology::plan::BucketPlan> =
+            lab.s3.iter().flat_map(|s| &s.buckets).collect();
+        // Everything is checked before the first bucket changes.
+        let mut next = Vec::new();
+        for b in &wanted {
+            let policy = b
+                .policy
+                .as_deref()
+                .map(|p| Policy::parse(p, &b.name))
+                .transpose()
+                .map_err(|message| S3Error::Policy {
+                    bucket: b.name.clone(),
+                    message,
+                })?;
+            let mut seed = BTreeMap::new();
+            if let Some(dir) = &b.seed_dir {
+                load_dir(dir, dir, &mut seed).map_err(|(path, source)| S3Error::Seed {
+                    bucket: b.name.clone(),
+                    path,
+                    source,
+                })?;
+            }
+            next.push((b.name.clone(), policy, seed));
+        }
+        let mut buckets = self.buckets.lock().expect("buckets lock");
+        buckets.retain(|name, _| wanted.iter().any(|b| &b.name == name));
+        for (name, policy, seed) in next {
+            let bucket = buckets.entry(name).or_insert_with(|| Bucket {
+                policy: None,
+                objects: BTreeMap::new(),
+            });
+            bucket.policy = policy;
+            for (key, object) in seed {
+                bucket.objects.entry(key).or_insert(object);
+            }
+        }
+        Ok(())
+    }
+
     /// Serves one request that arrived `via` a link from `peer`.
     pub async fn handle(
         &self,

@@ -446,6 +446,8 @@ pub struct WafStatement {
     pub value: Option<String>,
     pub regex: Option<String>,
     pub detect: Option<String>,
+    /// `LOW` (default) or `HIGH`, for `detect = "sqli"`.
+    pub sensitivity: Option<String>,
     pub comparison: Option<String>,
     pub size: Option<i64>,
     pub ip_set: Option<Vec<String>>,

@@ -488,6 +488,28 @@ impl Lab {
     pub fn eni_by_node(&self, node: &str) -> Option<&Eni> {
         self.enis.iter().find(|e| e.node == node)
     }
+    /// Whether an ENI with security groups `groups` allows every response of
+    /// `protocol` (tcp or udp) in one direction (`ingress`, or egress): a
+    /// rule for 0.0.0.0/0 and all ports, 0-65535. With a rule allowing the
+    /// flow for 0.0.0.0/0 the other way, AWS does not track that flow at
+    /// the ENI ("Security group connection tracking": untracked connections).
+    pub fn allows_all_responses(
+        &self,
+        groups: &[usize],
+        ingress: bool,
+        protocol: Protocol,
+    ) -> bool {
+        groups
+            .iter()
+            .map(|&g| &self.security_groups[g])
+            .flat_map(|sg| if ingress { &sg.ingress } else { &sg.egress })
+            .any(|r| {
+                matches!(r.peer, SgPeer::Cidr(c) if c.prefix_len() == 0)
+                    && (r.protocol == Protocol::All
+                        || (r.protocol == protocol
+                            && r.ports.is_none_or(|p| p.from == 0 && p.to == 65535)))
+            })
+    }
     /// Private IPs of every ENI holding security group `sg`.
     pub fn sg_members(&self, sg: usize) -> impl Iterator<Item = Ipv4Addr> + '_ {
         self.enis

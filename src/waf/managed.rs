@@ -11,7 +11,7 @@
 //! written here from the attack each rule names.
 
 use super::field::{Field, Oversize, Scope};
-use super::statement::{Comparison, Pattern, Positional, Statement};
+use super::statement::{Comparison, Pattern, Positional, Sensitivity, Statement};
 use super::transform::Transform::{self, HtmlEntityDecode, Lowercase, UrlDecode};
 use std::sync::OnceLock;
 
@@ -107,6 +107,9 @@ fn sqli(field: Field, t: &[Transform]) -> Statement {
     Statement::SqliMatch {
         field,
         transforms: t.to_vec(),
+        // LOW: AWS's default, and the only level before levels existed
+        // (2022), when this group's rules were already there.
+        sensitivity: Sensitivity::Low,
     }
 }
 
@@ -140,8 +143,11 @@ fn rule(name: &'static str, statement: Statement) -> ManagedRule {
 
 /// SQL that libinjection's fingerprints leave to a second look: time
 /// delays, stacked queries, schema discovery, file access, error-based
-/// extraction, UNION-based reads.
-const SQL_EXTENDED: &str = r"(?i)(\bunion\b[\s\S]{0,40}?\bselect\b|\b(sleep|benchmark|pg_sleep|extractvalue|updatexml|load_file|utl_inaddr\.get_host_address|dbms_pipe\.receive_message)\s*\(|\bwaitfor\s+(delay|time)\b|\binformation_schema\b|\binto\s+(out|dump)file\b|\bxp_cmdshell\b|;\s*(drop|delete|insert|update|shutdown|exec)\b|'\s*(or|and)\s+['\d\w]+\s*(=|like|<|>))";
+/// extraction, UNION-based reads, strings built from character codes
+/// (`CHAR(113)||CHR(120)`), casts to a type and `SELECT CASE WHEN`
+/// conditionals (the shape of blind and error-based extraction through
+/// functions libinjection does not know).
+const SQL_EXTENDED: &str = r"(?i)(\bunion\b[\s\S]{0,40}?\bselect\b|\b(n?char|chr)\s*\(\s*\d+\s*\)|\bcast\s*\([\s\S]{1,300}?\bas\s+(int|integer|signed|unsigned|n?char|n?varchar|text|numeric|decimal)\b|\bselect\s+case\s+when\b|\b(sleep|benchmark|pg_sleep|extractvalue|updatexml|load_file|utl_inaddr\.get_host_address|dbms_pipe\.receive_message)\s*\(|\bwaitfor\s+(delay|time)\b|\binformation_schema\b|\binto\s+(out|dump)file\b|\bxp_cmdshell\b|;\s*(drop|delete|insert|update|shutdown|exec)\b|'\s*(or|and)\s+['\d\w]+\s*(=|like|<|>))";
 
 fn sqli_rules() -> Vec<ManagedRule> {
     vec![

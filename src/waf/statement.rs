@@ -197,6 +197,8 @@ pub enum Statement {
     SqliMatch {
         field: Field,
         transforms: Vec<Transform>,
+        #[serde(default)]
+        sensitivity: Sensitivity,
     },
     XssMatch {
         field: Field,
@@ -250,25 +252,78 @@ impl MatchDetail {
     }
 }
 
-/// libinjection's SQL injection verdict on one value, and on each value of
-/// it as a form (`a=1&b=2`), the way a query string or form body is argued.
-pub fn is_sqli(v: &[u8]) -> bool {
-    libinjectionrs::detect_sqli(v).is_injection()
-        || form_values(v).any(|x| libinjectionrs::detect_sqli(x).is_injection())
+/// AWS's `SensitivityLevel` of a SQL injection match statement. `Low`
+/// (AWS's default, and what the managed SQLi rules use) reads the input as
+/// it stands and as the rest of a single-quoted SQL string; `High` adds
+/// libinjection's third context, the rest of a double-quoted (MySQL) string:
+/// more attacks caught, and the quoted words of ordinary text flagged too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Sensitivity {
+    #[default]
+    Low,
+    High,
+}
+
+impl Sensitivity {
+    pub fn parse(s: &str) -> Option<Sensitivity> {
+        match s {
+            "LOW" => Some(Sensitivity::Low),
+            "HIGH" => Some(Sensitivity::High),
+            _ => None,
+        }
+    }
+}
+
+/// libinjection's SQL injection verdict on an inspected value: on each
+/// value when it is a form (`a=1&b=2`, a query string or form body), else
+/// on the whole.
+pub fn is_sqli(v: &[u8], level: Sensitivity) -> bool {
+    values(v).any(|x| match level {
+        Sensitivity::High => libinjectionrs::detect_sqli(x).is_injection(),
+        Sensitivity::Low => sqli_low(x),
+    })
+}
+
+/// libinjection's contexts but the double-quoted one: as-is and after a
+/// single quote, in ANSI SQL and, when the input has MySQL comments
+/// (`#`, `--`), in MySQL's dialect.
+fn sqli_low(v: &[u8]) -> bool {
+    use libinjectionrs::{SqliFlags, SqliState};
+    let ctx = |quote: SqliFlags, dialect: SqliFlags| SqliState::new(v, quote | dialect).is_sqli();
+    let mysql = v.contains(&b'#') || v.windows(2).any(|w| w == b"--");
+    let quoted = v.contains(&b'\'');
+    let (none, single) = (SqliFlags::FLAG_QUOTE_NONE, SqliFlags::FLAG_QUOTE_SINGLE);
+    let (ansi, my) = (SqliFlags::FLAG_SQL_ANSI, SqliFlags::FLAG_SQL_MYSQL);
+    ctx(none, ansi)
+        || (mysql && ctx(none, my))
+        || (quoted && (ctx(single, ansi) || (mysql && ctx(single, my))))
 }
 
 /// libinjection's XSS verdict, same shape as [`is_sqli`].
 pub fn is_xss(v: &[u8]) -> bool {
-    libinjectionrs::detect_xss(v).is_injection()
-        || form_values(v).any(|x| libinjectionrs::detect_xss(x).is_injection())
+    values(v).any(|x| libinjectionrs::detect_xss(x).is_injection())
 }
 
-fn form_values(v: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let is_form = v.contains(&b'=');
-    v.split(move |b| is_form && *b == b'&')
+/// The values of a form, or the whole input when it is not one. A form is
+/// `name=value` pairs joined by `&`, names of URL characters only: `1' or
+/// 'a'='a` is not one and is read whole. Reading a form whole would make
+/// its `name=` a SQL comparison in front of every value.
+fn values(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let name_char = |b: &u8| b.is_ascii_alphanumeric() || b"_.-[]%+*~$:".contains(b);
+    let is_form = v.contains(&b'=')
+        && v.split(|b| *b == b'&').all(|p| {
+            p.is_empty()
+                || p.iter()
+                    .position(|b| *b == b'=')
+                    .is_some_and(|i| i > 0 && p[..i].iter().all(name_char))
+        });
+    let whole = (!is_form).then_some(v);
+    let parts = v
+        .split(move |b| is_form && *b == b'&')
         .filter(move |_| is_form)
-        .filter_map(|p| p.iter().position(|b| *b == b'=').map(|i| &p[i + 1..]))
-        .filter(|x| !x.is_empty())
+        .filter_map(|p| p.iter().position(|b| *b == b'=').map(|i| &p[i + 1..]));
+    whole.into_iter().chain(parts).filter(|x| !x.is_empty())
 }
 
 impl Statement {
@@ -288,9 +343,13 @@ impl Statement {
                 pattern,
                 transforms,
             } => inspect(r, field, transforms, "REGEX", |v| pattern.0.is_match(v)),
-            Statement::SqliMatch { field, transforms } => {
-                inspect(r, field, transforms, "SQL_INJECTION", is_sqli)
-            }
+            Statement::SqliMatch {
+                field,
+                transforms,
+                sensitivity,
+            } => inspect(r, field, transforms, "SQL_INJECTION", |v| {
+                is_sqli(v, *sensitivity)
+            }),
             Statement::XssMatch { field, transforms } => {
                 inspect(r, field, transforms, "XSS", is_xss)
             }
@@ -429,10 +488,36 @@ mod tests {
     }
 
     #[test]
+    fn sensitivity_and_forms() {
+        let low = Sensitivity::Low;
+        // Double-quoted words are ordinary text at Low, a MySQL string at
+        // High: High flags them, and catches the double-quote breakout Low
+        // gives up.
+        assert!(!is_sqli(br#"the "is" stamp"#, low));
+        assert!(is_sqli(br#"the "is" stamp"#, Sensitivity::High));
+        assert!(!is_sqli(br#"1" or "1"="1"#, low));
+        assert!(is_sqli(br#"1" or "1"="1"#, Sensitivity::High));
+        // Both levels catch the classic single-quote breakout and comments.
+        for l in [low, Sensitivity::High] {
+            assert!(is_sqli(b"1' or '1'='1", l));
+            assert!(is_sqli(b"admin'--", l));
+            assert!(is_sqli(b"id=7&q=1' union select pass from users--", l));
+        }
+        // A form is read value by value: its `name=` is not SQL.
+        assert!(!is_sqli(b"years=1950 or 1960", low));
+        assert!(is_sqli(b"1 or 1=1", low));
+        // Not a form (a quote in the name): read whole.
+        assert!(is_sqli(b"1' or 'a'='a", low));
+        assert_eq!(Sensitivity::parse("HIGH"), Some(Sensitivity::High));
+        assert_eq!(Sensitivity::parse("high"), None);
+    }
+
+    #[test]
     fn sqli_and_xss_on_libinjection() {
         let sqli = Statement::SqliMatch {
             field: Field::AllQueryArgs,
             transforms: vec![Transform::UrlDecode],
+            sensitivity: Sensitivity::Low,
         };
         let xss = Statement::XssMatch {
             field: Field::AllQueryArgs,
@@ -462,6 +547,7 @@ mod tests {
         let body = |b| Statement::SqliMatch {
             field: b,
             transforms: vec![Transform::UrlDecode],
+            sensitivity: Sensitivity::Low,
         };
         let form = request("POST", "/", &[], "user=bob&pass=x%27+or+%271%27%3D%271");
         assert!(body(Field::Body {

@@ -18,9 +18,15 @@ use std::time::{Duration, Instant};
 pub const WORKER_FLAG: &str = "--worker";
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// A SIGHUP (reload: the lab changed) waiting to be passed to the daemon.
+static RELOAD: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_stop(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_reload(_: libc::c_int) {
+    RELOAD.store(true, Ordering::SeqCst);
 }
 
 /// A daemon that lived this long before dying was working: restart it at
@@ -29,7 +35,8 @@ const STABLE: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Runs `vpcsim ARGS --worker` and keeps it running until SIGTERM/SIGINT,
-/// which it passes on to the daemon before exiting.
+/// which it passes on to the daemon before exiting; a SIGHUP (the lab
+/// changed: reload) is passed on as is.
 pub fn run(args: &[&str]) -> anyhow::Result<()> {
     let handler = SigAction::new(
         SigHandler::Handler(on_stop),
@@ -37,10 +44,16 @@ pub fn run(args: &[&str]) -> anyhow::Result<()> {
         SaFlags::empty(),
         SigSet::empty(),
     );
-    // SAFETY: the handler only stores to an atomic.
+    let reload = SigAction::new(
+        SigHandler::Handler(on_reload),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handlers only store to an atomic.
     unsafe {
         signal::sigaction(Signal::SIGTERM, &handler)?;
         signal::sigaction(Signal::SIGINT, &handler)?;
+        signal::sigaction(Signal::SIGHUP, &reload)?;
     }
     let exe = std::env::current_exe()?;
     let mut backoff = Duration::from_millis(250);
@@ -53,6 +66,9 @@ pub fn run(args: &[&str]) -> anyhow::Result<()> {
                 Ok(s) => break s,
                 Err(nix::errno::Errno::EINTR) if STOP.load(Ordering::SeqCst) => {
                     let _ = signal::kill(pid, Signal::SIGTERM);
+                }
+                Err(nix::errno::Errno::EINTR) if RELOAD.swap(false, Ordering::SeqCst) => {
+                    let _ = signal::kill(pid, Signal::SIGHUP);
                 }
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),

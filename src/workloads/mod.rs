@@ -66,15 +66,16 @@ fn wait_all(state: &LabState, waits: Vec<(ProcessRecord, Check)>) -> anyhow::Res
 /// The process role of the ALB daemon's keeper.
 pub const ALB_ROLE: &str = "alb";
 
-/// Starts the lab's ALB daemon (in the namespace of the first load
-/// balancer's first node) when the lab has a load balancer, and waits
-/// until its listeners are bound.
+/// Starts the lab's ALB daemon when the lab has a load balancer, and waits
+/// until its listeners are bound. It runs in the fabric's namespace, which
+/// lives as long as the lab: load balancer nodes come and go with `apply`
+/// (the daemon makes each node's sockets in that node's namespace).
 pub fn start_alb(state: &mut LabState) -> anyhow::Result<()> {
-    let Some(lb) = state.plan.load_balancers.first() else {
+    if state.plan.load_balancers.is_empty() {
         return Ok(());
-    };
+    }
     let lab = state.plan.name.clone();
-    let node = state.plan.enis[lb.nodes[0]].node.clone();
+    let node = crate::topology::plan::FABRIC.to_string();
     let log = log_dir(&lab).join("alb.log");
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(["alb-daemon", "--lab", &lab]);

@@ -11,7 +11,7 @@ use crate::waf::field::{Field, InvalidJson, Oversize, Scope};
 use crate::waf::managed::ManagedGroup;
 use crate::waf::rate::{RateKey, MIN_LIMIT, WINDOWS};
 use crate::waf::statement::{
-    Comparison, ForwardedIp, ForwardedPosition, Pattern, Positional, Statement,
+    Comparison, ForwardedIp, ForwardedPosition, Pattern, Positional, Sensitivity, Statement,
 };
 use crate::waf::transform::Transform;
 use crate::waf::{Action, Rule, RuleBody, WebAclPlan};
@@ -583,6 +583,13 @@ impl Ctx {
             }
         }
         let transforms_ok = transforms.len() == s.transforms.len();
+        if s.sensitivity.is_some() && s.detect.as_deref() != Some("sqli") {
+            self.err(
+                format!("{p}.sensitivity"),
+                "a sensitivity level belongs to a SQL injection match only",
+                "remove it, or use it with detect = \"sqli\"",
+            );
+        }
         let statement = match set[0] {
             "positional" => {
                 let positional = match s.positional.as_deref().map(|x| (x, Positional::parse(x))) {
@@ -652,10 +659,24 @@ impl Ctx {
                 }
             }
             "detect" => match s.detect.as_deref()? {
-                "sqli" => Statement::SqliMatch {
-                    field: field?,
-                    transforms,
-                },
+                "sqli" => {
+                    let sensitivity = match s.sensitivity.as_deref() {
+                        None => Some(Sensitivity::Low),
+                        Some(x) => Sensitivity::parse(x).or_else(|| {
+                            self.err(
+                                format!("{p}.sensitivity"),
+                                format!("unknown sensitivity level `{x}`"),
+                                "use \"LOW\" (the default) or \"HIGH\"",
+                            );
+                            None
+                        }),
+                    };
+                    Statement::SqliMatch {
+                        field: field?,
+                        transforms,
+                        sensitivity: sensitivity?,
+                    }
+                }
                 "xss" => Statement::XssMatch {
                     field: field?,
                     transforms,

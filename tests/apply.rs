@@ -1,0 +1,261 @@
+//! `vpcsim apply`: the plan it prints, what it refuses, and crash safety.
+//! (What a change does to traffic already flowing: tests/apply_traffic.rs
+//! and tests/apply_lb.rs; that it equals a fresh `up`:
+//! tests/apply_equivalence.rs; S3 objects kept: tests/s3.rs.)
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+/// The fabric's ruleset and the lab's recorded plan: what a change that
+/// must not happen would alter.
+fn snapshot(lab: &TestLab) -> (String, serde_json::Value) {
+    let ns = format!("vpcsim-{}--fabric", lab.name);
+    let nft = Command::new("ip")
+        .args(["netns", "exec", &ns, "nft", "list", "ruleset"])
+        .output()
+        .unwrap();
+    let state = std::fs::read_to_string(format!("/run/vpcsim/{}/state.json", lab.name)).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    (
+        String::from_utf8_lossy(&nft.stdout).into_owned(),
+        state["plan"].clone(),
+    )
+}
+
+fn edit(lab: &TestLab, from: &str, to: &str) {
+    let text = std::fs::read_to_string(&lab.file).unwrap();
+    assert!(text.contains(from), "{from}");
+    std::fs::write(&lab.file, text.replacen(from, to, 1)).unwrap();
+}
+
+fn trace(lab: &TestLab, from: &str, to: &str) -> (i32, String) {
+    let out = lab.vpcsim(&["trace", "--lab", &lab.name, from, to]);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+const PRIVATE_IN: &str =
+    r#"{ rule = 100, protocol = "tcp", ports = "8000", cidr = "10.0.10.0/24", action = "allow" },"#;
+
+#[test]
+fn dry_run_changes_nothing_and_apply_changes_exactly_the_plan() {
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::up_with(
+        "apl-plan",
+        &shipped_text("canary.toml"),
+        &["--network-only"],
+    );
+    let (code, before_trace) = trace(&lab, "alb-a", "v1-a:8000");
+    assert_eq!(code, 0, "{before_trace}");
+    edit(
+        &lab,
+        PRIVATE_IN,
+        &format!(
+            "{{ rule = 90, protocol = \"tcp\", ports = \"8000\", cidr = \"10.0.10.0/24\", action = \"deny\" }},\n  {PRIVATE_IN}"
+        ),
+    );
+    edit(
+        &lab,
+        r#"{ target_group = "tg-v1", weight = 90 }"#,
+        r#"{ target_group = "tg-v1", weight = 80 }"#,
+    );
+    edit(
+        &lab,
+        r#"{ target_group = "tg-v2", weight = 10 }"#,
+        r#"{ target_group = "tg-v2", weight = 20 }"#,
+    );
+    let before = snapshot(&lab);
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap(), "--dry-run"]);
+    assert!(out.status.success());
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        plan.lines().collect::<Vec<_>>(),
+        [
+            "~ nacl private inbound: + rule 90 deny tcp 8000 from 10.0.10.0/24",
+            "~ listener alb:80: weights tg-v1 90 -> 80, tg-v2 10 -> 20",
+            "(dry run: nothing was changed)",
+        ]
+    );
+    assert_eq!(before, snapshot(&lab), "--dry-run changed the lab");
+
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["applied"], true);
+    let changes = report["plan"]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[0]["action"], "change");
+    assert_eq!(changes[0]["resource"], "nacl private inbound");
+    // The new rule decides at once; only the fabric's ruleset was touched.
+    let (code, after) = trace(&lab, "alb-a", "v1-a:8000");
+    assert_eq!(code, 1, "{after}");
+    assert!(
+        after.contains("nacl private inbound rule 90 deny"),
+        "{after}"
+    );
+    assert_eq!(report["report"]["rulesets"], 1);
+    assert_eq!(report["report"]["nodes_added"], 0);
+    assert_eq!(report["report"]["nodes_removed"], 0);
+    // The same file again: nothing to do.
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("lab `{}`: no changes", lab.name)
+    );
+}
+
+#[test]
+fn what_aws_cannot_change_in_place_and_bad_files_change_nothing() {
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::up_with("apl-ref", &shipped_text("canary.toml"), &["--network-only"]);
+    let before = snapshot(&lab);
+    let good = std::fs::read_to_string(&lab.file).unwrap();
+
+    // A subnet's CIDR block: AWS says no, and so does apply.
+    edit(&lab, r#"cidr = "10.0.40.0/24""#, r#"cidr = "10.0.50.0/24""#);
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("subnet private-2: 10.0.40.0/24 in us-east-1b -> 10.0.50.0/24 in us-east-1b"),
+        "{err}"
+    );
+    assert!(
+        err.contains("AWS cannot change a subnet's CIDR block"),
+        "{err}"
+    );
+    assert_eq!(before, snapshot(&lab));
+
+    // A file with an error: the error, exit 2, the lab as it was.
+    std::fs::write(
+        &lab.file,
+        good.replacen(
+            r#"security_groups = ["sg-backend"]"#,
+            r#"security_groups = ["sg-nope"]"#,
+            1,
+        ),
+    )
+    .unwrap();
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("sg-nope"), "{err}");
+    assert_eq!(before, snapshot(&lab));
+}
+
+#[test]
+fn instances_come_and_go_with_their_namespaces_addresses_and_rules() {
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::up_with(
+        "apl-inst",
+        &shipped_text("canary.toml"),
+        &["--network-only"],
+    );
+    let ns = |node: &str| format!("vpcsim-{}--{node}", lab.name);
+    let exists = |node: &str| std::path::Path::new("/run/netns").join(ns(node)).exists();
+    let text = std::fs::read_to_string(&lab.file).unwrap();
+    let v1c = "[[instance]]\nname = \"v1-c\"";
+    let start = text.find(v1c).unwrap();
+    let end = start + text[start + 1..].find("[[").unwrap() + 1;
+    // v1-c leaves (and its target), v1-d comes in private-2, in tg-v1.
+    let mut next = text[..start].to_string()
+        + "[[instance]]\nname = \"v1-d\"\nsubnet = \"private-2\"\nsecurity_groups = [\"sg-backend\"]\n\n"
+        + &text[end..];
+    next = next.replace(
+        r#"targets = ["v1-a", "v1-b", "v1-c"]"#,
+        r#"targets = ["v1-a", "v1-b", "v1-d"]"#,
+    );
+    std::fs::write(&lab.file, next).unwrap();
+    let before = lab.status();
+    let v1a_ip = before["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "v1-a")
+        .unwrap()["private_ip"]
+        .clone();
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{plan}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(plan.contains("- instance v1-c\n"), "{plan}");
+    assert!(plan.contains("+ instance v1-d (private-2, "), "{plan}");
+    assert!(!exists("v1-c") && exists("v1-d"));
+    // Who stays keeps its address.
+    let after = lab.status();
+    let node = |s: &serde_json::Value, n: &str| {
+        s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["node"] == n)
+            .cloned()
+    };
+    assert_eq!(node(&after, "v1-a").unwrap()["private_ip"], v1a_ip);
+    // The new instance is in sg-backend: the ALB reaches it on 8000, the
+    // bastion does not (no rule), and the model says the same.
+    lab.listen("v1-d", &["tcp/8000"]);
+    let ip = node(&after, "v1-d").unwrap()["private_ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(lab.tcp("alb-a", &ip, 8000).is_some());
+    assert!(lab.tcp("bastion", &ip, 8000).is_none());
+    let (code, t) = trace(&lab, "alb-b", "v1-d:8000");
+    assert_eq!(code, 0, "{t}");
+}
+
+#[test]
+fn a_change_killed_midway_is_removed_by_down() {
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::up_with(
+        "apl-crash",
+        &shipped_text("canary.toml"),
+        &["--network-only"],
+    );
+    let base = std::fs::read_to_string(&lab.file).unwrap();
+    let with_doomed = format!("{base}\n[[instance]]\nname = \"doomed\"\nsubnet = \"private-1\"\n");
+    for step in ["removed", "namespaces", "links", "firewall"] {
+        std::fs::write(&lab.file, &with_doomed).unwrap();
+        let out = Command::new(vpcsim_bin())
+            .args(["apply", lab.file.to_str().unwrap()])
+            .env("VPCSIM_CRASH_AT", step)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), None, "apply was not killed at {step}");
+        // The change did not finish: apply says so instead of guessing.
+        let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{step}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("did not finish"));
+        let out = lab.vpcsim(&["down", &lab.name]);
+        assert!(out.status.success(), "{step}");
+        let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        let prefix = format!("vpcsim-{}--", lab.name);
+        assert!(
+            !String::from_utf8_lossy(&left.stdout).contains(&prefix),
+            "namespaces left after a crash at {step}"
+        );
+        std::fs::write(&lab.file, &base).unwrap();
+        let out = lab.vpcsim(&["up", lab.file.to_str().unwrap(), "--network-only"]);
+        assert!(out.status.success(), "{step}");
+    }
+}
