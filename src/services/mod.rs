@@ -121,7 +121,8 @@ pub fn start(state: &mut LabState) -> Result<(), ServicesError> {
     let lab = state.plan.name.clone();
     let log = log_dir(&lab).join("aws-services.log");
     let _ = std::fs::remove_file(ready_file(&lab));
-    let mut cmd = std::process::Command::new(std::env::current_exe().map_err(ServicesError::Spawn)?);
+    let mut cmd =
+        std::process::Command::new(std::env::current_exe().map_err(ServicesError::Spawn)?);
     cmd.args(["aws-services", "--lab", &lab]);
     let rec = crate::workloads::process::spawn_detached(
         &lab,
