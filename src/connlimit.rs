@@ -123,6 +123,8 @@ impl Inner {
 /// The connections of one server (one ALB node, or the S3 daemon).
 pub struct Registry {
     limits: Limits,
+    /// `limits.idle` in ms; a load balancer's idle timeout changes live.
+    idle_ms: AtomicU64,
     epoch: Instant,
     inner: Mutex<Inner>,
     /// Connections closed to make room or for idleness, and refused ones.
@@ -145,6 +147,7 @@ impl Drop for Admitted {
 impl Registry {
     pub fn new(limits: Limits) -> Arc<Registry> {
         Arc::new(Registry {
+            idle_ms: AtomicU64::new(limits.idle.as_millis() as u64),
             limits,
             epoch: Instant::now(),
             inner: Mutex::default(),
@@ -154,7 +157,16 @@ impl Registry {
     }
 
     pub fn limits(&self) -> Limits {
-        self.limits
+        Limits {
+            idle: Duration::from_millis(self.idle_ms.load(Ordering::Relaxed)),
+            ..self.limits
+        }
+    }
+
+    /// A new idle timeout, for connections idle from now on too.
+    pub fn set_idle(&self, idle: Duration) {
+        self.idle_ms
+            .store(idle.as_millis() as u64, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -215,7 +227,7 @@ impl Registry {
     /// Closes connections idle for longer than the idle timeout.
     fn reap(&self) {
         let now = self.now_ms();
-        let idle_ms = self.limits.idle.as_millis() as u64;
+        let idle_ms = self.idle_ms.load(Ordering::Relaxed);
         let mut inner = self.lock();
         let expired: Vec<Arc<Conn>> = inner
             .conns
@@ -233,13 +245,13 @@ impl Registry {
         }
     }
 
-    /// Runs the idle-timeout sweep for as long as the registry lives.
+    /// Runs the idle-timeout sweep for as long as the registry lives, at a
+    /// quarter of the idle timeout in force.
     pub async fn reap_forever(self: Arc<Self>) {
-        let tick = (self.limits.idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
-        let mut every = tokio::time::interval(tick);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            every.tick().await;
+            let tick =
+                (self.limits().idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+            tokio::time::sleep(tick).await;
             self.reap();
         }
     }
@@ -413,5 +425,21 @@ mod tests {
         assert_eq!(reg.stats().refused, 1);
         drop(a);
         assert!(reg.admit(ip(30)).is_some());
+    }
+
+    #[test]
+    fn a_shorter_idle_timeout_applies_to_connections_already_open() {
+        let reg = Registry::new(Limits::new(10, Duration::from_secs(60)));
+        let idle = reg.admit(ip(10)).unwrap();
+        let busy = reg.admit(ip(20)).unwrap();
+        let _req = busy.conn.busy(&reg);
+        reg.reap();
+        assert_eq!(reg.stats().open, 2);
+        reg.set_idle(Duration::ZERO);
+        assert_eq!(reg.limits().idle, Duration::ZERO);
+        reg.reap();
+        assert_eq!(reg.stats().open, 1);
+        assert!(reg.lock().conns.contains_key(&busy.conn.id));
+        assert!(!reg.lock().conns.contains_key(&idle.conn.id));
     }
 }

@@ -259,3 +259,75 @@ fn a_change_killed_midway_is_removed_by_down() {
         assert!(out.status.success(), "{step}");
     }
 }
+
+/// `vpcsim watch`: every save is applied and its plan printed; a save with
+/// an error prints it and leaves the lab as it was; the next good save
+/// applies again.
+#[test]
+fn watch_applies_each_save_and_survives_a_broken_one() {
+    use std::io::{BufRead, BufReader};
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::up_with(
+        "apl-watch",
+        &shipped_text("canary.toml"),
+        &["--network-only"],
+    );
+    let mut watch = Command::new(vpcsim_bin())
+        .args(["watch", lab.file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(watch.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(watch.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    // Lines until one contains `want` (30 s at most).
+    let until = |want: &str| -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(30)) {
+            let done = line.contains(want);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+        panic!("no `{want}` from vpcsim watch; it printed {seen:?}");
+    };
+    until("no changes");
+    // Saved a second apart: the file's modification time must move.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    edit(
+        &lab,
+        PRIVATE_IN,
+        &format!("{{ rule = 90, protocol = \"tcp\", ports = \"8000\", cidr = \"10.0.10.0/24\", action = \"deny\" }},\n  {PRIVATE_IN}"),
+    );
+    let seen = until("applied in");
+    assert!(
+        seen.iter()
+            .any(|l| l == "~ nacl private inbound: + rule 90 deny tcp 8000 from 10.0.10.0/24"),
+        "{seen:?}"
+    );
+    let before = snapshot(&lab);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    edit(&lab, r#"nacl = "private""#, r#"nacl = "no-such-nacl""#);
+    let seen = until("no-such-nacl");
+    assert!(seen.iter().any(|l| l.starts_with("error:")), "{seen:?}");
+    assert_eq!(before, snapshot(&lab), "a broken save changed the lab");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    edit(&lab, r#"nacl = "no-such-nacl""#, r#"nacl = "private""#);
+    until("no changes");
+    // Ended by its pid, the only way this test ends a process.
+    let _ = watch.kill();
+    let _ = watch.wait();
+}

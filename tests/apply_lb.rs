@@ -406,6 +406,40 @@ fn listeners_and_health_checks_change_live() {
     wait_status(&lab, "echo-b healthy in tg-b again", |s| {
         target_state(s, "tg-b", "echo-b").as_deref() == Some("healthy")
     });
+
+    // A web ACL associated live: its rate-based rule blocks the client
+    // past its limit; an edit elsewhere in the ACL keeps the rule's
+    // window (still blocked); dissociated, requests pass again.
+    let acl = |more: &str| {
+        format!(
+            "{toml}\n[[web_acl]]\nname = \"waf\"\ndefault_action = \"allow\"\nload_balancers = [\"alb\"]\nrules = [\n  {{ name = \"rate\", priority = 30, rate_limit = 10, window = 60, aggregate = \"ip\", action = \"block\", match = {{ field = \"uri_path\", positional = \"STARTS_WITH\", value = \"/rate\" }} }},\n{more}]\n"
+        )
+    };
+    let codes = |n: usize, path: &str| -> Vec<String> {
+        let (_, out) = lab.sh(
+            "internet",
+            &format!("for i in $(seq {n}); do curl -s -o /dev/null -m 10 -w '%{{http_code}} ' http://{dns}{path}; done"),
+        );
+        out.split_whitespace().map(str::to_string).collect()
+    };
+    let plan = apply(&lab, &acl(""));
+    assert!(plan.contains("+ web acl waf"), "{plan}");
+    let c = codes(12, "/rate");
+    assert_eq!(c[..10], vec!["200"; 10], "{c:?}");
+    assert_eq!(c[10..], ["403", "403"], "{c:?}");
+    apply(
+        &lab,
+        &acl("  { name = \"no-old\", priority = 40, action = \"block\", match = { field = \"uri_path\", positional = \"STARTS_WITH\", value = \"/old\" } },\n"),
+    );
+    assert_eq!(codes(1, "/rate"), ["403"]);
+    assert_eq!(codes(1, "/old/x"), ["403"]);
+    assert_eq!(codes(1, "/who"), ["200"]);
+    let s = query_status(&lab.name).unwrap();
+    let m = &s.web_acls[0].metrics;
+    assert_eq!((m.all.blocked, m.all.allowed), (4, 11), "{s}");
+    apply(&lab, &toml);
+    assert_eq!(codes(1, "/rate"), ["200"]);
+    assert!(query_status(&lab.name).unwrap().web_acls.is_empty());
 }
 
 #[test]

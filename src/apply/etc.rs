@@ -72,8 +72,12 @@ pub(super) fn write(lab: &Lab) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes `path` as a new file renamed over the old one.
+/// Writes `path` as a new file renamed over the old one, unless it already
+/// says that (a change rewrites only the files it changes).
 fn replace(path: std::path::PathBuf, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+    if std::fs::read(&path).is_ok_and(|old| old == text.as_ref()) {
+        return Ok(());
+    }
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, &path)

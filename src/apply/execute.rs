@@ -255,7 +255,29 @@ fn carry(state: &mut LabState, old: Option<&Lab>, new: &Lab) -> Result<Report, A
     }
     clock.step(&mut report, "nftables");
     crash_point("firewall");
-    etc::write(new).map_err(ApplyError::Etc)?;
+    // Names and addresses the /etc files hold.
+    let named = |l: &Lab| {
+        let enis: Vec<(String, std::net::Ipv4Addr, Option<std::net::Ipv4Addr>)> = l
+            .enis
+            .iter()
+            .map(|e| (e.node.clone(), e.private_ip, e.public_ip))
+            .collect();
+        let lbs: Vec<(String, Vec<usize>)> = l
+            .load_balancers
+            .iter()
+            .map(|b| (b.dns_name.clone(), b.nodes.clone()))
+            .collect();
+        (
+            enis,
+            lbs,
+            l.s3.clone(),
+            l.internet.clone(),
+            l.region.clone(),
+        )
+    };
+    if !same(old, new, named) {
+        etc::write(new).map_err(ApplyError::Etc)?;
+    }
     clock.step(&mut report, "etc files");
 
     // The kernel now holds `new`: the state says so before any daemon

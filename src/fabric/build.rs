@@ -135,8 +135,12 @@ impl Ns {
             .match_name(name.to_string())
             .execute()
             .try_next()
-            .await
-            .map_err(self.err(format!("get link {name}")))?;
+            .await;
+        // The kernel answers a name it does not know with ENODEV.
+        let link = match link {
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => None,
+            other => other.map_err(self.err(format!("get link {name}")))?,
+        };
         link.map(|l| l.header.index)
             .ok_or_else(|| FabricError::MissingLink {
                 ns: self.name.clone(),

@@ -81,6 +81,9 @@ impl Health {
 
 /// What a target keeps across reconfigurations of the daemon.
 pub struct Registered {
+    /// What a sticky cookie names the target by (16 bits, as the cookie
+    /// holds it).
+    pub id: usize,
     /// Requests sent and not yet answered (least_outstanding_requests,
     /// draining).
     pub inflight: AtomicU32,
@@ -89,7 +92,9 @@ pub struct Registered {
 
 impl Registered {
     pub fn new() -> Arc<Registered> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
         Arc::new(Registered {
+            id: NEXT.fetch_add(1, Ordering::Relaxed) & 0xffff,
             inflight: AtomicU32::new(0),
             registration: AtomicU8::new(Registration::Registered as u8),
         })
@@ -172,6 +177,11 @@ impl Group {
             used_by,
             metrics,
         }
+    }
+
+    /// The target a sticky cookie names (by `Registered::id`).
+    pub fn target_by_id(&self, id: usize) -> Option<usize> {
+        self.targets.iter().position(|t| t.shared.id == id)
     }
 
     pub fn used(&self) -> bool {

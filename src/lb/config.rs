@@ -991,6 +991,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sticky_ids_follow_targets_when_indexes_move() {
+        let mut d = Daemon::new("sticky");
+        let (c1, _) = d.build(canary(), None);
+        let (g, t) = target(&c1, "tg-v1", "v1-b");
+        let (gid, tid) = (c1.groups[g].log_id, c1.groups[g].targets[t].shared.id);
+        let mut plan = canary();
+        plan.target_groups[0].targets.remove(0);
+        let (c2, _) = d.build(plan, Some(&c1));
+        let g2 = c2.groups.iter().position(|g| g.log_id == gid).unwrap();
+        let t2 = c2.groups[g2].target_by_id(tid).unwrap();
+        assert_eq!(c2.groups[g2].targets[t2].instance, "v1-b");
+        assert_ne!(t2, t);
+    }
+
+    #[tokio::test]
     async fn groups_follow_their_names_when_indexes_move() {
         let mut d = Daemon::new("groups");
         let (c1, _) = d.build(canary(), None);

@@ -334,6 +334,7 @@ impl Balancer {
         }
         let mut unbound = Vec::new();
         for n in &cfg.nodes {
+            n.node.conns.set_idle(cfg.lbs[n.lb].idle_timeout);
             let ports: Vec<u16> = cfg.lbs[n.lb].listeners.iter().map(|l| l.port).collect();
             unbound.extend(n.node.unbind_except(&ports));
         }

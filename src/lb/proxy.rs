@@ -470,7 +470,10 @@ async fn handle(
     let entry = pending.entry.as_mut().expect("still pending");
     let (priority, forward) = listener.route(&parts, peer.ip());
     entry.priority = Some(priority);
+    // Cookies name groups and targets by ids that outlive a change of the
+    // configuration (indexes do not).
     let (sticky_group, sticky_target) = sticky_cookies(&parts.headers);
+    let sticky_group = sticky_group.and_then(|id| cfg.groups.iter().position(|g| g.log_id == id));
     let Some(g) = forward.choose(sticky_group) else {
         return elb_error(&mut pending, StatusCode::SERVICE_UNAVAILABLE);
     };
@@ -480,7 +483,8 @@ async fn handle(
     let sticky = group
         .plan
         .stickiness_s
-        .and_then(|_| sticky_target.filter(|(sg, _)| *sg == g).map(|(_, t)| t));
+        .and_then(|_| sticky_target.filter(|(sg, _)| *sg == group.log_id))
+        .and_then(|(_, t)| group.target_by_id(t));
     let Some(t) = group.pick(ni, sticky) else {
         group.metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
         return elb_error(&mut pending, StatusCode::SERVICE_UNAVAILABLE);
@@ -563,7 +567,7 @@ async fn handle(
     entry.response_processing = Some(answered.elapsed().as_secs_f64());
     strip_hop_by_hop(resp.headers_mut());
     if let Some(secs) = group.plan.stickiness_s {
-        set_sticky_cookies(resp.headers_mut(), g, t, secs);
+        set_sticky_cookies(resp.headers_mut(), group.log_id, target.shared.id, secs);
     }
     let sent_bytes = head_len(resp.headers())
         + resp
@@ -640,7 +644,8 @@ fn now_secs() -> u64 {
 }
 
 /// The group (AWSALBTG) and target (AWSALB) a client's cookies stick it to,
-/// if still valid: `group` and `(group, target)`.
+/// if still valid: `group` and `(group, target)`, as `Group::log_id` and
+/// `Registered::id`.
 fn sticky_cookies(h: &HeaderMap) -> (Option<usize>, Option<(usize, usize)>) {
     let (mut group, mut target) = (None, None);
     for v in h.get_all(header::COOKIE) {

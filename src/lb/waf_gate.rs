@@ -131,7 +131,7 @@ pub async fn check(
     });
     if let Some(log) = &cfg.waf_log {
         let request_id = entry.trace_id.to_str().unwrap_or("-").to_string();
-        log.send(&crate::waf::log::record(
+        log.send(crate::waf::log::record(
             &acl.plan,
             &verdict,
             &req,
