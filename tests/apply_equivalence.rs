@@ -289,7 +289,7 @@ fn edit(doc: &mut DocumentMut, rng: &mut StdRng, serial: usize) -> Option<String
         "10.0.20.0/24",
         "192.0.2.0/24",
     ];
-    match rng.gen_range(0..11) {
+    match rng.gen_range(0..13) {
         0 | 1 => {
             // A NACL entry added, with a rule number that may be new or not.
             let nacl = nacls.choose(rng)?.clone();
@@ -438,6 +438,47 @@ fn edit(doc: &mut DocumentMut, rng: &mut StdRng, serial: usize) -> Option<String
             table_named(doc, "instance", &inst)?.insert("security_groups", value(groups));
             Some(format!("instance {inst}: security groups"))
         }
+        11 => {
+            // New weights for the first listener's groups.
+            let lb = doc
+                .get_mut("load_balancer")?
+                .as_array_of_tables_mut()?
+                .get_mut(0)?;
+            let listener = lb
+                .get_mut("listener")?
+                .as_array_of_tables_mut()?
+                .get_mut(0)?;
+            let forward = listener.get_mut("default_forward")?.as_array_mut()?;
+            for w in forward.iter_mut() {
+                w.as_inline_table_mut()?
+                    .insert("weight", rng.gen_range(0..100i64).into());
+            }
+            Some("listener: weights".into())
+        }
+        12 => {
+            // A target group gains an instance or loses one.
+            let instances = names(doc, "instance");
+            let tgs = names(doc, "target_group");
+            let tg = tgs.choose(rng)?.clone();
+            let pick = instances.choose(rng)?.clone();
+            let targets = table_named(doc, "target_group", &tg)?
+                .entry("targets")
+                .or_insert(value(Array::new()))
+                .as_array_mut()?;
+            let found = targets
+                .iter()
+                .position(|t| t.as_str() == Some(pick.as_str()));
+            match found {
+                Some(i) => {
+                    targets.remove(i);
+                    Some(format!("target group {tg}: - {pick}"))
+                }
+                None => {
+                    targets.push(pick.as_str());
+                    Some(format!("target group {tg}: + {pick}"))
+                }
+            }
+        }
         _ => {
             let instances = names(doc, "instance");
             let inst = instances.choose(rng)?.clone();
@@ -483,9 +524,48 @@ fn apply(lab: &TestLab) -> std::process::Output {
     lab.vpcsim(&["apply", lab.file.to_str().unwrap()])
 }
 
+/// The load balancers' configuration as the ALB daemon serves it
+/// (`status --json`), without what only time decides (health, metrics) and
+/// without targets still draining (a fresh `up` never had them).
+fn alb_config(lab: &TestLab) -> Value {
+    let status = lab.status();
+    let (strings, tables) = names(&plan_of(&lab.name));
+    let mut alb = status["alb"].clone();
+    assert!(!alb.is_null(), "no ALB daemon: {}", status["alb_error"]);
+    for lb in alb["load_balancers"].as_array_mut().unwrap() {
+        lb.as_object_mut().unwrap().remove("nodes");
+    }
+    let mut groups = Vec::new();
+    for tg in alb["target_groups"].as_array().unwrap() {
+        let mut targets: Vec<Value> = tg["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["state"] != "draining")
+            .map(|t| serde_json::json!([t["instance"], t["address"]]))
+            .collect();
+        targets.sort_by_key(|t| t.to_string());
+        groups.push(serde_json::json!({
+            "name": tg["name"], "port": tg["port"], "algorithm": tg["algorithm"],
+            "stickiness_s": tg["stickiness_s"], "targets": targets,
+        }));
+    }
+    let mut out =
+        serde_json::json!({"load_balancers": alb["load_balancers"], "target_groups": groups});
+    canonical(&mut out, &strings, &tables);
+    out
+}
+
 /// `sequences` random sequences of `EDITS` edits on `file`, each applied
 /// to a running lab and compared with a fresh `up` of the final file.
 fn sequences(base: &str, file: &str, seeds: std::ops::Range<u64>) {
+    sequences_of(base, file, seeds, &["--network-only"]);
+}
+
+/// `sequences`, brought up with `up_args` (none: workloads and the ALB
+/// run, and the ALB's configuration is compared too).
+fn sequences_of(base: &str, file: &str, seeds: std::ops::Range<u64>, up_args: &[&str]) {
+    let full = up_args.is_empty();
     if !require_root() {
         return;
     }
@@ -493,7 +573,9 @@ fn sequences(base: &str, file: &str, seeds: std::ops::Range<u64>) {
     for seed in seeds {
         let mut rng = StdRng::seed_from_u64(seed);
         let lab = TestLab::write(base, &original);
-        let out = lab.vpcsim(&["up", lab.file.to_str().unwrap(), "--network-only"]);
+        let mut up = vec!["up", lab.file.to_str().unwrap()];
+        up.extend_from_slice(up_args);
+        let out = lab.vpcsim(&up);
         assert!(
             out.status.success(),
             "{}",
@@ -532,9 +614,10 @@ fn sequences(base: &str, file: &str, seeds: std::ops::Range<u64>) {
             }
         }
         let applied = dump(&lab.name);
-        let applied_probe = (seed % 5 == 0).then(|| probe(&lab));
+        let applied_probe = (full || seed % 5 == 0).then(|| probe(&lab));
+        let applied_alb = full.then(|| alb_config(&lab));
         down(&lab);
-        let out = lab.vpcsim(&["up", lab.file.to_str().unwrap(), "--network-only"]);
+        let out = lab.vpcsim(&up);
         assert!(
             out.status.success(),
             "{}",
@@ -555,6 +638,13 @@ fn sequences(base: &str, file: &str, seeds: std::ops::Range<u64>) {
                 p,
                 probe(&lab),
                 "seed {seed}: probe truth table after {done:?}"
+            );
+        }
+        if let Some(a) = applied_alb {
+            assert_eq!(
+                a,
+                alb_config(&lab),
+                "seed {seed}: ALB configuration after {done:?}"
             );
         }
     }
@@ -583,4 +673,11 @@ fn more_random_edits_of_the_literal_seed_equal_a_fresh_up() {
 #[test]
 fn random_edits_of_the_docker_canary_equal_a_fresh_up() {
     sequences("eqk", "canary-docker.toml", 300..300 + SEQUENCES);
+}
+
+/// With workloads and the ALB: its configuration (listeners, weights,
+/// target groups and their targets) equals a fresh `up`'s too.
+#[test]
+fn random_edits_of_the_running_canary_equal_a_fresh_up_alb_included() {
+    sequences_of("eqf", "canary.toml", 400..403, &[]);
 }
