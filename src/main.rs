@@ -591,7 +591,9 @@ fn main() -> ExitCode {
         Command::AlbDaemon { lab, .. } => {
             vpcsim::workloads::keeper::run(&["alb-daemon", "--lab", &lab])
         }
-        Command::AwsServices { lab, worker: true } => vpcsim::services::run(&lab),
+        Command::AwsServices { lab, worker: true } => {
+            vpcsim::services::run(&lab).map_err(Into::into)
+        }
         Command::AwsServices { lab, .. } => {
             vpcsim::workloads::keeper::run(&["aws-services", "--lab", &lab])
         }
@@ -648,7 +650,7 @@ fn main() -> ExitCode {
             json,
         })
         .map(exit_unless),
-        Command::FlowLogDaemon { lab } => vpcsim::flowlog::daemon::run(&lab),
+        Command::FlowLogDaemon { lab } => vpcsim::flowlog::daemon::run(&lab).map_err(Into::into),
         Command::Graph {
             target,
             format,

@@ -206,7 +206,8 @@ fn web_acl_round_trip_same_verdicts_and_cfn_lint_clean() {
     // template read back must decide every one the same way.
     let xff = "X-Forwarded-For: 198.51.100.1, 192.0.2.7";
     let cases: &[(&[&str], &str)] = &[
-        (&["/q?id=1%27%20OR%20%271%27%3D%271"], "sqli"),
+        (&["/q?id=1%27%20OR%20%271%27%3D%271"], "query-sqli-high"),
+        (&["-X", "POST", "-d", "id=1' OR '1'='1", "/form"], "sqli"),
         (
             &[
                 "--client",

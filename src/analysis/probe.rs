@@ -11,14 +11,37 @@
 
 use super::model::{Loc, Model, Path};
 use super::trace::{self, ConnectionTrace, Report, Source, Target};
-use crate::fabric::netns;
+use crate::fabric::netns::{self, NetnsError};
 use crate::topology::plan::*;
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
 use rand::Rng;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
+
+/// What kept a probe from running (a connection that fails is a result,
+/// not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("listening on {node}:{spec}: {source}")]
+    Listen {
+        node: String,
+        spec: PortSpec,
+        source: io::Error,
+    },
+    #[error("reading the fabric's rule counters: {0}")]
+    Counters(String),
+    #[error("probing {case}: {source}")]
+    Attempt { case: String, source: io::Error },
+    #[error("the probe's runtime: {0}")]
+    Runtime(io::Error),
+}
 
 /// Per connection attempt: a SYN lost to a drop rule is retried after 1 s,
 /// so 2 s tells a drop from a slow answer.
@@ -267,7 +290,7 @@ fn cases(lab: &Lab, ports: &[PortSpec]) -> Vec<Case> {
 /// Binds a listener on every TCP and UDP port in every node; ports already
 /// in use are kept (whatever listens there answers the probe). The UDP
 /// sockets are echoed by [`echo`] while the probes run.
-fn listen(lab: &Lab, ports: &[PortSpec]) -> anyhow::Result<(Vec<TcpListener>, Vec<UdpSocket>)> {
+fn listen(lab: &Lab, ports: &[PortSpec]) -> Result<(Vec<TcpListener>, Vec<UdpSocket>), ProbeError> {
     let (mut tcp, mut udp) = (Vec::new(), Vec::new());
     for e in &lab.enis {
         let ns = lab.namespace(&e.node);
@@ -283,7 +306,13 @@ fn listen(lab: &Lab, ports: &[PortSpec]) -> anyhow::Result<(Vec<TcpListener>, Ve
             match bound {
                 Ok(()) => {}
                 Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {}
-                Err(err) => anyhow::bail!("listening on {}:{spec}: {err}", e.node),
+                Err(source) => {
+                    return Err(ProbeError::Listen {
+                        node: e.node.clone(),
+                        spec: *spec,
+                        source,
+                    })
+                }
             }
         }
     }
@@ -332,7 +361,7 @@ fn unconfirmed<'a>(
 }
 
 /// Packet counters of the fabric's commented nft rules, by comment.
-fn fabric_counters(lab: &Lab) -> anyhow::Result<BTreeMap<String, u64>> {
+fn fabric_counters(lab: &Lab) -> Result<BTreeMap<String, u64>, ProbeError> {
     let mut cmd = std::process::Command::new("nft");
     cmd.args(["-j", "list", "ruleset"]);
     crate::workloads::process::enter_node(
@@ -340,14 +369,19 @@ fn fabric_counters(lab: &Lab) -> anyhow::Result<BTreeMap<String, u64>> {
         &lab.name,
         FABRIC,
         crate::workloads::process::Reach::Hypervisor,
-    )?;
-    let out = cmd.output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "nft list ruleset in the fabric: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    )
+    .map_err(|e| ProbeError::Counters(format!("entering the fabric: {e}")))?;
+    let out = cmd
+        .output()
+        .map_err(|e| ProbeError::Counters(format!("running nft: {e}")))?;
+    if !out.status.success() {
+        return Err(ProbeError::Counters(format!(
+            "nft list ruleset in the fabric: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| ProbeError::Counters(format!("nft's JSON: {e}")))?;
     let mut counters = BTreeMap::new();
     for item in v["nftables"].as_array().into_iter().flatten() {
         let rule = &item["rule"];
@@ -367,7 +401,7 @@ fn fabric_counters(lab: &Lab) -> anyhow::Result<BTreeMap<String, u64>> {
 
 /// One attempt from inside the source's namespace; returns (source port,
 /// or ICMP identifier, and whether an answer came back).
-async fn attempt(case: &Case) -> anyhow::Result<(u16, bool)> {
+async fn attempt(case: &Case) -> io::Result<(u16, bool)> {
     match case.spec.protocol {
         Protocol::Udp => attempt_udp(case).await,
         Protocol::Icmp => attempt_icmp(case).await,
@@ -381,31 +415,34 @@ fn ephemeral(case: &Case) -> u16 {
     rand::thread_rng().gen_range(range.from.max(1)..=range.to)
 }
 
-/// A DNS query (RFC 1035 4.1) for the A record of `probe.vpcsim`: any
-/// answer, NXDOMAIN included, shows the resolver was reached. Other ports
-/// get the same bytes back from the probe's echo listener.
+/// A DNS query for the A record of `probe.vpcsim`: any answer, NXDOMAIN
+/// included, shows the resolver was reached. Other ports get the same
+/// bytes back from the probe's echo listener.
 fn dns_query(id: u16) -> Vec<u8> {
-    let mut q = id.to_be_bytes().to_vec();
-    q.extend([0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in ["probe", "vpcsim"] {
-        q.push(label.len() as u8);
-        q.extend(label.as_bytes());
-    }
-    q.extend([0, 0, 1, 0, 1]);
-    q
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    let name = Name::from_ascii("probe.vpcsim.").expect("a valid name");
+    m.add_query(Query::query(name, RecordType::A));
+    m.to_vec().expect("a query encodes")
+}
+
+/// `netns::run_in` inside an attempt, its failure as an I/O error of that
+/// attempt.
+fn in_ns<T>(ns: &str, f: impl FnOnce() -> T) -> io::Result<T> {
+    netns::run_in(ns, f).map_err(io::Error::other)
 }
 
 /// One datagram (sent again after 1 s, as a resolver client would) and
 /// its answer; a port unreachable counts as an answer, like a TCP reset,
 /// and any other error (no route) as no answer.
-async fn attempt_udp(case: &Case) -> anyhow::Result<(u16, bool)> {
+async fn attempt_udp(case: &Case) -> io::Result<(u16, bool)> {
     let mut tries = 0;
     let (sock, sport) = loop {
         let sport = ephemeral(case);
-        match netns::run_in(&case.ns, || UdpSocket::bind((case.src.addr, sport)))? {
+        match in_ns(&case.ns, || UdpSocket::bind((case.src.addr, sport)))? {
             Ok(s) => break (s, sport),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 20 => tries += 1,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     };
     sock.set_nonblocking(true)?;
@@ -445,10 +482,10 @@ fn checksum(data: &[u8]) -> u16 {
 /// reply: the raw socket sees every ICMP packet of the namespace, so the
 /// reply is told by its source address and random identifier. The socket
 /// is polled (tokio registers only sockets it owns without `unsafe`).
-async fn attempt_icmp(case: &Case) -> anyhow::Result<(u16, bool)> {
+async fn attempt_icmp(case: &Case) -> io::Result<(u16, bool)> {
     use socket2::{Domain, Socket, Type};
     use std::io::Read;
-    let sock = netns::run_in(&case.ns, || {
+    let sock = in_ns(&case.ns, || {
         Socket::new(Domain::IPV4, Type::RAW, Some(socket2::Protocol::ICMPV4))
     })??;
     sock.bind(&SocketAddr::from((case.src.addr, 0)).into())?;
@@ -499,15 +536,15 @@ async fn attempt_icmp(case: &Case) -> anyhow::Result<(u16, bool)> {
 
 /// One connection attempt from a random port of the client's ephemeral
 /// range.
-async fn attempt_tcp(case: &Case) -> anyhow::Result<(u16, bool)> {
+async fn attempt_tcp(case: &Case) -> io::Result<(u16, bool)> {
     let mut tries = 0;
     let (sock, sport) = loop {
-        let sock = netns::run_in(&case.ns, tokio::net::TcpSocket::new_v4)??;
+        let sock = in_ns(&case.ns, tokio::net::TcpSocket::new_v4)??;
         let sport = ephemeral(case);
         match sock.bind(SocketAddr::from((case.src.addr, sport))) {
             Ok(()) => break (sock, sport),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 20 => tries += 1,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     };
     let connected = tokio::time::timeout(
@@ -524,14 +561,15 @@ async fn attempt_tcp(case: &Case) -> anyhow::Result<(u16, bool)> {
     Ok((sport, reachable))
 }
 
-pub fn probe(lab: &Lab, ports: &[PortSpec]) -> anyhow::Result<ProbeReport> {
+pub fn probe(lab: &Lab, ports: &[PortSpec]) -> Result<ProbeReport, ProbeError> {
     let started = Instant::now();
     let (_tcp, udp) = listen(lab, ports)?;
     let cases = cases(lab, ports);
     let before = fabric_counters(lab)?;
     let results = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?
+        .build()
+        .map_err(ProbeError::Runtime)?
         .block_on(async {
             // The echo tasks end with the runtime, after the last attempt.
             for sock in udp {
@@ -542,7 +580,16 @@ pub fn probe(lab: &Lab, ports: &[PortSpec]) -> anyhow::Result<ProbeReport> {
     let model = Model::new(lab);
     let mut probes = Vec::with_capacity(cases.len());
     for (case, result) in cases.iter().zip(results) {
-        let (sport, actual) = result?;
+        let (sport, actual) = result.map_err(|source| ProbeError::Attempt {
+            case: format!(
+                "{} -> {} ({}:{})",
+                model.loc_name(case.src.loc),
+                case.dst_node,
+                case.dst,
+                case.spec
+            ),
+            source,
+        })?;
         let pkt = trace::packet(
             case.src.addr,
             case.dst,

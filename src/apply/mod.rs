@@ -45,7 +45,10 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
-    fn component(what: &'static str) -> impl FnOnce(anyhow::Error) -> ApplyError {
+    fn component<E>(what: &'static str) -> impl FnOnce(E) -> ApplyError
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         move |e| ApplyError::Component {
             what,
             source: e.into(),

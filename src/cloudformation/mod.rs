@@ -4,6 +4,9 @@
 //! Depends only on [`crate::topology`]: import produces the same
 //! [`crate::topology::model::Topology`] a TOML file does, so validation,
 //! fabric, firewall and load balancer are the ones every lab uses.
+//!
+//! Owns: template syntax, intrinsics, stacks and the mapping to and from the
+//! topology model. Must not touch: the kernel, a lab's state or the command line.
 
 pub mod export;
 pub mod import;

@@ -1,5 +1,9 @@
 //! The CLI verbs. Each returns `anyhow::Result`; `UsageError` in the chain
 //! means bad input (exit code 2).
+//!
+//! Owns: the command line (arguments, usage errors, exit codes, root checks, finding a
+//! lab by name) and turning the typed errors of the modules below into messages.
+//! Must not hold domain logic: a verb calls typed functions below it.
 
 pub mod apply;
 pub mod deploy;

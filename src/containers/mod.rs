@@ -6,6 +6,10 @@
 //! Containers carry the labels `vpcsim.lab` and `vpcsim.node`: teardown
 //! finds them by label, so `down` removes them even when `up` was killed
 //! before it could record anything.
+//!
+//! Owns: the lab's containers and images through the engine's API, and their wiring
+//! inside the host instance. Must not touch: the fabric (its bridges, routes and
+//! nftables) or the root namespace (no `docker0`, no port published there).
 
 mod attach;
 pub mod image;

@@ -8,6 +8,9 @@
 //!
 //! The S3 server tells the paths apart by the link a connection arrived on
 //! (one listener per link), never by address guessing.
+//!
+//! Owns: the `s3` namespace, its links, the endpoint links and the DNS
+//! address. Must not touch: the servers behind them (`services/`).
 
 use super::build::{Additions, FabricError, Ns};
 use super::netns;

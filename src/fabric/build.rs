@@ -1,6 +1,9 @@
 //! Builds a lab's namespaces and links with in-process netlink (rtnetlink):
 //! no `ip` processes, one socket per namespace, requests to different
 //! namespaces in flight together.
+//!
+//! Owns: creating namespaces, bridges, veths and addresses, and the sysctls of each
+//! namespace. Must not touch: which routes a table holds (`routes.rs`) or nftables.
 
 use super::netns::{self, NetnsError};
 use crate::topology::plan::*;

@@ -1,5 +1,8 @@
 //! Named network namespaces, created and removed the way `ip netns` does it,
 //! so that `ip netns list` / `ip netns exec` work on every lab namespace.
+//!
+//! Owns: the files under /run/netns and running code inside a namespace
+//! (`run_in`). Must not touch: what is configured inside a namespace.
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};

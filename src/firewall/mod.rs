@@ -8,6 +8,10 @@
 //! atomic, and a lab is never half-filtered. A change to a running lab
 //! loads only what changed ([`ruleset::Ruleset::update_from`]), in one
 //! transaction too.
+//!
+//! Owns: every nftables rule of a lab, in the fabric and NAT gateway namespaces. Must
+//! not touch: links and routes (`fabric/`), instances' own rulesets, or the root
+//! namespace's ruleset.
 
 pub mod fabric;
 pub mod nat_gateway;

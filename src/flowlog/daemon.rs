@@ -2,9 +2,11 @@
 //! in the fabric namespace): reads the packets the fabric's ruleset logs to
 //! NFLOG, aggregates them per flow log, ENI, flow and action, and appends
 //! one record per aggregate when its flow log's interval ends.
+//!
+//! Owns: aggregation and writing records. Must not touch: netlink (`nflog.rs`).
 
 use super::nflog::{if_name, Logged, NflogSocket};
-use super::Record;
+use super::{FlowLogError, Record};
 use crate::firewall::fabric::NFLOG_GROUP;
 use crate::state::LabState;
 use crate::topology::plan::Lab;
@@ -12,6 +14,7 @@ use crate::topology::plan::{FlowAction, ACCOUNT_ID};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long one `recv` waits: the granularity of interval ends.
@@ -157,19 +160,27 @@ fn unix_now() -> u64 {
 }
 
 /// Runs until killed (teardown ends it with the lab's other processes).
-pub fn run(lab: &str) -> anyhow::Result<()> {
-    let state = LabState::load(lab)?.ok_or_else(|| anyhow::anyhow!("lab {lab} has no state"))?;
+pub fn run(lab: &str) -> Result<(), FlowLogError> {
+    let state = LabState::load(lab)?.ok_or_else(|| FlowLogError::NotUp(lab.into()))?;
     let plan = state.plan;
-    let sock = NflogSocket::bind(NFLOG_GROUP, POLL)?;
+    let nflog = |source| FlowLogError::Nflog {
+        group: NFLOG_GROUP,
+        source,
+    };
+    let mut sock = NflogSocket::bind(NFLOG_GROUP, POLL).map_err(nflog)?;
+    let file = |path: PathBuf| move |source| FlowLogError::File { path, source };
+    let path = super::log_file(lab);
     let mut out = std::fs::File::options()
         .create(true)
         .append(true)
-        .open(super::log_file(lab))?;
-    std::fs::write(super::ready_file(lab), b"")?;
+        .open(&path)
+        .map_err(file(path.clone()))?;
+    let ready = super::ready_file(lab);
+    std::fs::write(&ready, b"").map_err(file(ready.clone()))?;
     let mut agg = Aggregator::new(&plan, unix_now());
     let mut names: HashMap<u32, Option<String>> = HashMap::new();
     loop {
-        let packets = sock.recv()?;
+        let packets = sock.recv().map_err(nflog)?;
         let now = unix_now();
         for p in &packets {
             // The interface only matters for the source check, whose
@@ -187,7 +198,7 @@ pub fn run(lab: &str) -> anyhow::Result<()> {
         let records = agg.flush(now);
         if !records.is_empty() {
             let text: String = records.iter().map(|r| format!("{r}\n")).collect();
-            out.write_all(text.as_bytes())?;
+            out.write_all(text.as_bytes()).map_err(file(path.clone()))?;
         }
     }
 }

@@ -9,13 +9,35 @@
 //! daemon in the fabric namespace ([`daemon`]) reads them over netlink
 //! ([`nflog`]), aggregates and appends records to
 //! `/run/vpcsim/<lab>/flow-logs.log`.
+//!
+//! Owns: the record format, the daemon and its log file. Must not touch: the ruleset
+//! that feeds it (`firewall/fabric.rs` decides what is logged, with which prefix).
 
 pub mod daemon;
 pub mod nflog;
 
+use crate::state::StateError;
 use serde::Serialize;
+use std::io;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+
+/// What went wrong starting or running the flow log daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowLogError {
+    #[error("lab `{0}` is not up")]
+    NotUp(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("starting the flow log daemon: {0}")]
+    Spawn(io::Error),
+    #[error("flow log daemon did not start; see {}", .log.display())]
+    NotStarted { log: PathBuf },
+    #[error("NFLOG group {group}: {source}")]
+    Nflog { group: u16, source: io::Error },
+    #[error("{}: {source}", .path.display())]
+    File { path: PathBuf, source: io::Error },
+}
 
 /// One flow log record, AWS default format version 2 (as JSON, with the
 /// format's field names: `account-id`, `interface-id`, `log-status`).
@@ -106,15 +128,14 @@ fn ready_file(lab: &str) -> PathBuf {
 
 /// Starts the lab's flow log daemon in the fabric namespace when the lab
 /// has flow logs, and waits until it listens to the kernel.
-pub fn start(state: &mut crate::state::LabState) -> anyhow::Result<()> {
-    use anyhow::Context;
+pub fn start(state: &mut crate::state::LabState) -> Result<(), FlowLogError> {
     if state.plan.flow_logs.is_empty() {
         return Ok(());
     }
     let lab = state.plan.name.clone();
     let _ = std::fs::remove_file(ready_file(&lab));
     let log = crate::state::log_dir(&lab).join("flow-logs-daemon.log");
-    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    let mut cmd = std::process::Command::new(std::env::current_exe().map_err(FlowLogError::Spawn)?);
     cmd.args(["flow-log-daemon", "--lab", &lab]);
     let rec = crate::workloads::process::spawn_detached(
         &lab,
@@ -124,13 +145,13 @@ pub fn start(state: &mut crate::state::LabState) -> anyhow::Result<()> {
         cmd,
         &log,
     )
-    .context("starting the flow log daemon")?;
+    .map_err(FlowLogError::Spawn)?;
     state.processes.push(rec.clone());
     state.save()?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !ready_file(&lab).exists() {
         if !rec.is_alive() || std::time::Instant::now() > deadline {
-            anyhow::bail!("flow log daemon did not start; see {}", log.display());
+            return Err(FlowLogError::NotStarted { log });
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }

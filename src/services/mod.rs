@@ -3,20 +3,73 @@
 //! VPC, and when the lab has S3, the S3 endpoint and the internet's resolver
 //! in the `s3` namespace. One process holds sockets in several namespaces
 //! (created with `netns::run_in`), and teardown finds it by namespace.
+//!
+//! Owns: the daemon's sockets, its start-up and reload, and the DNS query log.
+//! Must not touch: the links and addresses the services sit behind
+//! (`fabric/aws_side.rs` builds them) or the firewall.
 
 pub mod dns;
 pub mod s3;
 
 use crate::connlimit::{accept_loop, Limits, Registry, Tracked};
 use crate::fabric::aws_side::S3_TO_INTERNET_IF;
-use crate::fabric::netns;
-use crate::state::{lab_dir, log_dir, LabState};
+use crate::fabric::netns::{self, NetnsError};
+use crate::state::{lab_dir, log_dir, LabState, StateError};
 use crate::topology::plan::*;
-use anyhow::Context;
 use hyper_util::rt::TokioIo;
+use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+/// What went wrong starting, reloading or running the AWS services daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ServicesError {
+    #[error("lab `{0}` is not up")]
+    NotUp(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("starting the AWS services daemon (DNS, S3): {0}")]
+    Spawn(io::Error),
+    #[error("the AWS services daemon exited at start; see {}", .log.display())]
+    Exited { log: PathBuf },
+    #[error("the AWS services daemon is not ready after 10 s; see {}", .log.display())]
+    NotReady { log: PathBuf },
+    #[error("the AWS services daemon of lab `{0}` is not running")]
+    NotRunning(String),
+    #[error("asking the AWS services daemon to reload: {0}")]
+    Signal(nix::Error),
+    #[error("the AWS services daemon did not reload in 10 s; see {}", .log.display())]
+    NoReload { log: PathBuf },
+    #[error("{ns}: bind udp {addr}: {source}")]
+    BindUdp {
+        ns: String,
+        addr: SocketAddrV4,
+        source: io::Error,
+    },
+    #[error("{ns}: listen on {addr} via {link}: {source}")]
+    Listen {
+        ns: String,
+        addr: SocketAddrV4,
+        link: String,
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error(transparent)]
+    S3(#[from] s3::S3Error),
+    #[error("{}: {source}", .path.display())]
+    File { path: PathBuf, source: io::Error },
+    #[error("the AWS services daemon's runtime: {0}")]
+    Runtime(io::Error),
+}
+
+/// The ready file written, or why not.
+fn mark_ready(lab: &str) -> Result<(), ServicesError> {
+    let path = ready_file(lab);
+    std::fs::write(&path, b"").map_err(|source| ServicesError::File { path, source })
+}
 
 /// The AWS CLI and SDKs speak to this URL instead of `https://…:443`: the
 /// lab's S3 has no TLS, but keeps port 443 so NACL and SG rules for HTTPS
@@ -64,11 +117,12 @@ pub fn s3_access_log(lab: &str) -> std::path::PathBuf {
 pub const ROLE: &str = "aws-services";
 
 /// Starts the daemon and waits until every socket is bound.
-pub fn start(state: &mut LabState) -> anyhow::Result<()> {
+pub fn start(state: &mut LabState) -> Result<(), ServicesError> {
     let lab = state.plan.name.clone();
     let log = log_dir(&lab).join("aws-services.log");
     let _ = std::fs::remove_file(ready_file(&lab));
-    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    let mut cmd =
+        std::process::Command::new(std::env::current_exe().map_err(ServicesError::Spawn)?);
     cmd.args(["aws-services", "--lab", &lab]);
     let rec = crate::workloads::process::spawn_detached(
         &lab,
@@ -78,22 +132,16 @@ pub fn start(state: &mut LabState) -> anyhow::Result<()> {
         cmd,
         &log,
     )
-    .context("starting the AWS services daemon (DNS, S3)")?;
+    .map_err(ServicesError::Spawn)?;
     state.processes.push(rec.clone());
     state.save()?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ready_file(&lab).exists() {
         if !rec.is_alive() {
-            anyhow::bail!(
-                "the AWS services daemon exited at start; see {}",
-                log.display()
-            );
+            return Err(ServicesError::Exited { log });
         }
         if Instant::now() > deadline {
-            anyhow::bail!(
-                "the AWS services daemon is not ready after 10 s; see {}",
-                log.display()
-            );
+            return Err(ServicesError::NotReady { log });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -101,16 +149,18 @@ pub fn start(state: &mut LabState) -> anyhow::Result<()> {
 }
 
 /// The daemon itself (`vpcsim aws-services --lab L`).
-pub fn run(lab: &str) -> anyhow::Result<()> {
-    let state = LabState::load(lab)?.with_context(|| format!("lab `{lab}` is not up"))?;
+pub fn run(lab: &str) -> Result<(), ServicesError> {
+    let state = LabState::load(lab)?.ok_or_else(|| ServicesError::NotUp(lab.into()))?;
     let plan = state.plan;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(ServicesError::Runtime)?;
     rt.block_on(async {
         // Before the ready file: a reload sent once it exists finds the handler.
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(ServicesError::Runtime)?;
         let vpc_dns = udp_in(&plan.fabric_ns(), SocketAddrV4::new(plan.dns_ip(), 53))?;
         let vpc_view = Arc::new(RwLock::new(Arc::new(DnsView::of(&plan, true))));
         tokio::spawn(serve_dns(
@@ -133,14 +183,13 @@ pub fn run(lab: &str) -> anyhow::Result<()> {
             side.listen(&plan, s3.address)?;
             s3_side = Some(side);
         }
-        std::fs::write(ready_file(lab), b"")?;
+        mark_ready(lab)?;
         // A change to the lab (`apply`): serve the new plan, keeping S3's
         // objects, the logs and every open connection.
         loop {
             hangup.recv().await;
-            let reloaded = (|| -> anyhow::Result<()> {
-                let state =
-                    LabState::load(lab)?.with_context(|| format!("lab `{lab}` is not up"))?;
+            let reloaded = (|| -> Result<(), ServicesError> {
+                let state = LabState::load(lab)?.ok_or_else(|| ServicesError::NotUp(lab.into()))?;
                 let plan = state.plan;
                 *vpc_view.write().expect("dns view lock") = Arc::new(DnsView::of(&plan, true));
                 if let (Some(side), Some(s3)) = (&s3_side, &plan.s3) {
@@ -152,8 +201,8 @@ pub fn run(lab: &str) -> anyhow::Result<()> {
                 Ok(())
             })();
             match reloaded {
-                Ok(()) => std::fs::write(ready_file(lab), b"")?,
-                Err(e) => eprintln!("aws-services: reload failed: {e:#}"),
+                Ok(()) => mark_ready(lab)?,
+                Err(e) => eprintln!("aws-services: reload failed: {e}"),
             }
         }
     })
@@ -197,7 +246,7 @@ impl S3Side {
         &self,
         plan: &crate::topology::plan::Lab,
         address: std::net::Ipv4Addr,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), ServicesError> {
         let mut paths = vec![(S3_TO_INTERNET_IF.to_string(), s3::Via::Internet)];
         for e in &plan.vpc_endpoints {
             let via = s3::Via::Endpoint {
@@ -228,36 +277,40 @@ impl S3Side {
 
 /// Asks the running daemon to serve the lab's new plan (what `apply`
 /// changed: names, buckets, policies, endpoints) and waits until it has.
-pub fn reload(state: &LabState) -> anyhow::Result<()> {
+pub fn reload(state: &LabState) -> Result<(), ServicesError> {
     let lab = &state.plan.name;
     let keeper = state
         .processes
         .iter()
         .find(|p| p.role == ROLE && p.is_alive())
-        .with_context(|| format!("the AWS services daemon of lab `{lab}` is not running"))?;
+        .ok_or_else(|| ServicesError::NotRunning(lab.clone()))?;
     let _ = std::fs::remove_file(ready_file(lab));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(keeper.pid),
         nix::sys::signal::Signal::SIGHUP,
-    )?;
+    )
+    .map_err(ServicesError::Signal)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ready_file(lab).exists() {
         if Instant::now() > deadline {
-            anyhow::bail!(
-                "the AWS services daemon did not reload in 10 s; see {}",
-                log_dir(lab).join("aws-services.log").display()
-            );
+            return Err(ServicesError::NoReload {
+                log: log_dir(lab).join("aws-services.log"),
+            });
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     Ok(())
 }
 
-fn udp_in(ns: &str, addr: SocketAddrV4) -> anyhow::Result<tokio::net::UdpSocket> {
-    let sock = netns::run_in(ns, || std::net::UdpSocket::bind(addr))?
-        .with_context(|| format!("{ns}: bind udp {addr}"))?;
-    sock.set_nonblocking(true)?;
-    Ok(tokio::net::UdpSocket::from_std(sock)?)
+fn udp_in(ns: &str, addr: SocketAddrV4) -> Result<tokio::net::UdpSocket, ServicesError> {
+    let bind_error = |source| ServicesError::BindUdp {
+        ns: ns.into(),
+        addr,
+        source,
+    };
+    let sock = netns::run_in(ns, || std::net::UdpSocket::bind(addr))?.map_err(bind_error)?;
+    sock.set_nonblocking(true).map_err(bind_error)?;
+    tokio::net::UdpSocket::from_std(sock).map_err(bind_error)
 }
 
 /// A listener that only accepts connections arriving on `link`: the path a
@@ -266,8 +319,14 @@ fn tcp_on_link(
     ns: &str,
     link: &str,
     addr: SocketAddrV4,
-) -> anyhow::Result<tokio::net::TcpListener> {
+) -> Result<tokio::net::TcpListener, ServicesError> {
     use socket2::{Domain, Socket, Type};
+    let listen_error = |source| ServicesError::Listen {
+        ns: ns.into(),
+        addr,
+        link: link.into(),
+        source,
+    };
     let listener = netns::run_in(ns, || -> std::io::Result<std::net::TcpListener> {
         let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
         s.set_reuse_address(true)?;
@@ -277,8 +336,8 @@ fn tcp_on_link(
         s.set_nonblocking(true)?;
         Ok(s.into())
     })?
-    .with_context(|| format!("{ns}: listen on {addr} via {link}"))?;
-    Ok(tokio::net::TcpListener::from_std(listener)?)
+    .map_err(listen_error)?;
+    tokio::net::TcpListener::from_std(listener).map_err(listen_error)
 }
 
 /// The Amazon DNS's query log, one JSON object per query in the shape of
@@ -291,13 +350,16 @@ struct QueryLog {
 }
 
 impl QueryLog {
-    fn open(plan: &crate::topology::plan::Lab) -> anyhow::Result<QueryLog> {
+    fn open(plan: &crate::topology::plan::Lab) -> Result<QueryLog, ServicesError> {
         let path = dns_query_log(&plan.name);
         let file = std::fs::File::options()
             .create(true)
             .append(true)
             .open(&path)
-            .with_context(|| format!("{}", path.display()))?;
+            .map_err(|source| ServicesError::File {
+                path: path.clone(),
+                source,
+            })?;
         Ok(QueryLog {
             file,
             vpc_id: plan.vpc_id.clone(),

@@ -9,6 +9,9 @@
 //! server crate because those verify every signature against a known secret,
 //! and this server must tag each request with the path it arrived by
 //! (endpoint link or internet link), which only the listener knows.
+//!
+//! Owns: the API's semantics, the buckets' objects and the access log records. Must not
+//! touch: sockets and listeners (`services/mod.rs` binds them, one per path).
 
 use crate::topology::policy::{Decision, Policy, RequestContext};
 use bytes::Bytes;

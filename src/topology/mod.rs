@@ -1,5 +1,8 @@
 //! Topology files: parsing ([`model`]), checking and resolving ([`validate`])
 //! into the [`plan::Lab`] every other module builds from.
+//!
+//! Owns: the file's meaning, every check of it and the resolved plan. Must not touch:
+//! the kernel, processes or a lab's state: everything here is a function of the files.
 
 pub mod fields;
 pub mod files;

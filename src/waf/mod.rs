@@ -9,6 +9,9 @@
 //! - [`managed`]: the AWS Managed Rules groups, AWS's rule names;
 //! - [`rate`]: rate-based rules;
 //! - [`log`]: WAF logs in AWS's JSON format and the per-lab log file.
+//!
+//! Owns: the WAF language, its evaluation of one request and its log records. Must not
+//! touch: sockets or connections (`lb/` calls it once per request).
 
 pub mod field;
 pub mod log;

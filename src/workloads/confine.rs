@@ -20,6 +20,9 @@
 //! Not a user namespace: a network namespace belongs to the user namespace
 //! that created it, so root of a new user namespace could not configure the
 //! instance's own links, routes and nftables.
+//!
+//! Owns: the capabilities and mounts an instance's processes keep. Must not touch: the
+//! instance's network (addresses, routes, nftables are its own to change).
 
 use std::ffi::CString;
 use std::path::Path;

@@ -4,6 +4,8 @@
 //! starts it again (after a back-off that grows while it keeps dying at
 //! once) until the keeper itself is asked to stop. `down` finds both by
 //! namespace and ends them by PID like every lab process.
+//!
+//! Owns: restarting a daemon and its back-off. Must not touch: what the daemon does.
 
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};

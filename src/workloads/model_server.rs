@@ -6,6 +6,9 @@
 //! every response; this one keeps HTTP/1.1 connections alive so the load
 //! balancer's connection pool (and the benchmarks) measure the balancer, not
 //! TCP handshakes.
+//!
+//! Owns: the seed apps' HTTP behaviour, byte for byte. Must not touch: anything but its
+//! socket: it runs inside an instance, as the seed's Python would.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

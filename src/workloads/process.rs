@@ -1,6 +1,9 @@
 //! Starting processes inside a lab node, the way a VM's init would: in the
 //! node's network namespace, with the node's own /etc/hosts and resolv.conf,
 //! detached from the terminal, output kept as the node's console log.
+//!
+//! Owns: spawning into a node (namespace, /etc files, cgroup, log) and process records.
+//! Must not touch: which processes a lab runs (`workloads/mod.rs` decides).
 
 use crate::fabric::netns;
 use crate::state::{process_start_time, ProcessRecord};
