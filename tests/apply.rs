@@ -331,3 +331,67 @@ fn watch_applies_each_save_and_survives_a_broken_one() {
     let _ = watch.kill();
     let _ = watch.wait();
 }
+
+/// A flow log added to a running lab starts recording at once; removed, its
+/// daemon and the fabric's log statements go, and the records stay.
+#[test]
+fn flow_logs_come_and_go_with_the_file() {
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::up_with(
+        "apl-flow",
+        &shipped_text("canary.toml"),
+        &["--network-only"],
+    );
+    let base = std::fs::read_to_string(&lab.file).unwrap();
+    std::fs::write(
+        &lab.file,
+        format!("{base}\n[[flow_log]]\nresource = \"vpc\"\ntraffic_type = \"ALL\"\nmax_aggregation_interval = 1\n"),
+    )
+    .unwrap();
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{plan}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(plan.contains("+ flow log fl-"), "{plan}");
+    lab.listen("v1-a", &["tcp/8000"]);
+    let v1a = "10.0.20.16";
+    let record = lab.eventually(|| {
+        lab.tcp("alb-a", v1a, 8000)?;
+        let out = lab.vpcsim(&["flow-logs", "--lab", &lab.name]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            // The connection to v1-a: destination port 8000, TCP.
+            .find(|l| l.contains(&format!(" {v1a} ")) && l.contains(" 8000 6 "))
+            .map(String::from)
+    });
+    assert!(
+        record.is_some_and(|r| r.contains("ACCEPT")),
+        "no flow log record of alb-a -> v1-a:8000"
+    );
+
+    std::fs::write(&lab.file, &base).unwrap();
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{plan}");
+    assert!(plan.contains("- flow log fl-"), "{plan}");
+    let (ruleset, _) = snapshot(&lab);
+    assert!(
+        !ruleset.contains("log prefix"),
+        "the fabric still logs:\n{ruleset}"
+    );
+    let state = std::fs::read_to_string(format!("/run/vpcsim/{}/state.json", lab.name)).unwrap();
+    assert!(
+        !state.contains("\"flow-logs\""),
+        "the flow log daemon is still recorded"
+    );
+    let out = lab.vpcsim(&["flow-logs", "--lab", &lab.name]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(" ACCEPT "),
+        "the records are gone"
+    );
+}

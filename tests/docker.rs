@@ -687,3 +687,47 @@ fn a_container_that_cannot_be_attached_is_killed_not_left_half_attached() {
         "a container veth was left: {links}"
     );
 }
+
+/// `vpcsim apply` recreates a container whose ports or environment changed
+/// (Docker changes neither in place) and removes one the file drops; the
+/// host instance and its other traffic stay.
+#[test]
+fn apply_recreates_a_changed_container_and_removes_a_dropped_one() {
+    if !require_docker() {
+        return;
+    }
+    let _image = model_image();
+    let lab = TestLab::up("t-dk-apply", PLUMBING);
+    lab.eventually(|| recommend(&lab, "client", "10.0.20.71", 80))
+        .expect("docker-host:80 answers");
+    let changed = PLUMBING
+        .replace(r#"ports = ["80:8000"]"#, r#"ports = ["8000:8000"]"#)
+        .replace("V2 - Docker - Canary", "V2 - Docker - Moved");
+    std::fs::write(&lab.file, common::set_name(&changed, &lab.name)).unwrap();
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{plan}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(plan.contains("-/+ container v2-docker ("), "{plan}");
+    let answer = lab
+        .eventually(|| recommend(&lab, "client", "10.0.20.71", 8000))
+        .expect("the recreated container answers on its new port");
+    assert!(answer.contains("V2 - Docker - Moved"), "{answer}");
+    assert!(
+        !lab.tcp_ok("client", "10.0.20.71", 80),
+        "80 is no longer published"
+    );
+    assert_eq!(docker_containers(&lab.name).len(), 1);
+
+    let cut = changed.find("[[container]]").unwrap();
+    std::fs::write(&lab.file, common::set_name(&changed[..cut], &lab.name)).unwrap();
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{plan}");
+    assert!(plan.contains("- container v2-docker"), "{plan}");
+    assert!(docker_containers(&lab.name).is_empty());
+    assert!(!lab.tcp_ok("client", "10.0.20.71", 8000));
+}

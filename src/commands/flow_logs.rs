@@ -6,13 +6,15 @@ use crate::flowlog::{log_file, Record};
 pub fn run(lab: Option<&str>, follow: bool, json: bool) -> anyhow::Result<()> {
     use std::io::{Read, Seek};
     let state = super::resolve_lab(lab)?;
-    if state.plan.flow_logs.is_empty() {
+    let path = log_file(&state.plan.name);
+    // Records outlive a flow log removed by `apply`, as a log group keeps
+    // them on AWS.
+    if state.plan.flow_logs.is_empty() && !path.exists() {
         return Err(super::usage(format!(
             "lab `{}` has no flow log: add a `[[flow_log]]` (resource = \"vpc\") to its topology",
             state.plan.name
         )));
     }
-    let path = log_file(&state.plan.name);
     let mut pos = 0u64;
     loop {
         if let Ok(mut f) = std::fs::File::open(&path) {
