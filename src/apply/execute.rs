@@ -184,6 +184,27 @@ fn rulesets(lab: &Lab) -> Vec<(String, Ruleset)> {
     out
 }
 
+/// Every node's addresses and every load balancer's DNS name and nodes:
+/// what the /etc files and the Amazon DNS are made of.
+type Addresses = (
+    Vec<(String, std::net::Ipv4Addr, Option<std::net::Ipv4Addr>)>,
+    Vec<(String, Vec<usize>)>,
+);
+
+fn addresses(l: &Lab) -> Addresses {
+    let enis = l
+        .enis
+        .iter()
+        .map(|e| (e.node.clone(), e.private_ip, e.public_ip))
+        .collect();
+    let lbs = l
+        .load_balancers
+        .iter()
+        .map(|b| (b.dns_name.clone(), b.nodes.clone()))
+        .collect();
+    (enis, lbs)
+}
+
 /// Whether two plans agree on what `part` picks out of them.
 fn same<T: Serialize>(old: Option<&Lab>, new: &Lab, part: impl Fn(&Lab) -> T) -> bool {
     old.is_some_and(|o| serde_json::to_value(part(o)).ok() == serde_json::to_value(part(new)).ok())
@@ -257,19 +278,8 @@ fn carry(state: &mut LabState, old: Option<&Lab>, new: &Lab) -> Result<Report, A
     crash_point("firewall");
     // Names and addresses the /etc files hold.
     let named = |l: &Lab| {
-        let enis: Vec<(String, std::net::Ipv4Addr, Option<std::net::Ipv4Addr>)> = l
-            .enis
-            .iter()
-            .map(|e| (e.node.clone(), e.private_ip, e.public_ip))
-            .collect();
-        let lbs: Vec<(String, Vec<usize>)> = l
-            .load_balancers
-            .iter()
-            .map(|b| (b.dns_name.clone(), b.nodes.clone()))
-            .collect();
         (
-            enis,
-            lbs,
+            addresses(l),
             l.s3.clone(),
             l.internet.clone(),
             l.region.clone(),
@@ -332,19 +342,7 @@ fn daemons(
     }
     // The VPC's DNS and S3 are part of the network, up even with
     // --network-only. DNS names instances and load balancers.
-    let served = |l: &Lab| {
-        let names: Vec<(String, std::net::Ipv4Addr, Option<std::net::Ipv4Addr>)> = l
-            .enis
-            .iter()
-            .map(|e| (e.node.clone(), e.private_ip, e.public_ip))
-            .collect();
-        let lbs: Vec<(String, Vec<usize>)> = l
-            .load_balancers
-            .iter()
-            .map(|b| (b.dns_name.clone(), b.nodes.clone()))
-            .collect();
-        (names, lbs, l.s3.clone(), l.vpc_endpoints.clone())
-    };
+    let served = |l: &Lab| (addresses(l), l.s3.clone(), l.vpc_endpoints.clone());
     if same(old, new, served) {
         return Ok(());
     }

@@ -197,6 +197,23 @@ impl Links<'_> {
     }
 }
 
+/// A request naming the route `k` identifies (to add it, or to take its
+/// message for a delete).
+fn route_request(ns: &Ns, k: &RouteKey) -> rtnetlink::RouteAddRequest<std::net::Ipv4Addr> {
+    let req = ns
+        .handle
+        .route()
+        .add()
+        .v4()
+        .destination_prefix(k.dest.addr(), k.dest.prefix_len())
+        .table_id(k.table);
+    if k.metric != 0 {
+        req.priority(k.metric)
+    } else {
+        req
+    }
+}
+
 /// Turns `old` into `new` in `ns`: routes that differ are replaced or
 /// added, then routes only `old` has are deleted. Returns how many requests
 /// it sent.
@@ -210,17 +227,7 @@ pub(super) async fn sync_routes(ns: &Ns, old: &Routes, new: &Routes) -> Result<u
         if old.get(k) == Some(v) {
             continue;
         }
-        let mut req = ns
-            .handle
-            .route()
-            .add()
-            .v4()
-            .destination_prefix(k.dest.addr(), k.dest.prefix_len())
-            .table_id(k.table)
-            .replace();
-        if k.metric != 0 {
-            req = req.priority(k.metric);
-        }
+        let mut req = route_request(ns, k).replace();
         req = match &v.hop {
             Hop::Blackhole => req.kind(RouteType::BlackHole),
             Hop::Link(dev) => req
@@ -237,17 +244,7 @@ pub(super) async fn sync_routes(ns: &Ns, old: &Routes, new: &Routes) -> Result<u
         sent += 1;
     }
     for k in old.keys().filter(|k| !new.contains_key(k)) {
-        let mut req = ns
-            .handle
-            .route()
-            .add()
-            .v4()
-            .destination_prefix(k.dest.addr(), k.dest.prefix_len())
-            .table_id(k.table);
-        if k.metric != 0 {
-            req = req.priority(k.metric);
-        }
-        let msg = req.message_mut().clone();
+        let msg = route_request(ns, k).message_mut().clone();
         match ns.handle.route().del(msg).execute().await {
             Ok(()) => {}
             // Its link is gone (a removed subnet or endpoint took it along).

@@ -59,6 +59,30 @@ struct Bucket {
     objects: BTreeMap<String, Object>,
 }
 
+impl Bucket {
+    /// A bucket as its plan describes it: its policy, its seed files.
+    fn from_plan(b: &crate::topology::plan::BucketPlan) -> Result<Bucket, S3Error> {
+        let policy = b
+            .policy
+            .as_deref()
+            .map(|p| Policy::parse(p, &b.name))
+            .transpose()
+            .map_err(|message| S3Error::Policy {
+                bucket: b.name.clone(),
+                message,
+            })?;
+        let mut objects = BTreeMap::new();
+        if let Some(dir) = &b.seed_dir {
+            load_dir(dir, dir, &mut objects).map_err(|(path, source)| S3Error::Seed {
+                bucket: b.name.clone(),
+                path,
+                source,
+            })?;
+        }
+        Ok(Bucket { policy, objects })
+    }
+}
+
 pub struct S3 {
     region: String,
     buckets: Mutex<BTreeMap<String, Bucket>>,
@@ -87,24 +111,7 @@ impl S3 {
     pub fn new(lab: &crate::topology::plan::Lab, log: &Path) -> Result<S3, S3Error> {
         let mut buckets = BTreeMap::new();
         for b in lab.s3.iter().flat_map(|s| &s.buckets) {
-            let policy = b
-                .policy
-                .as_deref()
-                .map(|p| Policy::parse(p, &b.name))
-                .transpose()
-                .map_err(|message| S3Error::Policy {
-                    bucket: b.name.clone(),
-                    message,
-                })?;
-            let mut objects = BTreeMap::new();
-            if let Some(dir) = &b.seed_dir {
-                load_dir(dir, dir, &mut objects).map_err(|(path, source)| S3Error::Seed {
-                    bucket: b.name.clone(),
-                    path,
-                    source,
-                })?;
-            }
-            buckets.insert(b.name.clone(), Bucket { policy, objects });
+            buckets.insert(b.name.clone(), Bucket::from_plan(b)?);
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -127,37 +134,20 @@ impl S3 {
     pub fn update(&self, lab: &crate::topology::plan::Lab) -> Result<(), S3Error> {
         let wanted: Vec<&crate::topology::plan::BucketPlan> =
             lab.s3.iter().flat_map(|s| &s.buckets).collect();
-        // Everything is checked before the first bucket changes.
-        let mut next = Vec::new();
-        for b in &wanted {
-            let policy = b
-                .policy
-                .as_deref()
-                .map(|p| Policy::parse(p, &b.name))
-                .transpose()
-                .map_err(|message| S3Error::Policy {
-                    bucket: b.name.clone(),
-                    message,
-                })?;
-            let mut seed = BTreeMap::new();
-            if let Some(dir) = &b.seed_dir {
-                load_dir(dir, dir, &mut seed).map_err(|(path, source)| S3Error::Seed {
-                    bucket: b.name.clone(),
-                    path,
-                    source,
-                })?;
-            }
-            next.push((b.name.clone(), policy, seed));
-        }
+        // Everything is read and checked before the first bucket changes.
+        let next = wanted
+            .iter()
+            .map(|b| Ok((b.name.clone(), Bucket::from_plan(b)?)))
+            .collect::<Result<Vec<_>, S3Error>>()?;
         let mut buckets = self.buckets.lock().expect("buckets lock");
         buckets.retain(|name, _| wanted.iter().any(|b| &b.name == name));
-        for (name, policy, seed) in next {
+        for (name, seeded) in next {
             let bucket = buckets.entry(name).or_insert_with(|| Bucket {
                 policy: None,
                 objects: BTreeMap::new(),
             });
-            bucket.policy = policy;
-            for (key, object) in seed {
+            bucket.policy = seeded.policy;
+            for (key, object) in seeded.objects {
                 bucket.objects.entry(key).or_insert(object);
             }
         }
