@@ -586,16 +586,20 @@ fn main() -> ExitCode {
             vpcsim::out!("{}", String::from_utf8_lossy(&out));
             Ok(())
         }
-        Command::ModelServer { model, port } => vpcsim::workloads::model_server::run(&model, port),
-        Command::AlbDaemon { lab, worker: true } => vpcsim::lb::daemon::run(&lab),
+        Command::ModelServer { model, port } => {
+            vpcsim::workloads::model_server::run(&model, port).map_err(Into::into)
+        }
+        Command::AlbDaemon { lab, worker: true } => {
+            vpcsim::lb::daemon::run(&lab).map_err(Into::into)
+        }
         Command::AlbDaemon { lab, .. } => {
-            vpcsim::workloads::keeper::run(&["alb-daemon", "--lab", &lab])
+            vpcsim::workloads::keeper::run(&["alb-daemon", "--lab", &lab]).map_err(Into::into)
         }
         Command::AwsServices { lab, worker: true } => {
             vpcsim::services::run(&lab).map_err(Into::into)
         }
         Command::AwsServices { lab, .. } => {
-            vpcsim::workloads::keeper::run(&["aws-services", "--lab", &lab])
+            vpcsim::workloads::keeper::run(&["aws-services", "--lab", &lab]).map_err(Into::into)
         }
         Command::Trace {
             lab,

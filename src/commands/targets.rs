@@ -29,10 +29,10 @@ pub fn run(
         )));
     }
     crate::lb::client::set_registration(&plan.name, target_group, target, registered).map_err(
-        |e| match e.downcast_ref::<crate::lb::LbError>() {
+        |e| match e {
             // Refused by the daemon (already registered, not registered): bad input.
-            Some(crate::lb::LbError::Refused(m)) => usage(m.clone()),
-            _ => e,
+            crate::lb::LbError::Refused(m) => usage(m),
+            e => e.into(),
         },
     )?;
     if registered {

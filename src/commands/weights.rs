@@ -80,13 +80,11 @@ pub fn run(
     parsed.extend(not_named.iter().map(|g| (g.clone(), 0)));
     crate::lb::client::set_weights(&plan.name, lb, port, &parsed).map_err(|e| {
         // Bad combinations (all zero, more than 5 groups) are bad input too.
-        match e.downcast_ref::<crate::lb::LbError>() {
-            Some(
-                crate::lb::LbError::AllZero
-                | crate::lb::LbError::TooManyGroups(_)
-                | crate::lb::LbError::BadWeight { .. },
-            ) => usage(e.to_string()),
-            _ => e,
+        match e {
+            crate::lb::LbError::AllZero
+            | crate::lb::LbError::TooManyGroups(_)
+            | crate::lb::LbError::BadWeight { .. } => usage(e.to_string()),
+            e => e.into(),
         }
     })?;
     let status = crate::lb::client::query_status(&plan.name)?;

@@ -1,4 +1,7 @@
 //! Talking to a lab's running ALB daemon from the CLI (blocking).
+//!
+//! Owns: the control protocol's client side. Must not touch: the daemon's
+//! state other than through its socket (and the lab's recorded weights).
 
 use super::control::{ControlRequest, ControlResponse};
 use super::router::apply_weights;
@@ -34,10 +37,10 @@ fn request(lab: &str, req: &ControlRequest) -> Result<ControlResponse, LbError> 
 }
 
 /// Listeners, weights, target group metrics and target health.
-pub fn query_status(lab: &str) -> anyhow::Result<LbStatus> {
+pub fn query_status(lab: &str) -> Result<LbStatus, LbError> {
     request(lab, &ControlRequest::Status)?
         .status
-        .ok_or_else(|| LbError::Daemon("answer without status".into()).into())
+        .ok_or_else(|| LbError::Daemon("answer without status".into()))
 }
 
 /// Changes the weights of listener `lb:port`'s default action live, and
@@ -47,9 +50,9 @@ pub fn set_weights(
     lb: &str,
     port: u16,
     weights: &[(String, u32)],
-) -> anyhow::Result<()> {
+) -> Result<(), LbError> {
     let _lock = LabLock::acquire(lab)?;
-    let mut state = LabState::load(lab)?.ok_or_else(|| anyhow::anyhow!("lab {lab} is not up"))?;
+    let mut state = LabState::load(lab)?.ok_or_else(|| LbError::NotUp(lab.into()))?;
     let plan = state.plan.clone();
     let l = state
         .plan
@@ -86,7 +89,7 @@ pub fn set_registration(
     target_group: &str,
     target: &str,
     registered: bool,
-) -> anyhow::Result<()> {
+) -> Result<(), LbError> {
     let (target_group, target) = (target_group.to_string(), target.to_string());
     let req = if registered {
         ControlRequest::Register {

@@ -45,25 +45,25 @@ pub struct Balancer {
     health: Mutex<HashSet<HealthKey>>,
 }
 
-pub fn run(lab: &str) -> anyhow::Result<()> {
-    let state = LabState::load(lab)?
-        .ok_or_else(|| anyhow::anyhow!("lab {lab} has no state (is it up?)"))?;
+pub fn run(lab: &str) -> Result<(), LbError> {
+    let state = LabState::load(lab)?.ok_or_else(|| LbError::NotUp(lab.into()))?;
     // The control socket, the log writers and draining; each node has its
     // own threads and runtimes.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(LbError::Runtime)?;
     rt.block_on(serve(state.plan))
 }
 
-async fn serve(plan: Lab) -> anyhow::Result<()> {
+async fn serve(plan: Lab) -> Result<(), LbError> {
     let lab = plan.name.clone();
     let b = Balancer::start(plan)?;
     // The control socket last: once it answers, every listener is bound.
     let path = super::control_socket(&lab);
     let _ = std::fs::remove_file(&path);
     let control = tokio::net::UnixListener::bind(&path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        .map_err(|source| LbError::ControlSocket { path, source })?;
     let cfg = b.config();
     eprintln!(
         "alb daemon for lab {lab}: {} node(s), {} listener(s) bound",

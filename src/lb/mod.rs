@@ -9,6 +9,10 @@
 //!   state, metrics);
 //! - `proxy`: the HTTP path client -> node -> target;
 //! - [`client`]: what the CLI uses to talk to a running daemon.
+//!
+//! Owns: the daemon, its configuration at run time, its logs and control
+//! socket. Must not touch: the fabric or the firewall (an ALB node's traffic
+//! to targets is ENI traffic, filtered like any other) or the command line.
 
 pub mod client;
 pub mod daemon;
@@ -28,6 +32,17 @@ use std::path::PathBuf;
 /// Errors of the load balancer; the CLI edges wrap them in anyhow.
 #[derive(Debug, thiserror::Error)]
 pub enum LbError {
+    #[error("lab `{0}` is not up")]
+    NotUp(String),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error("control socket {}: {source}", .path.display())]
+    ControlSocket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the load balancer daemon's runtime: {0}")]
+    Runtime(std::io::Error),
     #[error("no load balancer {0:?} in this lab")]
     NoLoadBalancer(String),
     #[error("load balancer {lb} has no listener on port {port}")]

@@ -37,7 +37,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Runs `vpcsim ARGS --worker` and keeps it running until SIGTERM/SIGINT,
 /// which it passes on to the daemon before exiting; a SIGHUP (the lab
 /// changed: reload) is passed on as is.
-pub fn run(args: &[&str]) -> anyhow::Result<()> {
+pub fn run(args: &[&str]) -> Result<(), super::WorkloadError> {
+    use super::WorkloadError;
+    let sys = |what| move |source| WorkloadError::Keeper { what, source };
     let handler = SigAction::new(
         SigHandler::Handler(on_stop),
         // No SA_RESTART: waitpid returns EINTR so the loop sees the flag.
@@ -51,15 +53,23 @@ pub fn run(args: &[&str]) -> anyhow::Result<()> {
     );
     // SAFETY: the handlers only store to an atomic.
     unsafe {
-        signal::sigaction(Signal::SIGTERM, &handler)?;
-        signal::sigaction(Signal::SIGINT, &handler)?;
-        signal::sigaction(Signal::SIGHUP, &reload)?;
+        signal::sigaction(Signal::SIGTERM, &handler).map_err(sys("SIGTERM handler"))?;
+        signal::sigaction(Signal::SIGINT, &handler).map_err(sys("SIGINT handler"))?;
+        signal::sigaction(Signal::SIGHUP, &reload).map_err(sys("SIGHUP handler"))?;
     }
-    let exe = std::env::current_exe()?;
+    let what = format!("starting {}", args.join(" "));
+    let exe = super::own_exe(&what)?;
     let mut backoff = Duration::from_millis(250);
     while !STOP.load(Ordering::SeqCst) {
         let started = Instant::now();
-        let child = Command::new(&exe).args(args).arg(WORKER_FLAG).spawn()?;
+        let child = Command::new(&exe)
+            .args(args)
+            .arg(WORKER_FLAG)
+            .spawn()
+            .map_err(|source| WorkloadError::Spawn {
+                what: what.clone(),
+                source,
+            })?;
         let pid = Pid::from_raw(child.id() as i32);
         let status = loop {
             match waitpid(pid, None) {
@@ -71,7 +81,7 @@ pub fn run(args: &[&str]) -> anyhow::Result<()> {
                     let _ = signal::kill(pid, Signal::SIGHUP);
                 }
                 Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(sys("waiting for the daemon")(e)),
             }
         };
         if STOP.load(Ordering::SeqCst) {

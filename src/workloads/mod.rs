@@ -1,19 +1,74 @@
 //! What runs on instances: user data scripts, built-in model servers, and
-//! the lab's ALB daemon (in the namespace of the first ALB node).
+//! the lab's ALB daemon (in the fabric's namespace).
+//!
+//! Owns: which processes a lab runs, starting, stopping and waiting for
+//! them. Must not touch: the network (namespaces, links, rules) or what the
+//! daemons do once started (`lb/`, `services/`, `flowlog/`).
 
 pub mod confine;
 pub mod keeper;
 pub mod model_server;
 pub mod process;
 
+use crate::containers::ContainerError;
 use crate::fabric::netns;
-use crate::state::{lab_dir, log_dir, LabState, ProcessRecord};
+use crate::state::{lab_dir, log_dir, LabState, ProcessRecord, StateError};
 use crate::topology::plan::{InstancePlan, Workload, MODEL_PORT};
-use anyhow::Context;
 use process::Reach;
+use std::io;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// What went wrong starting, stopping or running a lab's processes.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Containers(#[from] ContainerError),
+    #[error("{}: {source}", .path.display())]
+    Dir { path: PathBuf, source: io::Error },
+    /// `what` says which process, and on which node.
+    #[error("{what}: {source}")]
+    Spawn { what: String, source: io::Error },
+    #[error("{role} on node {node} exited at start; see {}", .log.display())]
+    Exited {
+        role: String,
+        node: String,
+        log: PathBuf,
+    },
+    #[error("{role} on node {node} not ready after {secs} s; see {}", .log.display())]
+    NotReady {
+        role: String,
+        node: String,
+        secs: u64,
+        log: PathBuf,
+    },
+    #[error("ALB listeners not bound: {0}")]
+    AlbNotBound(Box<WorkloadError>),
+    #[error("{0} is not an instance")]
+    NotInstance(String),
+    #[error("{0} is already running")]
+    AlreadyRunning(String),
+    #[error("unknown model {0:?} (v1, v2, model-v1, model-v2)")]
+    UnknownModel(String),
+    #[error("model server on port {port}: {source}")]
+    ModelServer { port: u16, source: io::Error },
+    #[error("keeper: {what}: {source}")]
+    Keeper {
+        what: &'static str,
+        source: nix::Error,
+    },
+}
+
+/// This program, to start one of its own subcommands as `what`.
+fn own_exe(what: &str) -> Result<PathBuf, WorkloadError> {
+    std::env::current_exe().map_err(|source| WorkloadError::Spawn {
+        what: what.to_string(),
+        source,
+    })
+}
 
 /// How long `up`/`start` wait for servers to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,7 +85,7 @@ pub fn console_log(lab: &str, node: &str) -> PathBuf {
 
 /// Starts the named instances' user data and workloads (instances a change
 /// adds, or whose workload or user data it changes) and waits for them.
-pub fn start_instances(state: &mut LabState, names: &[String]) -> anyhow::Result<()> {
+pub fn start_instances(state: &mut LabState, names: &[String]) -> Result<(), WorkloadError> {
     let waits = spawn_instances(state, names)?;
     wait_all(state, waits)
 }
@@ -38,7 +93,7 @@ pub fn start_instances(state: &mut LabState, names: &[String]) -> anyhow::Result
 fn spawn_instances(
     state: &mut LabState,
     names: &[String],
-) -> anyhow::Result<Vec<(ProcessRecord, Check)>> {
+) -> Result<Vec<(ProcessRecord, Check)>, WorkloadError> {
     let instances: Vec<InstancePlan> = state
         .plan
         .instances
@@ -56,7 +111,7 @@ fn spawn_instances(
     Ok(waits)
 }
 
-fn wait_all(state: &LabState, waits: Vec<(ProcessRecord, Check)>) -> anyhow::Result<()> {
+fn wait_all(state: &LabState, waits: Vec<(ProcessRecord, Check)>) -> Result<(), WorkloadError> {
     for (rec, check) in waits {
         wait_for(&rec, &console_log(&state.plan.name, &rec.node), check)?;
     }
@@ -70,26 +125,27 @@ pub const ALB_ROLE: &str = "alb";
 /// until its listeners are bound. It runs in the fabric's namespace, which
 /// lives as long as the lab: load balancer nodes come and go with `apply`
 /// (the daemon makes each node's sockets in that node's namespace).
-pub fn start_alb(state: &mut LabState) -> anyhow::Result<()> {
+pub fn start_alb(state: &mut LabState) -> Result<(), WorkloadError> {
     if state.plan.load_balancers.is_empty() {
         return Ok(());
     }
     let lab = state.plan.name.clone();
     let node = crate::topology::plan::FABRIC.to_string();
     let log = log_dir(&lab).join("alb.log");
-    let mut cmd = Command::new(std::env::current_exe()?);
+    let what = format!("starting the ALB daemon in node {node}");
+    let mut cmd = Command::new(own_exe(&what)?);
     cmd.args(["alb-daemon", "--lab", &lab]);
     let rec = process::spawn_detached(&lab, &node, ALB_ROLE, Reach::Hypervisor, cmd, &log)
-        .with_context(|| format!("starting the ALB daemon in node {node}"))?;
+        .map_err(|source| WorkloadError::Spawn { what, source })?;
     state.processes.push(rec.clone());
     state.save()?;
     wait_for(&rec, &log, || crate::lb::client::query_status(&lab).is_ok())
-        .context("ALB listeners not bound")
+        .map_err(|e| WorkloadError::AlbNotBound(Box::new(e)))
 }
 
 /// Ends the lab's processes of role `role` (a daemon a change restarts or
 /// retires) and forgets them.
-pub fn stop_role(state: &mut LabState, role: &str) -> anyhow::Result<()> {
+pub fn stop_role(state: &mut LabState, role: &str) -> Result<(), WorkloadError> {
     let targets: Vec<(i32, u64)> = state
         .processes
         .iter()
@@ -105,7 +161,7 @@ pub fn stop_role(state: &mut LabState, role: &str) -> anyhow::Result<()> {
 /// Ends every process of `nodes` (nodes a change removes or replaces, or
 /// instances whose workload it restarts), what they left running in their
 /// sessions included, and forgets them.
-pub fn retire_nodes(state: &mut LabState, nodes: &[String]) -> anyhow::Result<()> {
+pub fn retire_nodes(state: &mut LabState, nodes: &[String]) -> Result<(), WorkloadError> {
     let mut targets = Vec::new();
     for node in nodes {
         let ino = netns::inode(&state.plan.namespace(node));
@@ -127,11 +183,14 @@ type Check = Box<dyn Fn() -> bool>;
 fn start_instance(
     state: &mut LabState,
     inst: &InstancePlan,
-) -> anyhow::Result<Vec<(ProcessRecord, Check)>> {
+) -> Result<Vec<(ProcessRecord, Check)>, WorkloadError> {
     let lab = state.plan.name.clone();
     let node = state.plan.enis[inst.eni].node.clone();
     let home = node_dir(&lab, &node);
-    std::fs::create_dir_all(&home).with_context(|| home.display().to_string())?;
+    std::fs::create_dir_all(&home).map_err(|source| WorkloadError::Dir {
+        path: home.clone(),
+        source,
+    })?;
     let log = console_log(&lab, &node);
     let mut waits: Vec<(ProcessRecord, Check)> = Vec::new();
     if let Some(script) = &inst.user_data {
@@ -140,7 +199,10 @@ fn start_instance(
             .current_dir(&home)
             .env("HOME", &home);
         let rec = process::spawn_detached(&lab, &node, "user-data", Reach::Instance, cmd, &log)
-            .with_context(|| format!("running user data on {node}"))?;
+            .map_err(|source| WorkloadError::Spawn {
+                what: format!("running user data on {node}"),
+                source,
+            })?;
         state.processes.push(rec);
     }
     if let Some(w) = inst.workload {
@@ -148,7 +210,8 @@ fn start_instance(
             Workload::ModelV1 => "v1",
             Workload::ModelV2 => "v2",
         };
-        let mut cmd = Command::new(std::env::current_exe()?);
+        let what = format!("starting {} on {node}", w.name());
+        let mut cmd = Command::new(own_exe(&what)?);
         cmd.args([
             "model-server",
             "--model",
@@ -159,7 +222,7 @@ fn start_instance(
         .current_dir(&home)
         .env("HOME", &home);
         let rec = process::spawn_detached(&lab, &node, w.name(), Reach::Instance, cmd, &log)
-            .with_context(|| format!("starting {} on {node}", w.name()))?;
+            .map_err(|source| WorkloadError::Spawn { what, source })?;
         state.processes.push(rec.clone());
         let ns = state.plan.namespace(&node);
         waits.push((rec, Box::new(move || accepts(&ns, MODEL_PORT))));
@@ -179,28 +242,26 @@ fn wait_for(
     rec: &ProcessRecord,
     log: &std::path::Path,
     ready: impl Fn() -> bool,
-) -> anyhow::Result<()> {
+) -> Result<(), WorkloadError> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if ready() {
             return Ok(());
         }
         if !rec.is_alive() {
-            anyhow::bail!(
-                "{} on node {} exited at start; see {}",
-                rec.role,
-                rec.node,
-                log.display()
-            );
+            return Err(WorkloadError::Exited {
+                role: rec.role.clone(),
+                node: rec.node.clone(),
+                log: log.to_path_buf(),
+            });
         }
         if Instant::now() > deadline {
-            anyhow::bail!(
-                "{} on node {} not ready after {} s; see {}",
-                rec.role,
-                rec.node,
-                READY_TIMEOUT.as_secs(),
-                log.display()
-            );
+            return Err(WorkloadError::NotReady {
+                role: rec.role.clone(),
+                node: rec.node.clone(),
+                secs: READY_TIMEOUT.as_secs(),
+                log: log.to_path_buf(),
+            });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -246,7 +307,7 @@ fn session_members(rec: &ProcessRecord, ns_inode: Option<u64>) -> Vec<(i32, u64)
 /// Stops a node's running processes (an instance failure): SIGTERM, then
 /// SIGKILL after 2 s; only processes we started (recorded PID and start
 /// time) and what they left running in their session.
-pub fn stop_node(state: &mut LabState, node: &str) -> anyhow::Result<()> {
+pub fn stop_node(state: &mut LabState, node: &str) -> Result<(), WorkloadError> {
     if crate::containers::is_container(&state.plan, node) {
         return Ok(crate::containers::stop(&state.plan, node)?);
     }
@@ -267,7 +328,7 @@ pub fn stop_node(state: &mut LabState, node: &str) -> anyhow::Result<()> {
 }
 
 /// Starts a stopped instance again: user data and workload, like a reboot.
-pub fn start_node(state: &mut LabState, node: &str) -> anyhow::Result<()> {
+pub fn start_node(state: &mut LabState, node: &str) -> Result<(), WorkloadError> {
     if crate::containers::is_container(&state.plan, node) {
         return Ok(crate::containers::start(&state.plan, node)?);
     }
@@ -277,14 +338,14 @@ pub fn start_node(state: &mut LabState, node: &str) -> anyhow::Result<()> {
         .iter()
         .find(|i| state.plan.enis[i.eni].node == node)
         .cloned()
-        .ok_or_else(|| anyhow::anyhow!("{node} is not an instance"))?;
+        .ok_or_else(|| WorkloadError::NotInstance(node.into()))?;
     let ino = netns::inode(&state.plan.namespace(node));
     if state
         .processes
         .iter()
         .any(|p| p.node == node && !p.stopped && !session_members(p, ino).is_empty())
     {
-        anyhow::bail!("{node} is already running");
+        return Err(WorkloadError::AlreadyRunning(node.into()));
     }
     // The old records stay (stopped) as the node's history.
     let waits = start_instance(state, &inst)?;

@@ -53,18 +53,22 @@ struct App {
     model_id: String,
 }
 
-pub fn run(model: &str, port: u16) -> anyhow::Result<()> {
-    let m = Model::parse(model)
-        .ok_or_else(|| anyhow::anyhow!("unknown model {model:?} (v1, v2, model-v1, model-v2)"))?;
+pub fn run(model: &str, port: u16) -> Result<(), super::WorkloadError> {
+    let m = Model::parse(model).ok_or_else(|| super::WorkloadError::UnknownModel(model.into()))?;
+    let failed = |source| super::WorkloadError::ModelServer { port, source };
     let model_id = std::env::var("MODEL_ID").unwrap_or_else(|_| m.default_id().to_string());
     let app = Arc::new(App { model: m, model_id });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(failed)?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
+        let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+            .await
+            .map_err(failed)?;
         banner(model, port);
-        serve(listener, app).await
+        serve(listener, app).await;
+        Ok(())
     })
 }
 
@@ -93,7 +97,7 @@ fn banner(model: &str, port: u16) {
     let _ = writeln!(e, "Press CTRL+C to quit");
 }
 
-async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) -> anyhow::Result<()> {
+async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
     let log = access_log_writer();
     loop {
         let (stream, peer) = match listener.accept().await {
