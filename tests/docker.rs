@@ -722,6 +722,21 @@ fn apply_recreates_a_changed_container_and_removes_a_dropped_one() {
     );
     assert_eq!(docker_containers(&lab.name).len(), 1);
 
+    // A container whose image is not on this machine cannot be created:
+    // refused before anything changes, the running one untouched.
+    let absent = changed.replace(
+        "image = \"vpcsim/model-v2\"",
+        "image = \"vpcsim-test/absent:1\"",
+    );
+    std::fs::write(&lab.file, common::set_name(&absent, &lab.name)).unwrap();
+    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("vpcsim never pulls"), "{err}");
+    assert!(lab
+        .eventually(|| recommend(&lab, "client", "10.0.20.71", 8000))
+        .is_some_and(|a| a.contains("V2 - Docker - Moved")));
+
     let cut = changed.find("[[container]]").unwrap();
     std::fs::write(&lab.file, common::set_name(&changed[..cut], &lab.name)).unwrap();
     let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
