@@ -376,13 +376,13 @@ pub async fn remove_links(lab: &Lab, names: &[String]) -> Result<(), FabricError
             Err(FabricError::MissingLink { .. }) => continue,
             Err(e) => return Err(e),
         };
-        fabric
-            .handle
-            .link()
-            .del(idx)
-            .execute()
-            .await
-            .map_err(fabric.err(format!("delete link {name}")))?;
+        match fabric.handle.link().del(idx).execute().await {
+            Ok(()) => {}
+            // Gone between the lookup and the delete: the kernel finished
+            // removing the namespace that took it along.
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {}
+            Err(e) => return Err(fabric.err(format!("delete link {name}"))(e)),
+        }
     }
     Ok(())
 }
