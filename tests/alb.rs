@@ -657,7 +657,8 @@ fn deregistered_target_drains_in_flight_requests_then_leaves() {
             let out = std::process::Command::new(common::vpcsim_bin())
                 .args(["exec", "--lab", &name, "internet", "--", "sh", "-c"])
                 .arg(format!(
-                    "for i in 1 2 3 4; do curl -s -m 120 -w ' %{{http_code}}\\n' http://{dns}/hold/1 & done; wait"
+                    // One write per answer, so parallel answers never interleave.
+                    "for i in 1 2 3 4; do (r=$(curl -s -m 120 -w ' %{{http_code}}' http://{dns}/hold/1); echo \"$r\") & done; wait"
                 ))
                 .output()
                 .unwrap();

@@ -189,7 +189,10 @@ fn hold(lab: &TestLab, n: usize, url: &str) -> std::thread::JoinHandle<String> {
         let out = std::process::Command::new(common::vpcsim_bin())
             .args(["exec", "--lab", &name, "internet", "--", "sh", "-c"])
             .arg(format!(
-                "for i in $(seq {n}); do curl -s -m 120 -w ' %{{http_code}}\\n' {url} & done; wait"
+                // One write per answer (a line under PIPE_BUF is never split):
+                // curl writes the body and `-w` apart, and the parallel
+                // answers would interleave.
+                "for i in $(seq {n}); do (r=$(curl -s -m 120 -w ' %{{http_code}}' {url}); echo \"$r\") & done; wait"
             ))
             .output()
             .unwrap();
