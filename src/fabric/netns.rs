@@ -169,6 +169,39 @@ fn create_here(name: &str, sysctls: &[(&str, &str)]) -> Result<(), NetnsError> {
     Ok(())
 }
 
+/// The interface index the first link created in a new namespace gets:
+/// one past the links the kernel puts in every new namespace (`lo`, and
+/// fallback tunnels such as `sit0` when their modules are loaded, numbered
+/// from 1 in creation order). Probed once per process in a throwaway
+/// namespace, so a link created into a fresh namespace can be asked for by
+/// that index instead of looked up by name afterwards.
+pub fn first_free_ifindex() -> Result<u32, NetnsError> {
+    static FIRST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    if let Some(i) = FIRST.get() {
+        return Ok(*i);
+    }
+    let io = |source| NetnsError::Io {
+        name: "probe".into(),
+        source,
+    };
+    // A throwaway thread: unshare() moves only it, and the namespace goes
+    // when it exits.
+    let count = std::thread::spawn(move || -> Result<usize, NetnsError> {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| NetnsError::Sys {
+            name: "probe".into(),
+            op: "unshare",
+            source: e,
+        })?;
+        // Two header lines, then one line per link.
+        let dev = std::fs::read_to_string("/proc/thread-self/net/dev").map_err(io)?;
+        Ok(dev.lines().count().saturating_sub(2))
+    })
+    .join()
+    .expect("namespace probe thread panicked")?;
+    let first = u32::try_from(count).unwrap_or(u32::MAX - 1) + 1;
+    Ok(*FIRST.get_or_init(|| first))
+}
+
 /// Removes a named namespace; its interfaces go with it once the last process
 /// inside has exited. Missing namespaces are not an error.
 pub fn remove(name: &str) -> Result<(), NetnsError> {
