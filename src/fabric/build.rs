@@ -7,7 +7,6 @@
 
 use super::netns::{self, NetnsError};
 use crate::topology::plan::*;
-use futures::future::try_join_all;
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use netlink_packet_route::link::{
@@ -345,7 +344,7 @@ pub async fn configure(lab: &Lab, old: Option<&Lab>, add: &Additions) -> Result<
             v.insert(fabric.index(&lab.subnets[subnet].bridge).await?);
         }
     }
-    try_join_all(add.enis.iter().map(|&e| {
+    let veths = add.enis.iter().map(|&e| {
         let eni = &lab.enis[e];
         let node_ns = lab.namespace(&eni.node);
         let fabric = &fabric;
@@ -360,9 +359,9 @@ pub async fn configure(lab: &Lab, old: Option<&Lab>, add: &Additions) -> Result<
                 )
                 .await
         }
-    }))
-    .await?;
-    let nodes = try_join_all(
+    });
+    bounded(veths).await?;
+    let nodes = bounded(
         add.enis
             .iter()
             .map(|&e| configure_eni(lab, &lab.enis[e], eth0)),
@@ -377,6 +376,26 @@ pub async fn configure(lab: &Lab, old: Option<&Lab>, add: &Additions) -> Result<
     futures::try_join!(nodes, internet)?;
     super::aws_side::configure(lab, &fabric, add).await?;
     sync_routing(lab, old, &fabric).await
+}
+
+/// ENIs in flight at once: each holds a descriptor or two while it is
+/// built (its namespace's file, a netlink socket in its namespace), and a
+/// lab of thousands must not need thousands (a login shell's soft limit on
+/// open files is 1,024 on Debian). More would not be faster: the kernel
+/// takes one request at a time (RTNL).
+const IN_FLIGHT: usize = 64;
+
+/// Runs `jobs` with at most `IN_FLIGHT` of them in flight; the first error
+/// stops the rest.
+async fn bounded<F>(jobs: impl Iterator<Item = F>) -> Result<(), FabricError>
+where
+    F: std::future::Future<Output = Result<(), FabricError>>,
+{
+    use futures::StreamExt;
+    futures::stream::iter(jobs)
+        .buffer_unordered(IN_FLIGHT)
+        .try_for_each(|()| async { Ok(()) })
+        .await
 }
 
 /// Routes and rules of the fabric, the internet and the S3 side, from
