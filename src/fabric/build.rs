@@ -176,11 +176,13 @@ impl Ns {
 
     /// Brings link `index` up with no IPv6 address generated for it (no
     /// link-local address, so no DAD, router solicitation or MLD report):
-    /// IPv6 stays off without a sysctl. One request, and the mode is set
-    /// before the link goes up (the kernel applies both in that order).
+    /// IPv6 stays off without a sysctl. Two requests, the mode first: in one
+    /// request the kernel brings the link up before it reads the mode, and a
+    /// new veth whose carrier state the kernel has not settled yet counts as
+    /// ready, so it would get its link-local address right then.
     async fn up_without_ipv6(&self, index: u32) -> Result<(), FabricError> {
         const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
-        let mut req = self.handle.link().set(index).up();
+        let mut req = self.handle.link().set(index);
         req.message_mut()
             .attributes
             .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
@@ -188,7 +190,8 @@ impl Ns {
             )]));
         req.execute()
             .await
-            .map_err(self.err(format!("set link {index} up without IPv6")))
+            .map_err(self.err(format!("set link {index} without IPv6")))?;
+        self.up(index).await
     }
 
     pub(super) async fn addr(
@@ -460,7 +463,7 @@ pub async fn remove_links(lab: &Lab, names: &[String]) -> Result<(), FabricError
 }
 
 /// An ENI's node: `lo` up, `eth0` (index `eth0`) up without IPv6, its
-/// address and the default route: four requests.
+/// address and the default route: five requests.
 async fn configure_eni(lab: &Lab, eni: &Eni, eth0: u32) -> Result<(), FabricError> {
     let ns = Ns::open(lab.namespace(&eni.node))?;
     let subnet = &lab.subnets[eni.subnet];
