@@ -26,12 +26,15 @@ pub struct Diagnostic {
     pub hint: String,
 }
 
+/// A diagnostic at its 1-based line and column.
+pub type Located = (usize, usize, Diagnostic);
+
 /// Every error of a file at once, each with `file:line:col`.
 #[derive(Debug, thiserror::Error)]
 pub struct TopologyError {
     pub file: PathBuf,
     /// (line, column, diagnostic), 1-based, in file order.
-    pub errors: Vec<(usize, usize, Diagnostic)>,
+    pub errors: Vec<Located>,
 }
 
 impl fmt::Display for TopologyError {
@@ -133,7 +136,7 @@ impl Source {
 
 /// Parses and validates topology text; `base` resolves relative paths
 /// (`user_data_file`).
-pub fn parse(text: &str, base: &Path) -> Result<plan::Lab, Vec<(usize, usize, Diagnostic)>> {
+pub fn parse(text: &str, base: &Path) -> Result<plan::Lab, Vec<Located>> {
     let (topo, unknown) = parse_fields(text)?;
     finish(&topo, unknown, base, None).map_err(|diags| locate::locate_all(text, diags))
 }
@@ -141,7 +144,7 @@ pub fn parse(text: &str, base: &Path) -> Result<plan::Lab, Vec<(usize, usize, Di
 /// TOML syntax, then the fields: the topology and its unknown fields.
 fn parse_fields(
     text: &str,
-) -> Result<(model::Topology, Vec<Diagnostic>), Vec<(usize, usize, Diagnostic)>> {
+) -> Result<(model::Topology, Vec<Diagnostic>), Vec<Located>> {
     // TOML syntax first: a file that is not TOML has only that error.
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         let (line, col) = e
