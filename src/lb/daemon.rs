@@ -243,6 +243,14 @@ impl Balancer {
         self.config.load_full()
     }
 
+    /// The configuration requests arriving now follow, if it is not
+    /// `have`: no reference count that other threads share is touched
+    /// when it is.
+    pub fn config_if_not(&self, have: &Arc<Config>) -> Option<Arc<Config>> {
+        let now = self.config.load();
+        (!Arc::ptr_eq(&now, have)).then(|| arc_swap::Guard::into_inner(now))
+    }
+
     /// Takes `plan` live: listeners, rules and weights at once for the
     /// next request (requests in flight finish where they were sent);
     /// targets that left it drain, new ones start `initial`; new listeners
@@ -497,22 +505,8 @@ async fn accept_loop(
             return;
         }
     };
-    let conns = node.conns.clone();
-    connlimit::accept_loop(listener, conns.clone(), |stream, peer, adm| {
-        let idle = b
-            .config()
-            .idle_timeout(at.node)
-            .unwrap_or(conns.limits().idle);
-        proxy::serve(
-            b.clone(),
-            at,
-            conns.clone(),
-            idle,
-            unbound.clone(),
-            stream,
-            peer,
-            adm,
-        )
+    connlimit::accept_loop(listener, node.conns.clone(), |stream, peer, adm| {
+        proxy::serve(b.clone(), at, unbound.clone(), stream, peer, adm)
     })
     .await;
 }
