@@ -245,7 +245,7 @@ pub fn start(path: &Path, workers: usize) -> std::io::Result<AccessLog> {
 /// when there is none (AWS's way).
 fn write_secs(out: &mut String, v: Option<f64>) {
     match v {
-        Some(s) if s >= 0.0 && s < 1e15 => {
+        Some(s) if (0.0..1e15).contains(&s) => {
             let ms = (s * 1000.0).round() as u64;
             write_uint(out, ms / 1000, 1);
             out.push('.');

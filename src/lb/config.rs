@@ -19,6 +19,7 @@ use crate::waf::log::WafLog;
 use crate::waf::WebAcl;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -48,6 +49,9 @@ pub struct Node {
     /// Set when the node leaves the plan: its threads end once its
     /// connections have.
     pub retired: watch::Sender<bool>,
+    /// The worker thread the next client connection goes to (modulo
+    /// their number).
+    pub next_worker: AtomicUsize,
 }
 
 /// A listener bound in a node's namespace: one accept task per worker.
@@ -78,6 +82,7 @@ impl Node {
             workers,
             bound: Mutex::default(),
             retired: watch::channel(false).0,
+            next_worker: AtomicUsize::new(0),
         }
     }
 
@@ -719,8 +724,8 @@ fn describe(c: &Condition) -> String {
 mod tests {
     use super::*;
     use crate::connlimit::Limits;
-    use std::sync::atomic::Ordering;
     use crate::topology::plan::{ListenerRulePlan, TargetPlan};
+    use std::sync::atomic::Ordering;
 
     fn canary() -> Lab {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/canary.toml");
