@@ -11,10 +11,13 @@
 //! Prints the share blocked by each managed group alone and by the three
 //! together, then which rules blocked what. `BENCH_WAF_SHOW=CLASS` prints
 //! every blocked input of that class with its rule (to stderr).
+//! `BENCH_WAF_DUMP=FILE` writes every verdict of every web ACL as a JSON
+//! line (to compare two builds of the engine input by input).
 //!
 //! Usage: bench_waf CLASS=FILE|CLASS=log:FILE... (a class may be given
 //! several files).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -61,15 +64,17 @@ fn acl(groups: &[ManagedGroup]) -> WebAcl {
     })
 }
 
-fn headers(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+type Headers = Vec<(Cow<'static, str>, Cow<'static, str>)>;
+
+fn headers(extra: &[(&str, &str)]) -> Headers {
     HEADERS
         .iter()
         .chain(extra)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.to_string().into(), v.to_string().into()))
         .collect()
 }
 
-fn payload_request(method: &str, query: &str, form: Option<&str>) -> WafRequest {
+fn payload_request(method: &str, query: &str, form: Option<&str>) -> WafRequest<'static> {
     let body = form.unwrap_or("").as_bytes();
     let len = body.len().to_string();
     let headers = match form {
@@ -81,12 +86,12 @@ fn payload_request(method: &str, query: &str, form: Option<&str>) -> WafRequest 
     };
     WafRequest {
         client_ip: CLIENT.parse().expect("address"),
-        method: method.into(),
+        method: method.to_string().into(),
         uri: "/search".into(),
-        query: query.into(),
+        query: query.to_string().into(),
         http_version: "HTTP/1.1".into(),
         headers,
-        body: body[..body.len().min(BODY_LIMIT)].to_vec(),
+        body: body[..body.len().min(BODY_LIMIT)].to_vec().into(),
         body_oversize: body.len() > BODY_LIMIT,
     }
 }
@@ -95,7 +100,7 @@ fn payload_request(method: &str, query: &str, form: Option<&str>) -> WafRequest 
 /// `IP - USER [TIME] "METHOD TARGET PROTO" STATUS SIZE "REFERER" "AGENT"`.
 /// `None` for a line whose request is not an HTTP request line (`"-"`,
 /// TLS bytes sent to a plain port).
-fn log_request(line: &str) -> Option<WafRequest> {
+fn log_request(line: &str) -> Option<WafRequest<'static>> {
     let quoted: Vec<&str> = line.split('"').collect();
     if quoted.len() < 7 {
         return None;
@@ -107,20 +112,20 @@ fn log_request(line: &str) -> Option<WafRequest> {
         return None;
     }
     let (uri, query) = target.split_once('?').unwrap_or((target, ""));
-    let mut headers = vec![("Host".to_string(), "www.example.com".to_string())];
+    let mut headers: Headers = vec![("Host".into(), "www.example.com".into())];
     for (name, value) in [("Referer", quoted[3]), ("User-Agent", quoted[5])] {
         if value != "-" {
-            headers.push((name.into(), value.into()));
+            headers.push((name.into(), value.to_string().into()));
         }
     }
     Some(WafRequest {
         client_ip,
-        method: method.into(),
-        uri: uri.into(),
-        query: query.into(),
-        http_version: version.into(),
+        method: method.to_string().into(),
+        uri: uri.to_string().into(),
+        query: query.to_string().into(),
+        http_version: version.to_string().into(),
         headers,
-        body: Vec::new(),
+        body: Cow::Borrowed(&[]),
         body_oversize: false,
     })
 }
@@ -137,7 +142,7 @@ fn blocking_rule(v: &Verdict) -> String {
 /// The inputs of one class: payloads to place, or requests as logged.
 enum Inputs {
     Payloads(Vec<String>),
-    Logged(Vec<(String, WafRequest)>),
+    Logged(Vec<(String, WafRequest<'static>)>),
 }
 
 impl Inputs {
@@ -169,13 +174,13 @@ fn per_request_cost(name: &str, acl: &WebAcl) {
         client_ip: CLIENT.parse().expect("address"),
         method: "POST".into(),
         uri: "/api/v1/recommendation".into(),
-        query: String::new(),
+        query: "".into(),
         http_version: "HTTP/1.1".into(),
         headers: headers(&[
             ("Content-Type", "application/json"),
             ("Content-Length", "17"),
         ]),
-        body: body.to_vec(),
+        body: body.to_vec().into(),
         body_oversize: false,
     };
     let n = 20_000u32;
@@ -244,6 +249,10 @@ fn main() -> anyhow::Result<()> {
         "usage: bench_waf CLASS=FILE|CLASS=log:FILE..."
     );
     let show = std::env::var("BENCH_WAF_SHOW").ok();
+    let mut dump = match std::env::var_os("BENCH_WAF_DUMP") {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(&p)?)),
+        None => None,
+    };
 
     let mut acls: Vec<(String, WebAcl)> = ManagedGroup::ALL
         .iter()
@@ -263,7 +272,7 @@ fn main() -> anyhow::Result<()> {
     );
     println!("|---|---|{}", "---|".repeat(acls.len()));
     for (class, inputs) in &classes {
-        let rows: Vec<(&str, Vec<(String, WafRequest)>)> = match inputs {
+        let rows: Vec<(&str, Vec<(String, WafRequest<'static>)>)> = match inputs {
             Inputs::Payloads(p) => ["query argument", "form body"]
                 .into_iter()
                 .map(|placement| {
@@ -290,6 +299,11 @@ fn main() -> anyhow::Result<()> {
                 for (i, (_, acl)) in acls.iter().enumerate() {
                     evaluated += 1;
                     let v = acl.evaluate(req, Instant::now());
+                    if let Some(d) = dump.as_mut() {
+                        use std::io::Write as _;
+                        let v = serde_json::to_string(&v)?;
+                        writeln!(d, "{class}\t{placement}\t{i}\t{input}\t{v}")?;
+                    }
                     if !v.blocked() {
                         continue;
                     }

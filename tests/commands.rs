@@ -200,10 +200,18 @@ fn every_verb_of_the_command_table_on_a_running_lab() {
     assert_eq!(up["ready"], true);
     assert_eq!(node(&up, "app")["private_ip"], "10.0.20.16");
 
-    // IPv6 is off in every namespace of the lab.
-    for n in ["fabric", "internet", "web", "app", "alb-a", "alb-b"] {
+    // IPv6 is off in every namespace of the lab: by sysctl in the fabric and
+    // the internet; on an ENI's node, its eth0 generates no IPv6 address
+    // (no link-local address: no DAD, router solicitation or MLD report).
+    for n in ["fabric", "internet"] {
         let (code, out) = lab.sh(n, "cat /proc/sys/net/ipv6/conf/all/disable_ipv6 /proc/sys/net/ipv6/conf/default/disable_ipv6");
         assert_eq!((code, out.as_str()), (0, "1\n1\n"), "{n}");
+    }
+    for n in ["web", "app", "alb-a", "alb-b"] {
+        let (code, out) = lab.sh(n, "ip -d link show dev eth0; ip -6 -o addr show dev eth0");
+        assert_eq!(code, 0, "{n}: {out}");
+        assert!(out.contains("addrgenmode none"), "{n}: {out}");
+        assert!(!out.contains("inet6"), "{n} has an IPv6 address: {out}");
     }
 
     // `logs -f` prints the console and follows it.

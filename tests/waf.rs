@@ -255,6 +255,24 @@ fn attacks_are_blocked_and_logged_benign_requests_pass() {
         assert_eq!(r["terminatingRuleId"], rule, "{r}");
         assert_eq!(r["terminatingRuleType"], "MANAGED_RULE_GROUP");
         assert_eq!(managed_rule(&r), managed, "{r}");
+        // Why, as AWS logs it: SQL injection matches carry the statement's
+        // sensitivity level (the managed SQLi rules run at LOW), XSS none.
+        let location = match &path[..3] {
+            "/q/" => "QUERY_STRING",
+            "/b/" => "BODY",
+            _ => "HEADER",
+        };
+        let g = &r["ruleGroupList"][0]["terminatingRule"]["ruleMatchDetails"][0];
+        for d in [&r["terminatingRuleMatchDetails"][0], g] {
+            assert_eq!(d["location"], location, "{r}");
+            if rule == "sqli" {
+                assert_eq!(d["conditionType"], "SQL_INJECTION", "{r}");
+                assert_eq!(d["sensitivityLevel"], "LOW", "{r}");
+            } else {
+                assert_eq!(d["conditionType"], "XSS", "{r}");
+                assert!(d.get("sensitivityLevel").is_none(), "{r}");
+            }
+        }
         assert!(!w.reached_target(uri), "{uri} reached the target");
     }
     // The seed's JSON posts and what a browser sends pass untouched.

@@ -45,24 +45,17 @@ pub(super) fn write(lab: &Lab) -> std::io::Result<()> {
         dir.join("environment"),
         crate::services::node_environment(lab),
     )?;
-    // Each node's hostname (`ip-10-0-20-16`): a line per node, in the lab's
-    // list above for ENIs.
-    let named = lab
-        .enis
-        .iter()
-        .map(|e| (e.node.clone(), ec2_hostname(e.private_ip)));
-    let others = [FABRIC, INTERNET, S3].map(|n| (n.to_string(), n.to_string()));
-    for (node, host) in others.into_iter().chain(named) {
-        let dir = workloads::process::etc_dir(&lab.name, &node);
-        std::fs::create_dir_all(&dir)?;
-        replace(dir.join("hostname"), format!("{host}\n"))?;
-    }
+    // The hostname of a node with an ENI is the last name on its line above
+    // (`workloads::process::hostname` reads it there): no file per node, so
+    // a lab of 1,000 instances writes a handful of files, not 1,000 more.
+    // The other nodes are called by their name.
     for node in [FABRIC, INTERNET, S3] {
         if !lab.node_names().iter().any(|n| n == node) {
             continue;
         }
         let dir = workloads::process::etc_dir(&lab.name, node);
         std::fs::create_dir_all(&dir)?;
+        replace(dir.join("hostname"), format!("{node}\n"))?;
         replace(dir.join("hosts"), format!("{hosts}127.0.1.1\t{node}\n"))?;
         let own = crate::services::resolv_conf(lab, node);
         if own != resolv {

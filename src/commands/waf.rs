@@ -100,7 +100,7 @@ fn request(
     plan: &Lab,
     acl: &crate::waf::WebAclPlan,
     a: &ExplainArgs,
-) -> anyhow::Result<WafRequest> {
+) -> anyhow::Result<WafRequest<'static>> {
     let mut headers = Vec::new();
     for h in a.headers {
         let (k, v) = h
@@ -138,12 +138,15 @@ fn request(
             .parse()
             .with_context(|| format!("--client `{}` is not an address", a.client))
             .map_err(|e| usage(format!("{e:#}")))?,
-        method: a.method.to_string(),
-        uri: uri.into(),
-        query: query.into(),
+        method: a.method.to_string().into(),
+        uri: uri.to_string().into(),
+        query: query.to_string().into(),
         http_version: "HTTP/1.1".into(),
-        headers,
-        body: body[..body.len().min(BODY_LIMIT)].to_vec(),
+        headers: headers
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect(),
+        body: body[..body.len().min(BODY_LIMIT)].to_vec().into(),
         body_oversize: body.len() > BODY_LIMIT,
     })
 }
@@ -173,7 +176,7 @@ fn why(h: &Hit) -> String {
     format!("{} in {} {after}: {:?}", d.condition, d.field, d.data)
 }
 
-fn render(plan: &Lab, w: &WebAcl, r: &WafRequest, v: &Verdict) -> String {
+fn render(plan: &Lab, w: &WebAcl, r: &WafRequest<'_>, v: &Verdict) -> String {
     let mut o = String::new();
     let lbs: Vec<&str> = w
         .plan

@@ -10,7 +10,9 @@ use crate::topology::plan::*;
 use futures::future::try_join_all;
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
-use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkInfo};
+use netlink_packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, InfoData, InfoVeth, LinkAttribute, LinkInfo,
+};
 use netlink_packet_route::route::{RouteScope, RouteType};
 use rtnetlink::{Handle, LinkAddRequest};
 use std::net::{IpAddr, Ipv4Addr};
@@ -31,8 +33,12 @@ pub enum FabricError {
     MissingLink { ns: String, name: String },
 }
 
-/// Sysctls every lab namespace gets at creation: no IPv6 (keeps router
-/// solicitations and DAD out of captures and flow logs).
+/// Sysctls of the namespaces that are not a plain ENI's node: no IPv6
+/// (keeps router solicitations and DAD out of captures and flow logs). A
+/// node that only holds an ENI gets no sysctl: its `eth0` is brought up
+/// with no IPv6 address generated (`Ns::up_without_ipv6`), which keeps it as
+/// silent. Each sysctl write walks /proc/sys dentry chains as long as the
+/// machine's number of namespaces, so one per instance made `up` O(N^2).
 const BASE_SYSCTLS: &[(&str, &str)] = &[
     ("net.ipv6.conf.all.disable_ipv6", "1"),
     ("net.ipv6.conf.default.disable_ipv6", "1"),
@@ -62,14 +68,22 @@ pub fn create_namespaces(lab: &Lab, nodes: &[String]) -> Result<(), FabricError>
                 .map(|n| lab.enis[n.eni].node.clone()),
         )
         .collect();
+    let eni_nodes: std::collections::HashSet<&str> =
+        lab.enis.iter().map(|e| e.node.as_str()).collect();
     let namespaces: Vec<netns::NewNamespace> = nodes
         .iter()
         .map(|node| {
-            let mut sysctls = BASE_SYSCTLS.to_vec();
-            if routers.contains(node) {
+            let router = routers.contains(node);
+            let aws = super::aws_side::sysctls(lab, node);
+            let plain_eni = eni_nodes.contains(node.as_str()) && !router && aws.is_empty();
+            let mut sysctls = vec![];
+            if !plain_eni {
+                sysctls.extend_from_slice(BASE_SYSCTLS);
+            }
+            if router {
                 sysctls.extend_from_slice(ROUTER_SYSCTLS);
             }
-            sysctls.extend_from_slice(super::aws_side::sysctls(lab, node));
+            sysctls.extend_from_slice(aws);
             (lab.namespace(node), sysctls)
         })
         .collect();
@@ -161,6 +175,23 @@ impl Ns {
             .map_err(self.err(format!("set link {index} up")))
     }
 
+    /// Brings link `index` up with no IPv6 address generated for it (no
+    /// link-local address, so no DAD, router solicitation or MLD report):
+    /// IPv6 stays off without a sysctl. One request, and the mode is set
+    /// before the link goes up (the kernel applies both in that order).
+    async fn up_without_ipv6(&self, index: u32) -> Result<(), FabricError> {
+        const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
+        let mut req = self.handle.link().set(index).up();
+        req.message_mut()
+            .attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(IN6_ADDR_GEN_MODE_NONE)],
+            )]));
+        req.execute()
+            .await
+            .map_err(self.err(format!("set link {index} up without IPv6")))
+    }
+
     pub(super) async fn addr(
         &self,
         index: u32,
@@ -176,19 +207,21 @@ impl Ns {
     }
 
     /// A veth pair: `local` here (a port of bridge `master` when given),
-    /// `eth0` in namespace `peer_ns`, with MAC `peer_mac` when given (an
-    /// ENI's, which the fabric's ARP filter knows). One request.
+    /// `eth0` in namespace `peer_ns`, with an ENI's MAC (which the fabric's
+    /// ARP filter knows) and interface index when `eni` is given. One
+    /// request.
     async fn veth(
         &self,
         local: &str,
         peer_ns: &str,
         master: Option<u32>,
-        peer_mac: Option<[u8; 6]>,
+        eni: Option<([u8; 6], u32)>,
     ) -> Result<(), FabricError> {
         let peer_fd = netns::open(peer_ns)?;
         let mut req = veth_into(&self.handle, local, "eth0", peer_fd.as_raw_fd(), master);
-        if let Some(mac) = peer_mac {
+        if let Some((mac, index)) = eni {
             push_peer_attribute(&mut req, LinkAttribute::Address(mac.to_vec()));
+            for_peer(&mut req, |p| p.header.index = index);
         }
         req.execute()
             .await
@@ -252,11 +285,19 @@ pub fn veth_into(
 
 /// Adds `attr` to the peer half of a veth creation request.
 fn push_peer_attribute(req: &mut LinkAddRequest, attr: LinkAttribute) {
+    for_peer(req, |p| p.attributes.push(attr.clone()));
+}
+
+/// Runs `f` on the peer half of a veth creation request.
+fn for_peer(
+    req: &mut LinkAddRequest,
+    mut f: impl FnMut(&mut netlink_packet_route::link::LinkMessage),
+) {
     for a in req.message_mut().attributes.iter_mut() {
         if let LinkAttribute::LinkInfo(infos) = a {
             for info in infos.iter_mut() {
                 if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))) = info {
-                    p.attributes.push(attr.clone());
+                    f(p);
                 }
             }
         }
@@ -293,7 +334,10 @@ pub async fn configure(lab: &Lab, old: Option<&Lab>, add: &Additions) -> Result<
         let igw = fabric.index(IGW_IF).await?;
         fabric.addr(igw, IGW_FABRIC_IP, 30).await?;
     }
-    // Every ENI: a bridge port in the fabric (created up), `eth0` in its node.
+    // Every ENI: a bridge port in the fabric (created up), `eth0` in its
+    // node with the index a fresh namespace hands out first (the namespace
+    // is new on `up` and on `apply` alike), so it needs no lookup.
+    let eth0 = netns::first_free_ifindex()?;
     let mut bridges = std::collections::HashMap::new();
     for &e in &add.enis {
         let subnet = lab.enis[e].subnet;
@@ -308,12 +352,21 @@ pub async fn configure(lab: &Lab, old: Option<&Lab>, add: &Additions) -> Result<
         let bridge = bridges[&eni.subnet];
         async move {
             fabric
-                .veth(&eni.host_if, &node_ns, Some(bridge), Some(eni.mac()))
+                .veth(
+                    &eni.host_if,
+                    &node_ns,
+                    Some(bridge),
+                    Some((eni.mac(), eth0)),
+                )
                 .await
         }
     }))
     .await?;
-    let nodes = try_join_all(add.enis.iter().map(|&e| configure_eni(lab, &lab.enis[e])));
+    let nodes = try_join_all(
+        add.enis
+            .iter()
+            .map(|&e| configure_eni(lab, &lab.enis[e], eth0)),
+    );
     let internet = async {
         if add.base {
             configure_internet(lab).await
@@ -387,14 +440,15 @@ pub async fn remove_links(lab: &Lab, names: &[String]) -> Result<(), FabricError
     Ok(())
 }
 
-async fn configure_eni(lab: &Lab, eni: &Eni) -> Result<(), FabricError> {
+/// An ENI's node: `lo` up, `eth0` (index `eth0`) up without IPv6, its
+/// address and the default route: four requests.
+async fn configure_eni(lab: &Lab, eni: &Eni, eth0: u32) -> Result<(), FabricError> {
     let ns = Ns::open(lab.namespace(&eni.node))?;
     let subnet = &lab.subnets[eni.subnet];
     ns.up(1).await?;
-    let eth0 = ns.index("eth0").await?;
+    ns.up_without_ipv6(eth0).await?;
     ns.addr(eth0, eni.private_ip, subnet.cidr.prefix_len())
         .await?;
-    ns.up(eth0).await?;
     ns.route(
         MAIN_TABLE,
         Ipv4Net::default(),

@@ -104,23 +104,19 @@ pub async fn check(
         }
     };
     let inspected = head.len().min(BODY_LIMIT);
+    // Borrowed from the parsed request: nothing copied for the WAF.
     let req = WafRequest {
         client_ip: peer.ip(),
-        method: parts.method.to_string(),
-        uri: parts.uri.path().to_string(),
-        query: parts.uri.query().unwrap_or("").to_string(),
-        http_version: format!("{:?}", parts.version),
+        method: parts.method.as_str().into(),
+        uri: parts.uri.path().into(),
+        query: parts.uri.query().unwrap_or("").into(),
+        http_version: version_name(parts.version).into(),
         headers: parts
             .headers
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.as_str().into(), String::from_utf8_lossy(v.as_bytes())))
             .collect(),
-        body: head[..inspected].to_vec(),
+        body: head[..inspected].into(),
         body_oversize: oversize,
     };
     let verdict = acl.evaluate(&req, Instant::now());
@@ -146,6 +142,17 @@ pub async fn check(
             head: (!head.is_empty()).then(|| head.freeze()),
             rest,
         }),
+    }
+}
+
+/// HTTP's name for a version, as the WAF log spells it.
+fn version_name(v: hyper::Version) -> &'static str {
+    match v {
+        hyper::Version::HTTP_09 => "HTTP/0.9",
+        hyper::Version::HTTP_10 => "HTTP/1.0",
+        hyper::Version::HTTP_2 => "HTTP/2.0",
+        hyper::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
     }
 }
 

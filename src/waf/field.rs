@@ -9,30 +9,32 @@ use std::net::IpAddr;
 /// for Application Load Balancers.
 pub const BODY_LIMIT: usize = 8 * 1024;
 
-/// One HTTP request, as much of it as the ALB hands to the WAF.
+/// One HTTP request, as much of it as the ALB hands to the WAF: borrowed
+/// from the ALB's parsed request where it can be (no copy per request),
+/// owned where a caller builds one.
 #[derive(Debug, Clone)]
-pub struct WafRequest {
+pub struct WafRequest<'a> {
     pub client_ip: IpAddr,
-    pub method: String,
+    pub method: Cow<'a, str>,
     /// The path as sent (not decoded).
-    pub uri: String,
+    pub uri: Cow<'a, str>,
     /// After `?`, as sent; empty when there is none.
-    pub query: String,
-    pub http_version: String,
+    pub query: Cow<'a, str>,
+    pub http_version: Cow<'a, str>,
     /// In arrival order, names as sent.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// At most [`BODY_LIMIT`] bytes.
-    pub body: Vec<u8>,
+    pub body: Cow<'a, [u8]>,
     /// The body was longer than [`BODY_LIMIT`].
     pub body_oversize: bool,
 }
 
-impl WafRequest {
+impl WafRequest<'_> {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     fn query_args(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -172,7 +174,7 @@ impl Field {
         }
     }
 
-    pub fn candidates<'r>(&self, r: &'r WafRequest) -> Candidates<'r> {
+    pub fn candidates<'r>(&self, r: &'r WafRequest<'_>) -> Candidates<'r> {
         let b = |s: &'r str| Cow::Borrowed(s.as_bytes());
         let values = match self {
             Field::Method => vec![b(&r.method)],
@@ -192,7 +194,7 @@ impl Field {
                 .collect(),
             Field::AllHeaders { scope } => scoped(
                 *scope,
-                r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                r.headers.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
             ),
             Field::Cookies { scope } => scoped(*scope, r.cookies()),
             Field::Body { oversize } => {
@@ -212,14 +214,8 @@ impl Field {
                 if r.body.is_empty() {
                     return Candidates::Values(vec![]);
                 }
-                match serde_json::from_slice::<serde_json::Value>(&r.body) {
-                    Ok(v) => {
-                        let mut out = Vec::new();
-                        json_leaves(&v, *scope, &mut out);
-                        out.into_iter()
-                            .map(|s| Cow::Owned(s.into_bytes()))
-                            .collect()
-                    }
+                match json_leaves(&r.body, *scope) {
+                    Ok(v) => v,
                     Err(_) => match invalid {
                         InvalidJson::Match => return Candidates::Decided(true),
                         InvalidJson::NoMatch => return Candidates::Decided(false),
@@ -232,7 +228,7 @@ impl Field {
     }
 }
 
-fn decided(o: Oversize, r: &WafRequest) -> Option<Candidates<'static>> {
+fn decided(o: Oversize, r: &WafRequest<'_>) -> Option<Candidates<'static>> {
     match (r.body_oversize, o) {
         (true, Oversize::Match) => Some(Candidates::Decided(true)),
         (true, Oversize::NoMatch) => Some(Candidates::Decided(false)),
@@ -253,22 +249,148 @@ fn scoped<'r>(scope: Scope, pairs: impl Iterator<Item = (&'r str, &'r str)>) -> 
     out
 }
 
-/// Keys and/or scalar values of a JSON document, depth first.
-fn json_leaves(v: &serde_json::Value, scope: Scope, out: &mut Vec<String>) {
-    use serde_json::Value;
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                if scope != Scope::Value {
-                    out.push(k.clone());
-                }
-                json_leaves(x, scope, out);
+/// Keys and/or scalar values of a JSON document, depth first, in the order
+/// of serde_json's `Value` (an object's keys sorted, a repeated key's last
+/// value), borrowed from the body where no escape had to be decoded: one
+/// pass over the body, no document tree.
+fn json_leaves(body: &[u8], scope: Scope) -> Result<Vec<Cow<'_, [u8]>>, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut out = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    Leaves {
+        scope,
+        out: &mut out,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(out)
+}
+
+type Values<'r> = Vec<Cow<'r, [u8]>>;
+
+/// Appends the leaves of one JSON value to `out`.
+struct Leaves<'o, 'de> {
+    scope: Scope,
+    out: &'o mut Vec<Cow<'de, [u8]>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Leaves<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Leaves<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.scalar(Cow::Borrowed(if v { b"true" } else { b"false" }))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.scalar(Cow::Owned(v.to_string().into_bytes()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.scalar(Cow::Owned(v.to_string().into_bytes()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        // As `Value` prints it (`1.0`, `1e300` as `1e300`).
+        match serde_json::Number::from_f64(v) {
+            Some(n) => self.scalar(Cow::Owned(n.to_string().into_bytes())),
+            None => Ok(()),
+        }
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+        self.scalar(Cow::Borrowed(v.as_bytes()))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.scalar(Cow::Owned(v.as_bytes().to_vec()))
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+        let scope = self.scope;
+        while a
+            .next_element_seed(Leaves {
+                scope,
+                out: &mut *self.out,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+        let scope = self.scope;
+        let mut entries: Vec<(Cow<'de, str>, Values<'de>)> = Vec::new();
+        while let Some(Key(k)) = a.next_key()? {
+            let mut leaves = Vec::new();
+            a.next_value_seed(Leaves {
+                scope,
+                out: &mut leaves,
+            })?;
+            entries.push((k, leaves));
+        }
+        // A map sorted by key, where a repeated key keeps its last value.
+        entries.sort_by(|x, y| x.0.cmp(&y.0));
+        let mut it = entries.into_iter().peekable();
+        while let Some((k, leaves)) = it.next() {
+            if it.peek().is_some_and(|(n, _)| *n == k) {
+                continue;
+            }
+            if scope != Scope::Value {
+                self.out.push(match k {
+                    Cow::Borrowed(k) => Cow::Borrowed(k.as_bytes()),
+                    Cow::Owned(k) => Cow::Owned(k.into_bytes()),
+                });
+            }
+            self.out.extend(leaves);
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Leaves<'_, 'de> {
+    fn scalar<E>(self, v: Cow<'de, [u8]>) -> Result<(), E> {
+        if self.scope != Scope::Key {
+            self.out.push(v);
+        }
+        Ok(())
+    }
+}
+
+/// An object key, borrowed from the body when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
             }
         }
-        Value::Array(a) => a.iter().for_each(|x| json_leaves(x, scope, out)),
-        Value::String(s) if scope != Scope::Key => out.push(s.clone()),
-        Value::Number(_) | Value::Bool(_) if scope != Scope::Key => out.push(v.to_string()),
-        _ => {}
+        d.deserialize_str(V)
     }
 }
 
@@ -276,25 +398,32 @@ fn json_leaves(v: &serde_json::Value, scope: Scope, out: &mut Vec<String>) {
 pub(crate) mod tests {
     use super::*;
 
-    pub fn request(method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> WafRequest {
+    pub fn request(
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> WafRequest<'static> {
         let (uri, query) = target.split_once('?').unwrap_or((target, ""));
         let oversize = body.len() > BODY_LIMIT;
         WafRequest {
             client_ip: "203.0.113.10".parse().unwrap(),
-            method: method.into(),
-            uri: uri.into(),
-            query: query.into(),
+            method: method.to_string().into(),
+            uri: uri.to_string().into(),
+            query: query.to_string().into(),
             http_version: "HTTP/1.1".into(),
             headers: headers
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.to_string().into(), v.to_string().into()))
                 .collect(),
-            body: body.as_bytes()[..body.len().min(BODY_LIMIT)].to_vec(),
+            body: body.as_bytes()[..body.len().min(BODY_LIMIT)]
+                .to_vec()
+                .into(),
             body_oversize: oversize,
         }
     }
 
-    fn values(f: Field, r: &WafRequest) -> Vec<String> {
+    fn values(f: Field, r: &WafRequest<'_>) -> Vec<String> {
         match f.candidates(r) {
             Candidates::Values(v) => v
                 .iter()
@@ -353,6 +482,63 @@ pub(crate) mod tests {
             values(json(Scope::Key, InvalidJson::NoMatch), &r),
             ["tags", "k", "user_id"]
         );
+    }
+
+    /// The leaves as the whole document parsed into serde_json's `Value`
+    /// gives them (what the WAF used to do): the order of reference.
+    fn value_leaves(body: &str, scope: Scope) -> Option<Vec<String>> {
+        fn walk(v: &serde_json::Value, scope: Scope, out: &mut Vec<String>) {
+            use serde_json::Value;
+            match v {
+                Value::Object(m) => {
+                    for (k, x) in m {
+                        if scope != Scope::Value {
+                            out.push(k.clone());
+                        }
+                        walk(x, scope, out);
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, scope, out)),
+                Value::String(s) if scope != Scope::Key => out.push(s.clone()),
+                Value::Number(_) | Value::Bool(_) if scope != Scope::Key => out.push(v.to_string()),
+                _ => {}
+            }
+        }
+        let v = serde_json::from_slice(body.as_bytes()).ok()?;
+        let mut out = Vec::new();
+        walk(&v, scope, &mut out);
+        Some(out)
+    }
+
+    #[test]
+    fn json_leaves_in_value_order_borrowed_where_possible() {
+        let docs = [
+            r#"{"user_id": "42"}"#,
+            r#"{"b": 1, "a": [true, null, 2.50, -3, 1e3, 18446744073709551615], "a": {"z": "x\u0041", "y\n": "w"}}"#,
+            r#"[{"k": "v"}, "s", 7, [[], {}]]"#,
+            r#""just a string""#,
+            r#"{"n": 123456789012345678901234567890, "e": "", "\"q\"": "\"1' or 1=1--"}"#,
+            r#"{"a": 1} trailing"#,
+            r#"{"a": [1, 2}"#,
+            "",
+        ];
+        for d in docs {
+            for scope in [Scope::All, Scope::Key, Scope::Value] {
+                let ours = json_leaves(d.as_bytes(), scope).ok().map(|v| {
+                    v.iter()
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .collect::<Vec<_>>()
+                });
+                assert_eq!(ours, value_leaves(d, scope), "{d} {scope:?}");
+            }
+        }
+        let body = br#"{"user_id": "42", "esc": "a\tb"}"#;
+        let v = json_leaves(body, Scope::All).unwrap();
+        assert_eq!(&*v[1], b"a\tb");
+        assert!(matches!(v[1], Cow::Owned(_)), "an escape is decoded");
+        for i in [0, 2, 3] {
+            assert!(matches!(v[i], Cow::Borrowed(_)), "{i}");
+        }
     }
 
     #[test]

@@ -20,6 +20,9 @@ use tokio::sync::mpsc;
 #[serde(rename_all = "camelCase")]
 struct Detail<'a> {
     condition_type: &'a str,
+    /// For SQL_INJECTION only, as AWS logs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensitivity_level: Option<&'static str>,
     location: &'a str,
     matched_field_name: &'a str,
     matched_data: Vec<&'a str>,
@@ -29,6 +32,7 @@ fn match_details(d: Option<&MatchDetail>) -> Vec<Detail<'_>> {
     match d {
         Some(d) if !d.location.is_empty() && d.condition != "IP_SET" => vec![Detail {
             condition_type: &d.condition,
+            sensitivity_level: d.sensitivity.map(|s| s.name()),
             location: &d.location,
             matched_field_name: &d.field,
             matched_data: d.data.split_whitespace().take(10).collect(),
@@ -129,7 +133,7 @@ fn hit<'a>(h: &'a Hit, rule_id: &'a str) -> RuleHit<'a> {
 pub fn record(
     acl: &WebAclPlan,
     v: &Verdict,
-    r: &WafRequest,
+    r: &WafRequest<'_>,
     lb_id: &str,
     request_id: &str,
     now: SystemTime,
@@ -229,9 +233,11 @@ impl WafLog {
             .open(path)?;
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(256);
+            let mut batch = Vec::with_capacity(1024);
             let mut out = String::with_capacity(64 * 1024);
-            while rx.recv_many(&mut batch, 256).await > 0 {
+            // Everything waiting at each turn: a fixed cap per 50 ms would
+            // bound the log's rate, and past it the queue would only grow.
+            while rx.recv_many(&mut batch, usize::MAX).await > 0 {
                 for line in batch.drain(..) {
                     out.push_str(&line);
                     out.push('\n');
@@ -253,6 +259,7 @@ impl WafLog {
 mod tests {
     use super::super::field::tests::request;
     use super::super::managed::ManagedGroup;
+    use super::super::statement::Statement;
     use super::super::*;
     use super::*;
 
@@ -295,9 +302,51 @@ mod tests {
         let g = &j["ruleGroupList"][0];
         assert_eq!(g["ruleGroupId"], "AWS#AWSManagedRulesSQLiRuleSet");
         assert_eq!(g["terminatingRule"]["ruleId"], "SQLi_QUERYARGUMENTS");
-        assert_eq!(
-            j["terminatingRuleMatchDetails"][0]["conditionType"],
-            "SQL_INJECTION"
+        // AWS's order and fields for a SQL injection match, the level LOW
+        // of the managed SQLi rules.
+        let d = &j["terminatingRuleMatchDetails"][0];
+        assert!(
+            line.contains(
+                r#""terminatingRuleMatchDetails":[{"conditionType":"SQL_INJECTION","sensitivityLevel":"LOW","location":"QUERY_STRING","#
+            ),
+            "{line}"
         );
+        assert_eq!(d["conditionType"], "SQL_INJECTION");
+        assert_eq!(d["sensitivityLevel"], "LOW");
+        assert_eq!(d["location"], "QUERY_STRING");
+        assert_eq!(d["matchedData"], serde_json::json!(["1'", "or", "1=1--"]));
+        assert_eq!(g["terminatingRule"]["ruleMatchDetails"][0], *d);
+        // A statement at HIGH logs HIGH; other conditions log no level.
+        let high = Statement::SqliMatch {
+            field: field::Field::AllQueryArgs,
+            transforms: vec![transform::Transform::UrlDecode],
+            sensitivity: statement::Sensitivity::High,
+        };
+        let xss = Statement::XssMatch {
+            field: field::Field::AllQueryArgs,
+            transforms: vec![transform::Transform::UrlDecode],
+        };
+        for (s, target, level) in [
+            (high, "/x?id=1%27%20or%201=1--", Some("HIGH")),
+            (xss, "/x?q=%3Cscript%3Ealert(1)%3C/script%3E", None),
+        ] {
+            let acl = WebAcl::new(WebAclPlan {
+                rules: vec![Rule {
+                    name: "custom".into(),
+                    priority: 1,
+                    body: RuleBody::Regular {
+                        statement: s,
+                        action: Action::block(),
+                    },
+                }],
+                ..acl.plan.clone()
+            });
+            let r = request("GET", target, &[("Host", "alb")], "");
+            let v = acl.evaluate(&r, std::time::Instant::now());
+            let line = record(&acl.plan, &v, &r, "app/alb/1", "x", SystemTime::now());
+            let j: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let d = &j["terminatingRuleMatchDetails"][0];
+            assert_eq!(d["sensitivityLevel"].as_str(), level, "{line}");
+        }
     }
 }

@@ -335,7 +335,7 @@ mod tests {
     use super::*;
 
     /// The first rule of `g` that matches.
-    fn first(g: ManagedGroup, r: &super::super::field::WafRequest) -> Option<&'static str> {
+    fn first(g: ManagedGroup, r: &super::super::field::WafRequest<'_>) -> Option<&'static str> {
         g.rules()
             .iter()
             .find(|x| x.statement.eval(r).is_some())

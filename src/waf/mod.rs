@@ -6,6 +6,8 @@
 //!   components a statement inspects;
 //! - [`transform`]: text transformations;
 //! - [`statement`]: match statements and AND / OR / NOT;
+//! - `engine`: statements compiled for evaluation (each component
+//!   extracted and transformed once per request, shared by the rules);
 //! - [`managed`]: the AWS Managed Rules groups, AWS's rule names;
 //! - [`rate`]: rate-based rules;
 //! - [`log`]: WAF logs in AWS's JSON format and the per-lab log file.
@@ -13,6 +15,7 @@
 //! Owns: the WAF language, its evaluation of one request and its log records. Must not
 //! touch: sockets or connections (`lb/` calls it once per request).
 
+mod engine;
 pub mod field;
 pub mod log;
 pub mod managed;
@@ -20,11 +23,13 @@ pub mod rate;
 pub mod statement;
 pub mod transform;
 
+use engine::{Node, Program, Scan};
 use field::WafRequest;
 use managed::ManagedGroup;
 use rate::{RateCounter, RateKey};
 use serde::{Deserialize, Serialize};
 use statement::{MatchDetail, Statement};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -154,7 +159,7 @@ pub struct Verdict {
     pub action: Action,
     /// The terminating rule; `None` = the default action decided.
     pub terminating: Option<Hit>,
-    pub terminating_type: String,
+    pub terminating_type: Cow<'static, str>,
     pub non_terminating: Vec<Hit>,
     pub groups: Vec<GroupHits>,
     pub rate: Vec<RateHit>,
@@ -210,10 +215,23 @@ pub struct WebAclMetrics {
     pub rules: Vec<(String, MetricsSnapshot)>,
 }
 
-/// A web ACL ready to evaluate requests: its plan, rate counters, metrics.
-/// Counters are shared with the web ACL it replaced (see [`WebAcl::renew`]).
+/// A plan rule's statements, compiled.
+enum Compiled {
+    Regular(Node),
+    /// The scope-down statement.
+    RateBased(Option<Node>),
+    /// The group's rules, in its order.
+    Managed(Vec<Node>),
+}
+
+/// A web ACL ready to evaluate requests: its plan, its statements compiled,
+/// rate counters, metrics. Counters are shared with the web ACL it replaced
+/// (see [`WebAcl::renew`]).
 pub struct WebAcl {
     pub plan: WebAclPlan,
+    program: Program,
+    /// One per plan rule.
+    compiled: Vec<Compiled>,
     rate: Vec<Option<Arc<RateCounter>>>,
     all: Arc<Counters>,
     per_rule: Vec<Arc<Counters>>,
@@ -229,12 +247,28 @@ impl WebAcl {
     /// rule that stays keeps the requests it has seen in its window (a
     /// client over the limit stays over it).
     pub fn renew(plan: WebAclPlan, old: Option<&WebAcl>) -> WebAcl {
-        // Compile the managed groups' patterns now, not on the first request.
-        for r in &plan.rules {
-            if let RuleBody::Managed { group, .. } = r.body {
-                group.rules();
-            }
-        }
+        // Compile every statement now, not on the first request.
+        let mut program = Program::default();
+        let compiled = plan
+            .rules
+            .iter()
+            .map(|r| match &r.body {
+                RuleBody::Regular { statement, .. } => {
+                    Compiled::Regular(program.compile(statement))
+                }
+                RuleBody::RateBased { scope_down, .. } => {
+                    Compiled::RateBased(scope_down.as_ref().map(|s| program.compile(s)))
+                }
+                RuleBody::Managed { group, .. } => Compiled::Managed(
+                    group
+                        .rules()
+                        .iter()
+                        .map(|m| program.compile(&m.statement))
+                        .collect(),
+                ),
+            })
+            .collect();
+        program.finish();
         let before = |name: &str| {
             let old = old?;
             let i = old.plan.rules.iter().position(|r| r.name == name)?;
@@ -276,6 +310,8 @@ impl WebAcl {
         WebAcl {
             all: old.map(|o| o.all.clone()).unwrap_or_default(),
             plan,
+            program,
+            compiled,
             rate,
             per_rule,
         }
@@ -297,7 +333,7 @@ impl WebAcl {
 
     /// Evaluates `r`: rules in priority order, the first allow or block
     /// terminates, counts are recorded; then the default action.
-    pub fn evaluate(&self, r: &WafRequest, now: Instant) -> Verdict {
+    pub fn evaluate(&self, r: &WafRequest<'_>, now: Instant) -> Verdict {
         let mut v = Verdict {
             action: self.plan.default_action.clone(),
             terminating: None,
@@ -309,8 +345,9 @@ impl WebAcl {
         };
         let mut counted = false;
         let mut terminated_by = None;
+        let mut scan = Scan::new(&self.program, r);
         for (i, rule) in self.plan.rules.iter().enumerate() {
-            let outcome = self.rule_outcome(i, rule, r, now, &mut v);
+            let outcome = self.rule_outcome(i, rule, &mut scan, now, &mut v);
             let Some((action, hit)) = outcome else {
                 continue;
             };
@@ -353,7 +390,7 @@ impl WebAcl {
         &self,
         i: usize,
         rule: &Rule,
-        r: &WafRequest,
+        scan: &mut Scan<'_, '_>,
         now: Instant,
         v: &mut Verdict,
     ) -> Option<(Action, Hit)> {
@@ -363,23 +400,26 @@ impl WebAcl {
             action: action.log_name().into(),
             detail,
         };
-        match &rule.body {
-            RuleBody::Regular { statement, action } => {
-                let d = statement.eval(r)?;
+        match (&rule.body, &self.compiled[i]) {
+            (RuleBody::Regular { action, .. }, Compiled::Regular(n)) => {
+                let d = scan.eval(n)?;
                 Some((action.clone(), hit(action, None, Some(d))))
             }
-            RuleBody::RateBased {
-                limit,
-                window_s,
-                key,
-                scope_down,
-                action,
-            } => {
+            (
+                RuleBody::RateBased {
+                    limit,
+                    window_s,
+                    key,
+                    action,
+                    ..
+                },
+                Compiled::RateBased(scope_down),
+            ) => {
                 let detail = match scope_down {
-                    Some(s) => Some(s.eval(r)?),
+                    Some(s) => Some(scan.eval(s)?),
                     None => None,
                 };
-                let k = key.of(r)?;
+                let k = key.of(scan.request())?;
                 let counter = self.rate[i].as_ref().expect("a counter per rate rule");
                 if !counter.hit(&k, now) {
                     return None;
@@ -393,24 +433,29 @@ impl WebAcl {
                 });
                 Some((action.clone(), hit(action, None, detail)))
             }
-            RuleBody::Managed {
-                group,
-                override_count,
-                excluded,
-                overrides,
-            } => {
-                let mut g = GroupHits {
-                    rule: rule.name.clone(),
-                    group: format!("AWS#{}", group.name()),
-                    terminating: None,
-                    non_terminating: vec![],
-                    excluded: vec![],
-                };
+            (
+                RuleBody::Managed {
+                    group,
+                    override_count,
+                    excluded,
+                    overrides,
+                },
+                Compiled::Managed(nodes),
+            ) => {
+                // Built on the group's first match: most requests match none.
+                let mut g: Option<GroupHits> = None;
                 let mut result = None;
-                for m in group.rules() {
-                    let Some(d) = m.statement.eval(r) else {
+                for (m, n) in group.rules().iter().zip(nodes) {
+                    let Some(d) = scan.eval(n) else {
                         continue;
                     };
+                    let g = g.get_or_insert_with(|| GroupHits {
+                        rule: rule.name.clone(),
+                        group: format!("AWS#{}", group.name()),
+                        terminating: None,
+                        non_terminating: vec![],
+                        excluded: vec![],
+                    });
                     v.labels
                         .push(format!("{}:{}", group.label_namespace(), m.name));
                     let action = if excluded.iter().any(|e| e == m.name) {
@@ -441,14 +486,10 @@ impl WebAcl {
                     });
                     break;
                 }
-                let any = g.terminating.is_some()
-                    || !g.non_terminating.is_empty()
-                    || !g.excluded.is_empty();
-                if any {
-                    v.groups.push(g);
-                }
+                v.groups.extend(g);
                 result
             }
+            _ => unreachable!("a compiled rule per plan rule, of its kind"),
         }
     }
 }

@@ -40,7 +40,7 @@ impl RateKey {
     }
 
     /// The key `r` is counted under, or `None` when it is not counted.
-    pub fn of(&self, r: &WafRequest) -> Option<String> {
+    pub fn of(&self, r: &WafRequest<'_>) -> Option<String> {
         match self {
             RateKey::Ip => Some(r.client_ip.to_string()),
             RateKey::ForwardedIp {

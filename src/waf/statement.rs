@@ -4,8 +4,9 @@
 //! `libinjectionrs`): a tokenizer and fingerprint engine, not a list of
 //! substrings.
 
-use super::field::{Candidates, Field, WafRequest};
-use super::transform::{apply_all, Transform};
+use super::engine::{Program, Scan};
+use super::field::{Field, WafRequest};
+use super::transform::Transform;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::net::IpAddr;
@@ -76,7 +77,7 @@ impl Positional {
         })
     }
 
-    fn test(self, hay: &[u8], needle: &[u8]) -> bool {
+    pub(crate) fn test(self, hay: &[u8], needle: &[u8]) -> bool {
         match self {
             Positional::Exactly => hay == needle,
             Positional::StartsWith => hay.starts_with(needle),
@@ -135,7 +136,7 @@ impl Comparison {
         })
     }
 
-    fn test(self, a: u64, b: u64) -> bool {
+    pub(crate) fn test(self, a: u64, b: u64) -> bool {
         match self {
             Comparison::Eq => a == b,
             Comparison::Ne => a != b,
@@ -167,7 +168,7 @@ pub enum ForwardedPosition {
 
 impl ForwardedIp {
     /// The addresses to test; `None` when the header gives none (fallback).
-    pub fn addresses(&self, r: &WafRequest) -> Option<Vec<IpAddr>> {
+    pub fn addresses(&self, r: &WafRequest<'_>) -> Option<Vec<IpAddr>> {
         let v = r.header(&self.header)?;
         let all: Vec<&str> = v.split(',').map(str::trim).collect();
         let pick: Vec<&str> = match self.position {
@@ -237,10 +238,19 @@ pub struct MatchDetail {
     pub transforms: Vec<Transform>,
     /// The inspected value after the transformations (at most 200 bytes).
     pub data: String,
+    /// The SQL injection statement's sensitivity level (AWS logs it as
+    /// `sensitivityLevel` for `SQL_INJECTION` matches only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<Sensitivity>,
 }
 
 impl MatchDetail {
-    fn new(condition: &str, field: &Field, transforms: &[Transform], data: &[u8]) -> Self {
+    pub(crate) fn new(
+        condition: &str,
+        field: &Field,
+        transforms: &[Transform],
+        data: &[u8],
+    ) -> Self {
         let cut = &data[..data.len().min(200)];
         MatchDetail {
             condition: condition.into(),
@@ -248,6 +258,7 @@ impl MatchDetail {
             location: field.location().into(),
             transforms: transforms.to_vec(),
             data: String::from_utf8_lossy(cut).into_owned(),
+            sensitivity: None,
         }
     }
 }
@@ -271,6 +282,14 @@ impl Sensitivity {
             "LOW" => Some(Sensitivity::Low),
             "HIGH" => Some(Sensitivity::High),
             _ => None,
+        }
+    }
+
+    /// AWS's spelling (`sensitivityLevel` in logs).
+    pub fn name(self) -> &'static str {
+        match self {
+            Sensitivity::Low => "LOW",
+            Sensitivity::High => "HIGH",
         }
     }
 }
@@ -327,110 +346,46 @@ fn values(v: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 impl Statement {
-    /// The first reason this statement matches `r`, or `None`.
-    pub fn eval(&self, r: &WafRequest) -> Option<MatchDetail> {
-        match self {
-            Statement::ByteMatch {
-                field,
-                positional,
-                value,
-                transforms,
-            } => inspect(r, field, transforms, "BYTE_MATCH", |v| {
-                positional.test(v, value.as_bytes())
-            }),
-            Statement::RegexMatch {
-                field,
-                pattern,
-                transforms,
-            } => inspect(r, field, transforms, "REGEX", |v| pattern.0.is_match(v)),
-            Statement::SqliMatch {
-                field,
-                transforms,
-                sensitivity,
-            } => inspect(r, field, transforms, "SQL_INJECTION", |v| {
-                is_sqli(v, *sensitivity)
-            }),
-            Statement::XssMatch { field, transforms } => {
-                inspect(r, field, transforms, "XSS", is_xss)
-            }
-            Statement::SizeConstraint {
-                field,
-                comparison,
-                size,
-                transforms,
-            } => inspect(r, field, transforms, "SIZE_CONSTRAINT", |v| {
-                comparison.test(v.len() as u64, *size)
-            }),
-            Statement::IpSet {
-                addresses,
-                forwarded,
-            } => {
-                let ips = match forwarded {
-                    None => Some(vec![r.client_ip]),
-                    Some(f) => f.addresses(r),
-                };
-                let hit = match ips {
-                    Some(ips) => ips
-                        .iter()
-                        .find(|ip| addresses.iter().any(|n| n.contains(*ip)))
-                        .map(|ip| ip.to_string()),
-                    None if forwarded.as_ref().is_some_and(|f| f.fallback_match) => {
-                        Some("(no forwarded address: fallback MATCH)".into())
-                    }
-                    None => None,
-                };
-                hit.map(|data| MatchDetail {
-                    condition: "IP_SET".into(),
-                    field: forwarded
-                        .as_ref()
-                        .map_or("SOURCE_IP".into(), |f| format!("HEADER:{}", f.header)),
-                    location: "IP".into(),
-                    transforms: vec![],
-                    data,
-                })
-            }
-            Statement::And { statements: all } => {
-                let mut last = None;
-                for s in all {
-                    last = Some(s.eval(r)?);
-                }
-                last
-            }
-            Statement::Or { statements: any } => any.iter().find_map(|s| s.eval(r)),
-            Statement::Not { statement: s } => match s.eval(r) {
-                Some(_) => None,
-                None => Some(MatchDetail {
-                    condition: "NOT".into(),
-                    field: String::new(),
-                    location: String::new(),
-                    transforms: vec![],
-                    data: String::new(),
-                }),
-            },
-        }
+    /// The first reason this statement matches `r`, or `None`. Compiles the
+    /// statement on each call: a web ACL compiles its statements once
+    /// ([`super::WebAcl`]).
+    pub fn eval(&self, r: &WafRequest<'_>) -> Option<MatchDetail> {
+        let mut p = Program::default();
+        let n = p.compile(self);
+        p.finish();
+        Scan::new(&p, r).eval(&n)
     }
 }
 
-fn inspect(
-    r: &WafRequest,
-    field: &Field,
-    transforms: &[Transform],
-    condition: &str,
-    test: impl Fn(&[u8]) -> bool,
+/// An IP set statement on `r`: the address that is in the set, or the
+/// forwarded-IP fallback when the header gives none.
+pub(crate) fn ip_set_detail(
+    addresses: &[IpNet],
+    forwarded: Option<&ForwardedIp>,
+    r: &WafRequest<'_>,
 ) -> Option<MatchDetail> {
-    match field.candidates(r) {
-        Candidates::Decided(true) => Some(MatchDetail::new(
-            condition,
-            field,
-            transforms,
-            b"(body over 8 KB: oversize handling MATCH)",
-        )),
-        Candidates::Decided(false) => None,
-        Candidates::Values(vs) => vs.iter().find_map(|v| {
-            let t = apply_all(transforms, v);
-            test(&t).then(|| MatchDetail::new(condition, field, transforms, &t))
-        }),
-    }
+    let ips = match forwarded {
+        None => Some(vec![r.client_ip]),
+        Some(f) => f.addresses(r),
+    };
+    let hit = match ips {
+        Some(ips) => ips
+            .iter()
+            .find(|ip| addresses.iter().any(|n| n.contains(*ip)))
+            .map(|ip| ip.to_string()),
+        None if forwarded.is_some_and(|f| f.fallback_match) => {
+            Some("(no forwarded address: fallback MATCH)".into())
+        }
+        None => None,
+    };
+    hit.map(|data| MatchDetail {
+        condition: "IP_SET".into(),
+        field: forwarded.map_or("SOURCE_IP".into(), |f| format!("HEADER:{}", f.header)),
+        location: "IP".into(),
+        transforms: vec![],
+        data,
+        sensitivity: None,
+    })
 }
 
 #[cfg(test)]

@@ -32,6 +32,26 @@ fn etc_file(lab: &str, node: &str, file: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// A node's hostname: its own `hostname` file (the fabric, the internet,
+/// S3), else the last name on its line of the lab's hosts file (an ENI's
+/// node: `10.0.20.16<TAB>app ip-10-0-20-16.ec2.internal ip-10-0-20-16`).
+pub fn hostname(lab: &str, node: &str) -> Option<String> {
+    let own = std::fs::read_to_string(etc_dir(lab, node).join("hostname"))
+        .ok()
+        .map(|h| h.trim().to_string());
+    own.or_else(|| {
+        let hosts = std::fs::read_to_string(lab_etc_dir(lab).join("hosts")).ok()?;
+        hosts.lines().find_map(|l| {
+            let mut names = l.split_whitespace().skip(1);
+            if names.next() != Some(node) {
+                return None;
+            }
+            names.last().map(str::to_string)
+        })
+    })
+    .filter(|h| !h.is_empty())
+}
+
 /// How far a process started in a node can reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach {
@@ -75,10 +95,7 @@ pub fn enter_node(cmd: &mut Command, lab: &str, node: &str, reach: Reach) -> std
     let private_mounts = !binds.is_empty() || confinement.is_some();
     // The node's own hostname (`ip-10-0-20-16` on an instance, as EC2 names
     // it), in a UTS namespace of its own so the machine's stays untouched.
-    let hostname = std::fs::read_to_string(etc_dir(lab, node).join("hostname"))
-        .ok()
-        .map(|h| h.trim().as_bytes().to_vec())
-        .filter(|h| !h.is_empty());
+    let hostname = hostname(lab, node).map(String::into_bytes);
     let root = cstr(Path::new("/"));
     let ns_fd = ns.as_raw_fd();
     // SAFETY: the closure runs between fork and exec and only calls

@@ -1,0 +1,452 @@
+//! Statements compiled for evaluation. A web ACL's statements (its own and
+//! those of the managed groups it runs) are compiled once, when the web ACL
+//! is built, into a [`Program`]: every distinct component (AWS's
+//! `FieldToMatch`) and every distinct (component, text transformations)
+//! pair gets a slot, and the regular expressions that read one slot are
+//! gathered in one `RegexSet`. A [`Scan`] then evaluates one request: a
+//! component is extracted once (a JSON body parsed once), transformed once
+//! per chain, its regular expressions run as one set, and libinjection's
+//! verdict on a value is kept for the request; every statement reading that
+//! slot shares them.
+//!
+//! Owns: compiling statements and evaluating them on one request. The
+//! statement language itself (what a match means) is [`super::statement`].
+
+use super::field::{Candidates, Field, WafRequest};
+use super::statement::{
+    ip_set_detail, is_sqli, is_xss, Comparison, ForwardedIp, MatchDetail, Positional, Sensitivity,
+    Statement,
+};
+use super::transform::{apply_all, Transform};
+use ipnet::IpNet;
+use regex::bytes::{Regex, RegexSet, SetMatches};
+use std::borrow::Cow;
+
+/// A compiled statement.
+#[derive(Debug)]
+pub enum Node {
+    /// A test on the values of one slot.
+    Test {
+        slot: usize,
+        test: Test,
+    },
+    IpSet {
+        addresses: Vec<IpNet>,
+        forwarded: Option<ForwardedIp>,
+    },
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+}
+
+/// What a statement tests on each value of its slot.
+#[derive(Debug)]
+pub enum Test {
+    Byte {
+        positional: Positional,
+        value: Vec<u8>,
+    },
+    /// The slot's regular expression of that index.
+    Regex(usize),
+    Sqli(Sensitivity),
+    Xss,
+    Size {
+        comparison: Comparison,
+        size: u64,
+    },
+}
+
+impl Test {
+    /// AWS's `conditionType`.
+    fn condition(&self) -> &'static str {
+        match self {
+            Test::Byte { .. } => "BYTE_MATCH",
+            Test::Regex(_) => "REGEX",
+            Test::Sqli(_) => "SQL_INJECTION",
+            Test::Xss => "XSS",
+            Test::Size { .. } => "SIZE_CONSTRAINT",
+        }
+    }
+}
+
+/// One (component, transformations) pair and the regular expressions that
+/// read it.
+#[derive(Debug)]
+struct Slot {
+    field: usize,
+    transforms: Vec<Transform>,
+    regexes: Vec<Regex>,
+    /// All of `regexes` at once, when there are several.
+    set: Option<RegexSet>,
+}
+
+/// The components and slots of a web ACL's compiled statements.
+#[derive(Debug, Default)]
+pub struct Program {
+    fields: Vec<Field>,
+    slots: Vec<Slot>,
+}
+
+impl Program {
+    /// Compiles `s`, sharing slots with the statements compiled before it.
+    /// Call [`Program::finish`] once every statement is compiled.
+    pub fn compile(&mut self, s: &Statement) -> Node {
+        let (field, transforms, test) = match s {
+            Statement::ByteMatch {
+                field,
+                positional,
+                value,
+                transforms,
+            } => (
+                field,
+                transforms,
+                Test::Byte {
+                    positional: *positional,
+                    value: value.as_bytes().to_vec(),
+                },
+            ),
+            Statement::RegexMatch {
+                field,
+                pattern,
+                transforms,
+            } => {
+                let slot = self.slot(field, transforms);
+                let regexes = &mut self.slots[slot].regexes;
+                let i = match regexes
+                    .iter()
+                    .position(|r| r.as_str() == pattern.0.as_str())
+                {
+                    Some(i) => i,
+                    None => {
+                        regexes.push(pattern.0.clone());
+                        regexes.len() - 1
+                    }
+                };
+                return Node::Test {
+                    slot,
+                    test: Test::Regex(i),
+                };
+            }
+            Statement::SqliMatch {
+                field,
+                transforms,
+                sensitivity,
+            } => (field, transforms, Test::Sqli(*sensitivity)),
+            Statement::XssMatch { field, transforms } => (field, transforms, Test::Xss),
+            Statement::SizeConstraint {
+                field,
+                comparison,
+                size,
+                transforms,
+            } => (
+                field,
+                transforms,
+                Test::Size {
+                    comparison: *comparison,
+                    size: *size,
+                },
+            ),
+            Statement::IpSet {
+                addresses,
+                forwarded,
+            } => {
+                return Node::IpSet {
+                    addresses: addresses.clone(),
+                    forwarded: forwarded.clone(),
+                }
+            }
+            Statement::And { statements } => {
+                return Node::And(statements.iter().map(|s| self.compile(s)).collect())
+            }
+            Statement::Or { statements } => {
+                return Node::Or(statements.iter().map(|s| self.compile(s)).collect())
+            }
+            Statement::Not { statement } => return Node::Not(Box::new(self.compile(statement))),
+        };
+        Node::Test {
+            slot: self.slot(field, transforms),
+            test,
+        }
+    }
+
+    fn slot(&mut self, field: &Field, transforms: &[Transform]) -> usize {
+        let f = match self.fields.iter().position(|x| x == field) {
+            Some(f) => f,
+            None => {
+                self.fields.push(field.clone());
+                self.fields.len() - 1
+            }
+        };
+        // NONE changes nothing: a chain of it is the empty chain.
+        let chain: Vec<Transform> = transforms
+            .iter()
+            .copied()
+            .filter(|t| *t != Transform::None)
+            .collect();
+        if let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| s.field == f && s.transforms == chain)
+        {
+            return i;
+        }
+        self.slots.push(Slot {
+            field: f,
+            transforms: chain,
+            regexes: vec![],
+            set: None,
+        });
+        self.slots.len() - 1
+    }
+
+    /// Gathers each slot's regular expressions into one set.
+    pub fn finish(&mut self) {
+        for s in &mut self.slots {
+            if s.regexes.len() > 1 {
+                // Each pattern compiled alone; together they fit the same
+                // limits but for size: then each runs alone.
+                s.set = RegexSet::new(s.regexes.iter().map(|r| r.as_str())).ok();
+            }
+        }
+    }
+
+    /// The component and transformations a node's slot stands for.
+    fn describe(&self, slot: usize) -> (&Field, &[Transform]) {
+        let s = &self.slots[slot];
+        (&self.fields[s.field], &s.transforms)
+    }
+}
+
+/// Per value of a slot: not yet known, no, yes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Known {
+    Unknown,
+    No,
+    Yes,
+}
+
+/// A slot's values for one request and what is known of them.
+struct SlotScan<'r> {
+    values: Candidates<'r>,
+    /// Per value, the regular expressions that match it (`None`: none).
+    regex: Option<Vec<Option<SetMatches>>>,
+    /// Per sensitivity level (LOW, HIGH), per value.
+    sqli: [Vec<Known>; 2],
+    xss: Vec<Known>,
+}
+
+/// One request under evaluation by one program.
+pub struct Scan<'p, 'r> {
+    prog: &'p Program,
+    req: &'r WafRequest<'r>,
+    fields: Vec<Option<Candidates<'r>>>,
+    slots: Vec<Option<SlotScan<'r>>>,
+}
+
+impl<'p, 'r> Scan<'p, 'r> {
+    pub fn new(prog: &'p Program, req: &'r WafRequest<'r>) -> Self {
+        Scan {
+            prog,
+            req,
+            fields: (0..prog.fields.len()).map(|_| None).collect(),
+            slots: (0..prog.slots.len()).map(|_| None).collect(),
+        }
+    }
+
+    pub fn request(&self) -> &'r WafRequest<'r> {
+        self.req
+    }
+
+    /// The first reason `n` matches the request, or `None`.
+    pub fn eval(&mut self, n: &Node) -> Option<MatchDetail> {
+        match n {
+            Node::Test { slot, test } => self.test(*slot, test),
+            Node::IpSet {
+                addresses,
+                forwarded,
+            } => ip_set_detail(addresses, forwarded.as_ref(), self.req),
+            Node::And(all) => {
+                let mut last = None;
+                for s in all {
+                    last = Some(self.eval(s)?);
+                }
+                last
+            }
+            Node::Or(any) => any.iter().find_map(|s| self.eval(s)),
+            Node::Not(s) => match self.eval(s) {
+                Some(_) => None,
+                None => Some(MatchDetail {
+                    condition: "NOT".into(),
+                    field: String::new(),
+                    location: String::new(),
+                    transforms: vec![],
+                    data: String::new(),
+                    sensitivity: None,
+                }),
+            },
+        }
+    }
+
+    fn test(&mut self, slot: usize, test: &Test) -> Option<MatchDetail> {
+        let prog = self.prog;
+        let (field, transforms) = prog.describe(slot);
+        let s = self.slot(slot);
+        let detail = |data: &[u8]| {
+            let mut d = MatchDetail::new(test.condition(), field, transforms, data);
+            if let Test::Sqli(level) = test {
+                d.sensitivity = Some(*level);
+            }
+            d
+        };
+        let values = match &s.values {
+            Candidates::Decided(true) => {
+                return Some(detail(b"(body over 8 KB: oversize handling MATCH)"))
+            }
+            Candidates::Decided(false) => return None,
+            Candidates::Values(v) => v,
+        };
+        let hit = match test {
+            Test::Byte { positional, value } => {
+                values.iter().position(|v| positional.test(v, value))
+            }
+            Test::Size { comparison, size } => values
+                .iter()
+                .position(|v| comparison.test(v.len() as u64, *size)),
+            Test::Regex(i) => {
+                let sl = &prog.slots[slot];
+                match &sl.set {
+                    None => values.iter().position(|v| sl.regexes[*i].is_match(v)),
+                    Some(set) => {
+                        let found = s.regex.get_or_insert_with(|| {
+                            values
+                                .iter()
+                                .map(|v| set.is_match(v).then(|| set.matches(v)))
+                                .collect()
+                        });
+                        found
+                            .iter()
+                            .position(|m| m.as_ref().is_some_and(|m| m.matched(*i)))
+                    }
+                }
+            }
+            Test::Sqli(level) => {
+                let known = &mut s.sqli[*level as usize];
+                remembered(known, values, |v| is_sqli(v, *level))
+            }
+            Test::Xss => remembered(&mut s.xss, values, is_xss),
+        };
+        hit.map(|i| detail(&values[i]))
+    }
+
+    /// Slot `i`'s values, extracted and transformed on first use.
+    fn slot(&mut self, i: usize) -> &mut SlotScan<'r> {
+        if self.slots[i].is_none() {
+            let prog = self.prog;
+            let sl = &prog.slots[i];
+            let req = self.req;
+            let raw =
+                self.fields[sl.field].get_or_insert_with(|| prog.fields[sl.field].candidates(req));
+            let values = match raw {
+                Candidates::Decided(d) => Candidates::Decided(*d),
+                Candidates::Values(vs) => Candidates::Values(
+                    vs.iter()
+                        .map(|v| match v {
+                            Cow::Borrowed(b) => apply_all(&sl.transforms, b),
+                            Cow::Owned(o) => Cow::Owned(apply_all(&sl.transforms, o).into_owned()),
+                        })
+                        .collect(),
+                ),
+            };
+            self.slots[i] = Some(SlotScan {
+                values,
+                regex: None,
+                sqli: [vec![], vec![]],
+                xss: vec![],
+            });
+        }
+        self.slots[i].as_mut().expect("just filled")
+    }
+}
+
+/// The first value `test` holds for, each value tested at most once per
+/// request whatever the number of statements asking.
+fn remembered(
+    known: &mut Vec<Known>,
+    values: &[Cow<'_, [u8]>],
+    test: impl Fn(&[u8]) -> bool,
+) -> Option<usize> {
+    if known.is_empty() {
+        known.resize(values.len(), Known::Unknown);
+    }
+    values.iter().zip(known.iter_mut()).position(|(v, k)| {
+        if *k == Known::Unknown {
+            *k = if test(v) { Known::Yes } else { Known::No };
+        }
+        *k == Known::Yes
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::field::tests::request;
+    use super::super::field::Scope;
+    use super::super::statement::Pattern;
+    use super::*;
+    use Transform::{Lowercase, UrlDecode};
+
+    fn re(field: Field, t: &[Transform], p: &str) -> Statement {
+        Statement::RegexMatch {
+            field,
+            pattern: Pattern::new(p).unwrap(),
+            transforms: t.to_vec(),
+        }
+    }
+
+    #[test]
+    fn statements_share_slots_and_one_regex_set_per_slot() {
+        let headers = || Field::AllHeaders {
+            scope: Scope::Value,
+        };
+        let mut p = Program::default();
+        let nodes = [
+            p.compile(&re(headers(), &[UrlDecode], "(?i)jndi")),
+            p.compile(&re(headers(), &[UrlDecode], "rO0AB")),
+            // NONE is no transformation: the same slot.
+            p.compile(&re(headers(), &[Transform::None, UrlDecode], "rO0AB")),
+            p.compile(&re(headers(), &[UrlDecode, Lowercase], "ro0ab")),
+            p.compile(&Statement::SqliMatch {
+                field: headers(),
+                transforms: vec![UrlDecode],
+                sensitivity: Sensitivity::Low,
+            }),
+        ];
+        p.finish();
+        assert_eq!(p.fields.len(), 1);
+        assert_eq!(p.slots.len(), 2);
+        assert_eq!(p.slots[0].regexes.len(), 2);
+        assert!(p.slots[0].set.is_some() && p.slots[1].set.is_none());
+        let r = request(
+            "GET",
+            "/",
+            &[("A", "plain"), ("B", "x%20rO0ABc"), ("C", "${JNDI:x}")],
+            "",
+        );
+        let mut scan = Scan::new(&p, &r);
+        let data: Vec<Option<String>> =
+            nodes.iter().map(|n| scan.eval(n).map(|d| d.data)).collect();
+        assert_eq!(
+            data,
+            [
+                Some("${JNDI:x}".to_string()),
+                Some("x rO0ABc".into()),
+                Some("x rO0ABc".into()),
+                Some("x ro0abc".into()),
+                None,
+            ]
+        );
+        // The same answers as each statement compiled alone.
+        let alone = re(headers(), &[UrlDecode], "rO0AB").eval(&r).unwrap();
+        assert_eq!(alone.data, "x rO0ABc");
+        assert_eq!(alone.field, "HEADERS");
+    }
+}
