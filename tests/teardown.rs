@@ -458,3 +458,57 @@ fn not_root_exits_2_with_the_fix() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("must run as root"));
     assert!(lab_namespaces("t-noroot").is_empty());
 }
+
+/// Where /run/netns is an empty directory on a disk, `up` mounts a tmpfs
+/// there (shared, as iproute2 makes its own mount) and the lab's namespace
+/// files live in memory: `ip netns list` names them and `down` removes them.
+/// Run in a mount namespace of its own, over an empty on-disk directory
+/// bind-mounted on /run/netns, so the machine's /run/netns and every other
+/// lab are untouched.
+#[test]
+fn namespace_files_go_to_a_tmpfs_where_run_netns_is_an_empty_disk_directory() {
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::write("t-tmpfs", TOPO);
+    let empty =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("netns-{}", lab.name));
+    let _ = std::fs::remove_dir_all(&empty);
+    std::fs::create_dir_all(&empty).unwrap();
+    let fs = Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&fs.stdout).trim() == "tmpfs" {
+        eprintln!("skipped: {} is on a tmpfs, not a disk", empty.display());
+        return;
+    }
+    let script = format!(
+        "mount --bind {empty} /run/netns && {v} up {file} --network-only >/dev/null && \
+         stat -f -c %T /run/netns && findmnt -n -o FSTYPE,PROPAGATION --mountpoint /run/netns | tail -1 && \
+         ip netns list | grep -c -- '^vpcsim-{name}-' ; {v} down {name} >/dev/null && ls -A /run/netns | wc -l",
+        empty = empty.display(),
+        v = vpcsim_bin().display(),
+        file = lab.file.display(),
+        name = lab.name,
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![vec!["tmpfs"], vec!["tmpfs", "shared"], vec!["5"], vec!["0"]],
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing went to the directory underneath.
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+    let _ = std::fs::remove_dir(&empty);
+}

@@ -7,7 +7,7 @@
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 pub const NETNS_DIR: &str = "/run/netns";
@@ -57,16 +57,47 @@ pub fn open(name: &str) -> Result<File, NetnsError> {
 
 /// /run/netns must be a shared mount point so namespace bind mounts propagate
 /// to other mount namespaces (Docker, `ip netns exec`), as iproute2 does it.
+/// Where it is not on a tmpfs yet (/run on a disk, as on this project's
+/// machines; Debian mounts /run as tmpfs) and holds no namespace, it gets
+/// one: each namespace's file is then an inode in memory, where on ext4
+/// creating it after a `down` scanned past every inode that `down` freed
+/// (O(N) per file, O(N^2) per lab). A directory that holds namespaces is
+/// left as it is: a mount over it would hide them.
 fn prepare_dir() -> Result<(), NetnsError> {
     let sys = |op, source| NetnsError::Sys {
         name: NETNS_DIR.into(),
         op,
         source,
     };
-    std::fs::create_dir_all(NETNS_DIR).map_err(|source| NetnsError::Io {
+    let io = |source| NetnsError::Io {
         name: NETNS_DIR.into(),
         source,
-    })?;
+    };
+    std::fs::create_dir_all(NETNS_DIR).map_err(io)?;
+    // Two vpcsim commands starting together must not both mount a tmpfs
+    // (the second would hide what the first created): the check and the
+    // mount happen under a lock on the parent directory, and the check goes
+    // by path, so a waiter sees the tmpfs the holder mounted.
+    let parent = File::open(Path::new(NETNS_DIR).parent().unwrap_or(Path::new("/"))).map_err(io)?;
+    // SAFETY: flock on a descriptor we own; released when `parent` closes.
+    if unsafe { libc::flock(parent.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(sys("lock", nix::Error::last()));
+    }
+    let on_tmpfs = nix::sys::statfs::statfs(NETNS_DIR)
+        .map_err(|e| sys("statfs", e))?
+        .filesystem_type()
+        == nix::sys::statfs::TMPFS_MAGIC;
+    let empty = std::fs::read_dir(NETNS_DIR).map_err(io)?.next().is_none();
+    if !on_tmpfs && empty {
+        mount(
+            Some("tmpfs"),
+            NETNS_DIR,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("mode=0755"),
+        )
+        .map_err(|e| sys("mount tmpfs on /run/netns", e))?;
+    }
     let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
     if mount(None::<&str>, NETNS_DIR, None::<&str>, shared, None::<&str>).is_err() {
         mount(
