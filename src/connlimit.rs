@@ -47,6 +47,9 @@ pub struct Conn {
     busy: AtomicU32,
     /// When it last finished a request, ms since the registry's epoch.
     last: AtomicU64,
+    /// The registry's epoch, so that a request's end touches nothing the
+    /// connections of other threads share.
+    epoch: Instant,
     shed: Notify,
 }
 
@@ -58,24 +61,21 @@ impl Conn {
     }
 
     /// Marks a request in progress until the guard is dropped.
-    pub fn busy(self: &Arc<Self>, reg: &Arc<Registry>) -> Busy {
+    pub fn busy(self: &Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Ordering::Relaxed);
-        Busy {
-            conn: self.clone(),
-            reg: reg.clone(),
-        }
+        Busy { conn: self.clone() }
     }
 }
 
 /// A request in progress on a connection.
 pub struct Busy {
     conn: Arc<Conn>,
-    reg: Arc<Registry>,
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.conn.last.store(self.reg.now_ms(), Ordering::Relaxed);
+        let now = self.conn.epoch.elapsed().as_millis() as u64;
+        self.conn.last.store(now, Ordering::Relaxed);
         self.conn.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -204,6 +204,7 @@ impl Registry {
             ip,
             busy: AtomicU32::new(0),
             last: AtomicU64::new(self.now_ms()),
+            epoch: self.epoch,
             shed: Notify::new(),
         });
         inner.conns.insert(conn.id, conn.clone());
@@ -401,7 +402,7 @@ mod tests {
             idle: Duration::from_secs(60),
         });
         let a: Vec<Admitted> = (0..3).map(|_| reg.admit(ip(10)).unwrap()).collect();
-        let _busy = a[0].conn.busy(&reg);
+        let _busy = a[0].conn.busy();
         // Over its own limit, client .10 loses its oldest idle connection
         // (not the busy one).
         let _a4 = reg.admit(ip(10)).unwrap();
@@ -420,7 +421,7 @@ mod tests {
         let reg = Registry::new(Limits::new(2, Duration::from_secs(60)));
         let a = reg.admit(ip(10)).unwrap();
         let b = reg.admit(ip(20)).unwrap();
-        let (_x, _y) = (a.conn.busy(&reg), b.conn.busy(&reg));
+        let (_x, _y) = (a.conn.busy(), b.conn.busy());
         assert!(reg.admit(ip(30)).is_none());
         assert_eq!(reg.stats().refused, 1);
         drop(a);
@@ -432,7 +433,7 @@ mod tests {
         let reg = Registry::new(Limits::new(10, Duration::from_secs(60)));
         let idle = reg.admit(ip(10)).unwrap();
         let busy = reg.admit(ip(20)).unwrap();
-        let _req = busy.conn.busy(&reg);
+        let _req = busy.conn.busy();
         reg.reap();
         assert_eq!(reg.stats().open, 2);
         reg.set_idle(Duration::ZERO);

@@ -241,20 +241,31 @@ pub fn start(path: &Path, workers: usize) -> std::io::Result<AccessLog> {
     Ok(log)
 }
 
-/// Writes a duration in seconds, `-1` when there is none (AWS's way).
+/// Writes a duration in seconds to the millisecond, then a space; `-1`
+/// when there is none (AWS's way).
 fn write_secs(out: &mut String, v: Option<f64>) {
-    let _ = match v {
-        Some(s) if s >= 0.0 => write!(out, "{s:.3} "),
-        _ => write!(out, "-1 "),
-    };
+    match v {
+        Some(s) if (0.0..1e15).contains(&s) => {
+            let ms = (s * 1000.0).round() as u64;
+            write_uint(out, ms / 1000, 1);
+            out.push('.');
+            write_uint(out, ms % 1000, 3);
+            out.push(' ');
+        }
+        Some(s) if s >= 0.0 => {
+            let _ = write!(out, "{s:.3} ");
+        }
+        _ => out.push_str("-1 "),
+    }
 }
 
 /// Writes `v` or `-`, then a space.
-fn write_opt(out: &mut String, v: Option<impl std::fmt::Display>) {
-    let _ = match v {
-        Some(v) => write!(out, "{v} "),
-        None => write!(out, "- "),
-    };
+fn write_opt(out: &mut String, v: Option<u64>) {
+    match v {
+        Some(v) => write_uint(out, v, 1),
+        None => out.push('-'),
+    }
+    out.push(' ');
 }
 
 /// Writes a header value with `"` escaped, `-` when absent or not text.
@@ -273,52 +284,96 @@ fn write_quoted(out: &mut String, v: Option<&HeaderValue>) {
 fn format_entry(out: &mut String, e: &Entry, n: &Names) {
     out.push_str("http ");
     write_iso8601(out, e.time);
-    let _ = write!(out, " {} {} ", n.elb[e.lb], e.client);
-    write_opt(out, e.target);
+    out.push(' ');
+    out.push_str(&n.elb[e.lb]);
+    out.push(' ');
+    write_addr(out, e.client);
+    out.push(' ');
+    match e.target {
+        Some(t) => write_addr(out, t),
+        None => out.push('-'),
+    }
+    out.push(' ');
     write_secs(out, Some(e.request_processing));
     write_secs(out, e.target_processing);
     write_secs(out, e.response_processing);
-    let _ = write!(out, "{} ", e.elb_status);
-    write_opt(out, e.target_status);
+    write_uint(out, e.elb_status.into(), 1);
+    out.push(' ');
+    write_opt(out, e.target_status.map(u64::from));
     let host = e
         .host
         .as_ref()
         .and_then(|h| h.to_str().ok())
         .map_or("-", |h| h.rsplit_once(':').map_or(h, |(h, _)| h));
-    let _ = write!(
-        out,
-        "{} {} \"{} http://{host}:{}{} {:?}\" \"",
-        e.received_bytes,
-        e.sent_bytes,
-        e.method,
-        e.port,
-        e.path.as_ref().map_or("/", |p| p.as_str()),
-        e.version,
-    );
+    write_uint(out, e.received_bytes, 1);
+    out.push(' ');
+    write_uint(out, e.sent_bytes, 1);
+    out.push_str(" \"");
+    out.push_str(e.method.as_str());
+    out.push_str(" http://");
+    out.push_str(host);
+    out.push(':');
+    write_uint(out, e.port.into(), 1);
+    out.push_str(e.path.as_ref().map_or("/", |p| p.as_str()));
+    out.push(' ');
+    let _ = write!(out, "{:?}", e.version);
+    out.push_str("\" \"");
     write_quoted(out, e.user_agent.as_ref());
-    let _ = write!(
-        out,
-        "\" - - {} \"{}\" \"-\" \"-\" ",
-        e.group.map_or("-", |g| n.arn[g].as_str()),
-        e.trace_id.to_str().unwrap_or("-"),
-    );
-    write_opt(out, e.priority);
+    out.push_str("\" - - ");
+    out.push_str(e.group.map_or("-", |g| n.arn[g].as_str()));
+    out.push_str(" \"");
+    out.push_str(e.trace_id.to_str().unwrap_or("-"));
+    out.push_str("\" \"-\" \"-\" ");
+    write_opt(out, e.priority.map(u64::from));
     write_iso8601(out, e.created);
-    let _ = write!(out, " \"{}\" \"-\" \"-\" \"", e.waf.unwrap_or("forward"));
+    out.push_str(" \"");
+    out.push_str(e.waf.unwrap_or("forward"));
+    out.push_str("\" \"-\" \"-\" \"");
     match e.target {
-        Some(t) => {
-            let _ = write!(out, "{t}");
-        }
+        Some(t) => write_addr(out, t),
         None => out.push('-'),
     }
     out.push_str("\" \"");
     match e.target_status {
-        Some(s) => {
-            let _ = write!(out, "{s}");
-        }
+        Some(s) => write_uint(out, s.into(), 1),
         None => out.push('-'),
     }
     out.push_str("\" \"-\" \"-\"\n");
+}
+
+/// `n` in decimal, zero-padded to `width` digits (at most 20).
+fn write_uint(out: &mut String, mut n: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len() - width.min(buf.len()));
+    out.push_str(std::str::from_utf8(&buf[start..]).expect("digits"));
+}
+
+/// `ip:port`, as `SocketAddr`'s `Display` writes it.
+fn write_addr(out: &mut String, a: SocketAddr) {
+    match a {
+        SocketAddr::V4(v4) => {
+            for (i, o) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                write_uint(out, o.into(), 1);
+            }
+            out.push(':');
+            write_uint(out, v4.port().into(), 1);
+        }
+        SocketAddr::V6(_) => {
+            let _ = write!(out, "{a}");
+        }
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
@@ -339,15 +394,24 @@ fn write_iso8601(out: &mut String, t: SystemTime) {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let s = d.as_secs() as i64;
     let (y, mo, da) = civil(s.div_euclid(86_400));
-    let r = s.rem_euclid(86_400);
-    let _ = write!(
-        out,
-        "{y:04}-{mo:02}-{da:02}T{:02}:{:02}:{:02}.{:06}Z",
-        r / 3600,
-        r / 60 % 60,
-        r % 60,
-        d.subsec_micros()
-    );
+    let r = s.rem_euclid(86_400) as u64;
+    if y < 0 {
+        out.push('-');
+    }
+    write_uint(out, y.unsigned_abs(), 4);
+    out.push('-');
+    write_uint(out, mo.into(), 2);
+    out.push('-');
+    write_uint(out, da.into(), 2);
+    out.push('T');
+    write_uint(out, r / 3600, 2);
+    out.push(':');
+    write_uint(out, r / 60 % 60, 2);
+    out.push(':');
+    write_uint(out, r % 60, 2);
+    out.push('.');
+    write_uint(out, d.subsec_micros().into(), 6);
+    out.push('Z');
 }
 
 /// `Tue, 01 Dec 2026 16:45:04 GMT` (cookie expiry).
@@ -386,6 +450,33 @@ mod tests {
         assert_eq!(iso8601(t), "2018-07-02T22:23:00.186641Z");
         assert_eq!(http_date(1_530_570_180), "Mon, 02 Jul 2018 22:23:00 GMT");
         assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn numbers_written_as_format_writes_them() {
+        for n in [0u64, 7, 10, 999, 1000, 65535, u64::MAX] {
+            let mut out = String::new();
+            write_uint(&mut out, n, 1);
+            assert_eq!(out, n.to_string());
+            out.clear();
+            write_uint(&mut out, n, 6);
+            assert_eq!(out, format!("{n:06}"));
+        }
+        for a in ["0.0.0.0:0", "203.0.113.10:40000", "[::1]:80"] {
+            let a: SocketAddr = a.parse().unwrap();
+            let mut out = String::new();
+            write_addr(&mut out, a);
+            assert_eq!(out, a.to_string());
+        }
+        for v in [0.0, 0.0001, 0.0512, 0.9996, 1.5, 61.25, 12345.678] {
+            let mut out = String::new();
+            write_secs(&mut out, Some(v));
+            assert_eq!(out, format!("{v:.3} "));
+        }
+        let mut out = String::new();
+        write_secs(&mut out, None);
+        write_secs(&mut out, Some(-1.0));
+        assert_eq!(out, "-1 -1 ");
     }
 
     #[test]

@@ -223,9 +223,17 @@ impl Group {
     }
 }
 
-/// Per target group, like CloudWatch's AWS/ApplicationELB namespace.
-#[derive(Default)]
+/// Per target group, like CloudWatch's AWS/ApplicationELB namespace: one
+/// shard per worker thread (the thread's requests count in its own cache
+/// lines, never in another thread's), summed when read.
 pub struct Metrics {
+    shards: Box<[Shard]>,
+}
+
+/// One worker thread's counts, alone on its cache lines.
+#[derive(Default)]
+#[repr(align(128))]
+pub struct Shard {
     pub requests: AtomicU64,
     pub target_2xx: AtomicU64,
     pub target_3xx: AtomicU64,
@@ -235,7 +243,62 @@ pub struct Metrics {
     pub response_time: Histogram,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        // As many as the daemon's worker threads per node (one per core);
+        // a worker beyond them shares a shard (`shard` wraps).
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Metrics {
+            shards: (0..n).map(|_| Shard::default()).collect(),
+        }
+    }
+}
+
 impl Metrics {
+    /// Worker thread `worker`'s counters.
+    pub fn shard(&self, worker: usize) -> &Shard {
+        &self.shards[worker % self.shards.len()]
+    }
+
+    fn sum(&self, f: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| f(s).load(Ordering::Relaxed))
+            .sum()
+    }
+    pub fn requests(&self) -> u64 {
+        self.sum(|s| &s.requests)
+    }
+    pub fn target_2xx(&self) -> u64 {
+        self.sum(|s| &s.target_2xx)
+    }
+    pub fn target_3xx(&self) -> u64 {
+        self.sum(|s| &s.target_3xx)
+    }
+    pub fn target_4xx(&self) -> u64 {
+        self.sum(|s| &s.target_4xx)
+    }
+    pub fn target_5xx(&self) -> u64 {
+        self.sum(|s| &s.target_5xx)
+    }
+    pub fn elb_5xx(&self) -> u64 {
+        self.sum(|s| &s.elb_5xx)
+    }
+
+    /// The `q` quantile (0-1) of the target response time over every
+    /// shard, in microseconds; `None` with no samples.
+    pub fn response_time_quantile(&self, q: f64) -> Option<u64> {
+        let mut counts = vec![0u64; BUCKETS];
+        for s in self.shards.iter() {
+            for (c, b) in counts.iter_mut().zip(&s.response_time.buckets) {
+                *c += b.load(Ordering::Relaxed);
+            }
+        }
+        Histogram::quantile_of(&counts, q)
+    }
+}
+
+impl Shard {
     pub fn target_status(&self, status: u16) {
         let c = match status {
             200..=299 => &self.target_2xx,
@@ -290,12 +353,18 @@ impl Histogram {
     }
 
     /// The `q` quantile (0-1) in microseconds, `None` with no samples.
-    pub fn quantile(&self, q: f64) -> Option<u64> {
+    #[cfg(test)]
+    fn quantile(&self, q: f64) -> Option<u64> {
         let counts: Vec<u64> = self
             .buckets
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
             .collect();
+        Self::quantile_of(&counts, q)
+    }
+
+    /// The `q` quantile of bucket counts `counts`.
+    fn quantile_of(counts: &[u64], q: f64) -> Option<u64> {
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return None;

@@ -19,7 +19,7 @@ use crate::waf::log::WafLog;
 use crate::waf::WebAcl;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -49,6 +49,9 @@ pub struct Node {
     /// Set when the node leaves the plan: its threads end once its
     /// connections have.
     pub retired: watch::Sender<bool>,
+    /// The worker thread the next client connection goes to (modulo
+    /// their number).
+    pub next_worker: AtomicUsize,
 }
 
 /// A listener bound in a node's namespace: one accept task per worker.
@@ -79,6 +82,7 @@ impl Node {
             workers,
             bound: Mutex::default(),
             retired: watch::channel(false).0,
+            next_worker: AtomicUsize::new(0),
         }
     }
 
@@ -672,7 +676,7 @@ impl Config {
             })
             .collect();
         let m = &g.metrics;
-        let ms = |q| m.response_time.quantile(q).map(|us| us as f64 / 1000.0);
+        let ms = |q| m.response_time_quantile(q).map(|us| us as f64 / 1000.0);
         TargetGroupStatus {
             name: g.plan.name.clone(),
             port: g.plan.port,
@@ -684,12 +688,12 @@ impl Config {
             .into(),
             stickiness_s: g.plan.stickiness_s,
             in_use: g.used(),
-            request_count: m.requests.load(Ordering::Relaxed),
-            http_code_target_2xx: m.target_2xx.load(Ordering::Relaxed),
-            http_code_target_3xx: m.target_3xx.load(Ordering::Relaxed),
-            http_code_target_4xx: m.target_4xx.load(Ordering::Relaxed),
-            http_code_target_5xx: m.target_5xx.load(Ordering::Relaxed),
-            http_code_elb_5xx: m.elb_5xx.load(Ordering::Relaxed),
+            request_count: m.requests(),
+            http_code_target_2xx: m.target_2xx(),
+            http_code_target_3xx: m.target_3xx(),
+            http_code_target_4xx: m.target_4xx(),
+            http_code_target_5xx: m.target_5xx(),
+            http_code_elb_5xx: m.elb_5xx(),
             target_response_time_p50_ms: ms(0.5),
             target_response_time_p99_ms: ms(0.99),
             healthy_host_count: targets.iter().filter(|t| t.state == "healthy").count(),
@@ -721,6 +725,7 @@ mod tests {
     use super::*;
     use crate::connlimit::Limits;
     use crate::topology::plan::{ListenerRulePlan, TargetPlan};
+    use std::sync::atomic::Ordering;
 
     fn canary() -> Lab {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/canary.toml");
@@ -814,6 +819,7 @@ mod tests {
         let (v1a_g, v1a_t) = target(&c1, "tg-v1", "v1-a");
         c1.groups[v1a_g]
             .metrics
+            .shard(0)
             .requests
             .fetch_add(7, Ordering::Relaxed);
         c1.groups[v1a_g].targets[v1a_t].health[1].set(HealthState::Healthy, None);
@@ -833,7 +839,7 @@ mod tests {
         assert!((0..20).any(|_| l1.default.choose(None) == Some(0)));
         // An untouched rule keeps its forward action (and interleaving).
         assert!(Arc::ptr_eq(&l1.rules[0].forward, &l2.rules[0].forward));
-        assert_eq!(c2.groups[v1a_g].metrics.requests.load(Ordering::Relaxed), 7);
+        assert_eq!(c2.groups[v1a_g].metrics.requests(), 7);
         let (g, t) = target(&c2, "tg-v1", "v1-a");
         assert!(Arc::ptr_eq(
             &c1.groups[v1a_g].targets[v1a_t].health[1],
@@ -1011,6 +1017,7 @@ mod tests {
         let (c1, _) = d.build(canary(), None);
         c1.groups[1]
             .metrics
+            .shard(1)
             .requests
             .fetch_add(3, Ordering::Relaxed);
         let mut plan = canary();
@@ -1028,7 +1035,7 @@ mod tests {
         });
         let (c2, _) = d.build(plan, Some(&c1));
         assert_eq!(c2.groups[2].plan.name, "tg-v2");
-        assert_eq!(c2.groups[2].metrics.requests.load(Ordering::Relaxed), 3);
+        assert_eq!(c2.groups[2].metrics.requests(), 3);
         assert!(c2.groups[0].used_by[0]);
         let fwd: Vec<String> = c2.status(0).load_balancers[0].listeners[0].rules[0]
             .forward

@@ -243,6 +243,14 @@ impl Balancer {
         self.config.load_full()
     }
 
+    /// The configuration requests arriving now follow, if it is not
+    /// `have`: no reference count that other threads share is touched
+    /// when it is.
+    pub fn config_if_not(&self, have: &Arc<Config>) -> Option<Arc<Config>> {
+        let now = self.config.load();
+        (!Arc::ptr_eq(&now, have)).then(|| arc_swap::Guard::into_inner(now))
+    }
+
     /// Takes `plan` live: listeners, rules and weights at once for the
     /// next request (requests in flight finish where they were sent);
     /// targets that left it drain, new ones start `initial`; new listeners
@@ -497,22 +505,44 @@ async fn accept_loop(
             return;
         }
     };
-    let conns = node.conns.clone();
-    connlimit::accept_loop(listener, conns.clone(), |stream, peer, adm| {
-        let idle = b
-            .config()
-            .idle_timeout(at.node)
-            .unwrap_or(conns.limits().idle);
-        proxy::serve(
-            b.clone(),
-            at,
-            conns.clone(),
-            idle,
-            unbound.clone(),
-            stream,
-            peer,
-            adm,
-        )
+    connlimit::accept_loop(listener, node.conns.clone(), |stream, peer, adm| {
+        // Connections are dealt to the node's worker threads in turn,
+        // whichever thread's accept took them: left to the accepts, the
+        // thread that wakes first can take a whole burst and serve it
+        // alone while the other idles.
+        let workers = node.workers.len();
+        let to = match workers {
+            0 | 1 => at.worker,
+            n => node.next_worker.fetch_add(1, Ordering::Relaxed) % n,
+        };
+        let there = (to != at.worker).then(|| node.workers[to].clone());
+        let (b, unbound) = (b.clone(), unbound.clone());
+        let at = Entrance { worker: to, ..at };
+        async move {
+            let Some(there) = there else {
+                return proxy::serve(b, at, unbound, stream, peer, adm).await;
+            };
+            let Ok(stream) = stream.into_std() else {
+                return;
+            };
+            let task = there.spawn(async move {
+                if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+                    proxy::serve(b, at, unbound, stream, peer, adm).await;
+                }
+            });
+            // Shed here (this task dropped): the connection closes there.
+            let _abort = AbortOnDrop(task.abort_handle());
+            let _ = task.await;
+        }
     })
     .await;
+}
+
+/// Cancels a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -8,7 +8,7 @@ use super::balancer::{Group, Target};
 use super::config::Config;
 use super::daemon::Balancer;
 use super::waf_gate::{Blocked, ReqBody};
-use crate::connlimit::{Admitted, Registry, Tracked};
+use crate::connlimit::{Admitted, Tracked};
 use crate::fabric::netns;
 use bytes::Bytes;
 use http_body_util::{Either, Full};
@@ -289,16 +289,27 @@ struct Client {
     port: HeaderValue,
 }
 
+/// The configuration a connection's last request read, with what its
+/// requests share: a request takes a reference to this connection's copy
+/// (its counter is the connection's alone) instead of to the configuration
+/// itself, whose counter every thread's requests would share. An idle
+/// connection keeps an older configuration alive at most until the idle
+/// timeout closes it.
+struct Current {
+    cfg: Arc<Config>,
+    client: Client,
+}
+
 /// Serves one client connection until it closes (or the node sheds it:
 /// see `connlimit`). It counts as busy from a request's head to the end of
-/// its response. Once `unbound` turns true (its listener was removed), the
-/// request in progress finishes and the connection closes.
-#[allow(clippy::too_many_arguments)]
+/// its response; the node's registry closes it once idle for the load
+/// balancer's idle timeout in force (also between a response and the end
+/// of the next request's head: no per-request header timer). Once
+/// `unbound` turns true (its listener was removed), the request in
+/// progress finishes and the connection closes.
 pub async fn serve(
     b: Arc<Balancer>,
     at: Entrance,
-    conns: Arc<Registry>,
-    idle: Duration,
     mut unbound: watch::Receiver<bool>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
@@ -311,21 +322,31 @@ pub async fn serve(
         ip: HeaderValue::from_str(&peer.ip().to_string()).expect("an address is ASCII"),
         port: HeaderValue::from(at.port),
     };
+    let current = std::cell::RefCell::new(Arc::new(Current {
+        cfg: b.config(),
+        client,
+    }));
     let svc = hyper::service::service_fn(move |req| {
         // One snapshot per request: a keep-alive connection follows a new
         // configuration from its next request on.
-        let cfg = b.config();
-        let client = client.clone();
-        let busy = conn.busy(&conns);
+        let now = {
+            let mut cur = current.borrow_mut();
+            if let Some(cfg) = b.config_if_not(&cur.cfg) {
+                let client = cur.client.clone();
+                *cur = Arc::new(Current { cfg, client });
+            }
+            cur.clone()
+        };
+        let busy = conn.busy();
         async move {
-            let resp = handle(&cfg, at, &client, req).await;
+            let resp = handle(&now.cfg, at, &now.client, req).await;
             Ok::<_, std::convert::Infallible>(resp.map(|body| Tracked::new(body, busy)))
         }
     });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .title_case_headers(true)
-        .header_read_timeout(idle)
+        .header_read_timeout(None)
         .max_buf_size(READ_BUFFER)
         .serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(served);
@@ -479,14 +500,15 @@ async fn handle(
     };
     let group = &cfg.groups[g];
     entry.group = Some(group.log_id);
-    group.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    let metrics = group.metrics.shard(at.worker);
+    metrics.requests.fetch_add(1, Ordering::Relaxed);
     let sticky = group
         .plan
         .stickiness_s
         .and_then(|_| sticky_target.filter(|(sg, _)| *sg == group.log_id))
         .and_then(|(_, t)| group.target_by_id(t));
     let Some(t) = group.pick(ni, sticky) else {
-        group.metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
+        metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
         return elb_error(&mut pending, StatusCode::SERVICE_UNAVAILABLE);
     };
     let target = &group.targets[t];
@@ -542,7 +564,7 @@ async fn handle(
             return elb_error(&mut pending, StatusCode::BAD_REQUEST);
         }
         Ok(Err(e)) => {
-            group.metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
+            metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
             let status = if e.is_timeout() {
                 StatusCode::GATEWAY_TIMEOUT
             } else {
@@ -552,14 +574,13 @@ async fn handle(
             return elb_error(&mut pending, status);
         }
         Err(_) => {
-            group.metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
+            metrics.elb_5xx.fetch_add(1, Ordering::Relaxed);
             return elb_error(&mut pending, StatusCode::GATEWAY_TIMEOUT);
         }
     };
     let status = resp.status().as_u16();
-    group.metrics.target_status(status);
-    group
-        .metrics
+    metrics.target_status(status);
+    metrics
         .response_time
         .record((answered - sent).as_micros() as u64);
     entry.target_status = Some(status);

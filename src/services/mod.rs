@@ -451,14 +451,13 @@ async fn serve_s3(
     server: Arc<s3::S3>,
     conns: Arc<Registry>,
 ) {
-    let reg = conns.clone();
     accept_loop(listener, conns, move |stream, peer, adm| {
-        let (via, server, reg) = (via.clone(), server.clone(), reg.clone());
+        let (via, server) = (via.clone(), server.clone());
         async move {
             let conn = adm.conn.clone();
             let svc = hyper::service::service_fn(move |req| {
                 let (via, server) = (via.clone(), server.clone());
-                let busy = conn.busy(&reg);
+                let busy = conn.busy();
                 async move {
                     let resp = server.handle(&via, peer, req).await?;
                     Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, busy)))
