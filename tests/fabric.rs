@@ -512,6 +512,18 @@ security_groups = ["sg-open"]
     );
 }
 
+/// `n` instances `i000`… in sg-open, alternately in public-1 and private-1.
+fn open_instances(n: usize) -> String {
+    let mut instances = String::from(OPEN_SGS);
+    for i in 0..n {
+        let subnet = if i % 2 == 0 { "public-1" } else { "private-1" };
+        instances.push_str(&format!(
+            "[[instance]]\nname = \"i{i:03}\"\nsubnet = \"{subnet}\"\nsecurity_groups = [\"sg-open\"]\n"
+        ));
+    }
+    instances
+}
+
 #[test]
 fn source_check_holds_on_the_last_of_more_than_256_enis() {
     if !require_root() {
@@ -519,13 +531,7 @@ fn source_check_holds_on_the_last_of_more_than_256_enis() {
     }
     // 300 ENIs: more ports than one netdev chain may list (256). The last
     // instances are the ones a per-chain limit would have left unchecked.
-    let mut instances = String::from(OPEN_SGS);
-    for i in 0..300 {
-        let subnet = if i % 2 == 0 { "public-1" } else { "private-1" };
-        instances.push_str(&format!(
-            "[[instance]]\nname = \"i{i:03}\"\nsubnet = \"{subnet}\"\nsecurity_groups = [\"sg-open\"]\n"
-        ));
-    }
+    let instances = open_instances(300);
     let lab = TestLab::up_with("t-300", &topo(("", ""), &instances), &["--network-only"]);
     let nodes = lab.status()["nodes"].as_array().unwrap().clone();
     let ip = |node: &str| -> String {
@@ -936,13 +942,7 @@ fn a_lab_with_more_enis_than_its_open_file_limit_comes_up() {
     if !require_root() {
         return;
     }
-    let mut instances = String::from(OPEN_SGS);
-    for i in 0..160 {
-        let subnet = if i % 2 == 0 { "public-1" } else { "private-1" };
-        instances.push_str(&format!(
-            "[[instance]]\nname = \"i{i:03}\"\nsubnet = \"{subnet}\"\nsecurity_groups = [\"sg-open\"]\n"
-        ));
-    }
+    let instances = open_instances(160);
     let lab = TestLab::write("t-fds", &topo(("", ""), &instances));
     let out = std::process::Command::new("prlimit")
         .args(["--nofile=128:128", "--"])
