@@ -146,15 +146,30 @@ fn rule(name: &'static str, statement: Statement) -> ManagedRule {
 /// extraction, UNION-based reads, strings built from character codes
 /// (`CHAR(113)||CHR(120)`), casts to a type and `SELECT CASE WHEN`
 /// conditionals (the shape of blind and error-based extraction through
-/// functions libinjection does not know).
-const SQL_EXTENDED: &str = r"(?i)(\bunion\b[\s\S]{0,40}?\bselect\b|\b(n?char|chr)\s*\(\s*\d+\s*\)|\bcast\s*\([\s\S]{1,300}?\bas\s+(int|integer|signed|unsigned|n?char|n?varchar|text|numeric|decimal)\b|\bselect\s+case\s+when\b|\b(sleep|benchmark|pg_sleep|extractvalue|updatexml|load_file|utl_inaddr\.get_host_address|dbms_pipe\.receive_message)\s*\(|\bwaitfor\s+(delay|time)\b|\binformation_schema\b|\binto\s+(out|dump)file\b|\bxp_cmdshell\b|;\s*(drop|delete|insert|update|shutdown|exec)\b|'\s*(or|and)\s+['\d\w]+\s*(=|like|<|>))";
+/// functions libinjection does not know). A stacked query is a statement
+/// after `;` in SQL's own grammar (`DROP TABLE`, `DELETE FROM`, `INSERT
+/// INTO`, `UPDATE t SET`, `SHUTDOWN`, `EXEC` of a system procedure, a
+/// variable or a string): the verb alone is an English word too
+/// (`…; update the list`, `…; exec summary`). Two patterns: AWS caps one
+/// at 512 characters.
+const SQL_EXTENDED: [&str; 2] = [
+    r"(?i)(\bunion\b[\s\S]{0,40}?\bselect\b|\b(n?char|chr)\s*\(\s*\d+\s*\)|\bcast\s*\([\s\S]{1,300}?\bas\s+(int|integer|signed|unsigned|n?char|n?varchar|text|numeric|decimal)\b|\bselect\s+case\s+when\b|\b(sleep|benchmark|pg_sleep|extractvalue|updatexml|load_file|utl_inaddr\.get_host_address|dbms_pipe\.receive_message)\s*\(|\bwaitfor\s+(delay|time)\b|\binformation_schema\b|\binto\s+(out|dump)file\b|\bxp_cmdshell\b)",
+    r"(?i)(;\s*(drop\s+(table|database|schema|view|procedure|function|user|index|trigger)\b|delete\s+from\b|insert\s+into\b|update\s+[\w.\[\]`]+\s+set\b|shutdown\s*(;|--|#|/\*|with\s+nowait|$)|exec(ute)?\s*(\(|@|'|master\.|xp_|sp_))|'\s*(or|and)\s+['\d\w]+\s*(=|like|<|>))",
+];
+
+fn extended(field: Field, t: &[Transform]) -> Statement {
+    or(SQL_EXTENDED
+        .iter()
+        .map(|p| re(field.clone(), t, p))
+        .collect())
+}
 
 fn sqli_rules() -> Vec<ManagedRule> {
     vec![
         rule("SQLi_QUERYARGUMENTS", sqli(Field::AllQueryArgs, DECODE)),
         rule(
             "SQLiExtendedPatterns_QUERYARGUMENTS",
-            re(Field::AllQueryArgs, DECODE, SQL_EXTENDED),
+            extended(Field::AllQueryArgs, DECODE),
         ),
         rule(
             "SQLi_BODY",
@@ -165,10 +180,7 @@ fn sqli_rules() -> Vec<ManagedRule> {
         ),
         rule(
             "SQLiExtendedPatterns_BODY",
-            or(vec![
-                re(body(), DECODE, SQL_EXTENDED),
-                re(json_values(), &[], SQL_EXTENDED),
-            ]),
+            or(vec![extended(body(), DECODE), extended(json_values(), &[])]),
         ),
         rule(
             "SQLi_COOKIE",
@@ -356,6 +368,22 @@ mod tests {
             Some("SQLi_QUERYARGUMENTS")
         );
         assert!(first(g, &get("/?id=1;waitfor delay '0:0:5'")).is_some());
+        // Stacked queries in SQL's grammar; the same verbs in prose pass.
+        for q in [
+            "1;%20DROP%20TABLE%20users",
+            "1;%20exec%20master..xp_dirtree%20'//x/y'",
+            "1;exec('sel'%2B'ect%201')",
+            "1;%20update%20users%20set%20admin=1",
+            "1;%20shutdown",
+        ] {
+            assert!(first(g, &get(&format!("/?id={q}"))).is_some(), "{q}");
+        }
+        for q in [
+            "step%201;%20update%20the%20list",
+            "Q3%20results;%20exec%20summary%20attached",
+        ] {
+            assert_eq!(first(g, &get(&format!("/?q={q}"))), None, "{q}");
+        }
         let post = |b: &str| request("POST", "/api/v1/recommendation", &[UA], b);
         assert_eq!(first(g, &post("user=admin%27--&pass=x")), Some("SQLi_BODY"));
         assert_eq!(

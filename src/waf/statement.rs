@@ -298,10 +298,29 @@ impl Sensitivity {
 /// value when it is a form (`a=1&b=2`, a query string or form body), else
 /// on the whole.
 pub fn is_sqli(v: &[u8], level: Sensitivity) -> bool {
-    values(v).any(|x| match level {
-        Sensitivity::High => libinjectionrs::detect_sqli(x).is_injection(),
-        Sensitivity::Low => sqli_low(x),
+    values(v).any(|x| {
+        !one_plain_token(x)
+            && match level {
+                Sensitivity::High => libinjectionrs::detect_sqli(x).is_injection(),
+                Sensitivity::Low => sqli_low(x),
+            }
     })
+}
+
+/// A value libinjection reads as one token of a kind that is never SQL
+/// injection: all digits (one number), or letters, digits and `_` starting
+/// with a letter or `_` (one word, keyword or not). Of one-token
+/// fingerprints libinjection's blacklist holds only `X`, its "evil" token,
+/// which no number or word gives; with no quote, `#` or `--` no other
+/// context is tried. Such values (ids, numbers, single words: most values)
+/// skip libinjection and no verdict changes.
+fn one_plain_token(v: &[u8]) -> bool {
+    let word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    match v.first() {
+        Some(b) if b.is_ascii_digit() => v.iter().all(u8::is_ascii_digit),
+        Some(b) if b.is_ascii_alphabetic() || *b == b'_' => v.iter().all(word),
+        _ => false,
+    }
 }
 
 /// libinjection's contexts but the double-quoted one: as-is and after a
@@ -465,6 +484,37 @@ mod tests {
         assert!(is_sqli(b"1' or 'a'='a", low));
         assert_eq!(Sensitivity::parse("HIGH"), Some(Sensitivity::High));
         assert_eq!(Sensitivity::parse("high"), None);
+    }
+
+    #[test]
+    fn one_plain_token_is_never_sqli_for_libinjection() {
+        // Every word libinjection knows (keywords, functions, operators
+        // spelled as words), in three cases and with a digit after, and
+        // numbers: libinjection itself says no SQL injection, as the
+        // shortcut does.
+        let mut words: Vec<Vec<u8>> = Vec::new();
+        for k in libinjectionrs::sqli::sqli_data::SQL_KEYWORDS {
+            let w = k.word.as_bytes();
+            if one_plain_token(w) && !w[0].is_ascii_digit() {
+                words.push(w.to_vec());
+                words.push(w.to_ascii_lowercase());
+                words.push([w, b"1"].concat());
+            }
+        }
+        assert!(words.len() > 2000, "{}", words.len());
+        for n in ["0", "42", "007", "18446744073709551616", &"9".repeat(100)] {
+            words.push(n.as_bytes().to_vec());
+        }
+        words.push(b"_x".to_vec());
+        for w in &words {
+            assert!(one_plain_token(w));
+            assert!(!libinjectionrs::detect_sqli(w).is_injection(), "{w:?}");
+            assert!(!sqli_low(w));
+        }
+        for not_plain in ["1union", "0x1f", "1e5", "a.b", "a b", "", "-1", "é"] {
+            assert!(!one_plain_token(not_plain.as_bytes()), "{not_plain}");
+        }
+        assert!(is_sqli(b"1union select 1", Sensitivity::Low));
     }
 
     #[test]
