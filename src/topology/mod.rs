@@ -142,9 +142,7 @@ pub fn parse(text: &str, base: &Path) -> Result<plan::Lab, Vec<Located>> {
 }
 
 /// TOML syntax, then the fields: the topology and its unknown fields.
-fn parse_fields(
-    text: &str,
-) -> Result<(model::Topology, Vec<Diagnostic>), Vec<Located>> {
+fn parse_fields(text: &str) -> Result<(model::Topology, Vec<Diagnostic>), Vec<Located>> {
     // TOML syntax first: a file that is not TOML has only that error.
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         let (line, col) = e
