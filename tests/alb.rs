@@ -4,10 +4,10 @@
 
 mod common;
 
+use common::lb::*;
 use common::{require_root, TestLab};
 use std::time::{Duration, Instant};
 use vpcsim::lb::client::query_status;
-use vpcsim::lb::status::LbStatus;
 
 const PATH: &str = "/api/v1/recommendation";
 const V1_BODY: &str = "{\"event_log\":\"User 7 purchase processed.\",\"latency_ms\":0,\"model_id\":\"V1 - Stable\",\"recommendation\":[\"item_X_old_model\",\"item_Y_old_model\"]}";
@@ -22,12 +22,6 @@ fn is_v1_body(body: &str) -> bool {
     };
     let digits = rest.chars().take_while(char::is_ascii_digit).count();
     digits > 0 && V1_BODY.ends_with(&rest[digits..])
-}
-
-fn dns_name(lab: &TestLab) -> String {
-    query_status(&lab.name).expect("ALB status").load_balancers[0]
-        .dns_name
-        .clone()
 }
 
 /// `n` POSTs like the seed's client, from the internet host, in one curl
@@ -55,29 +49,6 @@ fn post_many(lab: &TestLab, n: usize, path: &str) -> Vec<(u16, String)> {
     }
     assert_eq!(res.len(), n, "{out}");
     res
-}
-
-/// Polls the ALB's view until `ok` holds (bounded; no timing assertion).
-fn wait_status(lab: &TestLab, what: &str, ok: impl Fn(&LbStatus) -> bool) -> LbStatus {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let s = query_status(&lab.name).expect("ALB status");
-        if ok(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "never reached: {what}\n{s}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn target_state(s: &LbStatus, tg: &str, instance: &str) -> String {
-    let g = s.target_groups.iter().find(|g| g.name == tg).unwrap();
-    g.targets
-        .iter()
-        .find(|t| t.instance == instance)
-        .unwrap()
-        .state
-        .clone()
 }
 
 fn vpcsim_ok(lab: &TestLab, args: &[&str]) -> String {
@@ -207,11 +178,11 @@ fn stopped_targets_become_unhealthy_then_fail_open() {
     wait_status(&lab, "every tg-v1 target healthy", |s| {
         ["v1-a", "v1-b", "v1-c"]
             .iter()
-            .all(|i| target_state(s, "tg-v1", i) == "healthy")
+            .all(|i| target_state(s, "tg-v1", i).as_deref() == Some("healthy"))
     });
     vpcsim_ok(&lab, &["stop", "--lab", &lab.name, "v1-a"]);
     let s = wait_status(&lab, "v1-a unhealthy", |s| {
-        target_state(s, "tg-v1", "v1-a") == "unhealthy"
+        target_state(s, "tg-v1", "v1-a").as_deref() == Some("unhealthy")
     });
     let g = s.target_groups.iter().find(|g| g.name == "tg-v1").unwrap();
     let t = g.targets.iter().find(|t| t.instance == "v1-a").unwrap();
@@ -247,7 +218,7 @@ fn stopped_targets_become_unhealthy_then_fail_open() {
 
     vpcsim_ok(&lab, &["start", "--lab", &lab.name, "v1-b"]);
     wait_status(&lab, "v1-b healthy again", |s| {
-        target_state(s, "tg-v1", "v1-b") == "healthy"
+        target_state(s, "tg-v1", "v1-b").as_deref() == Some("healthy")
     });
     assert!(post_many(&lab, 50, PATH).iter().all(|(c, _)| *c == 200));
 }
@@ -408,7 +379,7 @@ fn no_targets_503_slow_504_and_forwarded_headers() {
     // A health check answered with a code outside the matcher: the reason
     // is Target.ResponseCodeMismatch, not a timeout nor a refusal.
     let s = wait_status(&lab, "tg-mismatch unhealthy", |s| {
-        target_state(s, "tg-mismatch", "echo") == "unhealthy"
+        target_state(s, "tg-mismatch", "echo").as_deref() == Some("unhealthy")
     });
     let g = s
         .target_groups
@@ -586,50 +557,13 @@ fn literal_seed_topology_fails_where_the_report_works() {
     assert!(post_many(&ok, 10, PATH).iter().all(|(c, _)| *c == 200));
 }
 
-/// A target that names itself on `GET /who` and holds `GET …/hold/TAG` open
-/// until the test creates `<dir>/release-TAG` (announcing it with
-/// `<dir>/held-<name>-TAG`):
-/// requests in flight, on demand, with no timing involved.
-fn holding_server(name: &str, dir: &str) -> String {
-    let script = format!(
-        r#"cat > hold.py <<'PY'
-import http.server, os, time
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        if '/hold/' in self.path:
-            tag = self.path.rsplit('/', 1)[1]
-            open('{dir}/held-{name}-' + tag, 'w').close()
-            while not os.path.exists('{dir}/release-' + tag):
-                time.sleep(0.05)
-        body = b'{name}'
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(('0.0.0.0', 8000), H).serve_forever()
-PY
-exec python3 hold.py
-"#
-    );
-    let user_data = script
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n");
-    format!(
-        "[[instance]]\nname = \"{name}\"\nsubnet = \"priv-a\"\nsecurity_groups = [\"sg-backend\"]\nuser_data = \"{user_data}\"\n"
-    )
-}
-
 #[test]
 fn deregistered_target_drains_in_flight_requests_then_leaves() {
     if !require_root() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("vpcsim-drain-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let d = dir.to_str().unwrap();
+    let dir = Scratch::new("drain");
+    let d = dir.path();
     let toml = small_lab(
         &format!("{}\n{}", holding_server("echo-a", d), holding_server("echo-b", d)),
         "[[target_group]]\nname = \"tg-echo\"\nport = 8000\ntargets = [\"echo-a\", \"echo-b\"]\nderegistration_delay = 120\nhealth_check = { path = \"/\", interval = 5, timeout = 2, healthy_threshold = 2, unhealthy_threshold = 2 }\n\n[[target_group]]\nname = \"tg-short\"\nport = 8000\ntargets = [\"echo-a\", \"echo-b\"]\nderegistration_delay = 1\nhealth_check = { path = \"/\", interval = 5, timeout = 2, healthy_threshold = 2, unhealthy_threshold = 2 }\n",
@@ -639,49 +573,32 @@ fn deregistered_target_drains_in_flight_requests_then_leaves() {
     let lab = TestLab::up("alb-drain", &toml);
     let dns = dns_name(&lab);
     wait_status(&lab, "both targets healthy", |s| {
-        target_state(s, "tg-echo", "echo-a") == "healthy"
-            && target_state(s, "tg-echo", "echo-b") == "healthy"
+        target_state(s, "tg-echo", "echo-a").as_deref() == Some("healthy")
+            && target_state(s, "tg-echo", "echo-b").as_deref() == Some("healthy")
     });
-    let who = |n: usize| -> Vec<String> {
-        let (_, out) = lab.sh(
-            "internet",
-            &format!("for i in $(seq {n}); do curl -s -m 10 http://{dns}/who; echo; done"),
-        );
-        out.lines().map(str::to_string).collect()
-    };
+    let who = |n: usize| get(&lab, n, &format!("http://{dns}/who"));
 
     // Four requests held open: round robin puts some on each target.
-    let held = {
-        let (name, dns) = (lab.name.clone(), dns.clone());
-        std::thread::spawn(move || {
-            let out = std::process::Command::new(common::vpcsim_bin())
-                .args(["exec", "--lab", &name, "internet", "--", "sh", "-c"])
-                .arg(format!(
-                    // One write per answer, so parallel answers never interleave.
-                    "for i in 1 2 3 4; do (r=$(curl -s -m 120 -w ' %{{http_code}}' http://{dns}/hold/1); echo \"$r\") & done; wait"
-                ))
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !dir.join("held-echo-a-1").exists() {
-        assert!(Instant::now() < deadline, "no held request reached echo-a");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let held = hold(&lab, 4, &format!("http://{dns}/hold/1"));
+    wait_file(
+        &dir.0.join("held-echo-a-1"),
+        "no held request reached echo-a",
+    );
 
     vpcsim_ok(
         &lab,
         &["deregister", "--lab", &lab.name, "tg-echo", "echo-a"],
     );
     let s = query_status(&lab.name).unwrap();
-    assert_eq!(target_state(&s, "tg-echo", "echo-a"), "draining");
+    assert_eq!(
+        target_state(&s, "tg-echo", "echo-a").as_deref(),
+        Some("draining")
+    );
     // No new request goes to a draining target.
     assert!(who(20).iter().all(|w| w == "echo-b"));
 
     // Released: the requests in flight on echo-a finish normally.
-    std::fs::write(dir.join("release-1"), "").unwrap();
+    std::fs::write(dir.0.join("release-1"), "").unwrap();
     let out = held.join().unwrap();
     let answers: Vec<&str> = out.lines().collect();
     assert_eq!(answers.len(), 4, "{out}");
@@ -713,36 +630,21 @@ fn deregistered_target_drains_in_flight_requests_then_leaves() {
 
     vpcsim_ok(&lab, &["register", "--lab", &lab.name, "tg-echo", "echo-a"]);
     wait_status(&lab, "echo-a healthy again", |s| {
-        target_state(s, "tg-echo", "echo-a") == "healthy"
+        target_state(s, "tg-echo", "echo-a").as_deref() == Some("healthy")
     });
     assert!(who(20).iter().any(|w| w == "echo-a"));
 
     // A request that never ends does not hold a deregistration forever:
     // draining ends at the group's deregistration_delay (1 s in tg-short).
     wait_status(&lab, "tg-short healthy", |s| {
-        target_state(s, "tg-short", "echo-a") == "healthy"
-            && target_state(s, "tg-short", "echo-b") == "healthy"
+        target_state(s, "tg-short", "echo-a").as_deref() == Some("healthy")
+            && target_state(s, "tg-short", "echo-b").as_deref() == Some("healthy")
     });
-    let held = {
-        let (name, dns) = (lab.name.clone(), dns.clone());
-        std::thread::spawn(move || {
-            std::process::Command::new(common::vpcsim_bin())
-                .args(["exec", "--lab", &name, "internet", "--", "sh", "-c"])
-                .arg(format!(
-                    "for i in 1 2 3 4; do curl -s -m 120 -o /dev/null http://{dns}/short/hold/2 & done; wait"
-                ))
-                .output()
-                .unwrap()
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !dir.join("held-echo-a-2").exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no held request reached echo-a in tg-short"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let held = hold(&lab, 4, &format!("http://{dns}/short/hold/2"));
+    wait_file(
+        &dir.0.join("held-echo-a-2"),
+        "no held request reached echo-a in tg-short",
+    );
     vpcsim_ok(
         &lab,
         &["deregister", "--lab", &lab.name, "tg-short", "echo-a"],
@@ -763,7 +665,6 @@ fn deregistered_target_drains_in_flight_requests_then_leaves() {
         !held.is_finished(),
         "the held requests ended before the deregistration did"
     );
-    std::fs::write(dir.join("release-2"), "").unwrap();
+    std::fs::write(dir.0.join("release-2"), "").unwrap();
     held.join().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }

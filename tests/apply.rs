@@ -24,20 +24,6 @@ fn snapshot(lab: &TestLab) -> (String, serde_json::Value) {
     )
 }
 
-fn edit(lab: &TestLab, from: &str, to: &str) {
-    let text = std::fs::read_to_string(&lab.file).unwrap();
-    assert!(text.contains(from), "{from}");
-    std::fs::write(&lab.file, text.replacen(from, to, 1)).unwrap();
-}
-
-fn trace(lab: &TestLab, from: &str, to: &str) -> (i32, String) {
-    let out = lab.vpcsim(&["trace", "--lab", &lab.name, from, to]);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 const PRIVATE_IN: &str =
     r#"{ rule = 100, protocol = "tcp", ports = "8000", cidr = "10.0.10.0/24", action = "allow" },"#;
 
@@ -46,27 +32,19 @@ fn dry_run_changes_nothing_and_apply_changes_exactly_the_plan() {
     if !require_root() {
         return;
     }
-    let lab = TestLab::up_with(
-        "apl-plan",
-        &shipped_text("canary.toml"),
-        &["--network-only"],
-    );
-    let (code, before_trace) = trace(&lab, "alb-a", "v1-a:8000");
+    let lab = TestLab::canary_network_only("apl-plan");
+    let (code, before_trace) = lab.trace("alb-a", "v1-a:8000");
     assert_eq!(code, 0, "{before_trace}");
-    edit(
-        &lab,
-        PRIVATE_IN,
+    lab.edit(PRIVATE_IN,
         &format!(
             "{{ rule = 90, protocol = \"tcp\", ports = \"8000\", cidr = \"10.0.10.0/24\", action = \"deny\" }},\n  {PRIVATE_IN}"
         ),
     );
-    edit(
-        &lab,
+    lab.edit(
         r#"{ target_group = "tg-v1", weight = 90 }"#,
         r#"{ target_group = "tg-v1", weight = 80 }"#,
     );
-    edit(
-        &lab,
+    lab.edit(
         r#"{ target_group = "tg-v2", weight = 10 }"#,
         r#"{ target_group = "tg-v2", weight = 20 }"#,
     );
@@ -97,7 +75,7 @@ fn dry_run_changes_nothing_and_apply_changes_exactly_the_plan() {
     assert_eq!(changes[0]["action"], "change");
     assert_eq!(changes[0]["resource"], "nacl private inbound");
     // The new rule decides at once; only the fabric's ruleset was touched.
-    let (code, after) = trace(&lab, "alb-a", "v1-a:8000");
+    let (code, after) = lab.trace("alb-a", "v1-a:8000");
     assert_eq!(code, 1, "{after}");
     assert!(
         after.contains("nacl private inbound rule 90 deny"),
@@ -107,7 +85,7 @@ fn dry_run_changes_nothing_and_apply_changes_exactly_the_plan() {
     assert_eq!(report["report"]["nodes_added"], 0);
     assert_eq!(report["report"]["nodes_removed"], 0);
     // The same file again: nothing to do.
-    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let out = lab.apply_file();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("lab `{}`: no changes", lab.name)
@@ -119,13 +97,13 @@ fn what_aws_cannot_change_in_place_and_bad_files_change_nothing() {
     if !require_root() {
         return;
     }
-    let lab = TestLab::up_with("apl-ref", &shipped_text("canary.toml"), &["--network-only"]);
+    let lab = TestLab::canary_network_only("apl-ref");
     let before = snapshot(&lab);
     let good = std::fs::read_to_string(&lab.file).unwrap();
 
     // A subnet's CIDR block: AWS says no, and so does apply.
-    edit(&lab, r#"cidr = "10.0.40.0/24""#, r#"cidr = "10.0.50.0/24""#);
-    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    lab.edit(r#"cidr = "10.0.40.0/24""#, r#"cidr = "10.0.50.0/24""#);
+    let out = lab.apply_file();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -148,7 +126,7 @@ fn what_aws_cannot_change_in_place_and_bad_files_change_nothing() {
         ),
     )
     .unwrap();
-    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let out = lab.apply_file();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("sg-nope"), "{err}");
@@ -160,11 +138,7 @@ fn instances_come_and_go_with_their_namespaces_addresses_and_rules() {
     if !require_root() {
         return;
     }
-    let lab = TestLab::up_with(
-        "apl-inst",
-        &shipped_text("canary.toml"),
-        &["--network-only"],
-    );
+    let lab = TestLab::canary_network_only("apl-inst");
     let ns = |node: &str| format!("vpcsim-{}--{node}", lab.name);
     let exists = |node: &str| std::path::Path::new("/run/netns").join(ns(node)).exists();
     let text = std::fs::read_to_string(&lab.file).unwrap();
@@ -188,13 +162,7 @@ fn instances_come_and_go_with_their_namespaces_addresses_and_rules() {
         .find(|n| n["node"] == "v1-a")
         .unwrap()["private_ip"]
         .clone();
-    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
-    let plan = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{plan}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let plan = lab.apply_ok();
     assert!(plan.contains("- instance v1-c\n"), "{plan}");
     assert!(plan.contains("+ instance v1-d (private-2, "), "{plan}");
     assert!(!exists("v1-c") && exists("v1-d"));
@@ -218,7 +186,7 @@ fn instances_come_and_go_with_their_namespaces_addresses_and_rules() {
         .to_string();
     assert!(lab.tcp("alb-a", &ip, 8000).is_some());
     assert!(lab.tcp("bastion", &ip, 8000).is_none());
-    let (code, t) = trace(&lab, "alb-b", "v1-d:8000");
+    let (code, t) = lab.trace("alb-b", "v1-d:8000");
     assert_eq!(code, 0, "{t}");
 }
 
@@ -227,11 +195,7 @@ fn a_change_killed_midway_is_removed_by_down() {
     if !require_root() {
         return;
     }
-    let lab = TestLab::up_with(
-        "apl-crash",
-        &shipped_text("canary.toml"),
-        &["--network-only"],
-    );
+    let lab = TestLab::canary_network_only("apl-crash");
     let base = std::fs::read_to_string(&lab.file).unwrap();
     let with_doomed = format!("{base}\n[[instance]]\nname = \"doomed\"\nsubnet = \"private-1\"\n");
     for step in ["removed", "namespaces", "links", "firewall"] {
@@ -243,7 +207,7 @@ fn a_change_killed_midway_is_removed_by_down() {
             .unwrap();
         assert_eq!(out.status.code(), None, "apply was not killed at {step}");
         // The change did not finish: apply says so instead of guessing.
-        let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+        let out = lab.apply_file();
         assert_eq!(out.status.code(), Some(2), "{step}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("did not finish"));
         let out = lab.vpcsim(&["down", &lab.name]);
@@ -269,11 +233,7 @@ fn watch_applies_each_save_and_survives_a_broken_one() {
     if !require_root() {
         return;
     }
-    let lab = TestLab::up_with(
-        "apl-watch",
-        &shipped_text("canary.toml"),
-        &["--network-only"],
-    );
+    let lab = TestLab::canary_network_only("apl-watch");
     let mut watch = Command::new(vpcsim_bin())
         .args(["watch", lab.file.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
@@ -307,9 +267,7 @@ fn watch_applies_each_save_and_survives_a_broken_one() {
     until("no changes");
     // Saved a second apart: the file's modification time must move.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    edit(
-        &lab,
-        PRIVATE_IN,
+    lab.edit(PRIVATE_IN,
         &format!("{{ rule = 90, protocol = \"tcp\", ports = \"8000\", cidr = \"10.0.10.0/24\", action = \"deny\" }},\n  {PRIVATE_IN}"),
     );
     let seen = until("applied in");
@@ -320,12 +278,12 @@ fn watch_applies_each_save_and_survives_a_broken_one() {
     );
     let before = snapshot(&lab);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    edit(&lab, r#"nacl = "private""#, r#"nacl = "no-such-nacl""#);
+    lab.edit(r#"nacl = "private""#, r#"nacl = "no-such-nacl""#);
     let seen = until("no-such-nacl");
     assert!(seen.iter().any(|l| l.starts_with("error:")), "{seen:?}");
     assert_eq!(before, snapshot(&lab), "a broken save changed the lab");
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    edit(&lab, r#"nacl = "no-such-nacl""#, r#"nacl = "private""#);
+    lab.edit(r#"nacl = "no-such-nacl""#, r#"nacl = "private""#);
     until("no changes");
     // Ended by its pid, the only way this test ends a process.
     let _ = watch.kill();
@@ -339,24 +297,14 @@ fn flow_logs_come_and_go_with_the_file() {
     if !require_root() {
         return;
     }
-    let lab = TestLab::up_with(
-        "apl-flow",
-        &shipped_text("canary.toml"),
-        &["--network-only"],
-    );
+    let lab = TestLab::canary_network_only("apl-flow");
     let base = std::fs::read_to_string(&lab.file).unwrap();
     std::fs::write(
         &lab.file,
         format!("{base}\n[[flow_log]]\nresource = \"vpc\"\ntraffic_type = \"ALL\"\nmax_aggregation_interval = 1\n"),
     )
     .unwrap();
-    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
-    let plan = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{plan}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let plan = lab.apply_ok();
     assert!(plan.contains("+ flow log fl-"), "{plan}");
     lab.listen("v1-a", &["tcp/8000"]);
     let v1a = "10.0.20.16";
@@ -375,9 +323,7 @@ fn flow_logs_come_and_go_with_the_file() {
     );
 
     std::fs::write(&lab.file, &base).unwrap();
-    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
-    let plan = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{plan}");
+    let plan = lab.apply_ok();
     assert!(plan.contains("- flow log fl-"), "{plan}");
     let (ruleset, _) = snapshot(&lab);
     assert!(

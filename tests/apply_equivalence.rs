@@ -520,10 +520,6 @@ fn down(lab: &TestLab) {
     );
 }
 
-fn apply(lab: &TestLab) -> std::process::Output {
-    lab.vpcsim(&["apply", lab.file.to_str().unwrap()])
-}
-
 /// The load balancers' configuration as the ALB daemon serves it
 /// (`status --json`), without what only time decides (health, metrics) and
 /// without targets still draining (a fresh `up` never had them).
@@ -592,7 +588,7 @@ fn sequences_of(base: &str, file: &str, seeds: std::ops::Range<u64>, up_args: &[
             };
             std::fs::write(&lab.file, next.to_string()).unwrap();
             let before = dump(&lab.name);
-            let out = apply(&lab);
+            let out = lab.apply_file();
             match out.status.code() {
                 Some(0) => {
                     doc = next;

@@ -4,51 +4,10 @@
 
 mod common;
 
+use common::lb::*;
 use common::{require_root, TestLab};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 use vpcsim::lb::client::query_status;
 use vpcsim::lb::status::LbStatus;
-
-/// A target that answers every GET with its name, except `/missing…`
-/// (404), and holds `/…/hold/TAG` until the test creates
-/// `<dir>/release-TAG` (announcing it with `<dir>/held-<name>-TAG`).
-fn holding_server(name: &str, dir: &str) -> String {
-    let script = format!(
-        r#"cat > hold.py <<'PY'
-import http.server, os, time
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path.startswith('/missing'):
-            self.send_response(404)
-            self.send_header('Content-Length', '0')
-            self.end_headers()
-            return
-        if '/hold/' in self.path:
-            tag = self.path.rsplit('/', 1)[1]
-            open('{dir}/held-{name}-' + tag, 'w').close()
-            while not os.path.exists('{dir}/release-' + tag):
-                time.sleep(0.05)
-        body = b'{name}'
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(('0.0.0.0', 8000), H).serve_forever()
-PY
-exec python3 hold.py
-"#
-    );
-    let user_data = script
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n");
-    format!(
-        "[[instance]]\nname = \"{name}\"\nsubnet = \"priv-a\"\nsecurity_groups = [\"sg-backend\"]\nuser_data = \"{user_data}\"\n"
-    )
-}
 
 /// Two targets, each alone in a group and both in `tg-both`; listener 80
 /// sends everything to `tg-a` (`tg-b` at weight 0) except `/both/*`.
@@ -122,115 +81,16 @@ rules = [{{ priority = 10, path_pattern = "/both/*", forward = [{{ target_group 
     )
 }
 
-/// `vpcsim apply` of `toml` (renamed to the lab) on the running lab; the
-/// plan it printed.
-fn apply(lab: &TestLab, toml: &str) -> String {
-    std::fs::write(&lab.file, common::set_name(toml, &lab.name)).unwrap();
-    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "vpcsim apply: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn dns_name(lab: &TestLab) -> String {
-    query_status(&lab.name).expect("ALB status").load_balancers[0]
-        .dns_name
-        .clone()
-}
-
-/// Polls the ALB's view until `ok` holds (bounded; no timing assertion).
-fn wait_status(lab: &TestLab, what: &str, ok: impl Fn(&LbStatus) -> bool) -> LbStatus {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let s = query_status(&lab.name).expect("ALB status");
-        if ok(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "never reached: {what}\n{s}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// A target's state in a group, `None` when the group no longer lists it.
-fn target_state(s: &LbStatus, tg: &str, instance: &str) -> Option<String> {
-    let g = s.target_groups.iter().find(|g| g.name == tg).unwrap();
-    g.targets
-        .iter()
-        .find(|t| t.instance == instance)
-        .map(|t| t.state.clone())
-}
-
-fn requests(s: &LbStatus, tg: &str) -> u64 {
-    s.target_groups
-        .iter()
-        .find(|g| g.name == tg)
-        .unwrap()
-        .request_count
-}
-
-/// `n` GETs of `url` from the internet, one answer (body) per line.
-fn get(lab: &TestLab, n: usize, url: &str) -> Vec<String> {
-    let (_, out) = lab.sh(
-        "internet",
-        &format!("for i in $(seq {n}); do curl -s -m 10 {url}; echo; done"),
-    );
-    out.lines().map(str::to_string).collect()
-}
-
-/// Starts `n` GETs of `url` from the internet in the background; joining
-/// gives `<body> <status>` per request.
-fn hold(lab: &TestLab, n: usize, url: &str) -> std::thread::JoinHandle<String> {
-    let (name, url) = (lab.name.clone(), url.to_string());
-    std::thread::spawn(move || {
-        let out = std::process::Command::new(common::vpcsim_bin())
-            .args(["exec", "--lab", &name, "internet", "--", "sh", "-c"])
-            .arg(format!(
-                // One write per answer (a line under PIPE_BUF is never split):
-                // curl writes the body and `-w` apart, and the parallel
-                // answers would interleave.
-                "for i in $(seq {n}); do (r=$(curl -s -m 120 -w ' %{{http_code}}' {url}); echo \"$r\") & done; wait"
-            ))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    })
-}
-
-fn wait_file(path: &Path, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(test: &str) -> Dir {
-    let dir = std::env::temp_dir().join(format!("vpcsim-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    Dir(dir)
-}
-
 fn all_healthy(s: &LbStatus) -> bool {
-    [
-        ("tg-a", "echo-a"),
-        ("tg-b", "echo-b"),
-        ("tg-both", "echo-a"),
-        ("tg-both", "echo-b"),
-    ]
-    .iter()
-    .all(|(g, t)| target_state(s, g, t).as_deref() == Some("healthy"))
+    healthy(
+        s,
+        &[
+            ("tg-a", "echo-a"),
+            ("tg-b", "echo-b"),
+            ("tg-both", "echo-a"),
+            ("tg-both", "echo-b"),
+        ],
+    )
 }
 
 #[test]
@@ -238,8 +98,8 @@ fn weights_and_targets_change_under_requests_in_flight() {
     if !require_root() {
         return;
     }
-    let dir = scratch("apply-lb-flight");
-    let d = dir.0.to_str().unwrap();
+    let dir = Scratch::new("apply-lb-flight");
+    let d = dir.path();
     let toml = topology(d);
     let lab = TestLab::up("apply-lb", &toml);
     let dns = dns_name(&lab);
@@ -261,7 +121,7 @@ fn weights_and_targets_change_under_requests_in_flight() {
         "{ target_group = \"tg-a\", weight = 0 }, { target_group = \"tg-b\", weight = 100 }",
     );
     assert_ne!(weights, toml);
-    let plan = apply(&lab, &weights);
+    let plan = lab.apply(&weights);
     assert!(
         plan.contains("~ listener alb:80: weights tg-a 100 -> 0, tg-b 0 -> 100"),
         "{plan}"
@@ -299,7 +159,7 @@ fn weights_and_targets_change_under_requests_in_flight() {
         "targets = [\"echo-b\"]",
     );
     assert_ne!(fewer, weights);
-    let plan = apply(&lab, &fewer);
+    let plan = lab.apply(&fewer);
     assert!(
         plan.contains("- target echo-a:8000 from tg-both (draining, 60 s)"),
         "{plan}"
@@ -329,7 +189,7 @@ fn weights_and_targets_change_under_requests_in_flight() {
     );
 
     // Back in tg-both: registered again, from `initial` to healthy.
-    apply(&lab, &weights);
+    lab.apply(&weights);
     let s = query_status(&lab.name).unwrap();
     assert_ne!(
         target_state(&s, "tg-both", "echo-a").as_deref(),
@@ -346,8 +206,8 @@ fn listeners_and_health_checks_change_live() {
     if !require_root() {
         return;
     }
-    let dir = scratch("apply-lb-listen");
-    let toml = topology(dir.0.to_str().unwrap());
+    let dir = Scratch::new("apply-lb-listen");
+    let toml = topology(dir.path());
     let lab = TestLab::up("apply-lb2", &toml);
     let dns = dns_name(&lab);
     wait_status(&lab, "every target healthy", all_healthy);
@@ -357,7 +217,7 @@ fn listeners_and_health_checks_change_live() {
     assert_eq!(on_8080(), [""]);
     let listener = "\n[[load_balancer.listener]]\nport = 8080\ndefault_forward = [{ target_group = \"tg-b\", weight = 1 }]\n";
     let more = format!("{toml}{listener}");
-    let plan = apply(&lab, &more);
+    let plan = lab.apply(&more);
     assert!(plan.contains("+ listener alb:8080"), "{plan}");
     assert_eq!(on_8080(), ["echo-b"]);
     let s = query_status(&lab.name).unwrap();
@@ -367,7 +227,7 @@ fn listeners_and_health_checks_change_live() {
         .map(|l| l.port)
         .collect();
     assert_eq!(ports, [80, 8080]);
-    apply(&lab, &toml);
+    lab.apply(&toml);
     assert_eq!(on_8080(), [""]);
     assert!(get(&lab, 5, &format!("http://{dns}/who"))
         .iter()
@@ -382,7 +242,7 @@ fn listeners_and_health_checks_change_live() {
         1,
     );
     assert_ne!(missing, toml);
-    let plan = apply(&lab, &missing);
+    let plan = lab.apply(&missing);
     assert!(plan.contains("~ target group tg-b"), "{plan}");
     let s = wait_status(&lab, "echo-b unhealthy in tg-b", |s| {
         target_state(s, "tg-b", "echo-b").as_deref() == Some("unhealthy")
@@ -405,7 +265,7 @@ fn listeners_and_health_checks_change_live() {
         target_state(&s, "tg-both", "echo-b").as_deref(),
         Some("healthy")
     );
-    apply(&lab, &toml);
+    lab.apply(&toml);
     wait_status(&lab, "echo-b healthy in tg-b again", |s| {
         target_state(s, "tg-b", "echo-b").as_deref() == Some("healthy")
     });
@@ -425,13 +285,12 @@ fn listeners_and_health_checks_change_live() {
         );
         out.split_whitespace().map(str::to_string).collect()
     };
-    let plan = apply(&lab, &acl(""));
+    let plan = lab.apply(&acl(""));
     assert!(plan.contains("+ web acl waf"), "{plan}");
     let c = codes(12, "/rate");
     assert_eq!(c[..10], vec!["200"; 10], "{c:?}");
     assert_eq!(c[10..], ["403", "403"], "{c:?}");
-    apply(
-        &lab,
+    lab.apply(
         &acl("  { name = \"no-old\", priority = 40, action = \"block\", match = { field = \"uri_path\", positional = \"STARTS_WITH\", value = \"/old\" } },\n"),
     );
     assert_eq!(codes(1, "/rate"), ["403"]);
@@ -440,7 +299,7 @@ fn listeners_and_health_checks_change_live() {
     let s = query_status(&lab.name).unwrap();
     let m = &s.web_acls[0].metrics;
     assert_eq!((m.all.blocked, m.all.allowed), (4, 11), "{s}");
-    apply(&lab, &toml);
+    lab.apply(&toml);
     assert_eq!(codes(1, "/rate"), ["200"]);
     assert!(query_status(&lab.name).unwrap().web_acls.is_empty());
 }
@@ -450,9 +309,9 @@ fn load_balancer_nodes_come_and_go_with_its_subnets() {
     if !require_root() {
         return;
     }
-    let dir = scratch("apply-lb-nodes");
+    let dir = Scratch::new("apply-lb-nodes");
     // A second public subnet in us-east-1a, not yet the load balancer's.
-    let toml = topology(dir.0.to_str().unwrap()).replace(
+    let toml = topology(dir.path()).replace(
         "[[subnet]]\nname = \"priv-a\"",
         "[[subnet]]\nname = \"pub-c\"\ncidr = \"10.1.40.0/24\"\naz = \"us-east-1a\"\nroute_table = \"public\"\nmap_public_ip = true\n\n[[subnet]]\nname = \"priv-a\"",
     );
@@ -480,7 +339,7 @@ fn load_balancer_nodes_come_and_go_with_its_subnets() {
         "subnets = [\"pub-c\", \"pub-b\"]",
     );
     assert_ne!(moved, toml);
-    apply(&lab, &moved);
+    lab.apply(&moved);
     let s = query_status(&lab.name).unwrap();
     let (old, new) = (nodes(&before), nodes(&s));
     assert_eq!(new.len(), 2, "{s}");
@@ -508,7 +367,7 @@ fn load_balancer_nodes_come_and_go_with_its_subnets() {
     );
 
     // And back.
-    apply(&lab, &toml);
+    lab.apply(&toml);
     let s = wait_status(&lab, "every target healthy", all_healthy);
     let back = nodes(&s);
     assert!(back[0].1.starts_with("10.1.10."), "{back:?}");

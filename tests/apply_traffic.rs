@@ -205,19 +205,6 @@ fn echo(s: &mut Process) -> bool {
     answer == "ok"
 }
 
-/// Writes the edited file over the lab's and applies it.
-fn apply(lab: &TestLab, text: &str) -> String {
-    std::fs::write(&lab.file, set_name(text, &lab.name)).unwrap();
-    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "vpcsim apply failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 fn without(text: &str, line: &str) -> String {
     assert!(text.contains(line), "no `{line}` to remove");
     text.replace(line, "")
@@ -255,7 +242,7 @@ fn removing_sg_rules_spares_tracked_connections_and_cuts_untracked_ones() {
     ] {
         edited = without(&edited, rule);
     }
-    let plan = apply(&lab, &edited);
+    let plan = lab.apply(&edited);
     assert!(plan.contains("server"), "the plan names the group:\n{plan}");
     let no_rule = "sg server ingress: no rule allows it";
 
@@ -309,7 +296,7 @@ fn a_new_nacl_deny_drops_the_next_packet_of_an_established_connection() {
     let admitted = "sg server ingress tcp/5001 from 10.0.0.0/16";
     let before = lab.counters()[admitted];
     assert!(before >= 1);
-    let plan = apply(&lab, &edited);
+    let plan = lab.apply(&edited);
     assert!(plan.contains("rule 50"), "the plan names the rule:\n{plan}");
     // Only the NACL's chain was reloaded: the group's counters go on.
     assert_eq!(lab.counters()[admitted], before);
@@ -380,10 +367,10 @@ fn connections_through_a_nat_gateway_are_always_tracked() {
     let mut direct = stream(&lab, "public", host, "7000");
     assert!(echo(&mut via_nat) && echo(&mut direct));
 
-    apply(
-        &lab,
-        &without(NAT_LAB, "  { protocol = \"all\", cidr = \"0.0.0.0/0\" },\n"),
-    );
+    lab.apply(&without(
+        NAT_LAB,
+        "  { protocol = \"all\", cidr = \"0.0.0.0/0\" },\n",
+    ));
     // Through the IGW the flow was untracked: cut by the group at once.
     let (came_back, dropped) = lab.dropped_by(|| echo(&mut direct));
     assert!(!came_back, "an untracked connection outlived its rule");
@@ -417,7 +404,7 @@ fn a_route_change_decides_the_next_packet_of_an_established_connection() {
         r#"routes = [{ destination = "0.0.0.0/0", target = "nat" }]"#,
         r#"routes = [{ destination = "0.0.0.0/0", target = "nat" }, { destination = "203.0.113.0/24", target = "igw" }]"#,
     );
-    let plan = apply(&lab, &direct);
+    let plan = lab.apply(&direct);
     assert!(
         plan.contains("~ route table priv: + route 203.0.113.0/24 -> igw"),
         "{plan}"
@@ -427,7 +414,7 @@ fn a_route_change_decides_the_next_packet_of_an_established_connection() {
     assert_eq!(dropped, ["igw: source has no public IP"]);
 
     // Back through the NAT gateway, whose translation is still there.
-    apply(&lab, NAT_LAB);
+    lab.apply(NAT_LAB);
     via_nat.drain();
     assert!(echo(&mut via_nat), "the connection did not resume");
 
@@ -437,13 +424,10 @@ fn a_route_change_decides_the_next_packet_of_an_established_connection() {
     assert!(echo(&mut via_nat));
 
     // No route to the NAT gateway: the VPC router drops the next packet.
-    let plan = apply(
-        &lab,
-        &NAT_LAB.replace(
-            r#"routes = [{ destination = "0.0.0.0/0", target = "nat" }]"#,
-            "routes = []",
-        ),
-    );
+    let plan = lab.apply(&NAT_LAB.replace(
+        r#"routes = [{ destination = "0.0.0.0/0", target = "nat" }]"#,
+        "routes = []",
+    ));
     assert!(
         plan.contains("~ route table priv: - route 0.0.0.0/0 -> nat"),
         "{plan}"

@@ -703,14 +703,7 @@ fn apply_recreates_a_changed_container_and_removes_a_dropped_one() {
     let changed = PLUMBING
         .replace(r#"ports = ["80:8000"]"#, r#"ports = ["8000:8000"]"#)
         .replace("V2 - Docker - Canary", "V2 - Docker - Moved");
-    std::fs::write(&lab.file, common::set_name(&changed, &lab.name)).unwrap();
-    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
-    let plan = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{plan}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let plan = lab.apply(&changed);
     assert!(plan.contains("-/+ container v2-docker ("), "{plan}");
     let answer = lab
         .eventually(|| recommend(&lab, "client", "10.0.20.71", 8000))
@@ -729,7 +722,7 @@ fn apply_recreates_a_changed_container_and_removes_a_dropped_one() {
         "image = \"vpcsim-test/absent:1\"",
     );
     std::fs::write(&lab.file, common::set_name(&absent, &lab.name)).unwrap();
-    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
+    let out = lab.apply_file();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("vpcsim never pulls"), "{err}");
@@ -738,10 +731,7 @@ fn apply_recreates_a_changed_container_and_removes_a_dropped_one() {
         .is_some_and(|a| a.contains("V2 - Docker - Moved")));
 
     let cut = changed.find("[[container]]").unwrap();
-    std::fs::write(&lab.file, common::set_name(&changed[..cut], &lab.name)).unwrap();
-    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
-    let plan = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{plan}");
+    let plan = lab.apply(&changed[..cut]);
     assert!(plan.contains("- container v2-docker"), "{plan}");
     assert!(docker_containers(&lab.name).is_empty());
     assert!(!lab.tcp_ok("client", "10.0.20.71", 8000));

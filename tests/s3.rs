@@ -646,13 +646,7 @@ fn objects_written_before_a_change_survive_it() {
         policy.display()
     ));
     std::fs::write(&lab.file, text).unwrap();
-    let out = lab.vpcsim(&["apply", lab.file.to_str().unwrap()]);
-    let plan = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{plan}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let plan = lab.apply_ok();
     for line in [
         "+ bucket lab-new",
         "+ instance late (private-2, 10.0.40.17)",

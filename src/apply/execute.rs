@@ -206,8 +206,8 @@ fn addresses(l: &Lab) -> Addresses {
 }
 
 /// Whether two plans agree on what `part` picks out of them.
-fn same<T: Serialize>(old: Option<&Lab>, new: &Lab, part: impl Fn(&Lab) -> T) -> bool {
-    old.is_some_and(|o| serde_json::to_value(part(o)).ok() == serde_json::to_value(part(new)).ok())
+fn same<T: PartialEq>(old: Option<&Lab>, new: &Lab, part: impl Fn(&Lab) -> T) -> bool {
+    old.is_some_and(|o| part(o) == part(new))
 }
 
 fn carry(state: &mut LabState, old: Option<&Lab>, new: &Lab) -> Result<Report, ApplyError> {
@@ -384,17 +384,23 @@ fn alb(
         .iter()
         .any(|p| p.role == workloads::ALB_ROLE && p.is_alive());
     let config = |l: &Lab| {
-        let nodes: Vec<&Eni> = l
+        let nodes: Vec<Eni> = l
             .load_balancers
             .iter()
-            .flat_map(|b| b.nodes.iter().map(|&n| &l.enis[n]))
+            .flat_map(|b| b.nodes.iter().map(|&n| l.enis[n].clone()))
             .collect();
         let ips: BTreeSet<(String, std::net::Ipv4Addr)> = l
             .enis
             .iter()
             .map(|e| (e.node.clone(), e.private_ip))
             .collect();
-        serde_json::json!([l.load_balancers, l.target_groups, l.web_acls, nodes, ips])
+        (
+            l.load_balancers.clone(),
+            l.target_groups.clone(),
+            l.web_acls.clone(),
+            nodes,
+            ips,
+        )
     };
     if running && same(old, new, config) {
         return Ok(());

@@ -22,13 +22,29 @@ struct Outcome<'a> {
 }
 
 pub fn run(file: &Path, dry_run: bool, json: bool) -> anyhow::Result<()> {
-    // The file's own errors first (no root needed to be told about them).
-    let name = topology::load(file).map_err(|e| usage(e.to_string()))?.name;
-    require_root("apply")?;
+    let source = topology::Source::read(file).map_err(|e| usage(e.to_string()))?;
+    let name = source
+        .lab_name()
+        .map_err(|e| usage(e.to_string()))?
+        .to_string();
+    let invalid = |e: topology::TopologyError| usage(e.to_string());
+    // The file's own errors come before "not root" or "not up": validated
+    // plain only when there is no running lab to pin it to.
+    if let Err(e) = require_root("apply") {
+        source.validate(None).map_err(invalid)?;
+        return Err(e);
+    }
     let _lock = LabLock::acquire(&name)?;
-    let mut state = running(&name, file)?;
-    // Again, pinned to what the running lab allocated.
-    let new = topology::load_with(file, Some(&state.plan)).map_err(|e| usage(e.to_string()))?;
+    let mut state = match running(&name, file) {
+        Ok(state) => state,
+        Err(e) => {
+            source.validate(None).map_err(invalid)?;
+            return Err(e);
+        }
+    };
+    // Pinned to what the running lab allocated: an edit never renumbers
+    // what stays.
+    let new = source.validate(Some(&state.plan)).map_err(invalid)?;
     let plan = apply::diff(&state.plan, &new);
     if !plan.refusals.is_empty() {
         return Err(usage(ApplyError::Refused(plan.refusals).to_string()));

@@ -26,12 +26,15 @@ pub struct Diagnostic {
     pub hint: String,
 }
 
+/// A diagnostic at its 1-based line and column.
+pub type Located = (usize, usize, Diagnostic);
+
 /// Every error of a file at once, each with `file:line:col`.
 #[derive(Debug, thiserror::Error)]
 pub struct TopologyError {
     pub file: PathBuf,
     /// (line, column, diagnostic), 1-based, in file order.
-    pub errors: Vec<(usize, usize, Diagnostic)>,
+    pub errors: Vec<Located>,
 }
 
 impl fmt::Display for TopologyError {
@@ -63,45 +66,83 @@ impl fmt::Display for TopologyError {
 
 /// Reads, parses and validates a topology file.
 pub fn load(file: &Path) -> Result<plan::Lab, TopologyError> {
-    load_with(file, None)
+    Source::read(file)?.validate(None)
 }
 
-/// `load` for a change to the running lab `previous`: what stays keeps what
-/// the lab allocated to it (`validate::validate_with`).
-pub fn load_with(file: &Path, previous: Option<&plan::Lab>) -> Result<plan::Lab, TopologyError> {
-    let text = files::read_text(file, files::MAX_TOPOLOGY_BYTES).map_err(|e| TopologyError {
-        file: file.to_path_buf(),
-        errors: vec![(
-            1,
-            1,
-            Diagnostic {
-                path: String::new(),
-                message: e.to_string(),
-                hint: format!(
-                    "give a regular file of at most {} bytes; topologies live in topologies/",
-                    files::MAX_TOPOLOGY_BYTES
-                ),
-            },
-        )],
-    })?;
-    let base = file.parent().unwrap_or(Path::new("."));
-    parse_with(&text, base, previous).map_err(|errors| TopologyError {
-        file: file.to_path_buf(),
-        errors,
-    })
+/// A topology file read and parsed, not yet validated: what a change to a
+/// running lab needs first, the lab's name, without validating twice (once to
+/// learn the name, once pinned to what the running lab allocated).
+pub struct Source {
+    file: PathBuf,
+    text: String,
+    topo: model::Topology,
+    /// Unknown fields, set aside so the rest is still read.
+    unknown: Vec<Diagnostic>,
+}
+
+impl Source {
+    /// Reads the file and parses its TOML; a file that is not TOML (or not
+    /// a readable file) has only that error.
+    pub fn read(file: &Path) -> Result<Source, TopologyError> {
+        let error = |errors| TopologyError {
+            file: file.to_path_buf(),
+            errors,
+        };
+        let text = files::read_text(file, files::MAX_TOPOLOGY_BYTES).map_err(|e| {
+            error(vec![(
+                1,
+                1,
+                Diagnostic {
+                    path: String::new(),
+                    message: e.to_string(),
+                    hint: format!(
+                        "give a regular file of at most {} bytes; topologies live in topologies/",
+                        files::MAX_TOPOLOGY_BYTES
+                    ),
+                },
+            )])
+        })?;
+        let (topo, unknown) = parse_fields(&text).map_err(error)?;
+        Ok(Source {
+            file: file.to_path_buf(),
+            text,
+            topo,
+            unknown,
+        })
+    }
+
+    /// The lab's name, once it is known to be a valid one (it names
+    /// namespaces and state files).
+    pub fn lab_name(&self) -> Result<&str, TopologyError> {
+        validate::lab_name(&self.topo)
+            .map(|()| self.topo.name.as_str())
+            .map_err(|diags| self.error(diags))
+    }
+
+    /// Validates the topology; with `previous` (the running lab), what stays
+    /// keeps what the lab allocated to it (`validate::validate_with`).
+    pub fn validate(&self, previous: Option<&plan::Lab>) -> Result<plan::Lab, TopologyError> {
+        let base = self.file.parent().unwrap_or(Path::new("."));
+        finish(&self.topo, self.unknown.clone(), base, previous).map_err(|diags| self.error(diags))
+    }
+
+    fn error(&self, diags: Vec<Diagnostic>) -> TopologyError {
+        TopologyError {
+            file: self.file.clone(),
+            errors: locate::locate_all(&self.text, diags),
+        }
+    }
 }
 
 /// Parses and validates topology text; `base` resolves relative paths
 /// (`user_data_file`).
-pub fn parse(text: &str, base: &Path) -> Result<plan::Lab, Vec<(usize, usize, Diagnostic)>> {
-    parse_with(text, base, None)
+pub fn parse(text: &str, base: &Path) -> Result<plan::Lab, Vec<Located>> {
+    let (topo, unknown) = parse_fields(text)?;
+    finish(&topo, unknown, base, None).map_err(|diags| locate::locate_all(text, diags))
 }
 
-fn parse_with(
-    text: &str,
-    base: &Path,
-    previous: Option<&plan::Lab>,
-) -> Result<plan::Lab, Vec<(usize, usize, Diagnostic)>> {
+/// TOML syntax, then the fields: the topology and its unknown fields.
+fn parse_fields(text: &str) -> Result<(model::Topology, Vec<Diagnostic>), Vec<Located>> {
     // TOML syntax first: a file that is not TOML has only that error.
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         let (line, col) = e
@@ -118,15 +159,22 @@ fn parse_with(
             },
         )]
     })?;
-    // Unknown fields are set aside (and reported) so the rest is still read.
-    let (topo, mut diags) =
-        fields::read(toml::Value::Table(table)).map_err(|diags| locate::locate_all(text, diags))?;
-    match validate::validate_with(&topo, base, previous) {
+    fields::read(toml::Value::Table(table)).map_err(|diags| locate::locate_all(text, diags))
+}
+
+/// Validation, reporting unknown fields with the rest.
+fn finish(
+    topo: &model::Topology,
+    mut diags: Vec<Diagnostic>,
+    base: &Path,
+    previous: Option<&plan::Lab>,
+) -> Result<plan::Lab, Vec<Diagnostic>> {
+    match validate::validate_with(topo, base, previous) {
         Ok(lab) if diags.is_empty() => Ok(lab),
-        Ok(_) => Err(locate::locate_all(text, diags)),
+        Ok(_) => Err(diags),
         Err(more) => {
             diags.extend(more);
-            Err(locate::locate_all(text, diags))
+            Err(diags)
         }
     }
 }

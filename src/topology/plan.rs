@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 /// Prefix of every namespace, state directory and container vpcsim owns.
 pub const PREFIX: &str = "vpcsim";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lab {
     pub name: String,
     pub region: String,
@@ -130,7 +130,7 @@ impl Lab {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VpcEndpointPlan {
     pub name: String,
     /// `vpce-…`: what `aws:SourceVpce` carries for requests through it.
@@ -143,7 +143,7 @@ pub struct VpcEndpointPlan {
     pub service_ip: Ipv4Addr,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct S3Plan {
     /// `pl-…` id of the prefix list the endpoint routes carry.
     pub prefix_list_id: String,
@@ -156,7 +156,7 @@ pub struct S3Plan {
     pub buckets: Vec<BucketPlan>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BucketPlan {
     pub name: String,
     /// Absolute directory loaded as objects at `up`.
@@ -165,7 +165,7 @@ pub struct BucketPlan {
     pub policy: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubnetPlan {
     pub name: String,
     pub cidr: Ipv4Net,
@@ -178,7 +178,7 @@ pub struct SubnetPlan {
     pub map_public_ip: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteTablePlan {
     pub name: String,
     /// Kernel routing table id in the fabric namespace.
@@ -188,7 +188,7 @@ pub struct RouteTablePlan {
     pub routes: Vec<RoutePlan>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoutePlan {
     pub destination: Ipv4Net,
     pub target: RouteTarget,
@@ -262,7 +262,7 @@ pub enum Action {
     Deny,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NaclPlan {
     pub name: String,
     /// Sorted by rule number: evaluation order.
@@ -270,7 +270,7 @@ pub struct NaclPlan {
     pub outbound: Vec<NaclEntry>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NaclEntry {
     pub rule: u16,
     pub protocol: Protocol,
@@ -281,7 +281,7 @@ pub struct NaclEntry {
     pub action: Action,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecurityGroupPlan {
     pub name: String,
     /// `sg-…` id, stable for a lab and group name.
@@ -290,7 +290,7 @@ pub struct SecurityGroupPlan {
     pub egress: Vec<SgRulePlan>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SgRulePlan {
     pub protocol: Protocol,
     pub ports: Option<PortRange>,
@@ -312,7 +312,7 @@ pub enum EniOwner {
     LoadBalancerNode(usize, usize),
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Eni {
     /// `eni-…` id, as flow logs print it.
     pub id: String,
@@ -353,20 +353,20 @@ impl Eni {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NatGatewayPlan {
     pub name: String,
     pub subnet: usize,
     pub eni: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InternetPlan {
     pub hosts: Vec<Ipv4Addr>,
     pub public_pool: Ipv4Net,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstancePlan {
     pub name: String,
     pub eni: usize,
@@ -390,7 +390,7 @@ impl Workload {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetGroupPlan {
     pub name: String,
     pub port: u16,
@@ -401,7 +401,7 @@ pub struct TargetGroupPlan {
     pub stickiness_s: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetPlan {
     /// Instance name.
     pub instance: String,
@@ -409,7 +409,7 @@ pub struct TargetPlan {
     pub port: u16,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthCheckPlan {
     pub path: String,
     /// `None`: the traffic port.
@@ -429,7 +429,7 @@ pub enum Algorithm {
     WeightedRandom,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadBalancerPlan {
     pub name: String,
     /// `<name>-<id>.<region>.elb.amazonaws.com`
@@ -440,7 +440,7 @@ pub struct LoadBalancerPlan {
     pub listeners: Vec<ListenerPlan>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListenerPlan {
     pub port: u16,
     /// Sorted by priority.
@@ -448,21 +448,21 @@ pub struct ListenerPlan {
     pub default_forward: Vec<WeightedTargetGroup>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WeightedTargetGroup {
     /// Index into `Lab::target_groups`.
     pub target_group: usize,
     pub weight: u16,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListenerRulePlan {
     pub priority: u32,
     pub conditions: Vec<Condition>,
     pub forward: Vec<WeightedTargetGroup>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Condition {
     PathPattern(Vec<String>),
     HostHeader(Vec<String>),
@@ -551,7 +551,7 @@ pub enum TrafficType {
     Reject,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowLogPlan {
     /// `fl-…` id, stable for a lab and resource.
     pub id: String,
@@ -594,7 +594,7 @@ impl FlowAction {
 }
 
 /// A Docker container on an instance (`[[container]]`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerPlan {
     /// Node name (`vpcsim logs/stop/start NAME`).
     pub name: String,

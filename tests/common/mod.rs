@@ -3,6 +3,8 @@
 //! Every probe runs inside a lab namespace, never from the root namespace.
 #![allow(dead_code)]
 
+pub mod lb;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -94,6 +96,11 @@ impl TestLab {
         }
     }
 
+    /// The shipped canary, network only (no workloads, no ALB daemon).
+    pub fn canary_network_only(name: &str) -> TestLab {
+        Self::up_with(name, &shipped_text("canary.toml"), &["--network-only"])
+    }
+
     /// Loads a shipped topology from topologies/, renamed.
     pub fn up_shipped(name: &str, file: &str) -> TestLab {
         Self::up(name, &shipped_text(file))
@@ -127,6 +134,47 @@ impl TestLab {
             &format!("timeout 2 bash -c '</dev/tcp/{addr}/{port}' 2>/dev/null"),
         );
         code == 0
+    }
+
+    /// `vpcsim apply` of the lab's file as it is now.
+    pub fn apply_file(&self) -> Output {
+        self.vpcsim(&["apply", self.file.to_str().unwrap()])
+    }
+
+    /// Writes `toml` (renamed to this lab) over the lab's file and applies
+    /// it; the plan it printed. Panics with apply's output if it failed.
+    pub fn apply(&self, toml: &str) -> String {
+        std::fs::write(&self.file, set_name(toml, &self.name)).unwrap();
+        self.apply_ok()
+    }
+
+    /// Applies the lab's file as it is now; the plan it printed. Panics with
+    /// apply's output if it failed.
+    pub fn apply_ok(&self) -> String {
+        let out = self.apply_file();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "vpcsim apply failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// Replaces the first `from` in the lab's file by `to` (which must be there).
+    pub fn edit(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.file).unwrap();
+        assert!(text.contains(from), "no `{from}` in the lab's file");
+        std::fs::write(&self.file, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// `vpcsim trace` from `from` to `to`: (exit code, stdout).
+    pub fn trace(&self, from: &str, to: &str) -> (i32, String) {
+        let out = self.vpcsim(&["trace", "--lab", &self.name, from, to]);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     }
 
     /// The lab's state as JSON (`vpcsim status --json`).

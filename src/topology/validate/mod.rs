@@ -32,6 +32,7 @@ mod security_groups;
 mod target_groups;
 mod vpc;
 mod waf;
+mod waf_statements;
 
 use super::model::Topology;
 use super::plan::*;
@@ -64,6 +65,18 @@ pub fn validate_with(
     let lab = c.containers(t, lab);
     if c.diags.is_empty() {
         Ok(lab.expect("a lab is built whenever there is no diagnostic"))
+    } else {
+        Err(c.diags)
+    }
+}
+
+/// Only the lab's name: what must be valid before it names a lab's state
+/// or namespaces.
+pub fn lab_name(t: &Topology) -> Result<(), Vec<Diagnostic>> {
+    let mut c = Ctx::default();
+    c.lab_name(t);
+    if c.diags.is_empty() {
+        Ok(())
     } else {
         Err(c.diags)
     }

@@ -69,6 +69,20 @@ impl Ctx {
     /// The lab name (it becomes part of namespace and interface names) and
     /// the region. Returns whether the region is valid, for the AZ checks.
     pub(super) fn lab_name_and_region(&mut self, t: &Topology) -> bool {
+        self.lab_name(t);
+        let region_ok = valid_region(&t.region);
+        if !region_ok {
+            self.err(
+                "region",
+                format!("`{}` is not an AWS region name", t.region),
+                "write a region like \"us-east-1\" or \"eu-west-3\"",
+            );
+        }
+        region_ok
+    }
+
+    /// The lab name: it becomes part of namespace and interface names.
+    pub(super) fn lab_name(&mut self, t: &Topology) {
         let problem = if t.name.is_empty() {
             Some("it is empty".to_string())
         } else {
@@ -92,15 +106,6 @@ impl Ctx {
                 ),
             );
         }
-        let region_ok = valid_region(&t.region);
-        if !region_ok {
-            self.err(
-                "region",
-                format!("`{}` is not an AWS region name", t.region),
-                "write a region like \"us-east-1\" or \"eu-west-3\"",
-            );
-        }
-        region_ok
     }
 
     /// The VPC CIDR (/16 to /28), the internet hosts (outside the VPC, each
