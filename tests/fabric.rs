@@ -3,7 +3,7 @@
 //! inside the lab's namespaces (and by which nft rule counted the drop).
 
 mod common;
-use common::{require_root, TestLab};
+use common::{require_root, vpcsim_bin, TestLab};
 
 /// Two AZ-less subnets behind an IGW and a NAT gateway; the test supplies
 /// NACLs, security groups and instances. Subnet `public-1` uses NACL
@@ -512,6 +512,18 @@ security_groups = ["sg-open"]
     );
 }
 
+/// `n` instances `i000`… in sg-open, alternately in public-1 and private-1.
+fn open_instances(n: usize) -> String {
+    let mut instances = String::from(OPEN_SGS);
+    for i in 0..n {
+        let subnet = if i % 2 == 0 { "public-1" } else { "private-1" };
+        instances.push_str(&format!(
+            "[[instance]]\nname = \"i{i:03}\"\nsubnet = \"{subnet}\"\nsecurity_groups = [\"sg-open\"]\n"
+        ));
+    }
+    instances
+}
+
 #[test]
 fn source_check_holds_on_the_last_of_more_than_256_enis() {
     if !require_root() {
@@ -519,13 +531,7 @@ fn source_check_holds_on_the_last_of_more_than_256_enis() {
     }
     // 300 ENIs: more ports than one netdev chain may list (256). The last
     // instances are the ones a per-chain limit would have left unchecked.
-    let mut instances = String::from(OPEN_SGS);
-    for i in 0..300 {
-        let subnet = if i % 2 == 0 { "public-1" } else { "private-1" };
-        instances.push_str(&format!(
-            "[[instance]]\nname = \"i{i:03}\"\nsubnet = \"{subnet}\"\nsecurity_groups = [\"sg-open\"]\n"
-        ));
-    }
+    let instances = open_instances(300);
     let lab = TestLab::up_with("t-300", &topo(("", ""), &instances), &["--network-only"]);
     let nodes = lab.status()["nodes"].as_array().unwrap().clone();
     let ip = |node: &str| -> String {
@@ -926,4 +932,45 @@ security_groups = ["sg-open"]
     let (a, drops) = lab.dropped_by(|| lab.tcp("app", "10.0.10.16", 80));
     assert_eq!(a, None);
     assert_eq!(drops, vec!["nacl private outbound rule * deny".to_string()]);
+}
+
+/// Each ENI holds descriptors only while it is built: `up` of a lab with
+/// more ENIs than the open files it may hold comes up (a login shell's soft
+/// limit is 1,024 on Debian, and a lab of thousands must still come up).
+#[test]
+fn a_lab_with_more_enis_than_its_open_file_limit_comes_up() {
+    if !require_root() {
+        return;
+    }
+    let instances = open_instances(160);
+    let lab = TestLab::write("t-fds", &topo(("", ""), &instances));
+    let out = std::process::Command::new("prlimit")
+        .args(["--nofile=128:128", "--"])
+        .arg(vpcsim_bin())
+        .args(["up", lab.file.to_str().unwrap(), "--network-only"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = lab.status();
+    let nodes = st["nodes"].as_array().unwrap();
+    assert!(nodes
+        .iter()
+        .any(|n| n["node"] == "i159" && n["private_ip"].is_string()));
+    lab.listen("i159", &["tcp/8000"]);
+    let last = nodes.iter().find(|n| n["node"] == "i159").unwrap()["private_ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let own = nodes.iter().find(|n| n["node"] == "i000").unwrap()["private_ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        lab.tcp("i000", &last, 8000),
+        Some(format!("i159:8000 from {own}"))
+    );
 }

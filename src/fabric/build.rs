@@ -7,7 +7,6 @@
 
 use super::netns::{self, NetnsError};
 use crate::topology::plan::*;
-use futures::future::try_join_all;
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use netlink_packet_route::link::{
@@ -177,11 +176,13 @@ impl Ns {
 
     /// Brings link `index` up with no IPv6 address generated for it (no
     /// link-local address, so no DAD, router solicitation or MLD report):
-    /// IPv6 stays off without a sysctl. One request, and the mode is set
-    /// before the link goes up (the kernel applies both in that order).
+    /// IPv6 stays off without a sysctl. Two requests, the mode first: in one
+    /// request the kernel brings the link up before it reads the mode, and a
+    /// new veth whose carrier state the kernel has not settled yet counts as
+    /// ready, so it would get its link-local address right then.
     async fn up_without_ipv6(&self, index: u32) -> Result<(), FabricError> {
         const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
-        let mut req = self.handle.link().set(index).up();
+        let mut req = self.handle.link().set(index);
         req.message_mut()
             .attributes
             .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
@@ -189,7 +190,8 @@ impl Ns {
             )]));
         req.execute()
             .await
-            .map_err(self.err(format!("set link {index} up without IPv6")))
+            .map_err(self.err(format!("set link {index} without IPv6")))?;
+        self.up(index).await
     }
 
     pub(super) async fn addr(
@@ -345,7 +347,7 @@ pub async fn configure(lab: &Lab, old: Option<&Lab>, add: &Additions) -> Result<
             v.insert(fabric.index(&lab.subnets[subnet].bridge).await?);
         }
     }
-    try_join_all(add.enis.iter().map(|&e| {
+    let veths = add.enis.iter().map(|&e| {
         let eni = &lab.enis[e];
         let node_ns = lab.namespace(&eni.node);
         let fabric = &fabric;
@@ -360,9 +362,9 @@ pub async fn configure(lab: &Lab, old: Option<&Lab>, add: &Additions) -> Result<
                 )
                 .await
         }
-    }))
-    .await?;
-    let nodes = try_join_all(
+    });
+    bounded(veths).await?;
+    let nodes = bounded(
         add.enis
             .iter()
             .map(|&e| configure_eni(lab, &lab.enis[e], eth0)),
@@ -377,6 +379,26 @@ pub async fn configure(lab: &Lab, old: Option<&Lab>, add: &Additions) -> Result<
     futures::try_join!(nodes, internet)?;
     super::aws_side::configure(lab, &fabric, add).await?;
     sync_routing(lab, old, &fabric).await
+}
+
+/// ENIs in flight at once: each holds a descriptor or two while it is
+/// built (its namespace's file, a netlink socket in its namespace), and a
+/// lab of thousands must not need thousands (a login shell's soft limit on
+/// open files is 1,024 on Debian). More would not be faster: the kernel
+/// takes one request at a time (RTNL).
+const IN_FLIGHT: usize = 64;
+
+/// Runs `jobs` with at most `IN_FLIGHT` of them in flight; the first error
+/// stops the rest.
+async fn bounded<F>(jobs: impl Iterator<Item = F>) -> Result<(), FabricError>
+where
+    F: std::future::Future<Output = Result<(), FabricError>>,
+{
+    use futures::StreamExt;
+    futures::stream::iter(jobs)
+        .buffer_unordered(IN_FLIGHT)
+        .try_for_each(|()| async { Ok(()) })
+        .await
 }
 
 /// Routes and rules of the fabric, the internet and the S3 side, from
@@ -441,7 +463,7 @@ pub async fn remove_links(lab: &Lab, names: &[String]) -> Result<(), FabricError
 }
 
 /// An ENI's node: `lo` up, `eth0` (index `eth0`) up without IPv6, its
-/// address and the default route: four requests.
+/// address and the default route: five requests.
 async fn configure_eni(lab: &Lab, eni: &Eni, eth0: u32) -> Result<(), FabricError> {
     let ns = Ns::open(lab.namespace(&eni.node))?;
     let subnet = &lab.subnets[eni.subnet];
