@@ -4,6 +4,13 @@ use std::process::ExitCode;
 use vpcsim::analysis::probe::PortSpec;
 use vpcsim::commands::{self, UsageError};
 
+/// The ALB daemon allocates and frees per request (hyper's read buffers,
+/// header maps, bodies): mimalloc serves that from per-thread pages, where
+/// glibc's malloc consolidated its free lists on every 8 KB buffer (perf,
+/// BENCHMARKS.md "Interleaved with HAProxy").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Emulate an AWS VPC architecture on this machine, in network namespaces.
 ///
 /// A topology file in AWS's vocabulary (VPC, subnets, route tables, IGW, NAT
