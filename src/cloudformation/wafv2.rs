@@ -249,7 +249,7 @@ fn export_statement(st: &Statement, rule: &str, ip_set: &mut DeclareIpSet) -> Va
             inspect(
                 field,
                 transforms,
-                vec![("RegexString", s(pattern.0.as_str()))],
+                vec![("RegexString", s(pattern.as_str()))],
             ),
         ),
         Statement::SqliMatch {

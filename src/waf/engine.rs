@@ -112,13 +112,10 @@ impl Program {
             } => {
                 let slot = self.slot(field, transforms);
                 let regexes = &mut self.slots[slot].regexes;
-                let i = match regexes
-                    .iter()
-                    .position(|r| r.as_str() == pattern.0.as_str())
-                {
+                let i = match regexes.iter().position(|r| r.as_str() == pattern.as_str()) {
                     Some(i) => i,
                     None => {
-                        regexes.push(pattern.0.clone());
+                        regexes.push(pattern.regex().clone());
                         regexes.len() - 1
                     }
                 };

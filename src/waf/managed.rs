@@ -123,7 +123,7 @@ fn xss(field: Field, t: &[Transform]) -> Statement {
 fn re(field: Field, t: &[Transform], pattern: &str) -> Statement {
     Statement::RegexMatch {
         field,
-        pattern: Pattern::new(pattern).expect("managed patterns compile"),
+        pattern: Pattern::checked(pattern.to_string()),
         transforms: t.to_vec(),
     }
 }
@@ -358,6 +358,30 @@ mod tests {
         "User-Agent",
         "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
     );
+
+    #[test]
+    fn every_managed_pattern_compiles() {
+        // Managed patterns are compiled when first matched, not checked
+        // when a plan is made: this is their check.
+        fn walk(s: &Statement, n: &mut usize) {
+            match s {
+                Statement::RegexMatch { pattern, .. } => {
+                    *n += 1;
+                    regex::bytes::Regex::new(pattern.as_str()).unwrap();
+                }
+                Statement::And { statements } | Statement::Or { statements } => {
+                    statements.iter().for_each(|s| walk(s, n))
+                }
+                Statement::Not { statement } => walk(statement, n),
+                _ => {}
+            }
+        }
+        let mut n = 0;
+        for g in ManagedGroup::ALL {
+            g.rules().iter().for_each(|r| walk(&r.statement, &mut n));
+        }
+        assert!(n > 10, "only {n} patterns found");
+    }
 
     #[test]
     fn sqli_group() {

@@ -10,39 +10,69 @@ use super::transform::Transform;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
-/// A compiled regular expression that travels in the lab plan as its source.
+/// A regular expression as the lab plan carries it: its source, compiled
+/// when first matched. Every command loads the plan (`status`, `apply`), and
+/// compiling the managed groups' case-insensitive patterns was most of what
+/// such a command cost; only the ALB ever matches them.
 #[derive(Debug, Clone)]
-pub struct Pattern(pub regex::bytes::Regex);
+pub struct Pattern {
+    source: String,
+    compiled: OnceLock<regex::bytes::Regex>,
+}
 
 impl PartialEq for Pattern {
     fn eq(&self, o: &Self) -> bool {
-        self.0.as_str() == o.0.as_str()
+        self.source == o.source
     }
 }
 
 impl Serialize for Pattern {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.0.as_str())
+        s.serialize_str(&self.source)
     }
 }
 
+/// A plan's pattern was checked by [`Pattern::new`] when the plan was made.
 impl<'de> Deserialize<'de> for Pattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Pattern::new(&s).map_err(serde::de::Error::custom)
+        Ok(Pattern::checked(String::deserialize(d)?))
     }
 }
 
 impl Pattern {
+    /// A pattern from a user's file, compiled now to report its errors.
     /// AWS caps regex pattern strings at 512 characters.
     pub fn new(s: &str) -> Result<Pattern, String> {
         if s.len() > 512 {
             return Err(format!("{} characters, AWS allows 512", s.len()));
         }
-        regex::bytes::Regex::new(s)
-            .map(Pattern)
-            .map_err(|e| e.to_string())
+        let regex = regex::bytes::Regex::new(s).map_err(|e| e.to_string())?;
+        Ok(Pattern {
+            source: s.to_string(),
+            compiled: OnceLock::from(regex),
+        })
+    }
+
+    /// A pattern known to compile (a managed rule's, or one a plan was
+    /// made with): compiled when first matched.
+    pub fn checked(source: String) -> Pattern {
+        Pattern {
+            source,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    pub fn regex(&self) -> &regex::bytes::Regex {
+        self.compiled.get_or_init(|| {
+            regex::bytes::Regex::new(&self.source)
+                .expect("the pattern compiled when it was checked")
+        })
     }
 }
 
