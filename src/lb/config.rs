@@ -214,7 +214,13 @@ impl Config {
             .iter()
             .map(|w| {
                 let before = old.and_then(|o| o.web_acls.iter().find(|x| x.plan.name == w.name));
-                Arc::new(WebAcl::renew(w.clone(), before.map(|a| &**a)))
+                match before {
+                    // Unchanged: kept as it is, compiled statements and all
+                    // (compiling the managed groups' patterns is what a
+                    // change of weights or targets would otherwise cost).
+                    Some(b) if b.plan == *w => b.clone(),
+                    _ => Arc::new(WebAcl::renew(w.clone(), before.map(|a| &**a))),
+                }
             })
             .collect();
 
