@@ -14,12 +14,12 @@
 
 use super::field::{Candidates, Field, WafRequest};
 use super::statement::{
-    ip_set_detail, is_sqli, is_xss, Comparison, ForwardedIp, MatchDetail, Positional, Sensitivity,
-    Statement,
+    ip_set_detail, is_sqli, is_xss, Comparison, ForwardedIp, MatchDetail, Pattern, Positional,
+    Sensitivity, Statement,
 };
 use super::transform::{apply_all, Transform};
 use ipnet::IpNet;
-use regex::bytes::{Regex, RegexSet, SetMatches};
+use regex::bytes::{RegexSet, SetMatches};
 use std::borrow::Cow;
 
 /// A compiled statement.
@@ -75,7 +75,9 @@ impl Test {
 struct Slot {
     field: usize,
     transforms: Vec<Transform>,
-    regexes: Vec<Regex>,
+    /// Compiled alone only when they run alone (one in the slot, or a set
+    /// too large to build).
+    regexes: Vec<Pattern>,
     /// All of `regexes` at once, when there are several.
     set: Option<RegexSet>,
 }
@@ -115,7 +117,7 @@ impl Program {
                 let i = match regexes.iter().position(|r| r.as_str() == pattern.as_str()) {
                     Some(i) => i,
                     None => {
-                        regexes.push(pattern.regex().clone());
+                        regexes.push(pattern.clone());
                         regexes.len() - 1
                     }
                 };
@@ -312,7 +314,9 @@ impl<'p, 'r> Scan<'p, 'r> {
             Test::Regex(i) => {
                 let sl = &prog.slots[slot];
                 match &sl.set {
-                    None => values.iter().position(|v| sl.regexes[*i].is_match(v)),
+                    None => values
+                        .iter()
+                        .position(|v| sl.regexes[*i].regex().is_match(v)),
                     Some(set) => {
                         let found = s.regex.get_or_insert_with(|| {
                             values
