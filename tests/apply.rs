@@ -341,3 +341,64 @@ fn flow_logs_come_and_go_with_the_file() {
         "the records are gone"
     );
 }
+
+/// `apply` reads its file once and validates it pinned to the running lab;
+/// when there is no running lab to pin to (not root, not up), the file's own
+/// errors still come first, then the reason it cannot be applied.
+#[test]
+fn apply_names_file_errors_before_root_and_a_lab_that_is_not_up() {
+    if !require_root() {
+        return;
+    }
+    let good = shipped_text("canary.toml");
+    let bad = good.replacen(
+        r#"security_groups = ["sg-backend"]"#,
+        r#"security_groups = ["sg-nope"]"#,
+        1,
+    );
+    let lab = TestLab::write("apl-none", &good);
+    let dir = lab.file.parent().unwrap();
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bad_file = dir.join("bad.toml");
+    std::fs::write(&bad_file, set_name(&bad, &lab.name)).unwrap();
+    let apply = |file: &std::path::Path, as_nobody: bool| {
+        let mut cmd = if as_nobody {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(vpcsim_bin());
+            c
+        } else {
+            Command::new(vpcsim_bin())
+        };
+        let out = cmd
+            .args(["apply", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = apply(&lab.file, false);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("is not up"), "{err}");
+    let (code, err) = apply(&bad_file, false);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("sg-nope") && !err.contains("is not up"),
+        "{err}"
+    );
+    let (code, err) = apply(&lab.file, true);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("must run as root"), "{err}");
+    let (code, err) = apply(&bad_file, true);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("sg-nope") && !err.contains("root"), "{err}");
+    // A name that cannot name a lab is refused before it names a state file.
+    std::fs::write(&bad_file, set_name(&good, "../x")).unwrap();
+    let (code, err) = apply(&bad_file, false);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("lab name `../x` is not valid"), "{err}");
+    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&left.stdout).contains(&format!("vpcsim-{}--", lab.name)));
+}
