@@ -52,13 +52,7 @@ fn post_many(lab: &TestLab, n: usize, path: &str) -> Vec<(u16, String)> {
 }
 
 fn vpcsim_ok(lab: &TestLab, args: &[&str]) -> String {
-    let out = lab.vpcsim(args);
-    assert!(
-        out.status.success(),
-        "vpcsim {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::stdout_ok(&lab.vpcsim(args), &format!("vpcsim {args:?}"))
 }
 
 #[test]

@@ -151,14 +151,7 @@ impl TestLab {
     /// Applies the lab's file as it is now; the plan it printed. Panics with
     /// apply's output if it failed.
     pub fn apply_ok(&self) -> String {
-        let out = self.apply_file();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "vpcsim apply failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
+        stdout_ok(&self.apply_file(), "vpcsim apply")
     }
 
     /// Replaces the first `from` in the lab's file by `to` (which must be there).
@@ -180,12 +173,7 @@ impl TestLab {
     /// The lab's state as JSON (`vpcsim status --json`).
     pub fn status(&self) -> serde_json::Value {
         let out = self.vpcsim(&["status", &self.name, "--json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        serde_json::from_str(&stdout_ok(&out, "vpcsim status")).unwrap()
     }
 }
 
@@ -200,6 +188,18 @@ impl Drop for TestLab {
             );
         }
     }
+}
+
+/// The stdout of a command that must have succeeded; panics with `what`,
+/// its stdout and stderr otherwise.
+pub fn stdout_ok(out: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// A shipped topology's text, its relative paths made absolute (they resolve
