@@ -61,6 +61,7 @@ fn acl(groups: &[ManagedGroup]) -> WebAcl {
         default_action: Action::Allow,
         load_balancers: Vec::new(),
         rules,
+        logging: None,
     })
 }
 
@@ -194,6 +195,7 @@ fn per_request_cost(name: &str, acl: &WebAcl) {
     for _ in 0..n {
         let rec = vpcsim::waf::log::record(
             &acl.plan,
+            &Default::default(),
             &v,
             &req,
             "app/alb/0",

@@ -199,6 +199,12 @@ fn web_acl_round_trip_same_verdicts_and_cfn_lint_clean() {
         "CustomResponseBodies:",
         "RegexString: ^/wp-(admin|login)",
         "Position: LAST",
+        "Type: AWS::WAFv2::LoggingConfiguration",
+        "DefaultBehavior: DROP",
+        "Requirement: MEETS_ALL",
+        "LabelName: awswaf:managed:aws:sql-database:SQLi_QUERYARGUMENTS",
+        "RedactedFields:",
+        "Type: AWS::Logs::LogGroup",
     ] {
         assert!(text.contains(part), "no `{part}` in the template:\n{text}");
     }

@@ -90,6 +90,7 @@ rules = [
   { name = "sqli", priority = 30, managed = "AWSManagedRulesSQLiRuleSet" },
   { name = "rate", priority = 40, rate_limit = 10, window = 60, aggregate = "ip", action = "block", match = { field = "uri_path", positional = "STARTS_WITH", value = "/rate" } },
 ]
+logging = {}
 "#;
 
 struct Waf {
@@ -445,6 +446,7 @@ rules = [
   { name = "bad-inputs", priority = 20, managed = "AWSManagedRulesKnownBadInputsRuleSet" },
   { name = "sqli", priority = 30, managed = "AWSManagedRulesSQLiRuleSet" },
 ]
+logging = {}
 "#;
 
 /// One request of a sqlmap traffic file (`-t`) and the status it got.
@@ -604,4 +606,70 @@ fn sqlmap_from_the_internet_is_blocked_and_logged() {
     );
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("V1 - Stable"), "{body}");
+}
+
+/// AWS's logging is opt-in per web ACL and can keep only some records and
+/// hide some fields: a filter keeping what was blocked, a redacted header;
+/// then no logging configuration at all.
+#[test]
+fn waf_logging_is_filtered_redacted_and_opt_in() {
+    if !require_root() {
+        return;
+    }
+    let acl = MANAGED_ACL.replace(
+        "logging = {}",
+        r#"logging = { filter = { default = "drop", keep = ["BLOCK", "COUNT"] }, redacted_fields = [{ field = "header", name = "Authorization" }] }"#,
+    );
+    let base = TOPOLOGY.split("[[web_acl]]").next().unwrap();
+    let w = Waf::with("waf-logging", &format!("{base}{acl}"));
+    let c = "203.0.113.10";
+    let auth = "-H 'Authorization: Bearer s3cr3t'";
+    assert_ne!(w.curl(c, auth, "/allowed?id=42").0, 403);
+    assert_eq!(
+        w.curl(c, auth, "/blocked?id=1%27%20OR%20%271%27%3D%271").0,
+        403
+    );
+    assert_ne!(w.curl(c, auth, "/allowed-too").0, 403);
+    let r = w.record("/blocked", 1);
+    assert_eq!(r["action"], "BLOCK");
+    let logged = w.records(1);
+    assert_eq!(logged.len(), 1, "only the blocked request: {logged:?}");
+    let auth = r["httpRequest"]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "authorization")
+        .cloned()
+        .expect("the header is logged, its value redacted");
+    assert_eq!(auth["value"], "REDACTED", "{r}");
+    assert!(!r.to_string().contains("s3cr3t"), "{r}");
+
+    // No logging configuration: no record, and waf-logs says how to add one.
+    let plan = w
+        .lab
+        .apply(&format!("{base}{MANAGED_ACL}").replace("logging = {}", ""));
+    assert!(
+        plan.contains(
+            "logging (keep BLOCK or COUNT, else drop; redacted HEADER:authorization) -> none"
+        ),
+        "{plan}"
+    );
+    assert_eq!(
+        w.curl(c, "", "/blocked-again?id=1%27%20OR%20%271%27%3D%271")
+            .0,
+        403
+    );
+    let out = w.lab.vpcsim(&["waf-logs", "--lab", &w.lab.name]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("web ACL `waf-managed`")
+            && err.contains("no logging configuration")
+            && err.contains("logging = {}"),
+        "{err}"
+    );
+    // Longer than the log writer's turn: a record sent would be written.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = std::fs::read_to_string(format!("/run/vpcsim/{}/waf-logs.log", w.lab.name)).unwrap();
+    assert!(!log.contains("/blocked-again"), "{log}");
 }

@@ -734,6 +734,12 @@ fn web_acls(old: &Lab, new: &Lab, plan: &mut Plan) {
             format!("{:?}", a.default_action),
             format!("{:?}", b.default_action),
         );
+        let logging = |w: &crate::waf::WebAclPlan| {
+            w.logging
+                .as_ref()
+                .map_or("none".to_string(), |l| format!("({})", l.summary()))
+        };
+        field(&mut d, "logging", logging(&a), logging(&b));
         let rules = |w: &crate::waf::WebAclPlan| -> Vec<String> {
             w.rules
                 .iter()
@@ -855,5 +861,26 @@ mod tests {
         assert!(plan.refusals[0]
             .fix
             .contains("AWS cannot change a subnet's CIDR block or Availability Zone"));
+    }
+
+    #[test]
+    fn a_logging_change_is_planned_in_the_files_words() {
+        let (text, lab) = canary();
+        let new = edited(
+            &text,
+            "logging = {}",
+            "logging = { filter = { default = \"drop\", keep = [\"BLOCK\", \"COUNT\"] } }",
+            &lab,
+        );
+        let plan = diff(&lab, &new);
+        assert_eq!(plan.changes.len(), 1, "{plan}");
+        let line = plan.changes[0].to_string();
+        assert!(
+            line.contains("logging (every request) -> (keep BLOCK or COUNT, else drop)"),
+            "{line}"
+        );
+        let none = edited(&text, "logging = {}", "", &lab);
+        let line = diff(&lab, &none).changes[0].to_string();
+        assert!(line.contains("logging (every request) -> none"), "{line}");
     }
 }

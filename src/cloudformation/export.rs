@@ -1076,6 +1076,37 @@ impl Builder<'_> {
                     ("Properties", props),
                 ]),
             );
+            if let Some(logging) = &acl.logging {
+                // WAF takes a log group's ARN without the `:*` that its
+                // GetAtt Arn ends with; AWS requires the aws-waf-logs- prefix.
+                let group = format!("aws-waf-logs-${{AWS::StackName}}-{}", acl.name);
+                let gid = self.id(&id, "log-group");
+                self.add(
+                    &gid,
+                    "AWS::Logs::LogGroup",
+                    vec![("LogGroupName", single("Fn::Sub", s(&group)))],
+                );
+                let mut props = vec![
+                    ("ResourceArn", att(&id, "Arn")),
+                    (
+                        "LogDestinationConfigs",
+                        seq(vec![single(
+                            "Fn::Sub",
+                            s(&format!(
+                                "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{group}"
+                            )),
+                        )]),
+                    ),
+                ];
+                props.extend(super::wafv2::export_logging(logging));
+                let lid = self.id(&id, "logging");
+                self.add_full(
+                    &lid,
+                    "AWS::WAFv2::LoggingConfiguration",
+                    props,
+                    vec![("DependsOn", s(&gid))],
+                );
+            }
             for &k in &acl.load_balancers {
                 let lb = self.lb_ids[k].clone();
                 let aid = self.id(&id, &format!("association-{}", lab.load_balancers[k].name));

@@ -48,6 +48,7 @@ pub const SUPPORTED: &[&str] = &[
     "AWS::WAFv2::IPSet",
     "AWS::WAFv2::RegexPatternSet",
     "AWS::WAFv2::WebACLAssociation",
+    "AWS::WAFv2::LoggingConfiguration",
 ];
 
 /// Required properties per type (AWS's, for what vpcsim reads).
@@ -79,6 +80,7 @@ pub fn required(ty: &str) -> &'static [&'static str] {
         "AWS::WAFv2::IPSet" => &["Addresses", "IPAddressVersion", "Scope"],
         "AWS::WAFv2::RegexPatternSet" => &["RegularExpressionList", "Scope"],
         "AWS::WAFv2::WebACLAssociation" => &["ResourceArn", "WebACLArn"],
+        "AWS::WAFv2::LoggingConfiguration" => &["LogDestinationConfigs", "ResourceArn"],
         _ => &[],
     }
 }
@@ -1474,6 +1476,27 @@ impl Importer<'_> {
                     "use WebACLArn: !GetAtt YourWebAcl.Arn".into(),
                 ),
                 (None, _) => {}
+            }
+        }
+        // Logging is opt-in per web ACL, as on AWS; records go to the lab's
+        // WAF log whatever the destination.
+        for c in res
+            .iter()
+            .filter(|r| r.ty == "AWS::WAFv2::LoggingConfiguration")
+        {
+            let acl = get_str(&c.props, "ResourceArn").unwrap_or_default();
+            let Some(&i) = acls.get(&acl) else {
+                self.error(
+                    c,
+                    "ResourceArn",
+                    format!("`{acl}` is not an AWS::WAFv2::WebACL of these stacks"),
+                    "use ResourceArn: !GetAtt YourWebAcl.Arn".into(),
+                );
+                continue;
+            };
+            match wafv2::import_logging(&c.props) {
+                Ok(l) => t.web_acls[i].logging = Some(l),
+                Err((property, message, fix)) => self.error(c, &property, message, fix),
             }
         }
     }

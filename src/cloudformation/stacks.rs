@@ -888,7 +888,7 @@ impl Global {
                         }
                     }
                 }
-            } else {
+            } else if !is_waf_log_group(&ty, &props) {
                 self.standins
                     .entry(ty.clone())
                     .or_default()
@@ -1291,6 +1291,16 @@ fn physical_id(
             &aws_id("x", lab, &format!("{stack}/{id}"))[3..]
         ),
     }
+}
+
+/// A CloudWatch log group named for WAF logs (`aws-waf-logs-…`, AWS's
+/// required prefix): the lab's WAF log is what stands for it.
+fn is_waf_log_group(ty: &str, props: &Value) -> bool {
+    ty == "AWS::Logs::LogGroup"
+        && props
+            .get("LogGroupName")
+            .and_then(scalar)
+            .is_some_and(|n| n.starts_with("aws-waf-logs-"))
 }
 
 /// The ARN of a WAFv2 resource from its `Ref` (`name|id|scope`).

@@ -9,8 +9,12 @@
 
 use super::intrinsics::scalar;
 use super::template::{Mapping, Value};
-use crate::topology::model::{WafForwardedIp, WafRule, WafStatement, WebAcl};
+use crate::topology::model::{
+    WafForwardedIp, WafLogFilter, WafLogFilterRule, WafLogging, WafRedactedField, WafRule,
+    WafStatement, WebAcl,
+};
 use crate::waf::field::Field;
+use crate::waf::log::{Condition, Logging};
 use crate::waf::rate::RateKey;
 use crate::waf::statement::{ForwardedIp, Sensitivity, Statement};
 use crate::waf::transform::Transform;
@@ -467,6 +471,8 @@ pub fn import_web_acl(
             default_action: default_action.into(),
             load_balancers: vec![],
             rules,
+            // An AWS::WAFv2::LoggingConfiguration of the stacks sets it.
+            logging: None,
         },
         warnings,
     ))
@@ -822,6 +828,158 @@ mod tests {
         for (a, b) in lab.web_acls[0].rules.iter().zip(&back.web_acls[0].rules) {
             assert_eq!(a, b, "rule {}", a.name);
         }
+        let logging = lab.web_acls[0].logging.as_ref();
+        assert!(logging.is_some_and(|l| l.filter.is_some() && l.redacted.len() == 2));
+        assert_eq!(back.web_acls[0].logging.as_ref(), logging);
         assert_eq!(back.web_acls, lab.web_acls);
     }
+}
+
+/// The properties of an `AWS::WAFv2::LoggingConfiguration` but for
+/// `ResourceArn` and `LogDestinationConfigs`, which the caller adds.
+pub fn export_logging(l: &Logging) -> Vec<(&'static str, Value)> {
+    let behavior = |keep: bool| s(if keep { "KEEP" } else { "DROP" });
+    let mut props = vec![];
+    if let Some(f) = &l.filter {
+        let filters = f
+            .filters
+            .iter()
+            .map(|r| {
+                let conditions = r
+                    .conditions
+                    .iter()
+                    .map(|c| match c {
+                        Condition::Action(a) => one("ActionCondition", one("Action", s(a.name()))),
+                        Condition::Label(l) => one("LabelNameCondition", one("LabelName", s(l))),
+                    })
+                    .collect();
+                map(vec![
+                    ("Behavior", behavior(r.keep)),
+                    (
+                        "Requirement",
+                        s(if r.meets_all {
+                            "MEETS_ALL"
+                        } else {
+                            "MEETS_ANY"
+                        }),
+                    ),
+                    ("Conditions", Value::Sequence(conditions)),
+                ])
+            })
+            .collect();
+        props.push((
+            "LoggingFilter",
+            map(vec![
+                ("DefaultBehavior", behavior(f.default_keep)),
+                ("Filters", Value::Sequence(filters)),
+            ]),
+        ));
+    }
+    if !l.redacted.is_empty() {
+        let fields = l
+            .redacted
+            .iter()
+            .filter_map(|f| {
+                Some(match f {
+                    Field::Method => one("Method", empty()),
+                    Field::UriPath => one("UriPath", empty()),
+                    Field::QueryString => one("QueryString", empty()),
+                    Field::Header { name } => one("SingleHeader", one("Name", s(name))),
+                    // Validation lets no other component through.
+                    _ => return None,
+                })
+            })
+            .collect();
+        props.push(("RedactedFields", Value::Sequence(fields)));
+    }
+    props
+}
+
+/// An `AWS::WAFv2::LoggingConfiguration`'s filter and redacted fields ->
+/// the topology's `logging` of a web ACL (validation then checks values).
+pub fn import_logging(props: &Value) -> Result<WafLogging, AclError> {
+    let lower = |v: Option<&Value>| v.and_then(scalar).unwrap_or_default().to_ascii_lowercase();
+    let filter = match props.get("LoggingFilter") {
+        None => None,
+        Some(f) => {
+            let Some(Value::Sequence(list)) = f.get("Filters") else {
+                return Err((
+                    "LoggingFilter.Filters".into(),
+                    "the logging filter has no Filters list".into(),
+                    "write Filters: [{Behavior, Requirement, Conditions}, …]".into(),
+                ));
+            };
+            let mut filters = vec![];
+            for (i, x) in list.iter().enumerate() {
+                let mut conditions = vec![];
+                let cs = match x.get("Conditions") {
+                    Some(Value::Sequence(cs)) => cs.as_slice(),
+                    _ => &[],
+                };
+                for (j, c) in cs.iter().enumerate() {
+                    let action = c
+                        .get("ActionCondition")
+                        .and_then(|a| a.get("Action"))
+                        .and_then(scalar);
+                    let label = c
+                        .get("LabelNameCondition")
+                        .and_then(|a| a.get("LabelName"))
+                        .and_then(scalar);
+                    match (action, label) {
+                        (Some(a), None) if !a.contains(':') => conditions.push(a),
+                        (None, Some(l)) => conditions.push(l),
+                        _ => {
+                            return Err((
+                                format!("LoggingFilter.Filters[{i}].Conditions[{j}]"),
+                                "a condition is one ActionCondition or one LabelNameCondition"
+                                    .into(),
+                                "write {ActionCondition: {Action: BLOCK}} or {LabelNameCondition: {LabelName: awswaf:…}}".into(),
+                            ))
+                        }
+                    }
+                }
+                filters.push(WafLogFilterRule {
+                    behavior: lower(x.get("Behavior")),
+                    requirement: lower(x.get("Requirement")),
+                    conditions,
+                });
+            }
+            Some(WafLogFilter {
+                default: lower(f.get("DefaultBehavior")),
+                filters: Some(filters),
+                ..Default::default()
+            })
+        }
+    };
+    let mut redacted_fields = vec![];
+    if let Some(Value::Sequence(list)) = props.get("RedactedFields") {
+        for (i, f) in list.iter().enumerate() {
+            let field = |n: &str| WafRedactedField {
+                field: n.into(),
+                name: None,
+            };
+            redacted_fields.push(if f.get("Method").is_some() {
+                field("method")
+            } else if f.get("UriPath").is_some() {
+                field("uri_path")
+            } else if f.get("QueryString").is_some() {
+                field("query_string")
+            } else if let Some(h) = f.get("SingleHeader") {
+                WafRedactedField {
+                    field: "header".into(),
+                    name: h.get("Name").and_then(scalar),
+                }
+            } else {
+                return Err((
+                    format!("RedactedFields[{i}]"),
+                    "AWS redacts only Method, UriPath, QueryString and SingleHeader".into(),
+                    "write one of them, e.g. {SingleHeader: {Name: authorization}}".into(),
+                ));
+            });
+        }
+    }
+    Ok(WafLogging {
+        filter,
+        redacted_fields,
+    })
 }

@@ -20,6 +20,33 @@ pub fn logs(lab: Option<&str>, follow: bool) -> anyhow::Result<()> {
             state.plan.name
         )));
     }
+    // AWS logs a web ACL only with a logging configuration: say which have
+    // none and how to add one.
+    let unlogged: Vec<&str> = state
+        .plan
+        .web_acls
+        .iter()
+        .filter(|w| w.logging.is_none())
+        .map(|w| w.name.as_str())
+        .collect();
+    if !unlogged.is_empty() {
+        let msg = format!(
+            "web ACL {} of lab `{}` {} no logging configuration, so no WAF log: add `logging = {{}}` \
+             to its [[web_acl]] (every request) or `logging = {{ filter = {{ default = \"drop\", keep = [\"BLOCK\", \"COUNT\"] }} }}` \
+             (what the WAF acted on), then `vpcsim apply`",
+            unlogged
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            state.plan.name,
+            if unlogged.len() == 1 { "has" } else { "have" },
+        );
+        if unlogged.len() == state.plan.web_acls.len() {
+            return Err(usage(msg));
+        }
+        eprintln!("note: {msg}");
+    }
     let path = crate::state::waf_log_file(&state.plan.name);
     let mut pos = 0u64;
     let stdout = std::io::stdout();

@@ -139,10 +139,12 @@ impl Parts<'_> {
                 plan: plan.name,
             });
         }
-        if !plan.web_acls.is_empty() && self.waf_log.is_none() {
+        // The lab's WAF log file, once a web ACL has a logging configuration.
+        let logged = plan.web_acls.iter().any(|w| w.logging.is_some());
+        if logged && self.waf_log.is_none() {
             *self.waf_log = Some(WafLog::start(&crate::state::waf_log_file(self.lab))?);
         }
-        let waf_log = self.waf_log.clone().filter(|_| !plan.web_acls.is_empty());
+        let waf_log = self.waf_log.clone().filter(|_| logged);
         let max = node_limit(plan.load_balancers.iter().map(|l| l.nodes.len()).sum());
         let mut fresh = Vec::new();
         let (workers, next_node) = (self.workers, self.next_node);

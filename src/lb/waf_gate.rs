@@ -125,16 +125,20 @@ pub async fn check(
     } else {
         "waf,forward"
     });
-    if let Some(log) = &cfg.waf_log {
-        let request_id = entry.trace_id.to_str().unwrap_or("-").to_string();
-        log.send(crate::waf::log::record(
-            &acl.plan,
-            &verdict,
-            &req,
-            &lb.waf_source_id,
-            &request_id,
-            SystemTime::now(),
-        ));
+    let logging = acl.plan.logging.as_ref();
+    if let (Some(log), Some(logging)) = (&cfg.waf_log, logging) {
+        if logging.keeps(&verdict) {
+            let request_id = entry.trace_id.to_str().unwrap_or("-");
+            log.send(crate::waf::log::record(
+                &acl.plan,
+                logging,
+                &verdict,
+                &req,
+                &lb.waf_source_id,
+                request_id,
+                SystemTime::now(),
+            ));
+        }
     }
     match verdict.action {
         Action::Block { status, body } => Err(Blocked { status, body }),

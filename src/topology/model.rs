@@ -375,6 +375,51 @@ pub struct WebAcl {
     pub load_balancers: Vec<String>,
     #[serde(default)]
     pub rules: Vec<WafRule>,
+    /// AWS's logging configuration; absent, the web ACL writes no log.
+    pub logging: Option<WafLogging>,
+}
+
+/// `logging = { filter = { … }, redacted_fields = [ … ] }` of a web ACL.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WafLogging {
+    pub filter: Option<WafLogFilter>,
+    #[serde(default)]
+    pub redacted_fields: Vec<WafRedactedField>,
+}
+
+/// AWS's `LoggingFilter`: `default` plus exactly one of `keep` (one filter
+/// keeping what meets any of its conditions), `drop` (likewise, dropping)
+/// or `filters`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WafLogFilter {
+    /// `keep` or `drop`.
+    pub default: String,
+    pub keep: Option<Vec<String>>,
+    pub drop: Option<Vec<String>>,
+    pub filters: Option<Vec<WafLogFilterRule>>,
+}
+
+/// One of AWS's `Filters`: conditions are action names (`BLOCK`, `COUNT`,
+/// …) or fully qualified labels.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WafLogFilterRule {
+    /// `keep` or `drop`.
+    pub behavior: String,
+    /// `meets_all` or `meets_any`.
+    pub requirement: String,
+    pub conditions: Vec<String>,
+}
+
+/// A component to log as `REDACTED`: `field` = `method`, `uri_path`,
+/// `query_string` or `header` (with `name`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WafRedactedField {
+    pub field: String,
+    pub name: Option<String>,
 }
 
 /// One rule of a web ACL: a managed group, a rate-based rule, an IP set or

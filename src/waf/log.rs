@@ -3,14 +3,178 @@
 //! one file per lab. Request tasks send the finished record to a writer
 //! task, off the request path.
 
-use super::field::WafRequest;
+use super::field::{Field, WafRequest};
 use super::statement::MatchDetail;
 use super::{Hit, Verdict, WebAclPlan};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
+
+/// A web ACL's logging configuration (AWS's `PutLoggingConfiguration`):
+/// without one, the web ACL writes no log. The destination is the lab's WAF
+/// log file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Logging {
+    /// `None`: every request is logged.
+    pub filter: Option<LogFilter>,
+    /// Components logged as `REDACTED`: only the method, the URI path, the
+    /// query string and single headers (what AWS can redact).
+    pub redacted: Vec<Field>,
+}
+
+/// AWS's `LoggingFilter`: the first filter whose conditions a record meets
+/// keeps or drops it; a record no filter meets gets the default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogFilter {
+    pub default_keep: bool,
+    pub filters: Vec<FilterRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilterRule {
+    pub keep: bool,
+    /// `MEETS_ALL` (true) or `MEETS_ANY`.
+    pub meets_all: bool,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    Action(LogAction),
+    /// A fully qualified label a matching rule added.
+    Label(String),
+}
+
+/// AWS's `ActionCondition` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LogAction {
+    Allow,
+    Block,
+    Count,
+    /// Accepted as AWS accepts them; this WAF has no CAPTCHA or challenge
+    /// actions, so no record meets them.
+    Captcha,
+    Challenge,
+    ExcludedAsCount,
+}
+
+impl LogAction {
+    pub const ALL: [LogAction; 6] = [
+        LogAction::Allow,
+        LogAction::Block,
+        LogAction::Count,
+        LogAction::Captcha,
+        LogAction::Challenge,
+        LogAction::ExcludedAsCount,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogAction::Allow => "ALLOW",
+            LogAction::Block => "BLOCK",
+            LogAction::Count => "COUNT",
+            LogAction::Captcha => "CAPTCHA",
+            LogAction::Challenge => "CHALLENGE",
+            LogAction::ExcludedAsCount => "EXCLUDED_AS_COUNT",
+        }
+    }
+}
+
+impl Condition {
+    /// Whether a record of `v` contains this action or label. The action is
+    /// any the record shows: the final one (ALLOW, BLOCK), a counting rule
+    /// of the web ACL or of a group (COUNT), an excluded group rule or one
+    /// overridden to count (EXCLUDED_AS_COUNT, which AWS matches on both).
+    fn met_by(&self, v: &Verdict) -> bool {
+        match self {
+            Condition::Label(l) => v.labels.iter().any(|x| x == l),
+            Condition::Action(a) => match a {
+                LogAction::Allow => matches!(v.action, super::Action::Allow),
+                LogAction::Block => v.blocked(),
+                LogAction::Count => {
+                    !v.non_terminating.is_empty()
+                        || v.groups.iter().any(|g| !g.non_terminating.is_empty())
+                }
+                LogAction::ExcludedAsCount => v
+                    .groups
+                    .iter()
+                    .any(|g| !g.excluded.is_empty() || !g.non_terminating.is_empty()),
+                LogAction::Captcha | LogAction::Challenge => false,
+            },
+        }
+    }
+}
+
+impl Logging {
+    /// Whether `v`'s record goes to the log: decided before it is built, so
+    /// a dropped request costs a few comparisons.
+    pub fn keeps(&self, v: &Verdict) -> bool {
+        let Some(f) = &self.filter else {
+            return true;
+        };
+        f.filters
+            .iter()
+            .find(|r| {
+                let mut met = r.conditions.iter().map(|c| c.met_by(v));
+                if r.meets_all {
+                    met.all(|m| m)
+                } else {
+                    met.any(|m| m)
+                }
+            })
+            .map_or(f.default_keep, |r| r.keep)
+    }
+
+    /// One line for a plan: `keep BLOCK or COUNT, else drop; redacted URI_PATH`.
+    pub fn summary(&self) -> String {
+        let mut out = match &self.filter {
+            None => "every request".to_string(),
+            Some(f) => {
+                let word = |keep: bool| if keep { "keep" } else { "drop" };
+                let mut parts: Vec<String> = f
+                    .filters
+                    .iter()
+                    .map(|r| {
+                        let cs: Vec<&str> = r
+                            .conditions
+                            .iter()
+                            .map(|c| match c {
+                                Condition::Action(a) => a.name(),
+                                Condition::Label(l) => l,
+                            })
+                            .collect();
+                        let join = if r.meets_all { " and " } else { " or " };
+                        format!("{} {}", word(r.keep), cs.join(join))
+                    })
+                    .collect();
+                parts.push(format!("else {}", word(f.default_keep)));
+                parts.join(", ")
+            }
+        };
+        if !self.redacted.is_empty() {
+            let r: Vec<String> = self.redacted.iter().map(Field::label).collect();
+            out.push_str(&format!("; redacted {}", r.join(", ")));
+        }
+        out
+    }
+
+    fn redacts(&self, f: &Field) -> bool {
+        self.redacted.contains(f)
+    }
+
+    fn redacts_header(&self, name: &str) -> bool {
+        self.redacted
+            .iter()
+            .any(|f| matches!(f, Field::Header { name: n } if n.eq_ignore_ascii_case(name)))
+    }
+}
+
+/// What AWS writes in place of a redacted value.
+const REDACTED: &str = "REDACTED";
 
 // The record as borrowed structs, serialised straight to a line: no
 // intermediate JSON tree (a `serde_json::Value` per request cost the ALB
@@ -28,14 +192,21 @@ struct Detail<'a> {
     matched_data: Vec<&'a str>,
 }
 
-fn match_details(d: Option<&MatchDetail>) -> Vec<Detail<'_>> {
+/// A match's details; its data `REDACTED` when the rule inspected a
+/// redacted component (AWS redacts only what names that very component: a
+/// redacted header, not all headers).
+fn match_details<'a>(d: Option<&'a MatchDetail>, logging: &Logging) -> Vec<Detail<'a>> {
     match d {
         Some(d) if !d.location.is_empty() && d.condition != "IP_SET" => vec![Detail {
             condition_type: &d.condition,
             sensitivity_level: d.sensitivity.map(|s| s.name()),
             location: &d.location,
             matched_field_name: &d.field,
-            matched_data: d.data.split_whitespace().take(10).collect(),
+            matched_data: if logging.redacted.iter().any(|f| f.label() == d.field) {
+                vec![REDACTED]
+            } else {
+                d.data.split_whitespace().take(10).collect()
+            },
         }],
         _ => vec![],
     }
@@ -121,17 +292,18 @@ struct Record<'a> {
     labels: Vec<Label<'a>>,
 }
 
-fn hit<'a>(h: &'a Hit, rule_id: &'a str) -> RuleHit<'a> {
+fn hit<'a>(h: &'a Hit, rule_id: &'a str, logging: &Logging) -> RuleHit<'a> {
     RuleHit {
         rule_id,
         action: &h.action,
-        rule_match_details: match_details(h.detail.as_ref()),
+        rule_match_details: match_details(h.detail.as_ref(), logging),
     }
 }
 
 /// The log record of one request, in AWS's field names: one JSON line.
 pub fn record(
     acl: &WebAclPlan,
+    logging: &Logging,
     v: &Verdict,
     r: &WafRequest<'_>,
     lb_id: &str,
@@ -150,12 +322,12 @@ pub fn record(
             terminating_rule: g.terminating.as_ref().map(|h| RuleHit {
                 rule_id: h.group_rule.as_deref().unwrap_or_default(),
                 action: "BLOCK",
-                rule_match_details: match_details(h.detail.as_ref()),
+                rule_match_details: match_details(h.detail.as_ref(), logging),
             }),
             non_terminating_matching_rules: g
                 .non_terminating
                 .iter()
-                .map(|h| hit(h, h.group_rule.as_deref().unwrap_or(&h.rule)))
+                .map(|h| hit(h, h.group_rule.as_deref().unwrap_or(&h.rule), logging))
                 .collect(),
             excluded_rules: (!g.excluded.is_empty()).then(|| {
                 g.excluded
@@ -168,6 +340,13 @@ pub fn record(
             }),
         })
         .collect();
+    let redact = |value, f: Field| {
+        if logging.redacts(&f) {
+            REDACTED
+        } else {
+            value
+        }
+    };
     let custom_status = match &v.action {
         super::Action::Block { status, .. } if *status != 403 => Some(*status),
         _ => None,
@@ -181,6 +360,7 @@ pub fn record(
         action: v.action.log_name(),
         terminating_rule_match_details: match_details(
             v.terminating.as_ref().and_then(|h| h.detail.as_ref()),
+            logging,
         ),
         http_source_name: "ALB",
         http_source_id: lb_id,
@@ -197,7 +377,11 @@ pub fn record(
                 limit_value: &x.limit_value,
             })
             .collect(),
-        non_terminating_matching_rules: v.non_terminating.iter().map(|h| hit(h, &h.rule)).collect(),
+        non_terminating_matching_rules: v
+            .non_terminating
+            .iter()
+            .map(|h| hit(h, &h.rule, logging))
+            .collect(),
         request_headers_inserted: None,
         response_code_sent: custom_status,
         http_request: HttpRequest {
@@ -206,12 +390,19 @@ pub fn record(
             headers: r
                 .headers
                 .iter()
-                .map(|(name, value)| Header { name, value })
+                .map(|(name, value)| Header {
+                    name,
+                    value: if logging.redacts_header(name) {
+                        REDACTED
+                    } else {
+                        value
+                    },
+                })
                 .collect(),
-            uri: &r.uri,
-            args: &r.query,
+            uri: redact(&r.uri, Field::UriPath),
+            args: redact(&r.query, Field::QueryString),
             http_version: &r.http_version,
-            http_method: &r.method,
+            http_method: redact(&r.method, Field::Method),
             request_id,
         },
         labels: v.labels.iter().map(|name| Label { name }).collect(),
@@ -281,11 +472,13 @@ mod tests {
                     overrides: vec![],
                 },
             }],
+            logging: None,
         });
         let r = request("GET", "/x?id=1%27%20or%201=1--", &[("Host", "alb")], "");
         let v = acl.evaluate(&r, std::time::Instant::now());
         let line = record(
             &acl.plan,
+            &Logging::default(),
             &v,
             &r,
             "app/alb/1",
@@ -343,10 +536,157 @@ mod tests {
             });
             let r = request("GET", target, &[("Host", "alb")], "");
             let v = acl.evaluate(&r, std::time::Instant::now());
-            let line = record(&acl.plan, &v, &r, "app/alb/1", "x", SystemTime::now());
+            let line = record(
+                &acl.plan,
+                &Logging::default(),
+                &v,
+                &r,
+                "app/alb/1",
+                "x",
+                SystemTime::now(),
+            );
             let j: serde_json::Value = serde_json::from_str(&line).unwrap();
             let d = &j["terminatingRuleMatchDetails"][0];
             assert_eq!(d["sensitivityLevel"].as_str(), level, "{line}");
         }
+    }
+
+    /// The canary's web ACL (one managed group, one counting rule on a
+    /// header) with `logging`.
+    fn logged_acl(logging: Logging) -> WebAcl {
+        WebAcl::new(WebAclPlan {
+            name: "w".into(),
+            id: "id".into(),
+            arn: "arn".into(),
+            default_action: Action::Allow,
+            load_balancers: vec![0],
+            rules: vec![
+                Rule {
+                    name: "ua".into(),
+                    priority: 1,
+                    body: RuleBody::Regular {
+                        statement: Statement::ByteMatch {
+                            field: field::Field::Header {
+                                name: "user-agent".into(),
+                            },
+                            positional: statement::Positional::Contains,
+                            value: "scanner".into(),
+                            transforms: vec![],
+                        },
+                        action: Action::Count,
+                    },
+                },
+                Rule {
+                    name: "sqli".into(),
+                    priority: 2,
+                    body: RuleBody::Managed {
+                        group: ManagedGroup::Sqli,
+                        override_count: false,
+                        excluded: vec![],
+                        overrides: vec![],
+                    },
+                },
+            ],
+            logging: Some(logging),
+        })
+    }
+
+    #[test]
+    fn a_filter_keeps_what_it_names_and_drops_the_rest() {
+        let keep_block_count = Logging {
+            filter: Some(LogFilter {
+                default_keep: false,
+                filters: vec![FilterRule {
+                    keep: true,
+                    meets_all: false,
+                    conditions: vec![
+                        Condition::Action(LogAction::Block),
+                        Condition::Action(LogAction::Count),
+                    ],
+                }],
+            }),
+            redacted: vec![],
+        };
+        let acl = logged_acl(keep_block_count.clone());
+        let ua = ("User-Agent", "Mozilla/5.0");
+        let verdict = |target: &str, ua: (&str, &str)| {
+            acl.evaluate(
+                &request("GET", target, &[ua], ""),
+                std::time::Instant::now(),
+            )
+        };
+        let allowed = verdict("/x?id=42", ua);
+        let blocked = verdict("/x?id=1%27%20or%201=1--", ua);
+        let counted = verdict("/x?id=42", ("User-Agent", "scanner/1"));
+        assert!(!keep_block_count.keeps(&allowed));
+        assert!(keep_block_count.keeps(&blocked));
+        assert!(keep_block_count.keeps(&counted));
+        // No filter: everything.
+        assert!(Logging::default().keeps(&allowed));
+        // MEETS_ALL of a label and an action; filters in order, then the
+        // default.
+        let label = "awswaf:managed:aws:sql-database:SQLi_QUERYARGUMENTS";
+        let all = Logging {
+            filter: Some(LogFilter {
+                default_keep: true,
+                filters: vec![
+                    FilterRule {
+                        keep: false,
+                        meets_all: true,
+                        conditions: vec![
+                            Condition::Label(label.into()),
+                            Condition::Action(LogAction::Block),
+                        ],
+                    },
+                    FilterRule {
+                        keep: true,
+                        meets_all: false,
+                        conditions: vec![Condition::Action(LogAction::Block)],
+                    },
+                ],
+            }),
+            redacted: vec![],
+        };
+        assert!(!all.keeps(&blocked));
+        assert!(all.keeps(&allowed));
+        let xss = verdict("/x?q=%3Cscript%3Ealert(1)%3C/script%3E", ua);
+        assert!(!xss.blocked(), "the SQLi group alone lets XSS through");
+        assert!(all.keeps(&xss));
+    }
+
+    #[test]
+    fn redacted_fields_are_logged_as_aws_redacts_them() {
+        let logging = Logging {
+            filter: None,
+            redacted: vec![
+                field::Field::UriPath,
+                field::Field::QueryString,
+                field::Field::Header {
+                    name: "user-agent".into(),
+                },
+            ],
+        };
+        let acl = logged_acl(logging.clone());
+        let r = request(
+            "GET",
+            "/secret/path?token=abc",
+            &[("Host", "alb"), ("User-Agent", "scanner/1")],
+            "",
+        );
+        let v = acl.evaluate(&r, std::time::Instant::now());
+        let line = record(&acl.plan, &logging, &v, &r, "lb", "x", SystemTime::now());
+        assert!(!line.contains("secret") && !line.contains("token") && !line.contains("scanner"));
+        let j: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let h = &j["httpRequest"];
+        assert_eq!(h["uri"], "REDACTED");
+        assert_eq!(h["args"], "REDACTED");
+        assert_eq!(h["httpMethod"], "GET");
+        assert_eq!(h["headers"][0]["value"], "alb");
+        assert_eq!(h["headers"][1]["name"], "User-Agent");
+        assert_eq!(h["headers"][1]["value"], "REDACTED");
+        // The rule that inspected the redacted header: its data too.
+        let d = &j["nonTerminatingMatchingRules"][0]["ruleMatchDetails"][0];
+        assert_eq!(d["matchedFieldName"], "HEADER:user-agent");
+        assert_eq!(d["matchedData"], serde_json::json!(["REDACTED"]));
     }
 }

@@ -120,6 +120,10 @@ pub struct WebAclPlan {
     pub load_balancers: Vec<usize>,
     /// In priority order.
     pub rules: Vec<Rule>,
+    /// Its logging configuration: `None`, no WAF log (AWS's logging is
+    /// opt-in per web ACL).
+    #[serde(default)]
+    pub logging: Option<log::Logging>,
 }
 
 /// A rule that matched: the web ACL rule, the managed rule inside it, why.
@@ -528,6 +532,7 @@ mod tests {
             default_action,
             load_balancers: vec![0],
             rules,
+            logging: None,
         })
     }
 

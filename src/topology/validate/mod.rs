@@ -32,6 +32,7 @@ mod security_groups;
 mod target_groups;
 mod vpc;
 mod waf;
+mod waf_logging;
 mod waf_statements;
 
 use super::model::Topology;

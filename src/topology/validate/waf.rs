@@ -112,8 +112,13 @@ impl Ctx {
                 }
             }
             rules.sort_by_key(|r| r.priority);
+            // `None`: an error in it (reported); `Some(None)`: no logging.
+            let logging = match &w.logging {
+                Some(l) => self.waf_logging(l, &format!("{p}.logging")).map(Some),
+                None => Some(None),
+            };
             let id = wafv2_id(&lab.name, &w.name);
-            if let Some(default_action) = default_action {
+            if let (Some(default_action), Some(logging)) = (default_action, logging) {
                 plans.push(WebAclPlan {
                     arn: format!(
                         "arn:aws:wafv2:{}:{ACCOUNT_ID}:regional/webacl/{}/{id}",
@@ -124,6 +129,7 @@ impl Ctx {
                     default_action,
                     load_balancers: lbs,
                     rules,
+                    logging,
                 });
             }
         }
