@@ -798,43 +798,6 @@ fn inspected(body: &Value, st: &mut WafStatement) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::cloudformation::{export, stacks};
-    use std::path::Path;
-
-    /// A web ACL with every kind of rule, statement and field, exported and
-    /// read back, is the same plan: same rules, same verdicts.
-    #[test]
-    fn every_rule_round_trips() {
-        let toml = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/waf-round-trip.toml");
-        let lab = crate::topology::load(&toml).expect("the test topology is valid");
-        let dir = std::env::temp_dir().join(format!("vpcsim-wafv2-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("waf-rt.yaml");
-        std::fs::write(&file, export::export(&lab).render(false)).unwrap();
-        let opts = stacks::Options {
-            name: Some(lab.name.clone()),
-            region: lab.region.clone(),
-            params: vec![],
-            runs: vec![],
-        };
-        let imported = stacks::load(&[file], &opts).unwrap_or_else(|e| panic!("{e}"));
-        assert!(imported.warnings.is_empty(), "{:?}", imported.warnings);
-        let back = crate::topology::validate::validate(&imported.topology, &dir)
-            .unwrap_or_else(|d| panic!("{d:?}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(back.web_acls.len(), 1);
-        for (a, b) in lab.web_acls[0].rules.iter().zip(&back.web_acls[0].rules) {
-            assert_eq!(a, b, "rule {}", a.name);
-        }
-        let logging = lab.web_acls[0].logging.as_ref();
-        assert!(logging.is_some_and(|l| l.filter.is_some() && l.redacted.len() == 2));
-        assert_eq!(back.web_acls[0].logging.as_ref(), logging);
-        assert_eq!(back.web_acls, lab.web_acls);
-    }
-}
-
 /// The properties of an `AWS::WAFv2::LoggingConfiguration` but for
 /// `ResourceArn` and `LogDestinationConfigs`, which the caller adds.
 pub fn export_logging(l: &Logging) -> Vec<(&'static str, Value)> {
@@ -982,4 +945,41 @@ pub fn import_logging(props: &Value) -> Result<WafLogging, AclError> {
         filter,
         redacted_fields,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cloudformation::{export, stacks};
+    use std::path::Path;
+
+    /// A web ACL with every kind of rule, statement and field, exported and
+    /// read back, is the same plan: same rules, same verdicts.
+    #[test]
+    fn every_rule_round_trips() {
+        let toml = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/waf-round-trip.toml");
+        let lab = crate::topology::load(&toml).expect("the test topology is valid");
+        let dir = std::env::temp_dir().join(format!("vpcsim-wafv2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("waf-rt.yaml");
+        std::fs::write(&file, export::export(&lab).render(false)).unwrap();
+        let opts = stacks::Options {
+            name: Some(lab.name.clone()),
+            region: lab.region.clone(),
+            params: vec![],
+            runs: vec![],
+        };
+        let imported = stacks::load(&[file], &opts).unwrap_or_else(|e| panic!("{e}"));
+        assert!(imported.warnings.is_empty(), "{:?}", imported.warnings);
+        let back = crate::topology::validate::validate(&imported.topology, &dir)
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(back.web_acls.len(), 1);
+        for (a, b) in lab.web_acls[0].rules.iter().zip(&back.web_acls[0].rules) {
+            assert_eq!(a, b, "rule {}", a.name);
+        }
+        let logging = lab.web_acls[0].logging.as_ref();
+        assert!(logging.is_some_and(|l| l.filter.is_some() && l.redacted.len() == 2));
+        assert_eq!(back.web_acls[0].logging.as_ref(), logging);
+        assert_eq!(back.web_acls, lab.web_acls);
+    }
 }
