@@ -514,9 +514,19 @@ mod tests {
     use super::super::*;
     use super::*;
 
-    fn record(src: &Source<'_>) -> String {
+    /// The record of `r` as one line (a fixed load balancer and request id).
+    fn record(acl: &WebAclPlan, logging: &Logging, v: &Verdict, r: &WafRequest<'_>) -> String {
         let mut out = Vec::new();
-        write_record(&mut out, src);
+        let src = Source {
+            acl,
+            logging,
+            verdict: v,
+            request: r,
+            lb_id: "app/alb/1",
+            request_id: "Root=1-x",
+            now: SystemTime::now(),
+        };
+        write_record(&mut out, &src);
         String::from_utf8(out).expect("serde_json writes UTF-8")
     }
 
@@ -542,15 +552,7 @@ mod tests {
         });
         let r = request("GET", "/x?id=1%27%20or%201=1--", &[("Host", "alb")], "");
         let v = acl.evaluate(&r, std::time::Instant::now());
-        let line = record(&Source {
-            acl: &acl.plan,
-            logging: &Logging::default(),
-            verdict: &v,
-            request: &r,
-            lb_id: "app/alb/1",
-            request_id: "Root=1-x",
-            now: SystemTime::now(),
-        });
+        let line = record(&acl.plan, &Logging::default(), &v, &r);
         let j: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(j["action"], "BLOCK");
         assert_eq!(j["terminatingRuleId"], "sqli");
@@ -602,15 +604,7 @@ mod tests {
             });
             let r = request("GET", target, &[("Host", "alb")], "");
             let v = acl.evaluate(&r, std::time::Instant::now());
-            let line = record(&Source {
-                acl: &acl.plan,
-                logging: &Logging::default(),
-                verdict: &v,
-                request: &r,
-                lb_id: "app/alb/1",
-                request_id: "x",
-                now: SystemTime::now(),
-            });
+            let line = record(&acl.plan, &Logging::default(), &v, &r);
             let j: serde_json::Value = serde_json::from_str(&line).unwrap();
             let d = &j["terminatingRuleMatchDetails"][0];
             assert_eq!(d["sensitivityLevel"].as_str(), level, "{line}");
@@ -740,15 +734,7 @@ mod tests {
             "",
         );
         let v = acl.evaluate(&r, std::time::Instant::now());
-        let line = record(&Source {
-            acl: &acl.plan,
-            logging: &logging,
-            verdict: &v,
-            request: &r,
-            lb_id: "lb",
-            request_id: "x",
-            now: SystemTime::now(),
-        });
+        let line = record(&acl.plan, &logging, &v, &r);
         assert!(!line.contains("secret") && !line.contains("token") && !line.contains("scanner"));
         let j: serde_json::Value = serde_json::from_str(&line).unwrap();
         let h = &j["httpRequest"];
