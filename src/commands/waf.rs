@@ -30,10 +30,18 @@ pub fn logs(lab: Option<&str>, follow: bool) -> anyhow::Result<()> {
         .map(|w| w.name.as_str())
         .collect();
     if !unlogged.is_empty() {
+        // A lab from templates is changed with a template, not a TOML file.
+        let how = if state.plan.origins.is_empty() {
+            "add `logging = {}` to its [[web_acl]] (every request) or \
+             `logging = { filter = { default = \"drop\", keep = [\"BLOCK\", \"COUNT\"] } }` \
+             (what the WAF acted on), then `vpcsim apply`"
+        } else {
+            "add an AWS::WAFv2::LoggingConfiguration (ResourceArn: !GetAtt YourWebAcl.Arn, \
+             LogDestinationConfigs: an aws-waf-logs- destination, optionally a LoggingFilter) \
+             to its template, then `vpcsim deploy`"
+        };
         let msg = format!(
-            "web ACL {} of lab `{}` {} no logging configuration, so no WAF log: add `logging = {{}}` \
-             to its [[web_acl]] (every request) or `logging = {{ filter = {{ default = \"drop\", keep = [\"BLOCK\", \"COUNT\"] }} }}` \
-             (what the WAF acted on), then `vpcsim apply`",
+            "web ACL {} of lab `{}` {} no logging configuration, so no WAF log: {how}",
             unlogged
                 .iter()
                 .map(|n| format!("`{n}`"))
