@@ -129,15 +129,15 @@ pub async fn check(
     if let (Some(log), Some(logging)) = (&cfg.waf_log, logging) {
         if logging.keeps(&verdict) {
             let request_id = entry.trace_id.to_str().unwrap_or("-");
-            log.send(crate::waf::log::record(
-                &acl.plan,
+            log.write(&crate::waf::log::Source {
+                acl: &acl.plan,
                 logging,
-                &verdict,
-                &req,
-                &lb.waf_source_id,
+                verdict: &verdict,
+                request: &req,
+                lb_id: &lb.waf_source_id,
                 request_id,
-                SystemTime::now(),
-            ));
+                now: SystemTime::now(),
+            });
         }
     }
     match verdict.action {

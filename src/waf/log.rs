@@ -1,7 +1,7 @@
 //! WAF logs: one JSON object per line in AWS WAF's log format
 //! (docs.aws.amazon.com/waf/latest/developerguide/logging-fields.html),
-//! one file per lab. Request tasks send the finished record to a writer
-//! task, off the request path.
+//! one file per lab. Request tasks write each record straight into a shared
+//! buffer; a writer task empties it into the file, off the request path.
 
 use super::field::{Field, WafRequest};
 use super::statement::MatchDetail;
@@ -9,8 +9,8 @@ use super::{Hit, Verdict, WebAclPlan};
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
-use tokio::sync::mpsc;
 
 /// A web ACL's logging configuration (AWS's `PutLoggingConfiguration`):
 /// without one, the web ACL writes no log. The destination is the lab's WAF
@@ -253,12 +253,41 @@ struct Header<'a> {
     value: &'a str,
 }
 
+/// The request's headers as AWS logs them, written as they are read: no
+/// list built per request.
+struct Headers<'a> {
+    r: &'a WafRequest<'a>,
+    logging: &'a Logging,
+}
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.r.headers.iter().map(|(name, value)| Header {
+            name,
+            value: if self.logging.redacts_header(name) {
+                REDACTED
+            } else {
+                value
+            },
+        }))
+    }
+}
+
+/// An address written with its `Display`, not through a `String`.
+struct Ip(std::net::IpAddr);
+
+impl Serialize for Ip {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct HttpRequest<'a> {
-    client_ip: String,
+    client_ip: Ip,
     country: &'static str,
-    headers: Vec<Header<'a>>,
+    headers: Headers<'a>,
     uri: &'a str,
     args: &'a str,
     http_version: &'a str,
@@ -300,16 +329,31 @@ fn hit<'a>(h: &'a Hit, rule_id: &'a str, logging: &Logging) -> RuleHit<'a> {
     }
 }
 
-/// The log record of one request, in AWS's field names: one JSON line.
-pub fn record(
-    acl: &WebAclPlan,
-    logging: &Logging,
-    v: &Verdict,
-    r: &WafRequest<'_>,
-    lb_id: &str,
-    request_id: &str,
-    now: SystemTime,
-) -> String {
+/// What one request's record is made of.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    pub acl: &'a WebAclPlan,
+    pub logging: &'a Logging,
+    pub verdict: &'a Verdict,
+    pub request: &'a WafRequest<'a>,
+    /// The load balancer's `httpSourceId`.
+    pub lb_id: &'a str,
+    pub request_id: &'a str,
+    pub now: SystemTime,
+}
+
+/// The log record of one request, in AWS's field names, appended to `out`
+/// as one JSON line without its newline.
+pub fn write_record(out: &mut Vec<u8>, src: &Source<'_>) {
+    let Source {
+        acl,
+        logging,
+        verdict: v,
+        request: r,
+        lb_id,
+        request_id,
+        now,
+    } = *src;
     let ms = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
@@ -385,20 +429,9 @@ pub fn record(
         request_headers_inserted: None,
         response_code_sent: custom_status,
         http_request: HttpRequest {
-            client_ip: r.client_ip.to_string(),
+            client_ip: Ip(r.client_ip),
             country: "-",
-            headers: r
-                .headers
-                .iter()
-                .map(|(name, value)| Header {
-                    name,
-                    value: if logging.redacts_header(name) {
-                        REDACTED
-                    } else {
-                        value
-                    },
-                })
-                .collect(),
+            headers: Headers { r, logging },
             uri: redact(&r.uri, Field::UriPath),
             args: redact(&r.query, Field::QueryString),
             http_version: &r.http_version,
@@ -407,42 +440,69 @@ pub fn record(
         },
         labels: v.labels.iter().map(|name| Label { name }).collect(),
     };
-    serde_json::to_string(&rec).expect("a WAF log record serialises")
+    serde_json::to_writer(out, &rec).expect("a WAF log record serialises")
 }
 
-/// The lab's WAF log writer: one task appending lines in batches.
+/// The lab's WAF log: records appended to one buffer, written out by a
+/// task every 50 ms. A record costs its serialisation into the buffer and
+/// nothing else (no allocation, no message, no free on another thread).
 #[derive(Clone)]
 pub struct WafLog {
-    tx: mpsc::UnboundedSender<String>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    pending: Mutex<Vec<u8>>,
+    file: std::fs::File,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Shared {
+    /// The last handle gone (the lab's web ACLs no longer log): what is
+    /// still pending is written.
+    fn drop(&mut self) {
+        let rest = std::mem::take(&mut *self.lock());
+        let _ = (&self.file).write_all(&rest);
+    }
 }
 
 impl WafLog {
     pub fn start(path: &Path) -> std::io::Result<WafLog> {
-        let mut file = std::fs::File::options()
+        let file = std::fs::File::options()
             .create(true)
             .append(true)
             .open(path)?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Vec::with_capacity(1 << 20)),
+            file,
+        });
+        let weak: Weak<Shared> = Arc::downgrade(&shared);
         tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(1024);
-            let mut out = String::with_capacity(64 * 1024);
-            // Everything waiting at each turn: a fixed cap per 50 ms would
-            // bound the log's rate, and past it the queue would only grow.
-            while rx.recv_many(&mut batch, usize::MAX).await > 0 {
-                for line in batch.drain(..) {
-                    out.push_str(&line);
-                    out.push('\n');
-                }
-                let _ = file.write_all(out.as_bytes());
-                out.clear();
+            // Swapped with the pending buffer: both keep their capacity.
+            let mut out = Vec::with_capacity(1 << 20);
+            loop {
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                let Some(shared) = weak.upgrade() else {
+                    return;
+                };
+                std::mem::swap(&mut *shared.lock(), &mut out);
+                let _ = (&shared.file).write_all(&out);
+                out.clear();
             }
         });
-        Ok(WafLog { tx })
+        Ok(WafLog { shared })
     }
 
-    pub fn send(&self, record: String) {
-        let _ = self.tx.send(record);
+    /// Appends the record of one request.
+    pub fn write(&self, src: &Source<'_>) {
+        let mut pending = self.shared.lock();
+        write_record(&mut pending, src);
+        pending.push(b'\n');
     }
 }
 
@@ -453,6 +513,22 @@ mod tests {
     use super::super::statement::Statement;
     use super::super::*;
     use super::*;
+
+    /// The record of `r` as one line (a fixed load balancer and request id).
+    fn record(acl: &WebAclPlan, logging: &Logging, v: &Verdict, r: &WafRequest<'_>) -> String {
+        let mut out = Vec::new();
+        let src = Source {
+            acl,
+            logging,
+            verdict: v,
+            request: r,
+            lb_id: "app/alb/1",
+            request_id: "Root=1-x",
+            now: SystemTime::now(),
+        };
+        write_record(&mut out, &src);
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
 
     #[test]
     fn blocked_request_in_aws_fields() {
@@ -476,15 +552,7 @@ mod tests {
         });
         let r = request("GET", "/x?id=1%27%20or%201=1--", &[("Host", "alb")], "");
         let v = acl.evaluate(&r, std::time::Instant::now());
-        let line = record(
-            &acl.plan,
-            &Logging::default(),
-            &v,
-            &r,
-            "app/alb/1",
-            "Root=1-x",
-            SystemTime::now(),
-        );
+        let line = record(&acl.plan, &Logging::default(), &v, &r);
         let j: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(j["action"], "BLOCK");
         assert_eq!(j["terminatingRuleId"], "sqli");
@@ -536,15 +604,7 @@ mod tests {
             });
             let r = request("GET", target, &[("Host", "alb")], "");
             let v = acl.evaluate(&r, std::time::Instant::now());
-            let line = record(
-                &acl.plan,
-                &Logging::default(),
-                &v,
-                &r,
-                "app/alb/1",
-                "x",
-                SystemTime::now(),
-            );
+            let line = record(&acl.plan, &Logging::default(), &v, &r);
             let j: serde_json::Value = serde_json::from_str(&line).unwrap();
             let d = &j["terminatingRuleMatchDetails"][0];
             assert_eq!(d["sensitivityLevel"].as_str(), level, "{line}");
@@ -674,7 +734,7 @@ mod tests {
             "",
         );
         let v = acl.evaluate(&r, std::time::Instant::now());
-        let line = record(&acl.plan, &logging, &v, &r, "lb", "x", SystemTime::now());
+        let line = record(&acl.plan, &logging, &v, &r);
         assert!(!line.contains("secret") && !line.contains("token") && !line.contains("scanner"));
         let j: serde_json::Value = serde_json::from_str(&line).unwrap();
         let h = &j["httpRequest"];
