@@ -120,6 +120,7 @@ struct Buffer {
     lines: String,
     names: Names,
     names_version: u64,
+    second: Second,
 }
 
 impl AccessLog {
@@ -141,8 +142,13 @@ impl AccessLog {
             buf.names_version = version;
         }
         let was_empty = buf.lines.is_empty();
-        let Buffer { lines, names, .. } = &mut *buf;
-        format_entry(lines, &e, names);
+        let Buffer {
+            lines,
+            names,
+            second,
+            ..
+        } = &mut *buf;
+        format_entry(lines, &e, names, second);
         drop(buf);
         if was_empty {
             s.lines.notify_one();
@@ -281,9 +287,9 @@ fn write_quoted(out: &mut String, v: Option<&HeaderValue>) {
 
 /// One record, written straight into the batch buffer (no per-field
 /// allocation: the writer formats every request the daemon serves).
-fn format_entry(out: &mut String, e: &Entry, n: &Names) {
+fn format_entry(out: &mut String, e: &Entry, n: &Names, second: &mut Second) {
     out.push_str("http ");
-    write_iso8601(out, e.time);
+    write_iso8601(out, e.time, second);
     out.push(' ');
     out.push_str(&n.elb[e.lb]);
     out.push(' ');
@@ -325,7 +331,7 @@ fn format_entry(out: &mut String, e: &Entry, n: &Names) {
     out.push_str(e.trace_id.to_str().unwrap_or("-"));
     out.push_str("\" \"-\" \"-\" ");
     write_opt(out, e.priority.map(u64::from));
-    write_iso8601(out, e.created);
+    write_iso8601(out, e.created, second);
     out.push_str(" \"");
     out.push_str(e.waf.unwrap_or("forward"));
     out.push_str("\" \"-\" \"-\" \"");
@@ -341,20 +347,14 @@ fn format_entry(out: &mut String, e: &Entry, n: &Names) {
     out.push_str("\" \"-\" \"-\"\n");
 }
 
-/// `n` in decimal, zero-padded to `width` digits (at most 20).
-fn write_uint(out: &mut String, mut n: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+/// `n` in decimal, zero-padded to `width` digits.
+fn write_uint(out: &mut String, n: u64, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let text = digits.format(n);
+    for _ in text.len()..width {
+        out.push('0');
     }
-    let start = i.min(buf.len() - width.min(buf.len()));
-    out.push_str(std::str::from_utf8(&buf[start..]).expect("digits"));
+    out.push_str(text);
 }
 
 /// `ip:port`, as `SocketAddr`'s `Display` writes it.
@@ -389,27 +389,42 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// The date and time to the second last written by a buffer
+/// (`2018-07-02T22:23:00.`): a busy log writes many records a second, and
+/// two dates per record.
+#[derive(Default)]
+struct Second {
+    unix: Option<u64>,
+    text: String,
+}
+
 /// `2018-07-02T22:23:00.186641Z`
-fn write_iso8601(out: &mut String, t: SystemTime) {
+fn write_iso8601(out: &mut String, t: SystemTime, last: &mut Second) {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let s = d.as_secs() as i64;
-    let (y, mo, da) = civil(s.div_euclid(86_400));
-    let r = s.rem_euclid(86_400) as u64;
-    if y < 0 {
-        out.push('-');
+    if last.unix != Some(d.as_secs()) {
+        let s = d.as_secs() as i64;
+        let (y, mo, da) = civil(s.div_euclid(86_400));
+        let r = s.rem_euclid(86_400) as u64;
+        let text = &mut last.text;
+        text.clear();
+        if y < 0 {
+            text.push('-');
+        }
+        write_uint(text, y.unsigned_abs(), 4);
+        text.push('-');
+        write_uint(text, mo.into(), 2);
+        text.push('-');
+        write_uint(text, da.into(), 2);
+        text.push('T');
+        write_uint(text, r / 3600, 2);
+        text.push(':');
+        write_uint(text, r / 60 % 60, 2);
+        text.push(':');
+        write_uint(text, r % 60, 2);
+        text.push('.');
+        last.unix = Some(d.as_secs());
     }
-    write_uint(out, y.unsigned_abs(), 4);
-    out.push('-');
-    write_uint(out, mo.into(), 2);
-    out.push('-');
-    write_uint(out, da.into(), 2);
-    out.push('T');
-    write_uint(out, r / 3600, 2);
-    out.push(':');
-    write_uint(out, r / 60 % 60, 2);
-    out.push(':');
-    write_uint(out, r % 60, 2);
-    out.push('.');
+    out.push_str(&last.text);
     write_uint(out, d.subsec_micros().into(), 6);
     out.push('Z');
 }
@@ -440,7 +455,7 @@ mod tests {
 
     fn iso8601(t: SystemTime) -> String {
         let mut s = String::new();
-        write_iso8601(&mut s, t);
+        write_iso8601(&mut s, t, &mut Second::default());
         s
     }
 
@@ -448,6 +463,25 @@ mod tests {
     fn dates() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_530_570_180_186_641);
         assert_eq!(iso8601(t), "2018-07-02T22:23:00.186641Z");
+        // A record in the same second reuses the date; the next second not.
+        let mut last = Second::default();
+        let mut s = String::new();
+        for micros in [
+            1_530_570_180_186_641,
+            1_530_570_180_999_999,
+            1_530_570_181_000_007,
+        ] {
+            write_iso8601(
+                &mut s,
+                SystemTime::UNIX_EPOCH + Duration::from_micros(micros),
+                &mut last,
+            );
+            s.push(' ');
+        }
+        assert_eq!(
+            s,
+            "2018-07-02T22:23:00.186641Z 2018-07-02T22:23:00.999999Z 2018-07-02T22:23:01.000007Z "
+        );
         assert_eq!(http_date(1_530_570_180), "Mon, 02 Jul 2018 22:23:00 GMT");
         assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
     }
@@ -512,7 +546,7 @@ mod tests {
             arn: vec!["arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg-v1/0123456789abcdef".into()],
         };
         let mut out = String::new();
-        format_entry(&mut out, &e, &names);
+        format_entry(&mut out, &e, &names, &mut Second::default());
         let rest = out.split_once(' ').unwrap().1.split_once(' ').unwrap().1;
         assert!(out.starts_with("http 20"));
         assert_eq!(

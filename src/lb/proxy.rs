@@ -191,6 +191,18 @@ impl Pool {
                 },
             }
         }
+        // Boxed: the connect and handshake states would otherwise make
+        // every request's future larger, and it is moved per request.
+        Box::pin(Self::send_new(ns, addr, req, slot)).await
+    }
+
+    /// Sends `req` over a new connection to `addr` from namespace `ns`.
+    async fn send_new(
+        ns: &str,
+        addr: SocketAddr,
+        req: Request<ReqBody>,
+        slot: &Arc<Slot>,
+    ) -> Result<Response<Upstream>, UpstreamError> {
         let stream = connect_in(ns, addr, CONNECT_TIMEOUT)
             .await
             .map_err(UpstreamError::Connect)?;
@@ -377,7 +389,7 @@ fn over_header_quotas(parts: &hyper::http::request::Parts) -> bool {
 }
 
 /// Hop-by-hop headers: they describe one connection, never forwarded.
-const HOP_BY_HOP: [HeaderName; 5] = [
+static HOP_BY_HOP: [HeaderName; 5] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -390,6 +402,11 @@ static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port"
 static X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Most messages have none: one pass over their names is cheaper than
+    // a hashed lookup per hop-by-hop name.
+    if !h.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     if let Some(c) = h.get(header::CONNECTION) {
         // Headers the sender declared connection-specific go too.
         let named: Vec<HeaderName> = c
