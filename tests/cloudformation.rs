@@ -202,7 +202,7 @@ fn web_acl_round_trip_same_verdicts_and_cfn_lint_clean() {
         "Type: AWS::WAFv2::LoggingConfiguration",
         "DefaultBehavior: DROP",
         "Requirement: MEETS_ALL",
-        "LabelName: awswaf:managed:aws:sql-database:SQLi_QUERYARGUMENTS",
+        "LabelName: awswaf:managed:aws:sql-database:SQLi_QueryArguments",
         "RedactedFields:",
         "Type: AWS::Logs::LogGroup",
     ] {

@@ -685,7 +685,7 @@ mod tests {
         assert!(Logging::default().keeps(&allowed));
         // MEETS_ALL of a label and an action; filters in order, then the
         // default.
-        let label = "awswaf:managed:aws:sql-database:SQLi_QUERYARGUMENTS";
+        let label = "awswaf:managed:aws:sql-database:SQLi_QueryArguments";
         let all = Logging {
             filter: Some(LogFilter {
                 default_keep: true,

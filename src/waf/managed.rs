@@ -21,6 +21,38 @@ pub struct ManagedRule {
     pub statement: Statement,
 }
 
+impl ManagedRule {
+    /// The last part of the label AWS adds when this rule matches. AWS
+    /// spells labels in mixed case (`SQLi_BODY` labels `SQLi_Body`) and
+    /// renames three of them; the baseline and use-case rule group pages
+    /// of the AWS WAF developer guide list each rule with its label.
+    pub fn label(&self) -> String {
+        match self.name {
+            "UserAgent_BadBots_HEADER" => return "BadBots_Header".into(),
+            "Host_localhost_HEADER" => return "Host_Localhost_Header".into(),
+            "PROPFIND_METHOD" => return "Propfind_Method".into(),
+            _ => {}
+        }
+        const PARTS: [(&str, &str); 7] = [
+            ("_HEADER", "_Header"),
+            ("_BODY", "_Body"),
+            ("_URIPATH", "_URIPath"),
+            ("_QUERYARGUMENTS", "_QueryArguments"),
+            ("_QUERYSTRING", "_QueryString"),
+            ("_COOKIE", "_Cookie"),
+            ("_METHOD", "_Method"),
+        ];
+        PARTS
+            .iter()
+            .find_map(|(upper, mixed)| {
+                self.name
+                    .strip_suffix(upper)
+                    .map(|stem| format!("{stem}{mixed}"))
+            })
+            .unwrap_or_else(|| self.name.to_string())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ManagedGroup {
     #[serde(rename = "AWSManagedRulesSQLiRuleSet")]
@@ -567,5 +599,66 @@ mod tests {
         assert!(ManagedGroup::Common
             .rule_names()
             .contains(&"SizeRestrictions_BODY"));
+    }
+
+    /// Every rule's label as the AWS WAF developer guide lists it (baseline
+    /// rule groups: CRS and known bad inputs; use-case rule groups: SQL
+    /// database), so a label condition copied from AWS matches here.
+    #[test]
+    fn labels_are_the_ones_aws_documents() {
+        let documented = [
+            "sql-database:SQLi_QueryArguments",
+            "sql-database:SQLiExtendedPatterns_QueryArguments",
+            "sql-database:SQLi_Body",
+            "sql-database:SQLiExtendedPatterns_Body",
+            "sql-database:SQLi_Cookie",
+            "sql-database:SQLi_URIPath",
+            "core-rule-set:NoUserAgent_Header",
+            "core-rule-set:BadBots_Header",
+            "core-rule-set:SizeRestrictions_QueryString",
+            "core-rule-set:SizeRestrictions_Cookie_Header",
+            "core-rule-set:SizeRestrictions_Body",
+            "core-rule-set:SizeRestrictions_URIPath",
+            "core-rule-set:EC2MetaDataSSRF_Body",
+            "core-rule-set:EC2MetaDataSSRF_Cookie",
+            "core-rule-set:EC2MetaDataSSRF_URIPath",
+            "core-rule-set:EC2MetaDataSSRF_QueryArguments",
+            "core-rule-set:GenericLFI_QueryArguments",
+            "core-rule-set:GenericLFI_URIPath",
+            "core-rule-set:GenericLFI_Body",
+            "core-rule-set:RestrictedExtensions_URIPath",
+            "core-rule-set:RestrictedExtensions_QueryArguments",
+            "core-rule-set:GenericRFI_QueryArguments",
+            "core-rule-set:GenericRFI_Body",
+            "core-rule-set:GenericRFI_URIPath",
+            "core-rule-set:CrossSiteScripting_Cookie",
+            "core-rule-set:CrossSiteScripting_QueryArguments",
+            "core-rule-set:CrossSiteScripting_Body",
+            "core-rule-set:CrossSiteScripting_URIPath",
+            "known-bad-inputs:JavaDeserializationRCE_Header",
+            "known-bad-inputs:JavaDeserializationRCE_Body",
+            "known-bad-inputs:JavaDeserializationRCE_URIPath",
+            "known-bad-inputs:JavaDeserializationRCE_QueryString",
+            "known-bad-inputs:Host_Localhost_Header",
+            "known-bad-inputs:Propfind_Method",
+            "known-bad-inputs:ExploitablePaths_URIPath",
+            "known-bad-inputs:Log4JRCE_Header",
+            "known-bad-inputs:Log4JRCE_QueryString",
+            "known-bad-inputs:Log4JRCE_Body",
+            "known-bad-inputs:Log4JRCE_URIPath",
+        ];
+        let ours: Vec<String> = ManagedGroup::ALL
+            .iter()
+            .flat_map(|g| {
+                g.rules()
+                    .iter()
+                    .map(move |r| format!("{}:{}", g.label_namespace(), r.label()))
+            })
+            .collect();
+        for l in &ours {
+            let l = l.strip_prefix("awswaf:managed:aws:").unwrap();
+            assert!(documented.contains(&l), "{l} is not a label AWS documents");
+        }
+        assert_eq!(ours.len(), documented.len());
     }
 }

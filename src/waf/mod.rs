@@ -461,7 +461,7 @@ impl WebAcl {
                         excluded: vec![],
                     });
                     v.labels
-                        .push(format!("{}:{}", group.label_namespace(), m.name));
+                        .push(format!("{}:{}", group.label_namespace(), m.label()));
                     let action = if excluded.iter().any(|e| e == m.name) {
                         g.excluded.push(hit(&Action::Count, Some(m.name), Some(d)));
                         continue;
@@ -612,7 +612,7 @@ mod tests {
         assert_eq!(v.groups[0].group, "AWS#AWSManagedRulesSQLiRuleSet");
         assert_eq!(
             v.labels,
-            ["awswaf:managed:aws:sql-database:SQLi_QUERYARGUMENTS"]
+            ["awswaf:managed:aws:sql-database:SQLi_QueryArguments"]
         );
     }
 

@@ -113,7 +113,7 @@ impl Ctx {
             self.err(
                 p.to_string(),
                 "a filter needs at least one condition",
-                "add an action such as \"BLOCK\" or a label such as \"awswaf:managed:aws:sql-database:SQLi_BODY\"",
+                "add an action such as \"BLOCK\" or a label such as \"awswaf:managed:aws:sql-database:SQLi_Body\"",
             );
             return None;
         }
@@ -143,7 +143,7 @@ impl Ctx {
                             None => format!("unknown condition `{c}`"),
                         },
                         format!(
-                            "an action ({}) or a fully qualified label (awswaf:managed:aws:sql-database:SQLi_BODY)",
+                            "an action ({}) or a fully qualified label (awswaf:managed:aws:sql-database:SQLi_Body)",
                             names.join(", ")
                         ),
                     );
