@@ -214,6 +214,29 @@ impl Ctx {
         });
     }
 
+    /// A field that takes one of a few keywords: its value, or an error
+    /// `unknown WHAT` at `path` that lists them.
+    pub(super) fn keyword<T: Clone>(
+        &mut self,
+        path: String,
+        what: &str,
+        given: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
+        if let Some((_, v)) = choices.iter().find(|(k, _)| *k == given) {
+            return Some(v.clone());
+        }
+        let names: Vec<String> = choices.iter().map(|(k, _)| format!("\"{k}\"")).collect();
+        let (last, rest) = names.split_last().expect("a keyword field has choices");
+        let hint = if rest.is_empty() {
+            format!("use {last}")
+        } else {
+            format!("use {} or {last}", rest.join(", "))
+        };
+        self.err(path, format!("unknown {what} `{given}`"), hint);
+        None
+    }
+
     /// A network in CIDR notation with its host bits zero.
     pub(super) fn cidr(&mut self, s: &str, path: &str) -> Option<Ipv4Net> {
         let s = s.trim();

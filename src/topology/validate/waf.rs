@@ -37,18 +37,12 @@ impl Ctx {
                     "give each web ACL its own name",
                 );
             }
-            let default_action = match w.default_action.as_str() {
-                "allow" => Some(Action::Allow),
-                "block" => Some(Action::block()),
-                other => {
-                    self.err(
-                        format!("{p}.default_action"),
-                        format!("unknown default action `{other}`"),
-                        "use \"allow\" or \"block\"",
-                    );
-                    None
-                }
-            };
+            let default_action = self.keyword(
+                format!("{p}.default_action"),
+                "default action",
+                &w.default_action,
+                &[("allow", Action::Allow), ("block", Action::block())],
+            );
             let mut lbs = Vec::new();
             for (j, lb) in w.load_balancers.iter().enumerate() {
                 let path = format!("{p}.load_balancers[{j}]");

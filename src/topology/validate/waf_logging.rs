@@ -28,19 +28,10 @@ impl Ctx {
         })
     }
 
+    /// `keep` or `drop` (AWS writes them in capitals: both are taken).
     fn behavior(&mut self, s: &str, path: String) -> Option<bool> {
-        match s.to_ascii_lowercase().as_str() {
-            "keep" => Some(true),
-            "drop" => Some(false),
-            _ => {
-                self.err(
-                    path,
-                    format!("unknown behavior `{s}`"),
-                    "use \"keep\" or \"drop\"",
-                );
-                None
-            }
-        }
+        let s = s.to_ascii_lowercase();
+        self.keyword(path, "behavior", &s, &[("keep", true), ("drop", false)])
     }
 
     fn log_filter(&mut self, f: &WafLogFilter, p: &str) -> Option<LogFilter> {
@@ -69,18 +60,12 @@ impl Ctx {
                 for (i, r) in rules.iter().enumerate() {
                     let rp = format!("{p}.filters[{i}]");
                     let keep = self.behavior(&r.behavior, format!("{rp}.behavior"));
-                    let meets_all = match r.requirement.to_ascii_lowercase().as_str() {
-                        "meets_all" => Some(true),
-                        "meets_any" => Some(false),
-                        other => {
-                            self.err(
-                                format!("{rp}.requirement"),
-                                format!("unknown requirement `{other}`"),
-                                "use \"meets_all\" (every condition) or \"meets_any\" (at least one)",
-                            );
-                            None
-                        }
-                    };
+                    let meets_all = self.keyword(
+                        format!("{rp}.requirement"),
+                        "requirement",
+                        &r.requirement.to_ascii_lowercase(),
+                        &[("meets_all", true), ("meets_any", false)],
+                    );
                     let conditions =
                         self.log_conditions(&r.conditions, &format!("{rp}.conditions"));
                     out.push(FilterRule {

@@ -13,18 +13,12 @@ use ipnet::IpNet;
 
 impl Ctx {
     pub(super) fn fallback(&mut self, f: Option<&str>, p: &str) -> Option<bool> {
-        match f.unwrap_or("NO_MATCH") {
-            "MATCH" => Some(true),
-            "NO_MATCH" => Some(false),
-            other => {
-                self.err(
-                    format!("{p}.fallback"),
-                    format!("unknown fallback `{other}`"),
-                    "use \"MATCH\" or \"NO_MATCH\"",
-                );
-                None
-            }
-        }
+        self.keyword(
+            format!("{p}.fallback"),
+            "fallback",
+            f.unwrap_or("NO_MATCH"),
+            &[("MATCH", true), ("NO_MATCH", false)],
+        )
     }
 
     pub(super) fn ip_set(
@@ -60,19 +54,16 @@ impl Ctx {
             None => None,
             Some(f) => {
                 let fp = format!("{p}.forwarded_ip");
-                let position = match f.position.as_deref().unwrap_or("FIRST") {
-                    "FIRST" => ForwardedPosition::First,
-                    "LAST" => ForwardedPosition::Last,
-                    "ANY" => ForwardedPosition::Any,
-                    other => {
-                        self.err(
-                            format!("{fp}.position"),
-                            format!("unknown position `{other}`"),
-                            "use \"FIRST\", \"LAST\" or \"ANY\"",
-                        );
-                        return None;
-                    }
-                };
+                let position = self.keyword(
+                    format!("{fp}.position"),
+                    "position",
+                    f.position.as_deref().unwrap_or("FIRST"),
+                    &[
+                        ("FIRST", ForwardedPosition::First),
+                        ("LAST", ForwardedPosition::Last),
+                        ("ANY", ForwardedPosition::Any),
+                    ],
+                )?;
                 Some(ForwardedIp {
                     header: f.header.clone(),
                     position,
@@ -347,45 +338,36 @@ impl Ctx {
                 "name applies to header and query_arg",
             );
         }
-        let scope = match s.scope.as_deref().unwrap_or("ALL") {
-            "ALL" => Scope::All,
-            "KEY" => Scope::Key,
-            "VALUE" => Scope::Value,
-            other => {
-                self.err(
-                    format!("{p}.scope"),
-                    format!("unknown scope `{other}`"),
-                    "use \"ALL\", \"KEY\" or \"VALUE\"",
-                );
-                return None;
-            }
-        };
-        let oversize = match s.oversize.as_deref().unwrap_or("CONTINUE") {
-            "CONTINUE" => Oversize::Continue,
-            "MATCH" => Oversize::Match,
-            "NO_MATCH" => Oversize::NoMatch,
-            other => {
-                self.err(
-                    format!("{p}.oversize"),
-                    format!("unknown oversize handling `{other}`"),
-                    "use \"CONTINUE\", \"MATCH\" or \"NO_MATCH\"",
-                );
-                return None;
-            }
-        };
-        let invalid = match s.invalid_json.as_deref().unwrap_or("EVALUATE_AS_STRING") {
-            "MATCH" => InvalidJson::Match,
-            "NO_MATCH" => InvalidJson::NoMatch,
-            "EVALUATE_AS_STRING" => InvalidJson::EvaluateAsString,
-            other => {
-                self.err(
-                    format!("{p}.invalid_json"),
-                    format!("unknown invalid JSON behaviour `{other}`"),
-                    "use \"MATCH\", \"NO_MATCH\" or \"EVALUATE_AS_STRING\"",
-                );
-                return None;
-            }
-        };
+        let scope = self.keyword(
+            format!("{p}.scope"),
+            "scope",
+            s.scope.as_deref().unwrap_or("ALL"),
+            &[
+                ("ALL", Scope::All),
+                ("KEY", Scope::Key),
+                ("VALUE", Scope::Value),
+            ],
+        )?;
+        let oversize = self.keyword(
+            format!("{p}.oversize"),
+            "oversize handling",
+            s.oversize.as_deref().unwrap_or("CONTINUE"),
+            &[
+                ("CONTINUE", Oversize::Continue),
+                ("MATCH", Oversize::Match),
+                ("NO_MATCH", Oversize::NoMatch),
+            ],
+        )?;
+        let invalid = self.keyword(
+            format!("{p}.invalid_json"),
+            "invalid JSON behaviour",
+            s.invalid_json.as_deref().unwrap_or("EVALUATE_AS_STRING"),
+            &[
+                ("MATCH", InvalidJson::Match),
+                ("NO_MATCH", InvalidJson::NoMatch),
+                ("EVALUATE_AS_STRING", InvalidJson::EvaluateAsString),
+            ],
+        )?;
         let need_name = |c: &mut Ctx| match &s.name {
             Some(n) if !n.is_empty() => Some(n.clone()),
             _ => {
