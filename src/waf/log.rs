@@ -715,6 +715,43 @@ mod tests {
     }
 
     #[test]
+    fn excluded_as_count_is_met_by_an_excluded_group_rule_only() {
+        let logging = Logging {
+            filter: Some(LogFilter {
+                default_keep: false,
+                filters: vec![FilterRule {
+                    keep: true,
+                    meets_all: false,
+                    conditions: vec![Condition::Action(LogAction::ExcludedAsCount)],
+                }],
+            }),
+            redacted: vec![],
+        };
+        let mut plan = logged_acl(logging.clone()).plan.clone();
+        let RuleBody::Managed { excluded, .. } = &mut plan.rules[1].body else {
+            unreachable!("rule 1 is the SQLi group")
+        };
+        excluded.extend([
+            "SQLi_QUERYARGUMENTS".into(),
+            "SQLiExtendedPatterns_QUERYARGUMENTS".into(),
+        ]);
+        let acl = WebAcl::new(plan);
+        let ua = ("User-Agent", "Mozilla/5.0");
+        let verdict = |target: &str, ua: (&str, &str)| {
+            acl.evaluate(
+                &request("GET", target, &[ua], ""),
+                std::time::Instant::now(),
+            )
+        };
+        let excluded = verdict("/x?id=1%27%20or%201=1--", ua);
+        assert!(!excluded.blocked(), "the excluded rule only counts");
+        assert!(logging.keeps(&excluded));
+        // A web ACL rule in count mode is COUNT, not EXCLUDED_AS_COUNT.
+        assert!(!logging.keeps(&verdict("/x?id=42", ("User-Agent", "scanner/1"))));
+        assert!(!logging.keeps(&verdict("/x?id=42", ua)));
+    }
+
+    #[test]
     fn redacted_fields_are_logged_as_aws_redacts_them() {
         let logging = Logging {
             filter: None,
