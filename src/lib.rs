@@ -28,5 +28,6 @@ pub mod services;
 pub mod state;
 pub mod teardown;
 pub mod topology;
+pub mod utc;
 pub mod waf;
 pub mod workloads;

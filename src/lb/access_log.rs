@@ -376,19 +376,6 @@ fn write_addr(out: &mut String, a: SocketAddr) {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// The date and time to the second last written by a buffer
 /// (`2018-07-02T22:23:00.`): a busy log writes many records a second, and
 /// two dates per record.
@@ -403,7 +390,7 @@ fn write_iso8601(out: &mut String, t: SystemTime, last: &mut Second) {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     if last.unix != Some(d.as_secs()) {
         let s = d.as_secs() as i64;
-        let (y, mo, da) = civil(s.div_euclid(86_400));
+        let (y, mo, da) = crate::utc::civil(s.div_euclid(86_400));
         let r = s.rem_euclid(86_400) as u64;
         let text = &mut last.text;
         text.clear();
@@ -427,25 +414,6 @@ fn write_iso8601(out: &mut String, t: SystemTime, last: &mut Second) {
     out.push_str(&last.text);
     write_uint(out, d.subsec_micros().into(), 6);
     out.push('Z');
-}
-
-/// `Tue, 01 Dec 2026 16:45:04 GMT` (cookie expiry).
-pub fn http_date(unix: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = (unix / 86_400) as i64;
-    let (y, m, d) = civil(days);
-    let r = unix % 86_400;
-    format!(
-        "{}, {d:02} {} {y} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        MONTHS[m as usize - 1],
-        r / 3600,
-        r / 60 % 60,
-        r % 60
-    )
 }
 
 #[cfg(test)]
@@ -482,8 +450,6 @@ mod tests {
             s,
             "2018-07-02T22:23:00.186641Z 2018-07-02T22:23:00.999999Z 2018-07-02T22:23:01.000007Z "
         );
-        assert_eq!(http_date(1_530_570_180), "Mon, 02 Jul 2018 22:23:00 GMT");
-        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
     }
 
     #[test]

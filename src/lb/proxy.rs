@@ -714,10 +714,15 @@ fn decode_cookie(v: &str) -> Option<(usize, usize)> {
     (expires > now_secs()).then_some((group, target))
 }
 
+/// `Mon, 02 Jul 2018 22:23:00 GMT`: a cookie's `Expires`.
+fn cookie_date(unix: u64) -> String {
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(unix))
+}
+
 fn set_sticky_cookies(h: &mut HeaderMap, group: usize, target: usize, secs: u32) {
     let expires = now_secs() + secs as u64;
     let value = encode_cookie(expires, group, target);
-    let when = super::access_log::http_date(expires);
+    let when = cookie_date(expires);
     for name in ["AWSALBTG", "AWSALB"] {
         if let Ok(v) = HeaderValue::from_str(&format!("{name}={value}; Expires={when}; Path=/")) {
             h.append(header::SET_COOKIE, v);
@@ -728,6 +733,12 @@ fn set_sticky_cookies(h: &mut HeaderMap, group: usize, target: usize, secs: u32)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookie_expiry_dates() {
+        assert_eq!(cookie_date(1_530_570_180), "Mon, 02 Jul 2018 22:23:00 GMT");
+        assert_eq!(cookie_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
 
     #[test]
     fn cookies_round_trip_and_expire() {
