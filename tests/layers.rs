@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// its own layer or below, never above; and the graph has no cycle.
 const LAYERS: &[(&str, &[&str])] = &[
     ("model", &["topology", "waf", "cloudformation"]),
-    ("system", &["fabric", "state", "cgroup", "connlimit"]),
+    ("system", &["fabric", "state", "cgroup", "connlimit", "utc"]),
     ("rules", &["firewall"]),
     (
         "lab components",
