@@ -7,19 +7,22 @@
 //! component is extracted once (a JSON body parsed once), transformed once
 //! per chain, its regular expressions run as one set, and libinjection's
 //! verdict on a value is kept for the request; every statement reading that
-//! slot shares them.
+//! slot shares them. Across requests, [`memo`] remembers the costly answers
+//! on values seen before.
 //!
 //! Owns: compiling statements and evaluating them on one request. The
 //! statement language itself (what a match means) is [`super::statement`].
 
 use super::field::{Candidates, Field, WafRequest};
+use super::memo;
 use super::statement::{
-    ip_set_detail, is_sqli, is_xss, Comparison, ForwardedIp, MatchDetail, Pattern, Positional,
-    Sensitivity, Statement,
+    ip_set_detail, is_sqli, is_xss, one_plain_token, Comparison, ForwardedIp, MatchDetail, Pattern,
+    Positional, Sensitivity, Statement,
 };
 use super::transform::{apply_all, Transform};
 use ipnet::IpNet;
 use regex::bytes::{RegexSet, SetMatches};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 
 /// A compiled statement.
@@ -73,6 +76,8 @@ impl Test {
 /// read it.
 #[derive(Debug)]
 struct Slot {
+    /// Names its regular expressions' answers in the [`memo`].
+    id: u64,
     field: usize,
     transforms: Vec<Transform>,
     /// Compiled alone only when they run alone (one in the slot, or a set
@@ -190,6 +195,7 @@ impl Program {
             return i;
         }
         self.slots.push(Slot {
+            id: memo::new_id(),
             field: f,
             transforms: chain,
             regexes: vec![],
@@ -224,14 +230,32 @@ enum Known {
     Yes,
 }
 
+/// What is known of each value of a slot, inline for the usual few.
+type Knowns = SmallVec<[Known; 4]>;
+
 /// A slot's values for one request and what is known of them.
 struct SlotScan<'r> {
     values: Candidates<'r>,
     /// Per value, the regular expressions that match it (`None`: none).
-    regex: Option<Vec<Option<SetMatches>>>,
+    regex: Option<SmallVec<[Option<SetMatches>; 2]>>,
     /// Per sensitivity level (LOW, HIGH), per value.
-    sqli: [Vec<Known>; 2],
-    xss: Vec<Known>,
+    sqli: [Knowns; 2],
+    xss: Knowns,
+}
+
+/// Where a node matched, kept until a rule needs the reason worded.
+enum Found<'p> {
+    /// Value `value` of slot `slot` passed `test` (`None`: the slot's
+    /// oversize handling decided).
+    Value {
+        slot: usize,
+        value: Option<usize>,
+        test: &'p Test,
+    },
+    /// An IP set's reason, already worded.
+    Detail(Box<MatchDetail>),
+    /// A NOT whose statement did not match.
+    Not,
 }
 
 /// One request under evaluation by one program.
@@ -257,50 +281,76 @@ impl<'p, 'r> Scan<'p, 'r> {
     }
 
     /// The first reason `n` matches the request, or `None`.
-    pub fn eval(&mut self, n: &Node) -> Option<MatchDetail> {
+    pub fn eval(&mut self, n: &'p Node) -> Option<MatchDetail> {
+        let found = self.find(n)?;
+        Some(self.detail(found))
+    }
+
+    /// Where `n` first matches. Only a rule that matched words its reason:
+    /// a NOT, an AND and most rules throw theirs away.
+    fn find(&mut self, n: &'p Node) -> Option<Found<'p>> {
         match n {
             Node::Test { slot, test } => self.test(*slot, test),
             Node::IpSet {
                 addresses,
                 forwarded,
-            } => ip_set_detail(addresses, forwarded.as_ref(), self.req),
+            } => ip_set_detail(addresses, forwarded.as_ref(), self.req)
+                .map(|d| Found::Detail(Box::new(d))),
             Node::And(all) => {
                 let mut last = None;
                 for s in all {
-                    last = Some(self.eval(s)?);
+                    last = Some(self.find(s)?);
                 }
                 last
             }
-            Node::Or(any) => any.iter().find_map(|s| self.eval(s)),
-            Node::Not(s) => match self.eval(s) {
+            Node::Or(any) => any.iter().find_map(|s| self.find(s)),
+            Node::Not(s) => match self.find(s) {
                 Some(_) => None,
-                None => Some(MatchDetail {
+                None => Some(Found::Not),
+            },
+        }
+    }
+
+    /// The reason `found` stands for, as logs and explanations word it.
+    fn detail(&self, found: Found<'p>) -> MatchDetail {
+        let (slot, value, test) = match found {
+            Found::Detail(d) => return *d,
+            Found::Not => {
+                return MatchDetail {
                     condition: "NOT".into(),
                     field: String::new(),
                     location: String::new(),
                     transforms: vec![],
                     data: String::new(),
                     sensitivity: None,
+                }
+            }
+            Found::Value { slot, value, test } => (slot, value, test),
+        };
+        let (field, transforms) = self.prog.describe(slot);
+        let data: &[u8] = match (&self.slots[slot], value) {
+            (
+                Some(SlotScan {
+                    values: Candidates::Values(v),
+                    ..
                 }),
-            },
+                Some(i),
+            ) => &v[i],
+            _ => b"(body over 8 KB: oversize handling MATCH)",
+        };
+        let mut d = MatchDetail::new(test.condition(), field, transforms, data);
+        if let Test::Sqli(level) = test {
+            d.sensitivity = Some(*level);
         }
+        d
     }
 
-    fn test(&mut self, slot: usize, test: &Test) -> Option<MatchDetail> {
+    fn test(&mut self, slot: usize, test: &'p Test) -> Option<Found<'p>> {
         let prog = self.prog;
-        let (field, transforms) = prog.describe(slot);
         let s = self.slot(slot);
-        let detail = |data: &[u8]| {
-            let mut d = MatchDetail::new(test.condition(), field, transforms, data);
-            if let Test::Sqli(level) = test {
-                d.sensitivity = Some(*level);
-            }
-            d
-        };
+        let found = |value| Found::Value { slot, value, test };
         let values = match &s.values {
-            Candidates::Decided(true) => {
-                return Some(detail(b"(body over 8 KB: oversize handling MATCH)"))
-            }
+            Candidates::Decided(true) => return Some(found(None)),
             Candidates::Decided(false) => return None,
             Candidates::Values(v) => v,
         };
@@ -314,14 +364,25 @@ impl<'p, 'r> Scan<'p, 'r> {
             Test::Regex(i) => {
                 let sl = &prog.slots[slot];
                 match &sl.set {
-                    None => values
-                        .iter()
-                        .position(|v| sl.regexes[*i].regex().is_match(v)),
+                    None => {
+                        let test = memo::Test::Regex {
+                            id: sl.id,
+                            index: *i as u32,
+                        };
+                        let re = sl.regexes[*i].regex();
+                        values
+                            .iter()
+                            .position(|v| memo::verdict(test, v, || re.is_match(v)))
+                    }
                     Some(set) => {
                         let found = s.regex.get_or_insert_with(|| {
                             values
                                 .iter()
-                                .map(|v| set.is_match(v).then(|| set.matches(v)))
+                                .map(|v| {
+                                    memo::set_matches(sl.id, v, || {
+                                        set.is_match(v).then(|| set.matches(v))
+                                    })
+                                })
                                 .collect()
                         });
                         found
@@ -332,11 +393,17 @@ impl<'p, 'r> Scan<'p, 'r> {
             }
             Test::Sqli(level) => {
                 let known = &mut s.sqli[*level as usize];
-                remembered(known, values, |v| is_sqli(v, *level))
+                let test = memo::Test::Sqli(*level as u8);
+                remembered(known, values, |v| {
+                    // Most values are one number or word: no need to look.
+                    !one_plain_token(v) && memo::verdict(test, v, || is_sqli(v, *level))
+                })
             }
-            Test::Xss => remembered(&mut s.xss, values, is_xss),
+            Test::Xss => remembered(&mut s.xss, values, |v| {
+                memo::verdict(memo::Test::Xss, v, || is_xss(v))
+            }),
         };
-        hit.map(|i| detail(&values[i]))
+        hit.map(|i| found(Some(i)))
     }
 
     /// Slot `i`'s values, extracted and transformed on first use.
@@ -361,8 +428,8 @@ impl<'p, 'r> Scan<'p, 'r> {
             self.slots[i] = Some(SlotScan {
                 values,
                 regex: None,
-                sqli: [vec![], vec![]],
-                xss: vec![],
+                sqli: Default::default(),
+                xss: Knowns::new(),
             });
         }
         self.slots[i].as_mut().expect("just filled")
@@ -372,7 +439,7 @@ impl<'p, 'r> Scan<'p, 'r> {
 /// The first value `test` holds for, each value tested at most once per
 /// request whatever the number of statements asking.
 fn remembered(
-    known: &mut Vec<Known>,
+    known: &mut Knowns,
     values: &[Cow<'_, [u8]>],
     test: impl Fn(&[u8]) -> bool,
 ) -> Option<usize> {

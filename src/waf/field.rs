@@ -2,6 +2,7 @@
 //! a statement inspects.
 
 use serde::{Deserialize, Serialize};
+use smallvec::{smallvec, SmallVec};
 use std::borrow::Cow;
 use std::net::IpAddr;
 
@@ -125,10 +126,13 @@ pub enum Field {
     },
 }
 
+/// A component's values: most components have one or none, kept inline.
+pub type Values<'r> = SmallVec<[Cow<'r, [u8]>; 2]>;
+
 /// What a field gives a statement: values to inspect, or a verdict already
 /// decided by the oversize or invalid-JSON handling.
 pub enum Candidates<'r> {
-    Values(Vec<Cow<'r, [u8]>>),
+    Values(Values<'r>),
     Decided(bool),
 }
 
@@ -177,9 +181,9 @@ impl Field {
     pub fn candidates<'r>(&self, r: &'r WafRequest<'_>) -> Candidates<'r> {
         let b = |s: &'r str| Cow::Borrowed(s.as_bytes());
         let values = match self {
-            Field::Method => vec![b(&r.method)],
-            Field::UriPath => vec![b(&r.uri)],
-            Field::QueryString => vec![b(&r.query)],
+            Field::Method => smallvec![b(&r.method)],
+            Field::UriPath => smallvec![b(&r.uri)],
+            Field::QueryString => smallvec![b(&r.query)],
             Field::QueryArg { name } => r
                 .query_args()
                 .filter(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -199,9 +203,9 @@ impl Field {
             Field::Cookies { scope } => scoped(*scope, r.cookies()),
             Field::Body { oversize } => {
                 if let Some(d) = decided(*oversize, r) {
-                    return d;
+                    return Candidates::Decided(d);
                 }
-                vec![Cow::Borrowed(&r.body[..])]
+                smallvec![Cow::Borrowed(&r.body[..])]
             }
             Field::JsonBody {
                 scope,
@@ -209,17 +213,17 @@ impl Field {
                 invalid,
             } => {
                 if let Some(d) = decided(*oversize, r) {
-                    return d;
+                    return Candidates::Decided(d);
                 }
                 if r.body.is_empty() {
-                    return Candidates::Values(vec![]);
+                    return Candidates::Values(Values::new());
                 }
                 match json_leaves(&r.body, *scope) {
                     Ok(v) => v,
                     Err(_) => match invalid {
                         InvalidJson::Match => return Candidates::Decided(true),
                         InvalidJson::NoMatch => return Candidates::Decided(false),
-                        InvalidJson::EvaluateAsString => vec![Cow::Borrowed(&r.body[..])],
+                        InvalidJson::EvaluateAsString => smallvec![Cow::Borrowed(&r.body[..])],
                     },
                 }
             }
@@ -228,16 +232,16 @@ impl Field {
     }
 }
 
-fn decided(o: Oversize, r: &WafRequest<'_>) -> Option<Candidates<'static>> {
+fn decided(o: Oversize, r: &WafRequest<'_>) -> Option<bool> {
     match (r.body_oversize, o) {
-        (true, Oversize::Match) => Some(Candidates::Decided(true)),
-        (true, Oversize::NoMatch) => Some(Candidates::Decided(false)),
+        (true, Oversize::Match) => Some(true),
+        (true, Oversize::NoMatch) => Some(false),
         _ => None,
     }
 }
 
-fn scoped<'r>(scope: Scope, pairs: impl Iterator<Item = (&'r str, &'r str)>) -> Vec<Cow<'r, [u8]>> {
-    let mut out = Vec::new();
+fn scoped<'r>(scope: Scope, pairs: impl Iterator<Item = (&'r str, &'r str)>) -> Values<'r> {
+    let mut out = Values::new();
     for (k, v) in pairs {
         if scope != Scope::Value {
             out.push(Cow::Borrowed(k.as_bytes()));
@@ -253,9 +257,9 @@ fn scoped<'r>(scope: Scope, pairs: impl Iterator<Item = (&'r str, &'r str)>) -> 
 /// of serde_json's `Value` (an object's keys sorted, a repeated key's last
 /// value), borrowed from the body where no escape had to be decoded: one
 /// pass over the body, no document tree.
-fn json_leaves(body: &[u8], scope: Scope) -> Result<Vec<Cow<'_, [u8]>>, serde_json::Error> {
+fn json_leaves(body: &[u8], scope: Scope) -> Result<Values<'_>, serde_json::Error> {
     use serde::de::DeserializeSeed;
-    let mut out = Vec::new();
+    let mut out = Values::new();
     let mut de = serde_json::Deserializer::from_slice(body);
     Leaves {
         scope,
@@ -266,12 +270,10 @@ fn json_leaves(body: &[u8], scope: Scope) -> Result<Vec<Cow<'_, [u8]>>, serde_js
     Ok(out)
 }
 
-type Values<'r> = Vec<Cow<'r, [u8]>>;
-
 /// Appends the leaves of one JSON value to `out`.
 struct Leaves<'o, 'de> {
     scope: Scope,
-    out: &'o mut Vec<Cow<'de, [u8]>>,
+    out: &'o mut Values<'de>,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for Leaves<'_, 'de> {
@@ -335,9 +337,9 @@ impl<'de> serde::de::Visitor<'de> for Leaves<'_, 'de> {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
         let scope = self.scope;
-        let mut entries: Vec<(Cow<'de, str>, Values<'de>)> = Vec::new();
+        let mut entries: SmallVec<[(Cow<'de, str>, Values<'de>); 2]> = SmallVec::new();
         while let Some(Key(k)) = a.next_key()? {
-            let mut leaves = Vec::new();
+            let mut leaves = Values::new();
             a.next_value_seed(Leaves {
                 scope,
                 out: &mut leaves,

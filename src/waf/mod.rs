@@ -19,6 +19,7 @@ mod engine;
 pub mod field;
 pub mod log;
 pub mod managed;
+mod memo;
 pub mod rate;
 pub mod statement;
 pub mod transform;
@@ -390,11 +391,11 @@ impl WebAcl {
     }
 
     /// Whether rule `i` acts on `r`, with what action.
-    fn rule_outcome(
-        &self,
+    fn rule_outcome<'p>(
+        &'p self,
         i: usize,
         rule: &Rule,
-        scan: &mut Scan<'_, '_>,
+        scan: &mut Scan<'p, '_>,
         now: Instant,
         v: &mut Verdict,
     ) -> Option<(Action, Hit)> {

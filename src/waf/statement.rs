@@ -344,7 +344,7 @@ pub fn is_sqli(v: &[u8], level: Sensitivity) -> bool {
 /// which no number or word gives; with no quote, `#` or `--` no other
 /// context is tried. Such values (ids, numbers, single words: most values)
 /// skip libinjection and no verdict changes.
-fn one_plain_token(v: &[u8]) -> bool {
+pub(crate) fn one_plain_token(v: &[u8]) -> bool {
     let word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
     match v.first() {
         Some(b) if b.is_ascii_digit() => v.iter().all(u8::is_ascii_digit),
