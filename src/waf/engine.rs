@@ -28,10 +28,11 @@ use std::borrow::Cow;
 /// A compiled statement.
 #[derive(Debug)]
 pub enum Node {
-    /// A test on the values of one slot.
+    /// A test on the values of one slot; `site` numbers it in its program.
     Test {
         slot: usize,
         test: Test,
+        site: usize,
     },
     IpSet {
         addresses: Vec<IpNet>,
@@ -90,8 +91,13 @@ struct Slot {
 /// The components and slots of a web ACL's compiled statements.
 #[derive(Debug, Default)]
 pub struct Program {
+    /// Names its components' answers in the [`memo`] (set by `finish`).
+    id: u64,
     fields: Vec<Field>,
     slots: Vec<Slot>,
+    /// Per component, the test sites that read it, in site order.
+    field_sites: Vec<Vec<usize>>,
+    sites: usize,
 }
 
 impl Program {
@@ -118,6 +124,7 @@ impl Program {
                 transforms,
             } => {
                 let slot = self.slot(field, transforms);
+                let site = self.site(slot);
                 let regexes = &mut self.slots[slot].regexes;
                 let i = match regexes.iter().position(|r| r.as_str() == pattern.as_str()) {
                     Some(i) => i,
@@ -129,6 +136,7 @@ impl Program {
                 return Node::Test {
                     slot,
                     test: Test::Regex(i),
+                    site,
                 };
             }
             Statement::SqliMatch {
@@ -167,10 +175,20 @@ impl Program {
             }
             Statement::Not { statement } => return Node::Not(Box::new(self.compile(statement))),
         };
+        let slot = self.slot(field, transforms);
         Node::Test {
-            slot: self.slot(field, transforms),
+            slot,
             test,
+            site: self.site(slot),
         }
+    }
+
+    /// A new test site on `slot`.
+    fn site(&mut self, slot: usize) -> usize {
+        let site = self.sites;
+        self.sites += 1;
+        self.field_sites[self.slots[slot].field].push(site);
+        site
     }
 
     fn slot(&mut self, field: &Field, transforms: &[Transform]) -> usize {
@@ -178,6 +196,7 @@ impl Program {
             Some(f) => f,
             None => {
                 self.fields.push(field.clone());
+                self.field_sites.push(vec![]);
                 self.fields.len() - 1
             }
         };
@@ -206,6 +225,7 @@ impl Program {
 
     /// Gathers each slot's regular expressions into one set.
     pub fn finish(&mut self) {
+        self.id = memo::new_id();
         for s in &mut self.slots {
             if s.regexes.len() > 1 {
                 // Each pattern compiled alone; together they fit the same
@@ -258,12 +278,39 @@ enum Found<'p> {
     Not,
 }
 
+/// A test site's answer for one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Answer {
+    Unknown,
+    No,
+    /// The first value that passed (`None`: the component's oversize
+    /// handling decided).
+    Yes(Option<u32>),
+}
+
+/// Whether a component's answers came from the [`memo`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Recall {
+    NotAsked,
+    Recalled,
+    /// Not there: remembered at the end when every site got its answer.
+    Missed,
+    /// Too long, or too many values, to remember.
+    Unremembered,
+}
+
 /// One request under evaluation by one program.
 pub struct Scan<'p, 'r> {
     prog: &'p Program,
     req: &'r WafRequest<'r>,
     fields: Vec<Option<Candidates<'r>>>,
-    slots: Vec<Option<SlotScan<'r>>>,
+    /// Boxed: most slots of a request are answered from the [`memo`] and
+    /// never extracted.
+    slots: Vec<Option<Box<SlotScan<'r>>>>,
+    answers: Vec<Answer>,
+    recall: Vec<Recall>,
+    /// A component's source bytes, built to look it up in the [`memo`].
+    source: Vec<u8>,
 }
 
 impl<'p, 'r> Scan<'p, 'r> {
@@ -273,6 +320,9 @@ impl<'p, 'r> Scan<'p, 'r> {
             req,
             fields: (0..prog.fields.len()).map(|_| None).collect(),
             slots: (0..prog.slots.len()).map(|_| None).collect(),
+            answers: vec![Answer::Unknown; prog.sites],
+            recall: vec![Recall::NotAsked; prog.fields.len()],
+            source: Vec::with_capacity(memo::MAX_VALUE),
         }
     }
 
@@ -290,7 +340,7 @@ impl<'p, 'r> Scan<'p, 'r> {
     /// a NOT, an AND and most rules throw theirs away.
     fn find(&mut self, n: &'p Node) -> Option<Found<'p>> {
         match n {
-            Node::Test { slot, test } => self.test(*slot, test),
+            Node::Test { slot, test, site } => self.answer(*slot, test, *site),
             Node::IpSet {
                 addresses,
                 forwarded,
@@ -312,7 +362,7 @@ impl<'p, 'r> Scan<'p, 'r> {
     }
 
     /// The reason `found` stands for, as logs and explanations word it.
-    fn detail(&self, found: Found<'p>) -> MatchDetail {
+    fn detail(&mut self, found: Found<'p>) -> MatchDetail {
         let (slot, value, test) = match found {
             Found::Detail(d) => return *d,
             Found::Not => {
@@ -328,14 +378,9 @@ impl<'p, 'r> Scan<'p, 'r> {
             Found::Value { slot, value, test } => (slot, value, test),
         };
         let (field, transforms) = self.prog.describe(slot);
-        let data: &[u8] = match (&self.slots[slot], value) {
-            (
-                Some(SlotScan {
-                    values: Candidates::Values(v),
-                    ..
-                }),
-                Some(i),
-            ) => &v[i],
+        // A recalled answer: the slot's values are extracted only now.
+        let data: &[u8] = match (&self.slot(slot).values, value) {
+            (Candidates::Values(v), Some(i)) => &v[i],
             _ => b"(body over 8 KB: oversize handling MATCH)",
         };
         let mut d = MatchDetail::new(test.condition(), field, transforms, data);
@@ -343,6 +388,87 @@ impl<'p, 'r> Scan<'p, 'r> {
             d.sensitivity = Some(*level);
         }
         d
+    }
+
+    /// Site `site`'s answer: known already, recalled with its component's
+    /// from the [`memo`], or tested.
+    fn answer(&mut self, slot: usize, test: &'p Test, site: usize) -> Option<Found<'p>> {
+        let field = self.prog.slots[slot].field;
+        if self.recall[field] == Recall::NotAsked {
+            self.recall_field(field);
+        }
+        let answer = match self.answers[site] {
+            Answer::Unknown => {
+                let found = self.test(slot, test);
+                self.answers[site] = match &found {
+                    Some(Found::Value { value, .. }) => Answer::Yes(value.map(|i| i as u32)),
+                    _ => Answer::No,
+                };
+                return found;
+            }
+            a => a,
+        };
+        match answer {
+            Answer::Yes(i) => Some(Found::Value {
+                slot,
+                value: i.map(|i| i as usize),
+                test,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Fills the answers of every site on component `field` from the
+    /// [`memo`], when it holds them for this request's bytes.
+    fn recall_field(&mut self, field: usize) {
+        let prog = self.prog;
+        let source = &mut self.source;
+        source.clear();
+        if !prog.fields[field].source(self.req, source, memo::MAX_VALUE) {
+            self.recall[field] = Recall::Unremembered;
+            return;
+        }
+        self.recall[field] = match memo::field_answers(prog.id, field, source) {
+            Some(answers) => {
+                for (&site, &a) in prog.field_sites[field].iter().zip(&answers) {
+                    self.answers[site] = match a {
+                        memo::NO => Answer::No,
+                        memo::DECIDED => Answer::Yes(None),
+                        i => Answer::Yes(Some(i.into())),
+                    };
+                }
+                Recall::Recalled
+            }
+            None => Recall::Missed,
+        };
+    }
+
+    /// Remembers the answers of each component that missed the [`memo`]
+    /// and whose every site was answered (a request that stopped at a
+    /// terminating rule leaves some unasked).
+    pub fn remember(&mut self) {
+        let prog = self.prog;
+        for (field, recall) in self.recall.iter().enumerate() {
+            if *recall != Recall::Missed {
+                continue;
+            }
+            let answers: Option<memo::FieldAnswers> = prog.field_sites[field]
+                .iter()
+                .map(|&site| match self.answers[site] {
+                    Answer::Unknown => None,
+                    Answer::No => Some(memo::NO),
+                    Answer::Yes(None) => Some(memo::DECIDED),
+                    // An index the memo's encoding cannot hold: not remembered.
+                    Answer::Yes(Some(i)) => u16::try_from(i).ok().filter(|i| *i < memo::DECIDED),
+                })
+                .collect();
+            if let Some(answers) = answers {
+                let source = &mut self.source;
+                source.clear();
+                prog.fields[field].source(self.req, source, memo::MAX_VALUE);
+                memo::remember_field_answers(prog.id, field, source, answers);
+            }
+        }
     }
 
     fn test(&mut self, slot: usize, test: &'p Test) -> Option<Found<'p>> {
@@ -425,12 +551,12 @@ impl<'p, 'r> Scan<'p, 'r> {
                         .collect(),
                 ),
             };
-            self.slots[i] = Some(SlotScan {
+            self.slots[i] = Some(Box::new(SlotScan {
                 values,
                 regex: None,
                 sqli: Default::default(),
                 xss: Knowns::new(),
-            });
+            }));
         }
         self.slots[i].as_mut().expect("just filled")
     }

@@ -232,6 +232,45 @@ impl Field {
     }
 }
 
+impl Field {
+    /// The bytes of the request this component's values are drawn from,
+    /// each part length-prefixed: two requests with the same source give it
+    /// the same values. Appended to `out`; `false` (and `out` incomplete)
+    /// past `limit` bytes.
+    pub fn source(&self, r: &WafRequest<'_>, out: &mut Vec<u8>, limit: usize) -> bool {
+        let mut part = |p: &[u8]| {
+            if out.len() + 4 + p.len() > limit {
+                return false;
+            }
+            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            out.extend_from_slice(p);
+            true
+        };
+        let mut header = |name: &str| {
+            r.headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .all(|(_, v)| part(v.as_bytes()))
+        };
+        match self {
+            Field::Method => part(r.method.as_bytes()),
+            Field::UriPath => part(r.uri.as_bytes()),
+            Field::QueryString | Field::QueryArg { .. } | Field::AllQueryArgs => {
+                part(r.query.as_bytes())
+            }
+            Field::Header { name } => header(name),
+            Field::Cookies { .. } => header("cookie"),
+            Field::AllHeaders { .. } => r
+                .headers
+                .iter()
+                .all(|(k, v)| part(k.as_bytes()) && part(v.as_bytes())),
+            Field::Body { .. } | Field::JsonBody { .. } => {
+                part(&[r.body_oversize as u8]) && part(&r.body)
+            }
+        }
+    }
+}
+
 fn decided(o: Oversize, r: &WafRequest<'_>) -> Option<bool> {
     match (r.body_oversize, o) {
         (true, Oversize::Match) => Some(true),

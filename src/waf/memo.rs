@@ -33,7 +33,18 @@ pub enum Test {
     Regex { id: u64, index: u32 },
     /// The regular expressions with id `id` run as one set.
     Set(u64),
+    /// Every test site on component `field` of the program with id
+    /// `program`, on that component's source bytes.
+    Field { program: u64, field: u32 },
 }
+
+/// A component's answers, one per test site: the index of the first value
+/// that passed, [`NO`] or [`DECIDED`].
+pub type FieldAnswers = SmallVec<[u16; 16]>;
+/// No value passed.
+pub const NO: u16 = u16::MAX;
+/// The component's oversize handling decided the match.
+pub const DECIDED: u16 = u16::MAX - 1;
 
 /// An id no other compiled set of regular expressions in this process has:
 /// a web ACL changed live compiles new ones, and the answers remembered for
@@ -98,6 +109,7 @@ impl<T: Clone> Table<T> {
 thread_local! {
     static VERDICTS: RefCell<Table<bool>> = RefCell::new(Table::new());
     static SETS: RefCell<Table<Option<SetMatches>>> = RefCell::new(Table::new());
+    static FIELDS: RefCell<Table<FieldAnswers>> = RefCell::new(Table::new());
 }
 
 fn remembered<T: Clone + 'static>(
@@ -136,6 +148,31 @@ pub fn set_matches(
     compute: impl FnOnce() -> Option<SetMatches>,
 ) -> Option<SetMatches> {
     remembered(&SETS, Test::Set(id), value, compute)
+}
+
+/// The answers remembered for component `field` of program `program` on
+/// `source` (see [`crate::waf::field::Field::source`]).
+pub fn field_answers(program: u64, field: usize, source: &[u8]) -> Option<FieldAnswers> {
+    if source.len() > MAX_VALUE {
+        return None;
+    }
+    let test = Test::Field {
+        program,
+        field: field as u32,
+    };
+    FIELDS.with_borrow(|t| t.get(t.hash(test, source), test, source))
+}
+
+/// Remembers a component's answers (see [`field_answers`]).
+pub fn remember_field_answers(program: u64, field: usize, source: &[u8], answers: FieldAnswers) {
+    if source.len() > MAX_VALUE {
+        return;
+    }
+    let test = Test::Field {
+        program,
+        field: field as u32,
+    };
+    FIELDS.with_borrow_mut(|t| t.put(t.hash(test, source), test, source, answers));
 }
 
 #[cfg(test)]

@@ -372,6 +372,7 @@ impl WebAcl {
                 }
             }
         }
+        scan.remember();
         let blocked = v.blocked();
         fn which(c: &Counters, blocked: bool) -> &AtomicU64 {
             if blocked {
@@ -502,7 +503,7 @@ impl WebAcl {
 #[cfg(test)]
 mod tests {
     use super::field::tests::request;
-    use super::field::Field;
+    use super::field::{Field, BODY_LIMIT};
     use super::statement::Positional;
     use super::*;
 
@@ -615,6 +616,70 @@ mod tests {
             v.labels,
             ["awswaf:managed:aws:sql-database:SQLi_QueryArguments"]
         );
+    }
+
+    #[test]
+    fn answers_remembered_across_requests_give_the_verdicts_of_a_first_sight() {
+        // The engine remembers its answers per component and value: a
+        // request seen again, or sharing components with one seen before,
+        // gets the verdict and the reasons a first sight gives.
+        let groups = |excluded: &[&str]| {
+            vec![
+                rule("common", 1, managed(ManagedGroup::Common, false, excluded)),
+                rule(
+                    "bad-inputs",
+                    2,
+                    managed(ManagedGroup::KnownBadInputs, false, &[]),
+                ),
+                rule("sqli", 3, managed(ManagedGroup::Sqli, false, &[])),
+            ]
+        };
+        let json = ("Content-Type", "application/json");
+        let requests = [
+            request(
+                "POST",
+                "/api/v1/recommendation",
+                &[UA, json],
+                r#"{"user_id": "42"}"#,
+            ),
+            request("GET", "/search?q=1%27%20or%201=1--", &[UA], ""),
+            request(
+                "POST",
+                "/api/v1/recommendation",
+                &[UA, json],
+                r#"{"user_id": "<script>alert(1)</script>"}"#,
+            ),
+            // Decided by SizeRestrictions_BODY's oversize handling.
+            request("POST", "/upload", &[UA], &"x".repeat(BODY_LIMIT + 1)),
+            // NoUserAgent_HEADER: a NOT.
+            request("GET", "/api/v1/recommendation", &[], ""),
+        ];
+        let verdicts = |w: &WebAcl| -> Vec<String> {
+            requests
+                .iter()
+                .map(|r| serde_json::to_string(&w.evaluate(r, Instant::now())).unwrap())
+                .collect()
+        };
+        let w = acl(Action::Allow, groups(&[]));
+        let first = verdicts(&w);
+        let blocked_by = |i: usize| w.evaluate(&requests[i], Instant::now()).terminating;
+        assert_eq!(
+            blocked_by(1).and_then(|t| t.detail).map(|d| d.data),
+            Some("1' or 1=1--".to_string())
+        );
+        assert_eq!(
+            blocked_by(3).and_then(|t| t.group_rule),
+            Some("SizeRestrictions_BODY".to_string())
+        );
+        assert_eq!(verdicts(&w), first);
+        assert_eq!(verdicts(&w), first);
+        // Another web ACL of the same rules compiles its own statements:
+        // nothing it answers is recalled from the first one's.
+        assert_eq!(verdicts(&acl(Action::Allow, groups(&[]))), first);
+        // Nor from a web ACL whose rules differ.
+        let excluding = acl(Action::Allow, groups(&["SizeRestrictions_BODY"]));
+        assert!(!excluding.evaluate(&requests[3], Instant::now()).blocked());
+        assert_eq!(verdicts(&w), first);
     }
 
     #[test]
