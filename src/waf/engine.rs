@@ -13,7 +13,7 @@
 //! Owns: compiling statements and evaluating them on one request. The
 //! statement language itself (what a match means) is [`super::statement`].
 
-use super::field::{Candidates, Field, WafRequest};
+use super::field::{Candidates, Field, Part, WafRequest};
 use super::memo;
 use super::statement::{
     ip_set_detail, is_sqli, is_xss, one_plain_token, Comparison, ForwardedIp, MatchDetail, Pattern,
@@ -95,8 +95,9 @@ pub struct Program {
     id: u64,
     fields: Vec<Field>,
     slots: Vec<Slot>,
-    /// Per component, the test sites that read it, in site order.
-    field_sites: Vec<Vec<usize>>,
+    /// Per part of the request, the test sites on its components, in site
+    /// order.
+    part_sites: [Vec<usize>; 2],
     sites: usize,
 }
 
@@ -187,7 +188,8 @@ impl Program {
     fn site(&mut self, slot: usize) -> usize {
         let site = self.sites;
         self.sites += 1;
-        self.field_sites[self.slots[slot].field].push(site);
+        let part = self.fields[self.slots[slot].field].part();
+        self.part_sites[part as usize].push(site);
         site
     }
 
@@ -196,7 +198,6 @@ impl Program {
             Some(f) => f,
             None => {
                 self.fields.push(field.clone());
-                self.field_sites.push(vec![]);
                 self.fields.len() - 1
             }
         };
@@ -308,7 +309,8 @@ pub struct Scan<'p, 'r> {
     /// never extracted.
     slots: Vec<Option<Box<SlotScan<'r>>>>,
     answers: Vec<Answer>,
-    recall: Vec<Recall>,
+    /// Per part of the request.
+    recall: [Recall; 2],
     /// A component's source bytes, built to look it up in the [`memo`].
     source: Vec<u8>,
 }
@@ -321,8 +323,8 @@ impl<'p, 'r> Scan<'p, 'r> {
             fields: (0..prog.fields.len()).map(|_| None).collect(),
             slots: (0..prog.slots.len()).map(|_| None).collect(),
             answers: vec![Answer::Unknown; prog.sites],
-            recall: vec![Recall::NotAsked; prog.fields.len()],
-            source: Vec::with_capacity(memo::MAX_VALUE),
+            recall: [Recall::NotAsked; 2],
+            source: Vec::with_capacity(memo::MAX_PART),
         }
     }
 
@@ -393,9 +395,9 @@ impl<'p, 'r> Scan<'p, 'r> {
     /// Site `site`'s answer: known already, recalled with its component's
     /// from the [`memo`], or tested.
     fn answer(&mut self, slot: usize, test: &'p Test, site: usize) -> Option<Found<'p>> {
-        let field = self.prog.slots[slot].field;
-        if self.recall[field] == Recall::NotAsked {
-            self.recall_field(field);
+        let part = self.prog.fields[self.prog.slots[slot].field].part();
+        if self.recall[part as usize] == Recall::NotAsked {
+            self.recall_part(part);
         }
         let answer = match self.answers[site] {
             Answer::Unknown => {
@@ -418,41 +420,41 @@ impl<'p, 'r> Scan<'p, 'r> {
         }
     }
 
-    /// Fills the answers of every site on component `field` from the
-    /// [`memo`], when it holds them for this request's bytes.
-    fn recall_field(&mut self, field: usize) {
+    /// Fills the answers of every site on a component of `part` from the
+    /// [`memo`], when it holds them for this request's bytes of that part.
+    fn recall_part(&mut self, part: Part) {
         let prog = self.prog;
         let source = &mut self.source;
         source.clear();
-        if !prog.fields[field].source(self.req, source, memo::MAX_VALUE) {
-            self.recall[field] = Recall::Unremembered;
-            return;
-        }
-        self.recall[field] = match memo::field_answers(prog.id, field, source) {
-            Some(answers) => {
-                for (&site, &a) in prog.field_sites[field].iter().zip(&answers) {
-                    self.answers[site] = match a {
-                        memo::NO => Answer::No,
-                        memo::DECIDED => Answer::Yes(None),
-                        i => Answer::Yes(Some(i.into())),
-                    };
+        self.recall[part as usize] = if !self.req.part_bytes(part, source, memo::MAX_PART) {
+            Recall::Unremembered
+        } else {
+            match memo::part_answers(prog.id, part, source) {
+                Some(answers) => {
+                    for (&site, &a) in prog.part_sites[part as usize].iter().zip(&answers) {
+                        self.answers[site] = match a {
+                            memo::NO => Answer::No,
+                            memo::DECIDED => Answer::Yes(None),
+                            i => Answer::Yes(Some(i.into())),
+                        };
+                    }
+                    Recall::Recalled
                 }
-                Recall::Recalled
+                None => Recall::Missed,
             }
-            None => Recall::Missed,
         };
     }
 
-    /// Remembers the answers of each component that missed the [`memo`]
-    /// and whose every site was answered (a request that stopped at a
-    /// terminating rule leaves some unasked).
+    /// Remembers the answers of each part of the request that missed the
+    /// [`memo`] and whose every site was answered (a request that stopped
+    /// at a terminating rule leaves some unasked).
     pub fn remember(&mut self) {
         let prog = self.prog;
-        for (field, recall) in self.recall.iter().enumerate() {
-            if *recall != Recall::Missed {
+        for part in [Part::Head, Part::Body] {
+            if self.recall[part as usize] != Recall::Missed {
                 continue;
             }
-            let answers: Option<memo::FieldAnswers> = prog.field_sites[field]
+            let answers: Option<memo::Answers> = prog.part_sites[part as usize]
                 .iter()
                 .map(|&site| match self.answers[site] {
                     Answer::Unknown => None,
@@ -465,8 +467,8 @@ impl<'p, 'r> Scan<'p, 'r> {
             if let Some(answers) = answers {
                 let source = &mut self.source;
                 source.clear();
-                prog.fields[field].source(self.req, source, memo::MAX_VALUE);
-                memo::remember_field_answers(prog.id, field, source, answers);
+                self.req.part_bytes(part, source, memo::MAX_PART);
+                memo::remember_part_answers(prog.id, part, source, answers);
             }
         }
     }

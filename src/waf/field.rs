@@ -56,6 +56,42 @@ impl WafRequest<'_> {
     }
 }
 
+/// The two parts of a request its components are drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// Method, path, query string and headers.
+    Head,
+    Body,
+}
+
+impl WafRequest<'_> {
+    /// The bytes of `part`, each piece length-prefixed: two requests with
+    /// the same bytes give every component of that part the same values.
+    /// Appended to `out`; `false` (and `out` incomplete) past `limit`.
+    pub fn part_bytes(&self, part: Part, out: &mut Vec<u8>, limit: usize) -> bool {
+        let mut piece = |p: &[u8]| {
+            if out.len() + 4 + p.len() > limit {
+                return false;
+            }
+            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            out.extend_from_slice(p);
+            true
+        };
+        match part {
+            Part::Head => {
+                piece(self.method.as_bytes())
+                    && piece(self.uri.as_bytes())
+                    && piece(self.query.as_bytes())
+                    && self
+                        .headers
+                        .iter()
+                        .all(|(k, v)| piece(k.as_bytes()) && piece(v.as_bytes()))
+            }
+            Part::Body => piece(&[self.body_oversize as u8]) && piece(&self.body),
+        }
+    }
+}
+
 /// Which parts of key/value components are inspected (AWS `MatchScope`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -151,6 +187,14 @@ impl Field {
         "json_body",
     ];
 
+    /// The part of the request this component is drawn from.
+    pub fn part(&self) -> Part {
+        match self {
+            Field::Body { .. } | Field::JsonBody { .. } => Part::Body,
+            _ => Part::Head,
+        }
+    }
+
     /// The name in WAF logs and explanations (`HEADER:user-agent`).
     pub fn label(&self) -> String {
         match self {
@@ -229,45 +273,6 @@ impl Field {
             }
         };
         Candidates::Values(values)
-    }
-}
-
-impl Field {
-    /// The bytes of the request this component's values are drawn from,
-    /// each part length-prefixed: two requests with the same source give it
-    /// the same values. Appended to `out`; `false` (and `out` incomplete)
-    /// past `limit` bytes.
-    pub fn source(&self, r: &WafRequest<'_>, out: &mut Vec<u8>, limit: usize) -> bool {
-        let mut part = |p: &[u8]| {
-            if out.len() + 4 + p.len() > limit {
-                return false;
-            }
-            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            out.extend_from_slice(p);
-            true
-        };
-        let mut header = |name: &str| {
-            r.headers
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-                .all(|(_, v)| part(v.as_bytes()))
-        };
-        match self {
-            Field::Method => part(r.method.as_bytes()),
-            Field::UriPath => part(r.uri.as_bytes()),
-            Field::QueryString | Field::QueryArg { .. } | Field::AllQueryArgs => {
-                part(r.query.as_bytes())
-            }
-            Field::Header { name } => header(name),
-            Field::Cookies { .. } => header("cookie"),
-            Field::AllHeaders { .. } => r
-                .headers
-                .iter()
-                .all(|(k, v)| part(k.as_bytes()) && part(v.as_bytes())),
-            Field::Body { .. } | Field::JsonBody { .. } => {
-                part(&[r.body_oversize as u8]) && part(&r.body)
-            }
-        }
     }
 }
 

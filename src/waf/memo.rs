@@ -10,6 +10,7 @@
 //! value takes the place its hash names, whatever was there. Exact: a hit
 //! compares the whole value, never only its hash.
 
+use super::field::Part;
 use regex::bytes::SetMatches;
 use smallvec::SmallVec;
 use std::cell::RefCell;
@@ -20,6 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const ENTRIES: usize = 1024;
 /// The longest value remembered.
 pub const MAX_VALUE: usize = 256;
+/// The longest part of a request whose answers are remembered: a browser's
+/// request head without large cookies.
+pub const MAX_PART: usize = 1024;
 
 /// Which test a remembered answer is of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,14 +37,14 @@ pub enum Test {
     Regex { id: u64, index: u32 },
     /// The regular expressions with id `id` run as one set.
     Set(u64),
-    /// Every test site on component `field` of the program with id
-    /// `program`, on that component's source bytes.
-    Field { program: u64, field: u32 },
+    /// Every test site on a component of one part of the request, under the
+    /// program with id `program`.
+    Part { program: u64, part: Part },
 }
 
-/// A component's answers, one per test site: the index of the first value
-/// that passed, [`NO`] or [`DECIDED`].
-pub type FieldAnswers = SmallVec<[u16; 16]>;
+/// A part's answers, one per test site: the index of the first value that
+/// passed, [`NO`] or [`DECIDED`].
+pub type Answers = SmallVec<[u16; 32]>;
 /// No value passed.
 pub const NO: u16 = u16::MAX;
 /// The component's oversize handling decided the match.
@@ -109,7 +113,7 @@ impl<T: Clone> Table<T> {
 thread_local! {
     static VERDICTS: RefCell<Table<bool>> = RefCell::new(Table::new());
     static SETS: RefCell<Table<Option<SetMatches>>> = RefCell::new(Table::new());
-    static FIELDS: RefCell<Table<FieldAnswers>> = RefCell::new(Table::new());
+    static PARTS: RefCell<Table<Answers>> = RefCell::new(Table::new());
 }
 
 fn remembered<T: Clone + 'static>(
@@ -150,29 +154,25 @@ pub fn set_matches(
     remembered(&SETS, Test::Set(id), value, compute)
 }
 
-/// The answers remembered for component `field` of program `program` on
-/// `source` (see [`crate::waf::field::Field::source`]).
-pub fn field_answers(program: u64, field: usize, source: &[u8]) -> Option<FieldAnswers> {
-    if source.len() > MAX_VALUE {
+/// The answers remembered for part `part` of requests under program
+/// `program`, for these bytes of it (see [`WafRequest::part_bytes`]).
+///
+/// [`WafRequest::part_bytes`]: super::field::WafRequest::part_bytes
+pub fn part_answers(program: u64, part: Part, bytes: &[u8]) -> Option<Answers> {
+    if bytes.len() > MAX_PART {
         return None;
     }
-    let test = Test::Field {
-        program,
-        field: field as u32,
-    };
-    FIELDS.with_borrow(|t| t.get(t.hash(test, source), test, source))
+    let test = Test::Part { program, part };
+    PARTS.with_borrow(|t| t.get(t.hash(test, bytes), test, bytes))
 }
 
-/// Remembers a component's answers (see [`field_answers`]).
-pub fn remember_field_answers(program: u64, field: usize, source: &[u8], answers: FieldAnswers) {
-    if source.len() > MAX_VALUE {
+/// Remembers a part's answers (see [`part_answers`]).
+pub fn remember_part_answers(program: u64, part: Part, bytes: &[u8], answers: Answers) {
+    if bytes.len() > MAX_PART {
         return;
     }
-    let test = Test::Field {
-        program,
-        field: field as u32,
-    };
-    FIELDS.with_borrow_mut(|t| t.put(t.hash(test, source), test, source, answers));
+    let test = Test::Part { program, part };
+    PARTS.with_borrow_mut(|t| t.put(t.hash(test, bytes), test, bytes, answers));
 }
 
 #[cfg(test)]
