@@ -1,14 +1,18 @@
-//! The engine's costly tests remembered across requests, per thread:
-//! libinjection's SQLi and XSS verdicts and a slot's regular expressions on
-//! one (transformed) value. Each is a pure function of the value's bytes,
-//! and the values an ALB's requests carry repeat (the paths of an API, a
-//! browser's headers, the host): a value seen before costs a hash and a
-//! compare instead of a tokenizer or automaton run.
+//! The engine's answers remembered across requests, per thread. Two
+//! levels, both pure functions of bytes:
+//! - a part of the request (its head: method, path, query string and
+//!   headers; or its body) under one compiled web ACL: the answer of every
+//!   test site on that part's components. A request whose head was seen
+//!   before costs one lookup for all its head's rules;
+//! - one (transformed) value: libinjection's SQLi and XSS verdicts and a
+//!   slot's regular expressions, for a value met again in another request
+//!   (a path or a header, beside a new body).
 //!
 //! Bounded: [`ENTRIES`] places per thread and kind of answer, values of at
-//! most [`MAX_VALUE`] bytes (longer ones are tested every time); a new
-//! value takes the place its hash names, whatever was there. Exact: a hit
-//! compares the whole value, never only its hash.
+//! most [`MAX_VALUE`] bytes and parts of at most [`MAX_PART`] (longer ones
+//! are tested every time): at most about 2 MB per thread. A new key takes
+//! the place its hash names, whatever was there. Exact: a hit compares the
+//! whole key, never only its hash.
 
 use super::field::Part;
 use regex::bytes::SetMatches;
@@ -44,7 +48,7 @@ pub enum Test {
 
 /// A part's answers, one per test site: the index of the first value that
 /// passed, [`NO`] or [`DECIDED`].
-pub type Answers = SmallVec<[u16; 32]>;
+pub type Answers = SmallVec<[u16; 48]>;
 /// No value passed.
 pub const NO: u16 = u16::MAX;
 /// The component's oversize handling decided the match.
