@@ -79,6 +79,10 @@ impl Test {
 struct Slot {
     /// Names its regular expressions' answers in the [`memo`].
     id: u64,
+    /// Its values' answers go through the [`memo`]'s values: not for the
+    /// whole body, which repeats only when the body does, and then the
+    /// body part's answers are recalled before any value is read.
+    by_value: bool,
     field: usize,
     transforms: Vec<Transform>,
     /// Compiled alone only when they run alone (one in the slot, or a set
@@ -216,6 +220,7 @@ impl Program {
         }
         self.slots.push(Slot {
             id: memo::new_id(),
+            by_value: !matches!(field, Field::Body { .. }),
             field: f,
             transforms: chain,
             regexes: vec![],
@@ -500,16 +505,18 @@ impl<'p, 'r> Scan<'p, 'r> {
                         let re = sl.regexes[*i].regex();
                         values
                             .iter()
-                            .position(|v| memo::verdict(test, v, || re.is_match(v)))
+                            .position(|v| verdict(sl.by_value, test, v, || re.is_match(v)))
                     }
                     Some(set) => {
                         let found = s.regex.get_or_insert_with(|| {
                             values
                                 .iter()
                                 .map(|v| {
-                                    memo::set_matches(sl.id, v, || {
-                                        set.is_match(v).then(|| set.matches(v))
-                                    })
+                                    let run = || set.is_match(v).then(|| set.matches(v));
+                                    match sl.by_value {
+                                        true => memo::set_matches(sl.id, v, run),
+                                        false => run(),
+                                    }
                                 })
                                 .collect()
                         });
@@ -520,16 +527,20 @@ impl<'p, 'r> Scan<'p, 'r> {
                 }
             }
             Test::Sqli(level) => {
+                let by_value = prog.slots[slot].by_value;
                 let known = &mut s.sqli[*level as usize];
                 let test = memo::Test::Sqli(*level as u8);
                 remembered(known, values, |v| {
                     // Most values are one number or word: no need to look.
-                    !one_plain_token(v) && memo::verdict(test, v, || is_sqli(v, *level))
+                    !one_plain_token(v) && verdict(by_value, test, v, || is_sqli(v, *level))
                 })
             }
-            Test::Xss => remembered(&mut s.xss, values, |v| {
-                memo::verdict(memo::Test::Xss, v, || is_xss(v))
-            }),
+            Test::Xss => {
+                let by_value = prog.slots[slot].by_value;
+                remembered(&mut s.xss, values, |v| {
+                    verdict(by_value, memo::Test::Xss, v, || is_xss(v))
+                })
+            }
         };
         hit.map(|i| found(Some(i)))
     }
@@ -561,6 +572,14 @@ impl<'p, 'r> Scan<'p, 'r> {
             }));
         }
         self.slots[i].as_mut().expect("just filled")
+    }
+}
+
+/// `compute`'s answer on `v`, through the [`memo`] when `by_value`.
+fn verdict(by_value: bool, test: memo::Test, v: &[u8], compute: impl FnOnce() -> bool) -> bool {
+    match by_value {
+        true => memo::verdict(test, v, compute),
+        false => compute(),
     }
 }
 
