@@ -294,7 +294,7 @@ enum Answer {
     Yes(Option<u32>),
 }
 
-/// Whether a component's answers came from the [`memo`].
+/// Whether a part's answers came from the [`memo`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Recall {
     NotAsked,
