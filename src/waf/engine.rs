@@ -659,6 +659,16 @@ mod tests {
                 None,
             ]
         );
+        // Every site answered: the request head's answers are remembered,
+        // and the same request recalls them, matches and their reasons.
+        scan.remember();
+        let mut again = Scan::new(&p, &r);
+        let recalled: Vec<Option<String>> = nodes
+            .iter()
+            .map(|n| again.eval(n).map(|d| d.data))
+            .collect();
+        assert_eq!(again.recall[Part::Head as usize], Recall::Recalled);
+        assert_eq!(recalled, data);
         // The same answers as each statement compiled alone.
         let alone = re(headers(), &[UrlDecode], "rO0AB").eval(&r).unwrap();
         assert_eq!(alone.data, "x rO0ABc");

@@ -680,6 +680,28 @@ mod tests {
         let excluding = acl(Action::Allow, groups(&["SizeRestrictions_BODY"]));
         assert!(!excluding.evaluate(&requests[3], Instant::now()).blocked());
         assert_eq!(verdicts(&w), first);
+        // A request that no rule terminates has every answer remembered,
+        // matches included: recalled, a counted match keeps its reason.
+        let excluded = ["SQLi_QUERYARGUMENTS", "SQLiExtendedPatterns_QUERYARGUMENTS"];
+        let counting = acl(
+            Action::Allow,
+            vec![rule(
+                "sqli",
+                1,
+                managed(ManagedGroup::Sqli, false, &excluded),
+            )],
+        );
+        let counted = || {
+            let v = counting.evaluate(&requests[1], Instant::now());
+            assert!(!v.blocked());
+            let hit = v.groups[0].excluded[0].clone();
+            assert_eq!(hit.group_rule.as_deref(), Some("SQLi_QUERYARGUMENTS"));
+            assert_eq!(hit.detail.map(|d| d.data).as_deref(), Some("1' or 1=1--"));
+            serde_json::to_string(&v).unwrap()
+        };
+        let seen = counted();
+        assert_eq!(counted(), seen);
+        assert_eq!(counted(), seen);
     }
 
     #[test]
