@@ -79,10 +79,6 @@ impl Test {
 struct Slot {
     /// Names its regular expressions' answers in the [`memo`].
     id: u64,
-    /// Its values' answers go through the [`memo`]'s values: not for the
-    /// whole body, which repeats only when the body does, and then the
-    /// body part's answers are recalled before any value is read.
-    by_value: bool,
     field: usize,
     transforms: Vec<Transform>,
     /// Compiled alone only when they run alone (one in the slot, or a set
@@ -220,7 +216,6 @@ impl Program {
         }
         self.slots.push(Slot {
             id: memo::new_id(),
-            by_value: !matches!(field, Field::Body { .. }),
             field: f,
             transforms: chain,
             regexes: vec![],
@@ -239,6 +234,14 @@ impl Program {
                 s.set = RegexSet::new(s.regexes.iter().map(|r| r.as_str())).ok();
             }
         }
+    }
+
+    /// Whether slot `slot`'s values' answers go through the [`memo`]'s
+    /// values: not the whole body's, which repeats only when the body does,
+    /// and then the body part's answers are recalled before any value is
+    /// read.
+    fn by_value(&self, slot: usize) -> bool {
+        !matches!(self.fields[self.slots[slot].field], Field::Body { .. })
     }
 
     /// The component and transformations a node's slot stands for.
@@ -301,7 +304,7 @@ enum Recall {
     Recalled,
     /// Not there: remembered at the end when every site got its answer.
     Missed,
-    /// Too long, or too many values, to remember.
+    /// Too long to remember.
     Unremembered,
 }
 
@@ -316,8 +319,9 @@ pub struct Scan<'p, 'r> {
     answers: Vec<Answer>,
     /// Per part of the request.
     recall: [Recall; 2],
-    /// A component's source bytes, built to look it up in the [`memo`].
-    source: Vec<u8>,
+    /// Each part's bytes, built once to look its answers up in the
+    /// [`memo`] and, when they were not there, to remember them.
+    bytes: [Vec<u8>; 2],
 }
 
 impl<'p, 'r> Scan<'p, 'r> {
@@ -329,7 +333,7 @@ impl<'p, 'r> Scan<'p, 'r> {
             slots: (0..prog.slots.len()).map(|_| None).collect(),
             answers: vec![Answer::Unknown; prog.sites],
             recall: [Recall::NotAsked; 2],
-            source: Vec::with_capacity(memo::MAX_PART),
+            bytes: Default::default(),
         }
     }
 
@@ -429,8 +433,7 @@ impl<'p, 'r> Scan<'p, 'r> {
     /// [`memo`], when it holds them for this request's bytes of that part.
     fn recall_part(&mut self, part: Part) {
         let prog = self.prog;
-        let source = &mut self.source;
-        source.clear();
+        let source = &mut self.bytes[part as usize];
         self.recall[part as usize] = if !self.req.part_bytes(part, source, memo::MAX_PART) {
             Recall::Unremembered
         } else {
@@ -470,10 +473,7 @@ impl<'p, 'r> Scan<'p, 'r> {
                 })
                 .collect();
             if let Some(answers) = answers {
-                let source = &mut self.source;
-                source.clear();
-                self.req.part_bytes(part, source, memo::MAX_PART);
-                memo::remember_part_answers(prog.id, part, source, answers);
+                memo::remember_part_answers(prog.id, part, &self.bytes[part as usize], answers);
             }
         }
     }
@@ -496,6 +496,7 @@ impl<'p, 'r> Scan<'p, 'r> {
                 .position(|v| comparison.test(v.len() as u64, *size)),
             Test::Regex(i) => {
                 let sl = &prog.slots[slot];
+                let by_value = prog.by_value(slot);
                 match &sl.set {
                     None => {
                         let test = memo::Test::Regex {
@@ -505,7 +506,7 @@ impl<'p, 'r> Scan<'p, 'r> {
                         let re = sl.regexes[*i].regex();
                         values
                             .iter()
-                            .position(|v| verdict(sl.by_value, test, v, || re.is_match(v)))
+                            .position(|v| verdict(by_value, test, v, || re.is_match(v)))
                     }
                     Some(set) => {
                         let found = s.regex.get_or_insert_with(|| {
@@ -513,7 +514,7 @@ impl<'p, 'r> Scan<'p, 'r> {
                                 .iter()
                                 .map(|v| {
                                     let run = || set.is_match(v).then(|| set.matches(v));
-                                    match sl.by_value {
+                                    match by_value {
                                         true => memo::set_matches(sl.id, v, run),
                                         false => run(),
                                     }
@@ -527,7 +528,7 @@ impl<'p, 'r> Scan<'p, 'r> {
                 }
             }
             Test::Sqli(level) => {
-                let by_value = prog.slots[slot].by_value;
+                let by_value = prog.by_value(slot);
                 let known = &mut s.sqli[*level as usize];
                 let test = memo::Test::Sqli(*level as u8);
                 remembered(known, values, |v| {
@@ -536,7 +537,7 @@ impl<'p, 'r> Scan<'p, 'r> {
                 })
             }
             Test::Xss => {
-                let by_value = prog.slots[slot].by_value;
+                let by_value = prog.by_value(slot);
                 remembered(&mut s.xss, values, |v| {
                     verdict(by_value, memo::Test::Xss, v, || is_xss(v))
                 })

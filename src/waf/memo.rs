@@ -8,10 +8,12 @@
 //!   slot's regular expressions, for a value met again in another request
 //!   (a path or a header, beside a new body).
 //!
-//! Bounded: [`ENTRIES`] places per thread and kind of answer, values of at
-//! most [`MAX_VALUE`] bytes and parts of at most [`MAX_PART`] (longer ones
-//! are tested every time): at most about 2 MB per thread. A new key takes
-//! the place its hash names, whatever was there. Exact: a hit compares the
+//! Bounded: [`ENTRIES`] places per thread and kind of answer (three kinds),
+//! keys of at most [`MAX_VALUE`] bytes for values and [`MAX_PART`] for
+//! parts (longer ones are tested every time), so a thread holds at most
+//! 1,024 x (2 x 256 + 1,024) bytes of keys beside the fixed-size entries:
+//! about 1.6 MB. A new key takes the place its hash names, whatever was
+//! there. Exact: a hit compares the
 //! whole key, never only its hash.
 
 use super::field::Part;
