@@ -613,6 +613,14 @@ mod tests {
 
     /// The canary's web ACL (one managed group, one counting rule on a
     /// header) with `logging`.
+    /// `acl`'s verdict on a GET of `target` with one User-Agent header.
+    fn get(acl: &WebAcl, target: &str, ua: (&str, &str)) -> Verdict {
+        acl.evaluate(
+            &request("GET", target, &[ua], ""),
+            std::time::Instant::now(),
+        )
+    }
+
     fn logged_acl(logging: Logging) -> WebAcl {
         WebAcl::new(WebAclPlan {
             name: "w".into(),
@@ -669,12 +677,7 @@ mod tests {
         };
         let acl = logged_acl(keep_block_count.clone());
         let ua = ("User-Agent", "Mozilla/5.0");
-        let verdict = |target: &str, ua: (&str, &str)| {
-            acl.evaluate(
-                &request("GET", target, &[ua], ""),
-                std::time::Instant::now(),
-            )
-        };
+        let verdict = |target: &str, ua: (&str, &str)| get(&acl, target, ua);
         let allowed = verdict("/x?id=42", ua);
         let blocked = verdict("/x?id=1%27%20or%201=1--", ua);
         let counted = verdict("/x?id=42", ("User-Agent", "scanner/1"));
@@ -737,12 +740,7 @@ mod tests {
         ]);
         let acl = WebAcl::new(plan);
         let ua = ("User-Agent", "Mozilla/5.0");
-        let verdict = |target: &str, ua: (&str, &str)| {
-            acl.evaluate(
-                &request("GET", target, &[ua], ""),
-                std::time::Instant::now(),
-            )
-        };
+        let verdict = |target: &str, ua: (&str, &str)| get(&acl, target, ua);
         let excluded = verdict("/x?id=1%27%20or%201=1--", ua);
         assert!(!excluded.blocked(), "the excluded rule only counts");
         assert!(logging.keeps(&excluded));
