@@ -16,8 +16,8 @@
 use super::field::{Candidates, Field, Part, WafRequest};
 use super::memo;
 use super::statement::{
-    ip_set_detail, is_sqli, is_xss, one_plain_token, Comparison, ForwardedIp, MatchDetail, Pattern,
-    Positional, Sensitivity, Statement,
+    ip_set_detail, is_sqli, is_xss, may_be_xss, one_plain_token, Comparison, ForwardedIp,
+    MatchDetail, Pattern, Positional, Sensitivity, Statement,
 };
 use super::transform::{apply_all, Transform};
 use ipnet::IpNet;
@@ -28,11 +28,13 @@ use std::borrow::Cow;
 /// A compiled statement.
 #[derive(Debug)]
 pub enum Node {
-    /// A test on the values of one slot; `site` numbers it in its program.
+    /// A test on the values of one slot; `site` numbers it in its program,
+    /// `part` is the part of the request its component is in.
     Test {
         slot: usize,
         test: Test,
         site: usize,
+        part: Part,
     },
     IpSet {
         addresses: Vec<IpNet>,
@@ -125,7 +127,7 @@ impl Program {
                 transforms,
             } => {
                 let slot = self.slot(field, transforms);
-                let site = self.site(slot);
+                let (site, part) = self.site(slot);
                 let regexes = &mut self.slots[slot].regexes;
                 let i = match regexes.iter().position(|r| r.as_str() == pattern.as_str()) {
                     Some(i) => i,
@@ -138,6 +140,7 @@ impl Program {
                     slot,
                     test: Test::Regex(i),
                     site,
+                    part,
                 };
             }
             Statement::SqliMatch {
@@ -177,20 +180,22 @@ impl Program {
             Statement::Not { statement } => return Node::Not(Box::new(self.compile(statement))),
         };
         let slot = self.slot(field, transforms);
+        let (site, part) = self.site(slot);
         Node::Test {
             slot,
             test,
-            site: self.site(slot),
+            site,
+            part,
         }
     }
 
-    /// A new test site on `slot`.
-    fn site(&mut self, slot: usize) -> usize {
+    /// A new test site on `slot`, and the part of the request it reads.
+    fn site(&mut self, slot: usize) -> (usize, Part) {
         let site = self.sites;
         self.sites += 1;
         let part = self.fields[self.slots[slot].field].part();
         self.part_sites[part as usize].push(site);
-        site
+        (site, part)
     }
 
     fn slot(&mut self, field: &Field, transforms: &[Transform]) -> usize {
@@ -351,7 +356,12 @@ impl<'p, 'r> Scan<'p, 'r> {
     /// a NOT, an AND and most rules throw theirs away.
     fn find(&mut self, n: &'p Node) -> Option<Found<'p>> {
         match n {
-            Node::Test { slot, test, site } => self.answer(*slot, test, *site),
+            Node::Test {
+                slot,
+                test,
+                site,
+                part,
+            } => self.answer(*slot, test, *site, *part),
             Node::IpSet {
                 addresses,
                 forwarded,
@@ -402,30 +412,35 @@ impl<'p, 'r> Scan<'p, 'r> {
     }
 
     /// Site `site`'s answer: known already, recalled with its component's
-    /// from the [`memo`], or tested.
-    fn answer(&mut self, slot: usize, test: &'p Test, site: usize) -> Option<Found<'p>> {
-        let part = self.prog.fields[self.prog.slots[slot].field].part();
-        if self.recall[part as usize] == Recall::NotAsked {
+    /// from the [`memo`], or tested. Called for every test site of every
+    /// rule: a known answer is read first.
+    fn answer(
+        &mut self,
+        slot: usize,
+        test: &'p Test,
+        site: usize,
+        part: Part,
+    ) -> Option<Found<'p>> {
+        let mut answer = self.answers[site];
+        if answer == Answer::Unknown && self.recall[part as usize] == Recall::NotAsked {
             self.recall_part(part);
+            answer = self.answers[site];
         }
-        let answer = match self.answers[site] {
+        match answer {
             Answer::Unknown => {
                 let found = self.test(slot, test);
                 self.answers[site] = match &found {
                     Some(Found::Value { value, .. }) => Answer::Yes(value.map(|i| i as u32)),
                     _ => Answer::No,
                 };
-                return found;
+                found
             }
-            a => a,
-        };
-        match answer {
+            Answer::No => None,
             Answer::Yes(i) => Some(Found::Value {
                 slot,
                 value: i.map(|i| i as usize),
                 test,
             }),
-            _ => None,
         }
     }
 
@@ -539,7 +554,7 @@ impl<'p, 'r> Scan<'p, 'r> {
             Test::Xss => {
                 let by_value = prog.by_value(slot);
                 remembered(&mut s.xss, values, |v| {
-                    verdict(by_value, memo::Test::Xss, v, || is_xss(v))
+                    may_be_xss(v) && verdict(by_value, memo::Test::Xss, v, || is_xss(v))
                 })
             }
         };

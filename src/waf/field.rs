@@ -67,28 +67,37 @@ pub enum Part {
 impl WafRequest<'_> {
     /// The bytes of `part`, each piece length-prefixed: two requests with
     /// the same bytes give every component of that part the same values.
-    /// Appended to `out`; `false` (and `out` incomplete) past `limit`.
+    /// Appended to `out`; `false` (and nothing appended) past `limit`.
     pub fn part_bytes(&self, part: Part, out: &mut Vec<u8>, limit: usize) -> bool {
-        let mut piece = |p: &[u8]| {
-            if out.len() + 4 + p.len() > limit {
-                return false;
-            }
+        let (fixed, headers): (&[&[u8]], &[_]) = match part {
+            Part::Head => (
+                &[
+                    self.method.as_bytes(),
+                    self.uri.as_bytes(),
+                    self.query.as_bytes(),
+                ],
+                &self.headers,
+            ),
+            Part::Body => (&[&[self.body_oversize as u8], &self.body], &[]),
+        };
+        let pieces = || {
+            fixed.iter().copied().chain(
+                headers
+                    .iter()
+                    .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]),
+            )
+        };
+        // Sized first: one allocation, and nothing appended past the limit.
+        let len: usize = pieces().map(|p| 4 + p.len()).sum();
+        if out.len() + len > limit {
+            return false;
+        }
+        out.reserve(len);
+        for p in pieces() {
             out.extend_from_slice(&(p.len() as u32).to_le_bytes());
             out.extend_from_slice(p);
-            true
-        };
-        match part {
-            Part::Head => {
-                piece(self.method.as_bytes())
-                    && piece(self.uri.as_bytes())
-                    && piece(self.query.as_bytes())
-                    && self
-                        .headers
-                        .iter()
-                        .all(|(k, v)| piece(k.as_bytes()) && piece(v.as_bytes()))
-            }
-            Part::Body => piece(&[self.body_oversize as u8]) && piece(&self.body),
         }
+        true
     }
 }
 

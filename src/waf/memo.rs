@@ -6,7 +6,9 @@
 //!   before costs one lookup for all its head's rules;
 //! - one (transformed) value: libinjection's SQLi and XSS verdicts and a
 //!   slot's regular expressions, for a value met again in another request
-//!   (a path or a header, beside a new body).
+//!   (a path or a header, beside a new body); and whether libinjection's
+//!   blacklist holds a string shape's fingerprint, shared by every value of
+//!   that shape (JSON bodies that differ only in their strings' text).
 //!
 //! Bounded: [`ENTRIES`] places per thread and kind of answer (three kinds),
 //! keys of at most [`MAX_VALUE`] bytes for values and [`MAX_PART`] for
@@ -36,6 +38,10 @@ pub const MAX_PART: usize = 1024;
 pub enum Test {
     /// libinjection's SQLi at a sensitivity level (its index).
     Sqli(u8),
+    /// Whether libinjection's blacklist holds the fingerprint of a string
+    /// shape (see `statement::string_shape`) in one context: the quote it
+    /// starts in (none: 0) and whether in MySQL's dialect.
+    SqliShape { quote: u8, mysql: bool },
     /// libinjection's XSS.
     Xss,
     /// Regular expression `index` of the regular expressions with id `id`

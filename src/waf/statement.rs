@@ -9,8 +9,10 @@ use super::field::{Field, WafRequest};
 use super::transform::Transform;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
+use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 /// A regular expression as the lab plan carries it: its source, compiled
 /// when first matched. Every command loads the plan (`status`, `apply`), and
@@ -357,9 +359,10 @@ pub(crate) fn one_plain_token(v: &[u8]) -> bool {
 /// single quote, in ANSI SQL and, when the input has MySQL comments
 /// (`#`, `--`), in MySQL's dialect.
 fn sqli_low(v: &[u8]) -> bool {
-    use libinjectionrs::{SqliFlags, SqliState};
-    let ctx = |quote: SqliFlags, dialect: SqliFlags| SqliState::new(v, quote | dialect).is_sqli();
-    let mysql = v.contains(&b'#') || v.windows(2).any(|w| w == b"--");
+    use libinjectionrs::SqliFlags;
+    let ctx = |quote: SqliFlags, dialect: SqliFlags| sqli_in_context(v, quote | dialect);
+    // Byte by byte: comparing each window as a slice calls memcmp.
+    let mysql = v.contains(&b'#') || v.windows(2).any(|w| w[0] == b'-' && w[1] == b'-');
     let quoted = v.contains(&b'\'');
     let (none, single) = (SqliFlags::FLAG_QUOTE_NONE, SqliFlags::FLAG_QUOTE_SINGLE);
     let (ansi, my) = (SqliFlags::FLAG_SQL_ANSI, SqliFlags::FLAG_SQL_MYSQL);
@@ -368,13 +371,97 @@ fn sqli_low(v: &[u8]) -> bool {
         || (quoted && (ctx(single, ansi) || (mysql && ctx(single, my))))
 }
 
-/// libinjection's XSS verdict, same shape as [`is_sqli`]. A value of one
-/// plain token skips it too: libinjection flags a tag, a comment, a doctype
-/// (all opened by `<`) or an attribute value after a dangerous attribute's
-/// name, and one token with no `<`, space, quote or `=` is a single text or
-/// attribute value token in each of its contexts, with no name before it.
+/// libinjection's verdict in one context. Its verdict is its blacklist of
+/// fingerprints, then a whitelist for what the blacklist holds; it looks
+/// each fingerprint up among its 9,500 keywords, a binary search that
+/// allocates and, in the ALB, meets cold caches. A fingerprint not on the
+/// blacklist (nearly every input) is told here from a set of the same
+/// fingerprints, and for an input of plain double-quoted strings (a JSON
+/// body) from its [`string_shape`], remembered; one on the blacklist gets
+/// libinjection's whole verdict.
+fn sqli_in_context(v: &[u8], flags: libinjectionrs::SqliFlags) -> bool {
+    use libinjectionrs::SqliState;
+    let fingerprint_blacklisted =
+        |x: &[u8]| blacklisted(SqliState::new(x, flags).get_fingerprint().as_str());
+    let maybe = match string_shape(v) {
+        Some(shape) => {
+            let test = super::memo::Test::SqliShape {
+                quote: flags.quote_context(),
+                mysql: flags.is_mysql(),
+            };
+            super::memo::verdict(test, &shape, || fingerprint_blacklisted(&shape))
+        }
+        None => fingerprint_blacklisted(v),
+    };
+    maybe && SqliState::new(v, flags).is_sqli()
+}
+
+/// `v` with each double-quoted string's content replaced by `x`, when
+/// libinjection's tokens of both are the same but for those strings' text,
+/// and so are their fingerprints: the tokenizer ends a `"` string at the
+/// next `"` not doubled and not after a backslash, and no fold or
+/// fingerprint reads a string's text. `None` when `v` holds a byte that
+/// could hide a `"` in another token or escape one (`'`, a backtick, `\`,
+/// `#`, `$`, `@`, `[`, `--`, `/*`), two `"` side by side, or a string left
+/// open. A JSON body of ids and words (`{"user_id": "42"}`) has the shape
+/// of every other such body.
+pub(crate) fn string_shape(v: &[u8]) -> Option<SmallVec<[u8; 64]>> {
+    let unsafe_byte = |b: &u8| matches!(b, b'\'' | b'`' | b'\\' | b'#' | b'$' | b'@' | b'[');
+    let unsafe_pair = |w: &[u8]| matches!(w, b"--" | b"/*" | b"\"\"");
+    if !v.contains(&b'"') || v.iter().any(unsafe_byte) || v.windows(2).any(unsafe_pair) {
+        return None;
+    }
+    let mut shape = SmallVec::new();
+    let mut in_string = false;
+    for &b in v {
+        if b == b'"' {
+            if in_string {
+                shape.push(b'x');
+            }
+            shape.push(b);
+            in_string = !in_string;
+        } else if !in_string {
+            shape.push(b);
+        }
+    }
+    (!in_string).then_some(shape)
+}
+
+/// Whether libinjection's blacklist holds `fingerprint`: as libinjection
+/// asks it, `0` and the fingerprint in capitals among its keywords of type
+/// fingerprint (`F`).
+fn blacklisted(fingerprint: &str) -> bool {
+    static BLACKLIST: LazyLock<HashSet<&'static str, foldhash::fast::RandomState>> =
+        LazyLock::new(|| {
+            libinjectionrs::sqli::sqli_data::SQL_KEYWORDS
+                .iter()
+                .filter(|k| k.token_type == b'F')
+                .map(|k| k.word)
+                .collect()
+        });
+    let fp = fingerprint.as_bytes();
+    let mut key = [0u8; 9];
+    if fp.is_empty() || fp.len() >= key.len() {
+        return false;
+    }
+    key[0] = b'0';
+    key[1..=fp.len()].copy_from_slice(fp);
+    key.make_ascii_uppercase();
+    std::str::from_utf8(&key[..=fp.len()]).is_ok_and(|k| BLACKLIST.contains(k))
+}
+
+/// libinjection's XSS verdict, same shape as [`is_sqli`].
 pub fn is_xss(v: &[u8]) -> bool {
-    values(v).any(|x| !one_plain_token(x) && libinjectionrs::detect_xss(x).is_injection())
+    values(v).any(|x| may_be_xss(x) && libinjectionrs::detect_xss(x).is_injection())
+}
+
+/// Whether libinjection's XSS could flag `v`. In each of its five contexts
+/// it flags a tag, a comment or a doctype, all opened by `<`, or an
+/// attribute's value after a dangerous attribute's name, and its tokenizer
+/// reads a value after a name only past `=`. A value with neither byte
+/// (numbers, words, JSON, most text) skips it and no verdict changes.
+pub(crate) fn may_be_xss(v: &[u8]) -> bool {
+    v.iter().any(|b| *b == b'<' || *b == b'=')
 }
 
 /// The values of a form, or the whole input when it is not one. A form is
@@ -521,10 +608,12 @@ mod tests {
     }
 
     #[test]
-    fn one_plain_token_is_never_xss_for_libinjection() {
+    fn without_lt_or_equals_libinjection_finds_no_xss() {
         // libinjection's dangerous tag and attribute names, URL schemes and
-        // words of its own tests, alone, in three cases and with a digit
-        // after, and numbers: libinjection itself says no XSS.
+        // words of its own tests, in two cases, alone and after every way
+        // out of an attribute value (quotes, space, slash, `>`), followed
+        // by what would make them dangerous but for a `=` or `<`: numbers,
+        // JSON and text too. libinjection itself says no XSS.
         let names = [
             "script",
             "iframe",
@@ -534,48 +623,191 @@ mod tests {
             "onmouseover",
             "style",
             "xmlns",
+            "xlink:href",
             "formaction",
             "src",
             "href",
             "action",
-            "javascript",
-            "vbscript",
-            "data",
+            "javascript:alert(1)",
+            "vbscript:msgbox",
+            "data:text/html",
             "import",
             "entity",
-            "doctype",
-            "xss",
-            "alert",
-            "expression",
+            "!doctype",
+            "![cdata[",
+            "!--[if",
+            "?xml",
+            "%",
+            "expression(alert(1))",
             "background",
             "lowsrc",
-            "dynsrc",
-            "datasrc",
-            "xlink",
             "attributename",
             "values",
-            "by",
-            "from",
-            "to",
             "handler",
         ];
-        let mut words: Vec<Vec<u8>> = Vec::new();
+        let before = [
+            "", " ", "\"", "'", "`", "/", ">", "\t", "\" ", "' /", "x ", "a\"/",
+        ];
+        let after = [
+            "",
+            " ",
+            " x",
+            " alert(1)",
+            " javascript:alert(1)",
+            "/",
+            ">",
+            "`",
+        ];
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
         for n in names {
-            let w = n.as_bytes();
-            words.push(w.to_vec());
-            words.push(w.to_ascii_uppercase());
-            words.push([w, b"1"].concat());
+            for n in [n.to_string(), n.to_ascii_uppercase()] {
+                for b in before {
+                    for a in after {
+                        inputs.push(format!("{b}{n}{a}").into_bytes());
+                        inputs.push(format!("{b}{n}{a} {n}{a}").into_bytes());
+                    }
+                }
+            }
         }
-        for n in ["0", "42", "12345678", &"9".repeat(100)] {
-            words.push(n.as_bytes().to_vec());
+        for x in [
+            "0",
+            "12345678",
+            r#"{"user_id": "42"}"#,
+            "it's a \"test\" > not/an `attack`",
+        ] {
+            inputs.push(x.as_bytes().to_vec());
         }
-        for w in &words {
-            assert!(one_plain_token(w));
-            assert!(!libinjectionrs::detect_xss(w).is_injection(), "{w:?}");
+        assert!(inputs.len() > 10_000, "{}", inputs.len());
+        for x in &inputs {
+            assert!(!may_be_xss(x));
+            assert!(!libinjectionrs::detect_xss(x).is_injection(), "{x:?}");
         }
-        // What the shortcut leaves to libinjection, it still flags.
-        assert!(is_xss(b"<script>alert(1)</script>"));
-        assert!(is_xss(b"x onerror=alert(1)"));
+        // With the `=` or the `<`, libinjection flags them, and so does the
+        // shortcut leave them to it.
+        for x in [
+            "\" onerror=alert(1)",
+            "x style=x",
+            "<script>",
+            "<!doctype html>",
+            "' xmlns=x",
+        ] {
+            assert!(may_be_xss(x.as_bytes()));
+            assert!(is_xss(x.as_bytes()), "{x}");
+        }
+    }
+
+    #[test]
+    fn the_blacklist_set_answers_as_libinjection_does() {
+        use libinjectionrs::sqli::blacklist::is_blacklisted;
+        // Every fingerprint libinjection knows, as its tokenizer spells them
+        // (lowercase letters too), every other keyword, cut short, and
+        // fingerprints it does not know.
+        let mut asked: Vec<String> = Vec::new();
+        for k in libinjectionrs::sqli::sqli_data::SQL_KEYWORDS {
+            let w = k.word.strip_prefix('0').unwrap_or(k.word);
+            asked.push(w.to_string());
+            asked.push(w.to_ascii_lowercase());
+            asked.push(w.chars().take(3).collect());
+        }
+        asked.extend(
+            [
+                "", "s", "{s:s}", "sos", "1oc", "n&1", "ZZZZZ", "Uk", "s&sos1",
+            ]
+            .map(String::from),
+        );
+        let flagged = asked.iter().filter(|f| is_blacklisted(f)).count();
+        assert!(flagged > 8000, "{flagged}");
+        for f in &asked {
+            assert_eq!(blacklisted(f), is_blacklisted(f), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn a_string_shape_has_the_fingerprint_and_the_verdict_of_its_input() {
+        use libinjectionrs::{SqliFlags, SqliState};
+        // Plain double-quoted strings around every kind of token libinjection
+        // folds (keywords, operators, numbers, parentheses, a `::` cast,
+        // JSON's punctuation), their text SQL, words or anything else that
+        // is not a quote: the shape's fingerprint is the input's in every
+        // context, and so is the verdict.
+        let texts = [
+            "42",
+            "user",
+            "1 or 1=1",
+            "x union select password from users",
+            "admin",
+            "a b c d e f",
+            "<script>",
+            "é ü",
+            "1; drop table t",
+            "sleep(5)",
+            "",
+        ];
+        let frames = [
+            "{\"k\": \"{}\"}",
+            "{\"a\": \"{}\", \"b\": 7, \"c\": [1, \"{}\"]}",
+            "\"{}\" or \"{}\"",
+            "\"{}\" union select 1",
+            "1 and \"{}\"=\"{}\"",
+            "select * from t where a = \"{}\"",
+            "(\"{}\")",
+            "\"{}\"::int",
+            "\"{}\" \"{}\"",
+            "or \"{}\"",
+            "\"{}\";",
+            "{\"q\": \"{}\"} union select 1",
+        ];
+        let contexts = [
+            SqliFlags::FLAG_QUOTE_NONE | SqliFlags::FLAG_SQL_ANSI,
+            SqliFlags::FLAG_QUOTE_NONE | SqliFlags::FLAG_SQL_MYSQL,
+            SqliFlags::FLAG_QUOTE_SINGLE | SqliFlags::FLAG_SQL_ANSI,
+        ];
+        let (mut shaped, mut flagged) = (0, 0);
+        for frame in frames {
+            for t in texts {
+                let input = frame.replace("{}", t);
+                let v = input.as_bytes();
+                let Some(shape) = string_shape(v) else {
+                    continue;
+                };
+                shaped += 1;
+                for flags in contexts {
+                    let fp = |x: &[u8]| {
+                        SqliState::new(x, flags)
+                            .get_fingerprint()
+                            .as_str()
+                            .to_string()
+                    };
+                    assert_eq!(fp(v), fp(&shape), "{input:?}");
+                    let theirs = SqliState::new(v, flags).is_sqli();
+                    assert_eq!(sqli_in_context(v, flags), theirs, "{input:?}");
+                    flagged += theirs as usize;
+                }
+            }
+        }
+        assert!(shaped > 100 && flagged > 10, "{shaped} {flagged}");
+        // What could hide or escape a quote, two quotes side by side and an
+        // open string: no shape.
+        for x in [
+            "{\"a\": \"it's\"}",
+            "\"a\\\"b\"",
+            "\"a\" -- \"b\"",
+            "\"a\" /* \" */",
+            "\"a\" # \"",
+            "@\"a\"",
+            "[\"a\"]",
+            "$$\"a\"$$",
+            "`\"a\"`",
+            "{\"a\": \"\"}",
+            "\"open",
+            "no quotes",
+        ] {
+            assert_eq!(string_shape(x.as_bytes()), None, "{x}");
+        }
+        assert_eq!(
+            string_shape(br#"{"user_id": "10000123"}"#).as_deref(),
+            Some(&br#"{"x": "x"}"#[..])
+        );
     }
 
     #[test]
