@@ -7,6 +7,7 @@ use super::config::Config;
 use crate::waf::field::{WafRequest, BODY_LIMIT};
 use crate::waf::Action;
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::http::request::Parts;
@@ -143,7 +144,7 @@ pub async fn check(
     match verdict.action {
         Action::Block { status, body } => Err(Blocked { status, body }),
         _ => Ok(ReqBody {
-            head: (!head.is_empty()).then(|| head.freeze()),
+            head: (!head.is_empty()).then_some(head),
             rest,
         }),
     }
@@ -162,29 +163,95 @@ fn version_name(v: hyper::Version) -> &'static str {
 
 /// Reads a body until it ends or passes [`BODY_LIMIT`]: what was read, the
 /// unread rest (`None` when it ended) and whether it is over the limit.
+/// A body hyper already holds (a small one arrives with its head) is read
+/// without a timer, and a body of one frame is kept, not copied.
 async fn read_head(
     mut body: Incoming,
     limit: std::time::Duration,
-) -> Result<(BytesMut, Option<Incoming>, bool), ()> {
-    let mut head = BytesMut::new();
+) -> Result<(Bytes, Option<Incoming>, bool), ()> {
+    let mut head = Head::Empty;
     if body.is_end_stream() {
-        return Ok((head, None, false));
+        return Ok((Bytes::new(), None, false));
     }
-    let read = async {
-        while head.len() <= BODY_LIMIT {
-            match body.frame().await {
-                None => return Ok(true),
-                Some(Err(_)) => return Err(()),
-                Some(Ok(f)) => {
-                    if let Ok(d) = f.into_data() {
-                        head.extend_from_slice(&d);
-                    }
+    let mut ended = None;
+    while ended.is_none() {
+        ended = match body.frame().now_or_never() {
+            Some(frame) => head.take(frame, &body)?,
+            None => break,
+        };
+    }
+    if ended.is_none() {
+        let read = async {
+            loop {
+                let frame = body.frame().await;
+                if let Some(ended) = head.take(frame, &body)? {
+                    return Ok(ended);
                 }
             }
-        }
-        Ok(body.is_end_stream())
-    };
-    let ended = tokio::time::timeout(limit, read).await.map_err(|_| ())??;
+        };
+        ended = Some(tokio::time::timeout(limit, read).await.map_err(|_| ())??);
+    }
+    let head = head.freeze();
     let oversize = head.len() > BODY_LIMIT;
-    Ok((head, (!ended).then_some(body), oversize))
+    Ok((head, (ended != Some(true)).then_some(body), oversize))
+}
+
+/// What the WAF read of a body so far.
+enum Head {
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Head {
+    fn len(&self) -> usize {
+        match self {
+            Head::Empty => 0,
+            Head::One(b) => b.len(),
+            Head::Many(b) => b.len(),
+        }
+    }
+
+    /// Adds one frame read from `body`: `Some(true)` when the body ended,
+    /// `Some(false)` when past the limit with more to come, `None` to read
+    /// on.
+    fn take(
+        &mut self,
+        frame: Option<Result<Frame<Bytes>, hyper::Error>>,
+        body: &Incoming,
+    ) -> Result<Option<bool>, ()> {
+        let data = match frame {
+            None => return Ok(Some(true)),
+            Some(Err(_)) => return Err(()),
+            Some(Ok(f)) => f.into_data().unwrap_or_default(),
+        };
+        *self = match std::mem::replace(self, Head::Empty) {
+            Head::Empty => Head::One(data),
+            Head::One(first) => {
+                let mut all = BytesMut::with_capacity(first.len() + data.len());
+                all.extend_from_slice(&first);
+                all.extend_from_slice(&data);
+                Head::Many(all)
+            }
+            Head::Many(mut all) => {
+                all.extend_from_slice(&data);
+                Head::Many(all)
+            }
+        };
+        Ok(if body.is_end_stream() {
+            Some(true)
+        } else if self.len() > BODY_LIMIT {
+            Some(false)
+        } else {
+            None
+        })
+    }
+
+    fn freeze(self) -> Bytes {
+        match self {
+            Head::Empty => Bytes::new(),
+            Head::One(b) => b,
+            Head::Many(b) => b.freeze(),
+        }
+    }
 }
