@@ -28,13 +28,11 @@ use std::borrow::Cow;
 /// A compiled statement.
 #[derive(Debug)]
 pub enum Node {
-    /// A test on the values of one slot; `site` numbers it in its program,
-    /// `part` is the part of the request its component is in.
+    /// A test on the values of one slot; `site` numbers it in its program.
     Test {
         slot: usize,
         test: Test,
         site: usize,
-        part: Part,
     },
     IpSet {
         addresses: Vec<IpNet>,
@@ -127,7 +125,7 @@ impl Program {
                 transforms,
             } => {
                 let slot = self.slot(field, transforms);
-                let (site, part) = self.site(slot);
+                let site = self.site(slot);
                 let regexes = &mut self.slots[slot].regexes;
                 let i = match regexes.iter().position(|r| r.as_str() == pattern.as_str()) {
                     Some(i) => i,
@@ -140,7 +138,6 @@ impl Program {
                     slot,
                     test: Test::Regex(i),
                     site,
-                    part,
                 };
             }
             Statement::SqliMatch {
@@ -180,22 +177,24 @@ impl Program {
             Statement::Not { statement } => return Node::Not(Box::new(self.compile(statement))),
         };
         let slot = self.slot(field, transforms);
-        let (site, part) = self.site(slot);
         Node::Test {
             slot,
             test,
-            site,
-            part,
+            site: self.site(slot),
         }
     }
 
-    /// A new test site on `slot`, and the part of the request it reads.
-    fn site(&mut self, slot: usize) -> (usize, Part) {
+    /// A new test site on `slot`.
+    fn site(&mut self, slot: usize) -> usize {
         let site = self.sites;
         self.sites += 1;
-        let part = self.fields[self.slots[slot].field].part();
-        self.part_sites[part as usize].push(site);
-        (site, part)
+        self.part_sites[self.part(slot) as usize].push(site);
+        site
+    }
+
+    /// The part of the request slot `slot`'s component is drawn from.
+    fn part(&self, slot: usize) -> Part {
+        self.fields[self.slots[slot].field].part()
     }
 
     fn slot(&mut self, field: &Field, transforms: &[Transform]) -> usize {
@@ -356,12 +355,7 @@ impl<'p, 'r> Scan<'p, 'r> {
     /// a NOT, an AND and most rules throw theirs away.
     fn find(&mut self, n: &'p Node) -> Option<Found<'p>> {
         match n {
-            Node::Test {
-                slot,
-                test,
-                site,
-                part,
-            } => self.answer(*slot, test, *site, *part),
+            Node::Test { slot, test, site } => self.answer(*slot, test, *site),
             Node::IpSet {
                 addresses,
                 forwarded,
@@ -414,14 +408,9 @@ impl<'p, 'r> Scan<'p, 'r> {
     /// Site `site`'s answer: known already, recalled with its component's
     /// from the [`memo`], or tested. Called for every test site of every
     /// rule: a known answer is read first.
-    fn answer(
-        &mut self,
-        slot: usize,
-        test: &'p Test,
-        site: usize,
-        part: Part,
-    ) -> Option<Found<'p>> {
+    fn answer(&mut self, slot: usize, test: &'p Test, site: usize) -> Option<Found<'p>> {
         let mut answer = self.answers[site];
+        let part = self.prog.part(slot);
         if answer == Answer::Unknown && self.recall[part as usize] == Recall::NotAsked {
             self.recall_part(part);
             answer = self.answers[site];

@@ -15,8 +15,7 @@
 //! parts (longer ones are tested every time), so a thread holds at most
 //! 1,024 x (2 x 256 + 1,024) bytes of keys beside the fixed-size entries:
 //! about 1.6 MB. A new key takes the place its hash names, whatever was
-//! there. Exact: a hit compares the
-//! whole key, never only its hash.
+//! there. Exact: a hit compares the whole key, never only its hash.
 
 use super::field::Part;
 use regex::bytes::SetMatches;

@@ -407,7 +407,8 @@ fn sqli_in_context(v: &[u8], flags: libinjectionrs::SqliFlags) -> bool {
 /// of every other such body.
 pub(crate) fn string_shape(v: &[u8]) -> Option<SmallVec<[u8; 64]>> {
     let unsafe_byte = |b: &u8| matches!(b, b'\'' | b'`' | b'\\' | b'#' | b'$' | b'@' | b'[');
-    let unsafe_pair = |w: &[u8]| matches!(w, b"--" | b"/*" | b"\"\"");
+    // Byte by byte, as in `sqli_low`: a slice pattern compares with memcmp.
+    let unsafe_pair = |w: &[u8]| matches!((w[0], w[1]), (b'-', b'-') | (b'/', b'*') | (b'"', b'"'));
     if !v.contains(&b'"') || v.iter().any(unsafe_byte) || v.windows(2).any(unsafe_pair) {
         return None;
     }
