@@ -164,36 +164,40 @@ fn version_name(v: hyper::Version) -> &'static str {
 /// Reads a body until it ends or passes [`BODY_LIMIT`]: what was read, the
 /// unread rest (`None` when it ended) and whether it is over the limit.
 /// A body hyper already holds (a small one arrives with its head) is read
-/// without a timer, and a body of one frame is kept, not copied.
+/// without arming a timer, and a body of one frame is kept, not copied.
 async fn read_head(
     mut body: Incoming,
     limit: std::time::Duration,
 ) -> Result<(Bytes, Option<Incoming>, bool), ()> {
-    let mut head = Head::Empty;
     if body.is_end_stream() {
         return Ok((Bytes::new(), None, false));
     }
-    let mut ended = None;
-    while ended.is_none() {
-        ended = match body.frame().now_or_never() {
-            Some(frame) => head.take(frame, &body)?,
-            None => break,
-        };
-    }
-    if ended.is_none() {
-        let read = async {
+    let mut head = Head::Empty;
+    let stop = {
+        let mut read = std::pin::pin!(async {
             loop {
                 let frame = body.frame().await;
-                if let Some(ended) = head.take(frame, &body)? {
-                    return Ok(ended);
+                if let Some(stop) = head.take(frame, &body)? {
+                    return Ok(stop);
                 }
             }
-        };
-        ended = Some(tokio::time::timeout(limit, read).await.map_err(|_| ())??);
-    }
+        });
+        match read.as_mut().now_or_never() {
+            Some(stop) => stop?,
+            None => tokio::time::timeout(limit, read).await.map_err(|_| ())??,
+        }
+    };
     let head = head.freeze();
     let oversize = head.len() > BODY_LIMIT;
-    Ok((head, (ended != Some(true)).then_some(body), oversize))
+    Ok((head, (stop == Stop::OverLimit).then_some(body), oversize))
+}
+
+/// Why the WAF stopped reading a body.
+#[derive(Debug, PartialEq)]
+enum Stop {
+    Ended,
+    /// Past [`BODY_LIMIT`], with more to come: forwarded as it arrives.
+    OverLimit,
 }
 
 /// What the WAF read of a body so far.
@@ -212,16 +216,15 @@ impl Head {
         }
     }
 
-    /// Adds one frame read from `body`: `Some(true)` when the body ended,
-    /// `Some(false)` when past the limit with more to come, `None` to read
-    /// on.
+    /// Adds one frame read from `body`: why to stop reading, or `None` to
+    /// read on.
     fn take(
         &mut self,
         frame: Option<Result<Frame<Bytes>, hyper::Error>>,
         body: &Incoming,
-    ) -> Result<Option<bool>, ()> {
+    ) -> Result<Option<Stop>, ()> {
         let data = match frame {
-            None => return Ok(Some(true)),
+            None => return Ok(Some(Stop::Ended)),
             Some(Err(_)) => return Err(()),
             Some(Ok(f)) => f.into_data().unwrap_or_default(),
         };
@@ -239,9 +242,9 @@ impl Head {
             }
         };
         Ok(if body.is_end_stream() {
-            Some(true)
+            Some(Stop::Ended)
         } else if self.len() > BODY_LIMIT {
-            Some(false)
+            Some(Stop::OverLimit)
         } else {
             None
         })
