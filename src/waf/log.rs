@@ -611,8 +611,6 @@ mod tests {
         }
     }
 
-    /// The canary's web ACL (one managed group, one counting rule on a
-    /// header) with `logging`.
     /// `acl`'s verdict on a GET of `target` with one User-Agent header.
     fn get(acl: &WebAcl, target: &str, ua: (&str, &str)) -> Verdict {
         acl.evaluate(
@@ -621,6 +619,8 @@ mod tests {
         )
     }
 
+    /// The canary's web ACL (one managed group, one counting rule on a
+    /// header) with `logging`.
     fn logged_acl(logging: Logging) -> WebAcl {
         WebAcl::new(WebAclPlan {
             name: "w".into(),
