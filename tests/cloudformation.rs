@@ -288,6 +288,77 @@ impl Drop for TemplateLab {
     }
 }
 
+/// A lab from templates whose web ACL has no logging configuration:
+/// `waf-logs` fails naming the web ACL and the template's fix, and that fix
+/// (the template with an AWS::WAFv2::LoggingConfiguration, deployed onto
+/// the running lab) turns the WAF log on.
+#[test]
+fn waf_logs_of_a_template_lab_without_logging_name_the_fix_that_works() {
+    if !common::require_root() {
+        return;
+    }
+    let toml = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/waf-round-trip.toml");
+    let site = scratch("waf-nolog").join("site.json");
+    let out = Command::new(vpcsim_bin())
+        .args(["export", toml.to_str().unwrap(), "-o"])
+        .arg(&site)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logged = std::fs::read_to_string(&site).unwrap();
+    let mut unlogged: serde_json::Value = serde_json::from_str(&logged).unwrap();
+    let resources = unlogged["Resources"].as_object_mut().unwrap();
+    let before = resources.len();
+    resources.retain(|_, r| {
+        !matches!(
+            r["Type"].as_str(),
+            Some("AWS::WAFv2::LoggingConfiguration" | "AWS::Logs::LogGroup")
+        )
+    });
+    assert_eq!(resources.len(), before - 2, "{logged}");
+    std::fs::write(&site, unlogged.to_string()).unwrap();
+
+    let lab = TemplateLab::up("cfwl", &[&site], &["--run", "InstanceApp=none"]);
+    let out = Command::new(vpcsim_bin())
+        .args(["waf-logs", "--lab", &lab.name])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for part in [
+        "`waf-every-rule`",
+        "no logging configuration",
+        "AWS::WAFv2::LoggingConfiguration",
+        "vpcsim deploy",
+    ] {
+        assert!(err.contains(part), "no `{part}` in: {err}");
+    }
+
+    // The fix as the message gives it: the stack's template again, now with
+    // its logging configuration, deployed onto the running lab.
+    std::fs::write(&site, &logged).unwrap();
+    let out = Command::new(vpcsim_bin())
+        .args(["deploy", "--lab", &lab.name, "--run", "InstanceApp=none"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "deploy: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sqli_through_alb(&lab.name),
+        ("403".to_string(), "sqli".to_string())
+    );
+}
+
 /// `probe --json` as (protocol, source, destination, port) -> (reachable, blocked only on the reply).
 type TruthTable = std::collections::BTreeMap<(String, String, String, u64), (bool, bool)>;
 
