@@ -4,7 +4,8 @@
 //! README's code map says more, `tests/layers.rs` keeps it true):
 //! - model: [`topology`] (the file, its validation, the resolved
 //!   [`topology::plan::Lab`]), [`waf`], [`cloudformation`];
-//! - system: [`fabric`] (namespaces, netlink), [`state`], [`cgroup`], [`connlimit`];
+//! - system: [`fabric`] (namespaces, netlink), [`state`], [`cgroup`], [`connlimit`],
+//!   [`logfile`] (capped request logs);
 //! - rules: [`firewall`] (SGs, NACLs, IGW, NAT gateway as nftables);
 //! - lab components: [`workloads`], [`containers`], [`lb`], [`services`],
 //!   [`flowlog`];
@@ -23,6 +24,7 @@ pub mod fabric;
 pub mod firewall;
 pub mod flowlog;
 pub mod lb;
+pub mod logfile;
 pub mod output;
 pub mod services;
 pub mod state;

@@ -20,14 +20,20 @@ const PATH: &str = "/api/v1/recommendation";
 /// CPUs), with `edits` applied (`(old, new)` text replacements) and relative
 /// paths made absolute.
 fn canary(edits: &[(&str, &str)]) -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
-    let mut text = std::fs::read_to_string(dir.join("canary.toml")).unwrap();
-    text = text.replace("user_data_file = \"canary/user-data.sh\"\n", "");
     // Without its web ACL (the file's last section): its rules would block
     // the floods and bodies these tests send to the ALB itself.
+    let mut text = canary_with_waf(edits);
     if let Some(i) = text.find("\n[[web_acl]]") {
         text.truncate(i + 1);
     }
+    text
+}
+
+/// [`canary`] with its web ACL.
+fn canary_with_waf(edits: &[(&str, &str)]) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
+    let mut text = std::fs::read_to_string(dir.join("canary.toml")).unwrap();
+    text = text.replace("user_data_file = \"canary/user-data.sh\"\n", "");
     for key in ["seed_dir", "policy_file"] {
         text = text.replace(
             &format!("{key} = \""),
@@ -219,9 +225,9 @@ fn alb_memory_and_descriptors_stay_flat_run_after_run() {
         let status = query_status(&lab.name).unwrap();
         let total: u64 = status.target_groups.iter().map(|g| g.request_count).sum();
         assert!(total > 1000, "{total} requests");
-        let routed = std::fs::read_to_string(&log)
-            .unwrap()
-            .lines()
+        // A load test can outgrow one file of the log: both are read.
+        let routed = kept_lines(&log)
+            .iter()
             .filter(|l| l.contains(":targetgroup/"))
             .count() as u64;
         let dropped = status.access_log_dropped;
@@ -268,6 +274,84 @@ except OSError:
         "the ALB's idle target connections closed",
         Duration::from_secs(30),
         || fds(pid) <= base_fds + 4,
+    );
+}
+
+/// The lines a capped log keeps: its older file's, then its own.
+fn kept_lines(log: &Path) -> Vec<String> {
+    let mut text = std::fs::read_to_string(vpcsim::logfile::rotated(log)).unwrap_or_default();
+    text.push_str(&std::fs::read_to_string(log).unwrap_or_default());
+    text.lines().map(String::from).collect()
+}
+
+/// /run is a tmpfs: a lab's request logs are memory. Under load each stays
+/// within its cap in at most two files, and `waf-logs` and `logs` print
+/// what both keep, whole records in order.
+#[test]
+fn request_logs_stay_capped_under_load_and_read_across_rotations() {
+    if !require_root() {
+        return;
+    }
+    let cap: u64 = 128 * 1024;
+    let lab = up_with_env(
+        "h-logcap",
+        &canary_with_waf(&[]),
+        &[("VPCSIM_LOG_MAX_BYTES", &cap.to_string())],
+    );
+    all_healthy(&lab);
+    let url = format!("http://{}{PATH}", alb_ip(&lab));
+    // A browser's User-Agent: the canary's Common group blocks requests without one.
+    let script = "wrk.method='POST'; wrk.body='{\"user_id\":7}'; wrk.headers['Content-Type']='application/json'; wrk.headers['User-Agent']='Mozilla/5.0'";
+    let (code, out) = lab.sh(
+        "internet",
+        &format!(
+            "echo \"{script}\" > /tmp/h-logcap.lua; wrk -t1 -c8 -d2s -s /tmp/h-logcap.lua {url}"
+        ),
+    );
+    assert_eq!(code, 0, "{out}");
+    let waf = vpcsim::state::waf_log_file(&lab.name);
+    let access = vpcsim::lb::access_log_path(&lab.name);
+    for log in [&waf, &access] {
+        // Written every 50 ms: wait for the last of the run.
+        let mut before = usize::MAX;
+        eventually("the log settles", Duration::from_secs(10), || {
+            let n = kept_lines(log).len();
+            std::mem::replace(&mut before, n) == n
+        });
+        let older = vpcsim::logfile::rotated(log);
+        for f in [log, &older] {
+            let len = std::fs::metadata(f)
+                .unwrap_or_else(|e| panic!("{}: {e} (no rotation under load?)", f.display()))
+                .len();
+            assert!(
+                len <= cap,
+                "{} holds {len} bytes, past the cap {cap}",
+                f.display()
+            );
+        }
+    }
+    let kept = kept_lines(&waf);
+    assert!(kept.len() > 20, "{} WAF records kept", kept.len());
+    for line in &kept {
+        let r: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a WAF record split or torn ({e}): {line}"));
+        assert_eq!(r["action"], "ALLOW", "{line}");
+    }
+    let printed = lab.vpcsim(&["waf-logs", "--lab", &lab.name]);
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        kept,
+        "waf-logs prints the older file, then the newer"
+    );
+    let printed = lab.vpcsim(&["logs", "--lab", &lab.name, "alb-access"]);
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        kept_lines(&access),
+        "logs alb-access prints the older file, then the newer"
     );
 }
 

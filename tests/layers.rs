@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 /// its own layer or below, never above; and the graph has no cycle.
 const LAYERS: &[(&str, &[&str])] = &[
     ("model", &["topology", "waf", "cloudformation"]),
-    ("system", &["fabric", "state", "cgroup", "connlimit", "utc"]),
+    (
+        "system",
+        &["fabric", "state", "cgroup", "connlimit", "utc", "logfile"],
+    ),
     ("rules", &["firewall"]),
     (
         "lab components",

@@ -4,7 +4,6 @@ use crate::flowlog::{log_file, Record};
 
 /// `vpcsim flow-logs [--follow] [--json]`: prints the lab's records.
 pub fn run(lab: Option<&str>, follow: bool, json: bool) -> anyhow::Result<()> {
-    use std::io::{Read, Seek};
     let state = super::resolve_lab(lab)?;
     let path = log_file(&state.plan.name);
     // Records outlive a flow log removed by `apply`, as a log group keeps
@@ -15,25 +14,21 @@ pub fn run(lab: Option<&str>, follow: bool, json: bool) -> anyhow::Result<()> {
             state.plan.name
         )));
     }
-    let mut pos = 0u64;
+    let mut tail = crate::logfile::Tail::new(&path);
+    let mut buf = Vec::new();
     loop {
-        if let Ok(mut f) = std::fs::File::open(&path) {
-            f.seek(std::io::SeekFrom::Start(pos))?;
-            let mut buf = Vec::new();
-            f.read_to_end(&mut buf)?;
-            // Whole lines only: a record being written is read next time.
-            let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            pos += end as u64;
-            let text = String::from_utf8_lossy(&buf[..end]);
-            for line in text.lines() {
-                match line.parse::<Record>() {
-                    Ok(r) if json => crate::outln!("{}", serde_json::to_string(&r)?),
-                    _ => crate::outln!("{line}"),
-                }
+        tail.read_new(&mut buf)?;
+        // Whole lines only: a record being written is printed when done.
+        let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        for line in String::from_utf8_lossy(&buf[..end]).lines() {
+            match line.parse::<Record>() {
+                Ok(r) if json => crate::outln!("{}", serde_json::to_string(&r)?),
+                _ => crate::outln!("{line}"),
             }
-            if crate::output::closed() {
-                return Ok(());
-            }
+        }
+        buf.drain(..end);
+        if crate::output::closed() {
+            return Ok(());
         }
         if !follow {
             return Ok(());

@@ -6,9 +6,9 @@
 
 use super::resolve_lab;
 use super::usage;
+use crate::logfile::Tail;
 use crate::state::{log_dir, LabState};
 use crate::topology::plan::{EniOwner, FABRIC, INTERNET, S3};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -124,22 +124,17 @@ pub fn run(lab: Option<&str>, source: &str, follow: bool, json: bool) -> anyhow:
     }
     let files = files(&state, source)?;
     let labelled = files.len() > 1;
-    let mut readers: Vec<(LogFile, Option<std::fs::File>, Vec<u8>)> =
-        files.into_iter().map(|f| (f, None, Vec::new())).collect();
+    let mut readers: Vec<(LogFile, Tail, Vec<u8>)> = files
+        .into_iter()
+        .map(|f| {
+            let tail = Tail::new(&f.path);
+            (f, tail, Vec::new())
+        })
+        .collect();
     let mut printed = false;
     loop {
-        for (lf, file, partial) in readers.iter_mut() {
-            if file.is_none() {
-                *file = std::fs::File::open(&lf.path).ok();
-            }
-            let Some(f) = file else { continue };
-            // Truncated (a new `up` of the same lab): start over.
-            let pos = f.stream_position()?;
-            if std::fs::metadata(&lf.path).is_ok_and(|m| m.len() < pos) {
-                f.seek(SeekFrom::Start(0))?;
-                partial.clear();
-            }
-            f.read_to_end(partial)?;
+        for (lf, tail, partial) in readers.iter_mut() {
+            tail.read_new(partial)?;
             // Whole lines only: a line being written is printed when done.
             let Some(end) = partial.iter().rposition(|&b| b == b'\n') else {
                 continue;

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 /// `vpcsim waf-logs [--lab LAB] [--follow]`.
 pub fn logs(lab: Option<&str>, follow: bool) -> anyhow::Result<()> {
-    use std::io::{Read, Seek, Write};
+    use std::io::Write;
     let state = super::resolve_lab(lab)?;
     if state.plan.web_acls.is_empty() {
         return Err(usage(format!(
@@ -55,17 +55,13 @@ pub fn logs(lab: Option<&str>, follow: bool) -> anyhow::Result<()> {
         }
         eprintln!("note: {msg}");
     }
-    let path = crate::state::waf_log_file(&state.plan.name);
-    let mut pos = 0u64;
+    let mut tail = crate::logfile::Tail::new(&crate::state::waf_log_file(&state.plan.name));
     let stdout = std::io::stdout();
+    let mut buf = Vec::new();
     loop {
-        if let Ok(mut f) = std::fs::File::open(&path) {
-            f.seek(std::io::SeekFrom::Start(pos))?;
-            let mut buf = Vec::new();
-            f.read_to_end(&mut buf)?;
-            pos += buf.len() as u64;
-            stdout.lock().write_all(&buf)?;
-        }
+        tail.read_new(&mut buf)?;
+        stdout.lock().write_all(&buf)?;
+        buf.clear();
         if !follow || crate::state::LabState::load(&state.plan.name)?.is_none() {
             return Ok(());
         }

@@ -12,7 +12,6 @@ use crate::state::LabState;
 use crate::topology::plan::Lab;
 use crate::topology::plan::{FlowAction, ACCOUNT_ID};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -170,11 +169,7 @@ pub fn run(lab: &str) -> Result<(), FlowLogError> {
     let mut sock = NflogSocket::bind(NFLOG_GROUP, POLL).map_err(nflog)?;
     let file = |path: PathBuf| move |source| FlowLogError::File { path, source };
     let path = super::log_file(lab);
-    let mut out = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(file(path.clone()))?;
+    let mut out = crate::logfile::CappedLog::open(&path).map_err(file(path.clone()))?;
     let ready = super::ready_file(lab);
     std::fs::write(&ready, b"").map_err(file(ready.clone()))?;
     let mut agg = Aggregator::new(&plan, unix_now());

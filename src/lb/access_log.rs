@@ -6,7 +6,6 @@ use hyper::http::request::Parts;
 use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Version};
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -203,12 +202,9 @@ pub struct Names {
 }
 
 /// Starts the writer task for `workers` worker threads; the log file is
-/// appended to (a daemon restart keeps earlier lines).
+/// appended to (a daemon restart keeps earlier lines) and capped.
 pub fn start(path: &Path, workers: usize) -> std::io::Result<AccessLog> {
-    let mut file = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let mut file = crate::logfile::CappedLog::open(path)?;
     let log = AccessLog(Arc::new(Shared {
         names: Mutex::default(),
         names_version: AtomicU64::new(0),
@@ -232,7 +228,8 @@ pub fn start(path: &Path, workers: usize) -> std::io::Result<AccessLog> {
                 if spare.is_empty() {
                     continue;
                 }
-                // tmpfs: a write is a memory copy, fine on the runtime.
+                // tmpfs: a write is a memory copy, fine on the runtime; the
+                // file is capped, so memory is too.
                 if file.write_all(spare.as_bytes()).is_err() {
                     let lost = spare.bytes().filter(|&c| c == b'\n').count();
                     s.dropped.fetch_add(lost as u64, Ordering::Relaxed);

@@ -26,6 +26,7 @@ mod health;
 mod proxy;
 mod router;
 mod waf_gate;
+mod waf_log;
 
 use std::path::PathBuf;
 

@@ -344,7 +344,7 @@ fn tcp_on_link(
 /// Route 53 Resolver query logging (`vpcsim logs dns`). Answers are not
 /// listed, only their count.
 struct QueryLog {
-    file: std::fs::File,
+    file: crate::logfile::CappedLog,
     vpc_id: String,
     region: String,
 }
@@ -352,11 +352,8 @@ struct QueryLog {
 impl QueryLog {
     fn open(plan: &crate::topology::plan::Lab) -> Result<QueryLog, ServicesError> {
         let path = dns_query_log(&plan.name);
-        let file = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|source| ServicesError::File {
+        let file =
+            crate::logfile::CappedLog::open(&path).map_err(|source| ServicesError::File {
                 path: path.clone(),
                 source,
             })?;
@@ -374,7 +371,6 @@ impl QueryLog {
         nodes: &std::collections::HashMap<std::net::Ipv4Addr, String>,
     ) {
         use hickory_proto::op::ResponseCode;
-        use std::io::Write;
         let Some(question) = &reply.question else {
             return;
         };
@@ -409,7 +405,7 @@ impl QueryLog {
             "transport": "UDP",
             "srcids": { "instance": node },
         });
-        let _ = writeln!(self.file, "{line}");
+        let _ = self.file.write_all(format!("{line}\n").as_bytes());
     }
 }
 

@@ -21,7 +21,6 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use md5::{Digest, Md5};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Mutex;
@@ -87,7 +86,7 @@ pub struct S3 {
     region: String,
     buckets: Mutex<BTreeMap<String, Bucket>>,
     /// S3 server access log (one line per request; see README).
-    log: Mutex<std::fs::File>,
+    log: Mutex<crate::logfile::CappedLog>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,14 +112,10 @@ impl S3 {
         for b in lab.s3.iter().flat_map(|s| &s.buckets) {
             buckets.insert(b.name.clone(), Bucket::from_plan(b)?);
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|source| S3Error::Log {
-                path: log.display().to_string(),
-                source,
-            })?;
+        let file = crate::logfile::CappedLog::open(log).map_err(|source| S3Error::Log {
+            path: log.display().to_string(),
+            source,
+        })?;
         Ok(S3 {
             region: lab.region.clone(),
             buckets: Mutex::new(buckets),

@@ -1,15 +1,11 @@
 //! WAF logs: one JSON object per line in AWS WAF's log format
 //! (docs.aws.amazon.com/waf/latest/developerguide/logging-fields.html),
-//! one file per lab. Request tasks write each record straight into a shared
-//! buffer; a writer task empties it into the file, off the request path.
+//! one file per lab (the ALB writes it: `lb/waf_log.rs`).
 
 use super::field::{Field, WafRequest};
 use super::statement::MatchDetail;
 use super::{Hit, Verdict, WebAclPlan};
 use serde::{Deserialize, Serialize};
-use std::io::Write as _;
-use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 /// A web ACL's logging configuration (AWS's `PutLoggingConfiguration`):
@@ -441,69 +437,6 @@ pub fn write_record(out: &mut Vec<u8>, src: &Source<'_>) {
         labels: v.labels.iter().map(|name| Label { name }).collect(),
     };
     serde_json::to_writer(out, &rec).expect("a WAF log record serialises")
-}
-
-/// The lab's WAF log: records appended to one buffer, written out by a
-/// task every 50 ms. A record costs its serialisation into the buffer and
-/// nothing else (no allocation, no message, no free on another thread).
-#[derive(Clone)]
-pub struct WafLog {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    pending: Mutex<Vec<u8>>,
-    file: std::fs::File,
-}
-
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Drop for Shared {
-    /// The last handle gone (the lab's web ACLs no longer log): what is
-    /// still pending is written.
-    fn drop(&mut self) {
-        let rest = std::mem::take(&mut *self.lock());
-        let _ = (&self.file).write_all(&rest);
-    }
-}
-
-impl WafLog {
-    pub fn start(path: &Path) -> std::io::Result<WafLog> {
-        let file = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        let shared = Arc::new(Shared {
-            pending: Mutex::new(Vec::with_capacity(1 << 20)),
-            file,
-        });
-        let weak: Weak<Shared> = Arc::downgrade(&shared);
-        tokio::spawn(async move {
-            // Swapped with the pending buffer: both keep their capacity.
-            let mut out = Vec::with_capacity(1 << 20);
-            loop {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let Some(shared) = weak.upgrade() else {
-                    return;
-                };
-                std::mem::swap(&mut *shared.lock(), &mut out);
-                let _ = (&shared.file).write_all(&out);
-                out.clear();
-            }
-        });
-        Ok(WafLog { shared })
-    }
-
-    /// Appends the record of one request.
-    pub fn write(&self, src: &Source<'_>) {
-        let mut pending = self.shared.lock();
-        write_record(&mut pending, src);
-        pending.push(b'\n');
-    }
 }
 
 #[cfg(test)]
