@@ -165,6 +165,72 @@ fn published_port_80_reaches_the_container_and_8000_is_not_published() {
     );
 }
 
+/// A container reaches the instance metadata service through its host's
+/// NAT and reads the host's metadata (IMDSv1), but gets no IMDSv2 token:
+/// the token's answer leaves with TTL 1 (AWS's default PUT response hop
+/// limit) and dies at the host's forwarding, as on AWS. The host gets one.
+#[test]
+fn a_container_reads_imdsv1_but_gets_no_token_past_the_hop_limit() {
+    if !require_docker() {
+        return;
+    }
+    let _image = model_image();
+    let lab = TestLab::up("t-dk-imds", PLUMBING);
+    let status = lab.status();
+    let docker_name = status["containers"][0]["docker_name"].as_str().unwrap();
+    let host_id = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "docker-host")
+        .unwrap()["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Pid}}", docker_name])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // curl in the container's network namespace (its image has no shell).
+    let in_container = |args: &[&str]| {
+        let out = Command::new("nsenter")
+            .args(["-t", &pid, "-n", "curl", "-s", "-m", "3"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let token = [
+        "-X",
+        "PUT",
+        "-H",
+        "X-aws-ec2-metadata-token-ttl-seconds: 60",
+        "http://169.254.169.254/latest/api/token",
+    ];
+    assert_eq!(
+        in_container(&["http://169.254.169.254/latest/meta-data/instance-id"]),
+        (Some(0), host_id.clone()),
+        "IMDSv1 from the container: the host's metadata"
+    );
+    assert_eq!(
+        in_container(&token).0,
+        Some(28),
+        "the token's answer must not reach the container (curl times out)"
+    );
+    let mut args = vec!["curl", "-s", "-m", "3"];
+    args.extend(token);
+    let out = lab.exec("docker-host", &args);
+    assert!(
+        out.status.success() && !out.stdout.is_empty(),
+        "the host itself gets a token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn stop_and_start_the_container_detach_and_reattach_it() {
     if !require_docker() {

@@ -970,3 +970,90 @@ fn a_lab_with_more_enis_than_its_open_file_limit_comes_up() {
         Some(format!("i159:8000 from {own}"))
     );
 }
+
+/// The instance metadata service at 169.254.169.254: each instance gets its
+/// own metadata (the ids and addresses `status` shows, its user data), with
+/// IMDSv1 and IMDSv2 tokens as AWS answers them, through security groups
+/// that allow no such egress (AWS does not filter this path), and `trace`
+/// says so.
+#[test]
+fn imds_answers_each_instance_its_own_metadata_past_its_security_groups() {
+    if !require_root() {
+        return;
+    }
+    let lab = TestLab::canary_network_only("imds");
+    let status = lab.status();
+    let node = |name: &str| {
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == name)
+            .unwrap_or_else(|| panic!("no node {name} in {status}"))
+            .clone()
+    };
+    let get = |inst: &str, path: &str| {
+        let (code, out) = lab.sh(
+            inst,
+            &format!("curl -s -m 5 -w ' %{{http_code}}' http://169.254.169.254/latest/{path}"),
+        );
+        assert_eq!(code, 0, "curl {path} on {inst}");
+        let (body, code) = out.rsplit_once(' ').unwrap();
+        (code.to_string(), body.to_string())
+    };
+    for inst in ["v1-a", "v2-a", "bastion"] {
+        let n = node(inst);
+        let ok = |v: &serde_json::Value| ("200".to_string(), v.as_str().unwrap().to_string());
+        assert_eq!(get(inst, "meta-data/instance-id"), ok(&n["instance_id"]));
+        assert_eq!(get(inst, "meta-data/local-ipv4"), ok(&n["private_ip"]));
+        assert_eq!(
+            get(inst, "meta-data/placement/availability-zone"),
+            ok(&n["az"])
+        );
+        let (_, mac) = get(inst, "meta-data/mac");
+        assert_eq!(
+            get(
+                inst,
+                &format!("meta-data/network/interfaces/macs/{mac}/interface-id")
+            ),
+            ok(&n["eni"])
+        );
+        match n["public_ip"].as_str() {
+            Some(_) => assert_eq!(get(inst, "meta-data/public-ipv4"), ok(&n["public_ip"])),
+            None => assert_eq!(get(inst, "meta-data/public-ipv4").0, "404"),
+        }
+    }
+    // sg-backend allows no egress to 169.254.169.254:80: trace says why it passes.
+    let (code, out) = lab.trace("v1-a", "169.254.169.254:80");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("instance metadata service"), "{out}");
+    // User data, as the topology gives it.
+    let user_data = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/canary/user-data.sh"),
+    )
+    .unwrap();
+    assert_eq!(get("v1-a", "user-data"), ("200".to_string(), user_data));
+    // IMDSv2: a session token, bound to the instance that asked for it; a
+    // proxied token request is refused.
+    let (_, out) = lab.sh(
+        "v1-a",
+        "T=$(curl -s -m 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token); \
+         echo \"$T\"; \
+         curl -s -m 5 -o /dev/null -w '%{http_code}' -H \"X-aws-ec2-metadata-token: $T\" http://169.254.169.254/latest/meta-data/instance-id",
+    );
+    let (token, code) = out.split_once('\n').unwrap();
+    assert_eq!(code, "200", "{out}");
+    let (_, other) = lab.sh(
+        "v1-b",
+        &format!(
+            "curl -s -m 5 -o /dev/null -w '%{{http_code}}' -H 'X-aws-ec2-metadata-token: {}' http://169.254.169.254/latest/meta-data/instance-id",
+            token.trim()
+        ),
+    );
+    assert_eq!(other, "401", "another instance's token");
+    let (_, proxied) = lab.sh(
+        "v1-a",
+        "curl -s -m 5 -o /dev/null -w '%{http_code}' -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' -H 'X-Forwarded-For: 10.0.0.9' http://169.254.169.254/latest/api/token",
+    );
+    assert_eq!(proxied, "403");
+}

@@ -14,6 +14,7 @@
 mod edges;
 mod filters;
 
+use crate::fabric::aws_side::IMDS_IP;
 use crate::topology::plan::*;
 use serde::Serialize;
 use std::net::Ipv4Addr;
@@ -45,6 +46,8 @@ pub enum Loc {
     Endpoint(usize),
     /// The Amazon DNS (Route 53 Resolver) at the VPC base + 2.
     AmazonDns,
+    /// The instance metadata service at 169.254.169.254.
+    Imds,
 }
 
 /// A packet as it travels; ports are ranges because a client's source port
@@ -105,6 +108,7 @@ pub enum Component {
     LoadBalancer,
     VpcEndpoint,
     AmazonDns,
+    Imds,
 }
 
 impl Component {
@@ -124,6 +128,7 @@ impl Component {
             Component::LoadBalancer => "load balancer",
             Component::VpcEndpoint => "vpc endpoint",
             Component::AmazonDns => "amazon dns",
+            Component::Imds => "imds",
         }
     }
 }
@@ -365,6 +370,7 @@ impl<'a> Model<'a> {
             Loc::Internet => INTERNET.to_string(),
             Loc::Endpoint(v) => self.lab.vpc_endpoints[v].name.clone(),
             Loc::AmazonDns => format!("Amazon DNS {}", self.lab.dns_ip()),
+            Loc::Imds => format!("IMDS {IMDS_IP}"),
         }
     }
 
@@ -375,6 +381,7 @@ impl<'a> Model<'a> {
             Loc::Internet => self.walk_from_internet(pkt, established, &mut hops),
             Loc::Endpoint(v) => self.walk_from_endpoint(v, pkt, established, &mut hops),
             Loc::AmazonDns => self.walk_from_dns(pkt, &mut hops),
+            Loc::Imds => self.walk_from_imds(pkt, &mut hops),
         };
         Walk { hops, end }
     }
@@ -401,6 +408,9 @@ impl<'a> Model<'a> {
         }
         if pkt.dst == lab.dns_ip() {
             return self.to_dns(pkt, hops);
+        }
+        if pkt.dst == IMDS_IP {
+            return self.to_imds(e, pkt, hops);
         }
         let rt = &lab.route_tables[subnet.route_table];
         let route = self.route(subnet.route_table, pkt.dst);

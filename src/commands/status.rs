@@ -74,6 +74,9 @@ pub struct NodeSummary {
     pub resource: Option<String>,
     pub kind: &'static str,
     pub namespace: String,
+    /// An instance's `i-…` id (what its IMDS says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
     pub eni: Option<String>,
     pub subnet: Option<String>,
     pub az: Option<String>,
@@ -215,6 +218,7 @@ pub fn summary(state: &LabState) -> Summary {
             resource: None,
             kind: k,
             namespace: lab.namespace(node),
+            instance_id: None,
             eni: None,
             subnet: None,
             az: None,
@@ -233,6 +237,8 @@ pub fn summary(state: &LabState) -> Summary {
                 .map(|o| format!("{}.{}", o.stack, o.logical_id)),
             kind: kind(eni.owner),
             namespace: lab.namespace(&eni.node),
+            instance_id: matches!(eni.owner, EniOwner::Instance(_))
+                .then(|| crate::topology::plan::instance_id(&lab.name, &eni.node)),
             eni: Some(eni.id.clone()),
             subnet: Some(subnet.name.clone()),
             az: Some(subnet.az.clone()),

@@ -1,4 +1,5 @@
-//! The AWS side of a lab: the Amazon-provided DNS address in the fabric, and
+//! The AWS side of a lab: the Amazon-provided DNS and instance metadata
+//! addresses in the fabric, and
 //! when the lab has S3, the `s3` namespace with its three ways in:
 //! - from the internet namespace (link `s3` <-> `internet`), which is also
 //!   how public subnets (through the IGW) and NAT gateways reach it;
@@ -9,14 +10,18 @@
 //! The S3 server tells the paths apart by the link a connection arrived on
 //! (one listener per link), never by address guessing.
 //!
-//! Owns: the `s3` namespace, its links, the endpoint links and the DNS
-//! address. Must not touch: the servers behind them (`services/`).
+//! Owns: the `s3` namespace, its links, the endpoint links and the DNS and
+//! IMDS addresses. Must not touch: the servers behind them (`services/`).
 
 use super::build::{Additions, FabricError, Ns};
 use super::netns;
 use crate::topology::plan::*;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
+
+/// The instance metadata service's link-local address, local to the fabric
+/// like the Amazon DNS (`services/imds.rs` answers there).
+pub const IMDS_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 
 /// Internet end and S3 end of the link between them (a /30 of their own).
 pub const INTERNET_S3_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
@@ -54,6 +59,9 @@ pub(super) async fn configure(lab: &Lab, fabric: &Ns, add: &Additions) -> Result
         // a local address, so its traffic never enters the forward hook where
         // NACLs and security groups are (AWS does not filter it either).
         fabric.addr(1, lab.dns_ip(), 32).await?;
+        // The IMDS too: every instance reaches it through its subnet's
+        // router, unfiltered, and only its own ENI's packets get its data.
+        fabric.addr(1, IMDS_IP, 32).await?;
     }
     let Some(s3) = &lab.s3 else {
         return Ok(());

@@ -1,6 +1,6 @@
 //! AWS-managed services of a lab, in one daemon (`vpcsim aws-services`)
 //! started by `up` in the fabric namespace: the Amazon-provided DNS of the
-//! VPC, and when the lab has S3, the S3 endpoint and the internet's resolver
+//! VPC, the instance metadata service, and when the lab has S3, the S3 endpoint and the internet's resolver
 //! in the `s3` namespace. One process holds sockets in several namespaces
 //! (created with `netns::run_in`), and teardown finds it by namespace.
 //!
@@ -9,6 +9,7 @@
 //! (`fabric/aws_side.rs` builds them) or the firewall.
 
 pub mod dns;
+pub mod imds;
 pub mod s3;
 
 use crate::connlimit::{accept_loop, Limits, Registry, Tracked};
@@ -168,6 +169,14 @@ pub fn run(lab: &str) -> Result<(), ServicesError> {
             vpc_view.clone(),
             Some(QueryLog::open(&plan)?),
         ));
+        let imds = Arc::new(RwLock::new(Arc::new(imds::Imds::of(&plan))));
+        let imds_conns = Registry::new(Limits::new(s3_limit(), IMDS_IDLE));
+        tokio::spawn(imds_conns.clone().reap_forever());
+        tokio::spawn(serve_imds(
+            tcp_in(&plan.fabric_ns(), SocketAddrV4::new(imds::IMDS_IP, 80))?,
+            imds.clone(),
+            imds_conns,
+        ));
         let mut s3_side = None;
         if let Some(s3) = &plan.s3 {
             let public_dns = udp_in(&plan.namespace(S3), SocketAddrV4::new(s3.public_dns, 53))?;
@@ -192,6 +201,7 @@ pub fn run(lab: &str) -> Result<(), ServicesError> {
                 let state = LabState::load(lab)?.ok_or_else(|| ServicesError::NotUp(lab.into()))?;
                 let plan = state.plan;
                 *vpc_view.write().expect("dns view lock") = Arc::new(DnsView::of(&plan, true));
+                *imds.write().expect("imds lock") = Arc::new(imds::Imds::of(&plan));
                 if let (Some(side), Some(s3)) = (&s3_side, &plan.s3) {
                     *side.public_view.write().expect("dns view lock") =
                         Arc::new(DnsView::of(&plan, false));
@@ -311,6 +321,23 @@ fn udp_in(ns: &str, addr: SocketAddrV4) -> Result<tokio::net::UdpSocket, Service
     let sock = netns::run_in(ns, || std::net::UdpSocket::bind(addr))?.map_err(bind_error)?;
     sock.set_nonblocking(true).map_err(bind_error)?;
     tokio::net::UdpSocket::from_std(sock).map_err(bind_error)
+}
+
+/// A listener on `addr` in namespace `ns`.
+fn tcp_in(ns: &str, addr: SocketAddrV4) -> Result<tokio::net::TcpListener, ServicesError> {
+    let listen_error = |source| ServicesError::Listen {
+        ns: ns.into(),
+        addr,
+        link: "any link".into(),
+        source,
+    };
+    let listener = netns::run_in(ns, || -> std::io::Result<std::net::TcpListener> {
+        let l = std::net::TcpListener::bind(addr)?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    })?
+    .map_err(listen_error)?;
+    tokio::net::TcpListener::from_std(listener).map_err(listen_error)
 }
 
 /// A listener that only accepts connections arriving on `link`: the path a
@@ -439,6 +466,57 @@ const S3_IDLE: Duration = Duration::from_secs(20);
 fn s3_limit() -> usize {
     let fds = crate::connlimit::raise_nofile_limit() as usize;
     crate::connlimit::max_from_env(fds.saturating_sub(512).clamp(2, 10_000))
+}
+
+/// Linux's `net.ipv4.ip_default_ttl`.
+const DEFAULT_TTL: u32 = 64;
+
+/// The IMDS closes a connection idle this long (AWS documents no value).
+const IMDS_IDLE: Duration = Duration::from_secs(20);
+
+async fn serve_imds(
+    listener: tokio::net::TcpListener,
+    imds: Arc<RwLock<Arc<imds::Imds>>>,
+    conns: Arc<Registry>,
+) {
+    accept_loop(listener, conns, move |stream, peer, adm| {
+        let imds = imds.clone();
+        async move {
+            let std::net::IpAddr::V4(source) = peer.ip() else {
+                return;
+            };
+            let conn = adm.conn.clone();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+            let svc = hyper::service::service_fn(move |req| {
+                // AWS's default PUT response hop limit: the token's answer
+                // leaves with TTL 1, so it reaches the instance but dies at
+                // the next hop (a container behind the instance's NAT).
+                // HTTP/1 answers in order: the answer before this one is
+                // written, so the TTL set here is this answer's.
+                let ttl = if imds::is_token_request(&req) {
+                    imds::PUT_HOP_LIMIT
+                } else {
+                    DEFAULT_TTL
+                };
+                // SAFETY: hyper owns the stream for as long as it calls this
+                // service, so the descriptor is open.
+                let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                let _ = socket2::SockRef::from(&sock).set_ttl_v4(ttl);
+                let answer = imds.read().expect("imds lock").answer(source, &req);
+                let busy = conn.busy();
+                async move {
+                    Ok::<_, std::convert::Infallible>(answer.map(|b| Tracked::new(b, busy)))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(IMDS_IDLE)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+            drop(adm);
+        }
+    })
+    .await;
 }
 
 async fn serve_s3(

@@ -715,6 +715,18 @@ pub fn wafv2_id(lab: &str, name: &str) -> String {
     )
 }
 
+/// An instance's `i-…` id, stable for a lab and instance name: what the
+/// IMDS, `status` and a template's `Ref` of the instance give.
+pub fn instance_id(lab: &str, instance: &str) -> String {
+    aws_id("i", lab, instance)
+}
+
+/// A subnet's `subnet-…` id, stable for a lab and subnet name (the IMDS and
+/// a template's `Ref` of the subnet).
+pub fn subnet_id(lab: &str, subnet: &str) -> String {
+    aws_id("subnet", lab, subnet)
+}
+
 pub fn aws_id(kind: &str, lab: &str, name: &str) -> String {
     // FNV-1a: tiny, stable across Rust versions (unlike DefaultHasher).
     let mut h: u64 = 0xcbf29ce484222325;

@@ -187,21 +187,77 @@ impl Model<'_> {
         End::Delivered(Loc::AmazonDns, pkt)
     }
 
+    /// A packet to the instance metadata service at 169.254.169.254: a
+    /// link-local address the hypervisor answers for the ENI that sent it,
+    /// before security groups, route tables and NACLs (AWS filters none of
+    /// them on this path). The lab's IMDS is a local address of the fabric
+    /// and answers tcp/80 (and echo, which AWS's does not); it gives
+    /// metadata only to instances.
+    pub(super) fn to_imds(&self, e: usize, pkt: Packet, hops: &mut Vec<Hop>) -> End {
+        let answers = match pkt.protocol {
+            Protocol::Tcp => pkt.dport.from == 80 && pkt.dport.to == 80,
+            Protocol::Icmp => true,
+            Protocol::Udp | Protocol::All => false,
+        };
+        if !answers {
+            hops.push(Hop::deny(
+                Component::Imds,
+                IMDS_IP.to_string(),
+                "imds: nothing listens there",
+                format!(
+                    "the instance metadata service at {IMDS_IP} answers tcp/80 only, not {}/{}",
+                    pkt.protocol.name(),
+                    pkt.dport
+                ),
+            ));
+            return End::Blocked;
+        }
+        let detail = if matches!(self.lab.enis[e].owner, EniOwner::Instance(_)) {
+            "the hypervisor answers with this instance's metadata; security groups, NACLs and route tables do not apply"
+        } else {
+            "reached, but only instances have metadata: it answers 404"
+        };
+        hops.push(
+            Hop::pass(
+                Component::Imds,
+                IMDS_IP.to_string(),
+                "instance metadata service",
+            )
+            .with_detail(detail),
+        );
+        End::Delivered(Loc::Imds, pkt)
+    }
+
     /// The resolver's answer, straight back to the ENI that asked.
     pub(super) fn walk_from_dns(&self, pkt: Packet, hops: &mut Vec<Hop>) -> End {
-        let dns = self.lab.dns_ip();
+        self.unfiltered_answer(Component::AmazonDns, self.lab.dns_ip(), pkt, hops)
+    }
+
+    /// The metadata service's answer, straight back to the ENI that asked.
+    pub(super) fn walk_from_imds(&self, pkt: Packet, hops: &mut Vec<Hop>) -> End {
+        self.unfiltered_answer(Component::Imds, IMDS_IP, pkt, hops)
+    }
+
+    /// An answer of a service the hypervisor hosts (`component` at `at`):
+    /// to the ENI of its destination, no filter on the way.
+    fn unfiltered_answer(
+        &self,
+        component: Component,
+        at: Ipv4Addr,
+        pkt: Packet,
+        hops: &mut Vec<Hop>,
+    ) -> End {
         let Some(j) = self.lab.enis.iter().position(|e| e.private_ip == pkt.dst) else {
             hops.push(Hop::deny(
-                Component::AmazonDns,
-                dns.to_string(),
+                component,
+                at.to_string(),
                 format!("no ENI has {}", pkt.dst),
                 format!("nothing in the VPC has the address {}", pkt.dst),
             ));
             return End::Blocked;
         };
         hops.push(
-            Hop::pass(Component::AmazonDns, dns.to_string(), "")
-                .with_detail("the answer returns unfiltered"),
+            Hop::pass(component, at.to_string(), "").with_detail("the answer returns unfiltered"),
         );
         hops.push(
             Hop::pass(Component::Destination, &self.lab.enis[j].node, "")

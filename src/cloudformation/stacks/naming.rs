@@ -2,7 +2,7 @@
 //! resources, and the ARNs derived from them.
 
 use super::*;
-use crate::topology::plan::{aws_id, wafv2_id};
+use crate::topology::plan::{aws_id, instance_id, subnet_id, wafv2_id};
 
 /// A template's resources as declared, before evaluation.
 pub(super) struct Declared<'t> {
@@ -133,6 +133,9 @@ fn physical_id(
     };
     match ty {
         "AWS::EC2::VPC" => aws_id("vpc", lab, "vpc"),
+        // The ids the lab's IMDS gives: from the name each becomes in the lab.
+        "AWS::EC2::Instance" => instance_id(lab, name),
+        "AWS::EC2::Subnet" => subnet_id(lab, name),
         "AWS::EC2::SecurityGroup" | "AWS::EC2::VPCEndpoint" => {
             aws_id(import::id_prefix(ty), lab, name)
         }
