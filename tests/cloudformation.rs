@@ -22,22 +22,31 @@ fn scratch(name: &str) -> PathBuf {
 /// `vpcsim export FILE -o OUT [--json]`; returns (template path, stderr).
 fn export(file: &str, json: bool) -> (PathBuf, String) {
     let out_file = scratch(file).join(if json { "t.json" } else { "t.yaml" });
-    let mut args = vec![
-        "export".to_string(),
-        topology(file).display().to_string(),
-        "-o".into(),
-        out_file.display().to_string(),
-    ];
-    if json {
-        args.push("--json".into());
+    let err = export_to(&topology(file), &out_file);
+    (out_file, err)
+}
+
+/// `vpcsim export TOML -o OUT` (JSON when OUT ends in `.json`); its stderr.
+fn export_to(toml: &Path, out_file: &Path) -> String {
+    let mut cmd = Command::new(vpcsim_bin());
+    cmd.arg("export").arg(toml).arg("-o").arg(out_file);
+    if out_file.extension().is_some_and(|e| e == "json") {
+        cmd.arg("--json");
     }
-    let out = Command::new(vpcsim_bin()).args(&args).output().unwrap();
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "export {file} failed: {}",
+        "export {} failed: {}",
+        toml.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out_file, String::from_utf8_lossy(&out.stderr).into_owned())
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The test lab of tests/data/waf-round-trip.toml (a web ACL with every
+/// kind of rule, an instance with metadata options).
+fn round_trip_toml() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/waf-round-trip.toml")
 }
 
 /// cfn-lint (PyPI, installed by scripts/setup) must report nothing at all:
@@ -167,22 +176,9 @@ fn waf_verdict(lab: &str, args: &[&str]) -> (String, u64, String, String) {
 
 #[test]
 fn web_acl_round_trip_same_verdicts_and_cfn_lint_clean() {
-    let toml = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/waf-round-trip.toml");
+    let toml = round_trip_toml();
     let template = scratch("waf").join("waf-rt.yaml");
-    let out = Command::new(vpcsim_bin())
-        .args([
-            "export",
-            toml.to_str().unwrap(),
-            "-o",
-            template.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    export_to(&toml, &template);
     cfn_lint(&template);
     let text = std::fs::read_to_string(&template).unwrap();
     for part in [
@@ -297,19 +293,8 @@ fn waf_logs_of_a_template_lab_without_logging_name_the_fix_that_works() {
     if !common::require_root() {
         return;
     }
-    let toml = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/waf-round-trip.toml");
     let site = scratch("waf-nolog").join("site.json");
-    let out = Command::new(vpcsim_bin())
-        .args(["export", toml.to_str().unwrap(), "-o"])
-        .arg(&site)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    export_to(&round_trip_toml(), &site);
     let logged = std::fs::read_to_string(&site).unwrap();
     let mut unlogged: serde_json::Value = serde_json::from_str(&logged).unwrap();
     let resources = unlogged["Resources"].as_object_mut().unwrap();
@@ -356,6 +341,44 @@ fn waf_logs_of_a_template_lab_without_logging_name_the_fix_that_works() {
     assert_eq!(
         sqli_through_alb(&lab.name),
         ("403".to_string(), "sqli".to_string())
+    );
+}
+
+/// An instance's metadata options go to AWS as MetadataOptions (cfn-lint
+/// clean) and come back from the template: the lab's IMDS then refuses
+/// IMDSv1 on that instance, as AWS would.
+#[test]
+fn metadata_options_go_to_a_template_and_come_back() {
+    let template = scratch("imds").join("imds.yaml");
+    export_to(&round_trip_toml(), &template);
+    cfn_lint(&template);
+    let text = std::fs::read_to_string(&template).unwrap();
+    for part in [
+        "MetadataOptions:",
+        "HttpTokens: required",
+        "HttpPutResponseHopLimit: 2",
+        "HttpEndpoint: enabled",
+    ] {
+        assert!(text.contains(part), "no `{part}` in the template:\n{text}");
+    }
+    if !common::require_root() {
+        return;
+    }
+    let lab = TemplateLab::up("cfimds", &[&template], &["--network-only"]);
+    let code = |headers: &str| {
+        let out = Command::new(vpcsim_bin())
+            .args(["exec", "--lab", &lab.name, "app", "--", "sh", "-c"])
+            .arg(format!(
+                "{headers} curl -s -m 5 -o /dev/null -w '%{{http_code}}' $H http://169.254.169.254/latest/meta-data/instance-id"
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(code("H=;"), "401", "IMDSv1 refused: tokens required");
+    assert_eq!(
+        code("T=$(curl -s -m 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token); H=\"-H X-aws-ec2-metadata-token:$T\";"),
+        "200"
     );
 }
 

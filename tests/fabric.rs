@@ -1056,4 +1056,25 @@ fn imds_answers_each_instance_its_own_metadata_past_its_security_groups() {
         "curl -s -m 5 -o /dev/null -w '%{http_code}' -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' -H 'X-Forwarded-For: 10.0.0.9' http://169.254.169.254/latest/api/token",
     );
     assert_eq!(proxied, "403");
+    // IMDSv2 required on v1-a, changed on the running instance by `apply`
+    // (AWS's ModifyInstanceMetadataOptions): IMDSv1 gets 401 there only.
+    lab.edit(
+        "name = \"v1-a\"\n",
+        "name = \"v1-a\"\nmetadata_options = { http_tokens = \"required\" }\n",
+    );
+    let plan = lab.apply_ok();
+    assert!(
+        plan.contains(
+            "metadata options tokens optional, hop limit 1, endpoint enabled -> tokens required"
+        ),
+        "{plan}"
+    );
+    assert_eq!(get("v1-a", "meta-data/instance-id").0, "401");
+    assert_eq!(get("v1-b", "meta-data/instance-id").0, "200");
+    let (_, out) = lab.sh(
+        "v1-a",
+        "T=$(curl -s -m 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token); \
+         curl -s -m 5 -o /dev/null -w '%{http_code}' -H \"X-aws-ec2-metadata-token: $T\" http://169.254.169.254/latest/meta-data/instance-id",
+    );
+    assert_eq!(out, "200", "with a token");
 }

@@ -438,9 +438,33 @@ fn enis(old: &Lab, new: &Lab, plan: &mut Plan) {
             if ia.user_data != ib.user_data {
                 d.push("user data changed (runs again, as after a stop and start)".into());
             }
+            // AWS changes these on a running instance (ModifyInstanceMetadataOptions).
+            field(
+                &mut d,
+                "metadata options",
+                metadata(&ia.metadata),
+                metadata(&ib.metadata),
+            );
         }
         plan.changed(&resource, d);
     }
+}
+
+fn metadata(m: &MetadataPlan) -> String {
+    format!(
+        "tokens {}, hop limit {}, endpoint {}",
+        if m.tokens_required {
+            "required"
+        } else {
+            "optional"
+        },
+        m.put_response_hop_limit,
+        if m.endpoint_enabled {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    )
 }
 
 fn health(h: &HealthCheckPlan) -> String {

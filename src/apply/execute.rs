@@ -342,7 +342,14 @@ fn daemons(
     }
     // The VPC's DNS and S3 are part of the network, up even with
     // --network-only. DNS names instances and load balancers.
-    let served = |l: &Lab| (addresses(l), l.s3.clone(), l.vpc_endpoints.clone());
+    let served = |l: &Lab| {
+        (
+            addresses(l),
+            l.s3.clone(),
+            l.vpc_endpoints.clone(),
+            crate::services::imds::served(l),
+        )
+    };
     if same(old, new, served) {
         return Ok(());
     }
@@ -351,7 +358,7 @@ fn daemons(
         // `up` and every open connection stay.
         Some(old) if old.s3.is_some() == new.s3.is_some() => {
             crate::services::reload(state)
-                .map_err(ApplyError::component("reloading DNS and S3"))?;
+                .map_err(ApplyError::component("reloading DNS, IMDS and S3"))?;
             report
                 .daemons
                 .push(format!("{} (reloaded)", crate::services::ROLE));

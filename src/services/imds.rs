@@ -6,23 +6,20 @@
 //! instance identity document. The caller is known by its source address,
 //! as the hypervisor knows which ENI a packet came from.
 //!
-//! Metadata options are AWS's defaults for an instance launched without
-//! them: tokens optional (IMDSv1 allowed), endpoint enabled, PUT response
-//! hop limit 1 (a container behind the instance gets no token, as on AWS).
-//! Categories the lab has no value for (ami-id, instance-type, IAM) are not
-//! listed rather than invented.
+//! Each instance's metadata options (HttpTokens, HttpPutResponseHopLimit,
+//! HttpEndpoint; AWS's defaults: tokens optional, hop limit 1, enabled) are
+//! honoured: with hop limit 1 a container behind the instance gets no
+//! token, as on AWS. Categories the lab has no value for (ami-id,
+//! instance-type, IAM) are not listed rather than invented.
 
 pub use crate::fabric::aws_side::IMDS_IP;
-use crate::topology::plan::{instance_id, subnet_id, Lab};
+use crate::topology::plan::{instance_id, subnet_id, Lab, MetadataPlan};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// AWS's default `HttpPutResponseHopLimit`: the IP TTL of a token's answer.
-pub const PUT_HOP_LIMIT: u32 = 1;
 
 /// Whether `req` asks for an IMDSv2 session token.
 pub fn is_token_request<B>(req: &Request<B>) -> bool {
@@ -34,33 +31,51 @@ const TOKEN_PATH: &str = "/latest/api/token";
 /// AWS's bounds for a token's lifetime (X-aws-ec2-metadata-token-ttl-seconds).
 const TOKEN_TTL: std::ops::RangeInclusive<u64> = 1..=21_600;
 
+/// What the IMDS serves each instance of a lab, by private address: equal
+/// for two plans when the service would answer them the same.
+pub type Served = HashMap<Ipv4Addr, Instance>;
+
+pub fn served(lab: &Lab) -> Served {
+    lab.instances
+        .iter()
+        .map(|inst| {
+            let eni = &lab.enis[inst.eni];
+            (eni.private_ip, Instance::of(lab, inst, eni))
+        })
+        .collect()
+}
+
 /// The metadata of every instance of a lab, by private address.
 pub struct Imds {
-    instances: HashMap<Ipv4Addr, Instance>,
+    instances: Served,
     /// Signs tokens: a token is its expiry and instance, with this key's
     /// digest, so the daemon keeps no per-token state a client could grow.
     key: [u8; 32],
 }
 
-struct Instance {
+#[derive(PartialEq)]
+pub struct Instance {
     /// Relative paths under `/latest/meta-data/` and their values.
     meta: BTreeMap<String, String>,
     user_data: Option<String>,
     identity: String,
+    options: MetadataPlan,
 }
 
 impl Imds {
     pub fn of(lab: &Lab) -> Imds {
-        let key = rand::random();
-        let instances = lab
-            .instances
-            .iter()
-            .map(|inst| {
-                let eni = &lab.enis[inst.eni];
-                (eni.private_ip, Instance::of(lab, inst, eni))
-            })
-            .collect();
-        Imds { instances, key }
+        Imds {
+            instances: served(lab),
+            key: rand::random(),
+        }
+    }
+
+    /// The IP TTL of the answer to a token request from `source`: its
+    /// instance's `HttpPutResponseHopLimit`.
+    pub fn put_hop_limit(&self, source: Ipv4Addr) -> u32 {
+        self.instances
+            .get(&source)
+            .map_or(1, |i| i.options.put_response_hop_limit.into())
     }
 
     /// The answer to one request from `source`.
@@ -68,6 +83,10 @@ impl Imds {
         let Some(instance) = self.instances.get(&source) else {
             return text(StatusCode::NOT_FOUND, "Not Found\n");
         };
+        // The endpoint turned off: AWS answers every request 403.
+        if !instance.options.endpoint_enabled {
+            return text(StatusCode::FORBIDDEN, "Forbidden\n");
+        }
         let path = req.uri().path();
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         if path == TOKEN_PATH {
@@ -95,11 +114,13 @@ impl Imds {
             return text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
         }
         // A token given must be valid, unexpired and this instance's;
-        // without one the request is IMDSv1 (allowed: tokens optional).
-        if let Some(token) = header("x-aws-ec2-metadata-token") {
-            if !self.valid(token, source) {
-                return text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-            }
+        // without one the request is IMDSv1, refused when tokens are required.
+        let authorized = match header("x-aws-ec2-metadata-token") {
+            Some(token) => self.valid(token, source),
+            None => !instance.options.tokens_required,
+        };
+        if !authorized {
+            return text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
         }
         match instance.get(path) {
             Some(body) => text(StatusCode::OK, &body),
@@ -247,6 +268,7 @@ impl Instance {
             meta,
             user_data: inst.user_data.clone(),
             identity,
+            options: inst.metadata,
         }
     }
 
@@ -418,6 +440,41 @@ mod tests {
             get(&imds, nat.private_ip, "/latest/meta-data/", None).0,
             404
         );
+    }
+
+    #[test]
+    fn metadata_options_require_tokens_turn_the_endpoint_off_and_set_the_hop_limit() {
+        let mut lab = lab();
+        let at = |lab: &Lab, n: &str| lab.eni_by_node(n).unwrap().private_ip;
+        let (a, b) = (at(&lab, "v1-a"), at(&lab, "v1-b"));
+        let i = |lab: &Lab, n: &str| lab.instances.iter().position(|x| x.name == n).unwrap();
+        let (ia, ib) = (i(&lab, "v1-a"), i(&lab, "v1-b"));
+        lab.instances[ia].metadata = MetadataPlan {
+            tokens_required: true,
+            put_response_hop_limit: 2,
+            endpoint_enabled: true,
+        };
+        lab.instances[ib].metadata.endpoint_enabled = false;
+        let imds = Imds::of(&lab);
+        assert_eq!(get(&imds, a, "/latest/meta-data/local-ipv4", None).0, 401);
+        let token = imds.token(a, now() + 60);
+        assert_eq!(
+            get(&imds, a, "/latest/meta-data/local-ipv4", Some(&token)),
+            (200, a.to_string())
+        );
+        assert_eq!(imds.put_hop_limit(a), 2);
+        assert_eq!(imds.put_hop_limit(b), 1);
+        // Turned off: 403, token or not.
+        assert_eq!(get(&imds, b, "/latest/meta-data/", None).0, 403);
+        let put = Request::builder()
+            .method("PUT")
+            .uri("/latest/api/token")
+            .header("x-aws-ec2-metadata-token-ttl-seconds", "60")
+            .body(())
+            .unwrap();
+        assert_eq!(imds.answer(b, &put).status().as_u16(), 403);
+        // What a reload compares: a change of options is a change served.
+        assert!(served(&lab) != served(&self::lab()));
     }
 
     #[test]

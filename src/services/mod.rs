@@ -488,13 +488,15 @@ async fn serve_imds(
             let conn = adm.conn.clone();
             let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
             let svc = hyper::service::service_fn(move |req| {
-                // AWS's default PUT response hop limit: the token's answer
-                // leaves with TTL 1, so it reaches the instance but dies at
-                // the next hop (a container behind the instance's NAT).
+                // The instance's PUT response hop limit (AWS's default 1):
+                // the token's answer leaves with that TTL, so with 1 it
+                // reaches the instance but dies at the next hop (a container
+                // behind the instance's NAT).
                 // HTTP/1 answers in order: the answer before this one is
                 // written, so the TTL set here is this answer's.
+                let imds = imds.read().expect("imds lock").clone();
                 let ttl = if imds::is_token_request(&req) {
-                    imds::PUT_HOP_LIMIT
+                    imds.put_hop_limit(source)
                 } else {
                     DEFAULT_TTL
                 };
@@ -502,7 +504,7 @@ async fn serve_imds(
                 // service, so the descriptor is open.
                 let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
                 let _ = socket2::SockRef::from(&sock).set_ttl_v4(ttl);
-                let answer = imds.read().expect("imds lock").answer(source, &req);
+                let answer = imds.answer(source, &req);
                 let busy = conn.busy();
                 async move {
                     Ok::<_, std::convert::Infallible>(answer.map(|b| Tracked::new(b, busy)))

@@ -195,6 +195,22 @@ pub struct Instance {
     pub run: Option<String>,
     pub user_data: Option<String>,
     pub user_data_file: Option<String>,
+    /// The instance metadata service's options (EC2's MetadataOptions).
+    #[serde(default)]
+    pub metadata_options: MetadataOptions,
+}
+
+/// EC2's instance metadata options, AWS's names in snake case; omitted
+/// fields take AWS's defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataOptions {
+    /// `optional` (default: IMDSv1 and v2) or `required` (IMDSv2 only).
+    pub http_tokens: Option<String>,
+    /// IP hops a token's answer travels, 1 (default) to 64.
+    pub http_put_response_hop_limit: Option<i64>,
+    /// `enabled` (default) or `disabled` (every request gets 403).
+    pub http_endpoint: Option<String>,
 }
 
 fn yes() -> bool {

@@ -373,6 +373,29 @@ pub struct InstancePlan {
     pub workload: Option<Workload>,
     /// Shell script run once at boot, like cloud-init.
     pub user_data: Option<String>,
+    #[serde(default)]
+    pub metadata: MetadataPlan,
+}
+
+/// How the instance metadata service answers an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataPlan {
+    /// IMDSv2 only: a request without a token gets 401.
+    pub tokens_required: bool,
+    /// The IP TTL of a token's answer.
+    pub put_response_hop_limit: u8,
+    pub endpoint_enabled: bool,
+}
+
+/// AWS's defaults for an instance launched without metadata options.
+impl Default for MetadataPlan {
+    fn default() -> Self {
+        MetadataPlan {
+            tokens_required: false,
+            put_response_hop_limit: 1,
+            endpoint_enabled: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -82,6 +82,24 @@ impl Builder<'_> {
             if !eni.source_dest_check {
                 props.push(("SourceDestCheck", Value::Bool(false)));
             }
+            let m = inst.metadata;
+            if m != MetadataPlan::default() {
+                let keyword = |on: bool, yes: &str, no: &str| s(if on { yes } else { no });
+                props.push((
+                    "MetadataOptions",
+                    map(vec![
+                        (
+                            "HttpTokens",
+                            keyword(m.tokens_required, "required", "optional"),
+                        ),
+                        ("HttpPutResponseHopLimit", n(m.put_response_hop_limit)),
+                        (
+                            "HttpEndpoint",
+                            keyword(m.endpoint_enabled, "enabled", "disabled"),
+                        ),
+                    ]),
+                ));
+            }
             let script = self.user_data(inst, &containers);
             if let Some(script) = &script {
                 props.push(("UserData", single("Fn::Base64", s(script))));

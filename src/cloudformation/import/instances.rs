@@ -85,6 +85,12 @@ impl<'a> Importer<'a> {
                 user_data,
                 r.metadata.as_ref(),
             );
+            let options = get(&r.props, "MetadataOptions")
+                .or_else(|| lt_data.as_ref().and_then(|d| get(d, "MetadataOptions")));
+            let inst = Instance {
+                metadata_options: self.metadata_options(r, options),
+                ..inst
+            };
             origin(t, &r.name, r);
             t.instances.push(inst);
             if let Some(Value::Sequence(cs)) =
@@ -176,6 +182,10 @@ impl<'a> Importer<'a> {
                     get_str(&data, "UserData"),
                     lt.metadata.as_ref(),
                 );
+                let inst = Instance {
+                    metadata_options: self.metadata_options(lt, get(&data, "MetadataOptions")),
+                    ..inst
+                };
                 origin(t, &name, r);
                 t.instances.push(inst);
                 for tg in &tgs {
@@ -216,6 +226,7 @@ impl<'a> Importer<'a> {
                     run: None,
                     user_data: Some(stand_in_script(&name, &[443])),
                     user_data_file: None,
+                    metadata_options: MetadataOptions::default(),
                 });
             }
             self.warnings.push(format!(
@@ -304,6 +315,29 @@ impl<'a> Importer<'a> {
             run: run_field,
             user_data: script,
             user_data_file: None,
+            metadata_options: MetadataOptions::default(),
+        }
+    }
+
+    /// `MetadataOptions` of an instance or launch template, checked by the
+    /// topology's validation like the TOML field. What the lab's IMDS does
+    /// not serve (tags, IPv6) is named in a warning when turned on.
+    fn metadata_options(&mut self, r: &Resource, options: Option<&Value>) -> MetadataOptions {
+        let Some(o) = options else {
+            return MetadataOptions::default();
+        };
+        for key in ["InstanceMetadataTags", "HttpProtocolIpv6"] {
+            if get_str(o, key).as_deref() == Some("enabled") {
+                self.warnings.push(format!(
+                    "{}: MetadataOptions.{key} is not emulated (the lab's IMDS serves IPv4 and no tags)",
+                    r.logical
+                ));
+            }
+        }
+        MetadataOptions {
+            http_tokens: get_str(o, "HttpTokens"),
+            http_put_response_hop_limit: get_int(o, "HttpPutResponseHopLimit"),
+            http_endpoint: get_str(o, "HttpEndpoint"),
         }
     }
 

@@ -7,7 +7,7 @@ use super::vpc::Network;
 use crate::topology::files;
 use crate::topology::model::{self, Topology};
 use crate::topology::plan::{
-    aws_id, Eni, EniOwner, InstancePlan, NatGatewayPlan, Workload, FABRIC, INTERNET,
+    aws_id, Eni, EniOwner, InstancePlan, MetadataPlan, NatGatewayPlan, Workload, FABRIC, INTERNET,
 };
 use ipnet::Ipv4Net;
 use std::collections::{HashMap, HashSet};
@@ -142,9 +142,41 @@ impl Ctx {
                 eni: i,
                 workload: self.workload(x, &p),
                 user_data: self.user_data(x, &p, base),
+                metadata: self.metadata_options(&x.metadata_options, &p),
             });
         }
         (drafts, instances)
+    }
+
+    /// An instance's metadata options; AWS's defaults where omitted.
+    pub(super) fn metadata_options(&mut self, o: &model::MetadataOptions, p: &str) -> MetadataPlan {
+        let mut m = MetadataPlan::default();
+        let p = format!("{p}.metadata_options");
+        if let Some(t) = &o.http_tokens {
+            let choices = [("optional", false), ("required", true)];
+            let path = format!("{p}.http_tokens");
+            if let Some(v) = self.keyword(path, "http_tokens", t, &choices) {
+                m.tokens_required = v;
+            }
+        }
+        if let Some(e) = &o.http_endpoint {
+            let choices = [("enabled", true), ("disabled", false)];
+            let path = format!("{p}.http_endpoint");
+            if let Some(v) = self.keyword(path, "http_endpoint", e, &choices) {
+                m.endpoint_enabled = v;
+            }
+        }
+        if let Some(h) = o.http_put_response_hop_limit {
+            match u8::try_from(h) {
+                Ok(h @ 1..=64) => m.put_response_hop_limit = h,
+                _ => self.err(
+                    format!("{p}.http_put_response_hop_limit"),
+                    format!("hop limit {h} is out of range"),
+                    "AWS takes 1 to 64 (2 lets a container behind the instance get a token)",
+                ),
+            }
+        }
+        m
     }
 
     /// An instance's built-in workload (`run`).
