@@ -396,6 +396,16 @@ fn probe_canary_agrees_with_the_model() {
     for node in ["bastion", "v1-a", "v2-a", "alb-a"] {
         assert_eq!(find(&report, "udp", node, "amazon-dns", 53)["actual"], true);
     }
+    // So does the instance metadata service, though the backends' groups
+    // allow no egress on 80: AWS filters neither path.
+    for node in ["bastion", "v1-a", "v2-a"] {
+        let p = find(&report, "tcp", node, "imds", 80);
+        assert_eq!(
+            (&p["actual"], &p["model"]),
+            (&true.into(), &true.into()),
+            "{p}"
+        );
+    }
     let p = find(&report, "icmp", "bastion", "v1-a", 0);
     assert_eq!(p["actual"], false);
     assert_eq!(p["blocked_by"], "sg sg-bastion egress: no rule allows it");

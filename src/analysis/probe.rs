@@ -11,6 +11,7 @@
 
 use super::model::{Loc, Model, Path};
 use super::trace::{self, ConnectionTrace, Report, Source, Target};
+use crate::fabric::aws_side::IMDS_IP;
 use crate::fabric::netns::{self, NetnsError};
 use crate::topology::plan::*;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
@@ -209,6 +210,8 @@ pub fn topology_ports(lab: &Lab) -> Vec<PortSpec> {
 const DNS_PORT: u16 = 53;
 /// The destination column of the DNS queries to VPC base + 2.
 pub const AMAZON_DNS: &str = "amazon-dns";
+/// The destination column of the connections to 169.254.169.254:80.
+pub const IMDS: &str = "imds";
 
 struct Case {
     src: Source,
@@ -281,6 +284,20 @@ fn cases(lab: &Lab, ports: &[PortSpec]) -> Vec<Case> {
                 dst_node: AMAZON_DNS.into(),
                 dst: lab.dns_ip(),
                 spec: dns,
+            });
+        }
+        // And the instance metadata service, when HTTP is probed.
+        let http = PortSpec {
+            protocol: Protocol::Tcp,
+            port: 80,
+        };
+        if src.loc != Loc::Internet && ports.contains(&http) {
+            out.push(Case {
+                src: src.clone(),
+                ns: ns.clone(),
+                dst_node: IMDS.into(),
+                dst: IMDS_IP,
+                spec: http,
             });
         }
     }
@@ -637,7 +654,7 @@ pub fn probe(lab: &Lab, ports: &[PortSpec]) -> Result<ProbeReport, ProbeError> {
             .iter()
             .map(|e| e.node.clone())
             .chain(lab.s3.as_ref().map(|_| "s3".to_string()))
-            .chain(std::iter::once(AMAZON_DNS.to_string()))
+            .chain([AMAZON_DNS.to_string(), IMDS.to_string()])
             .collect(),
         probes,
         unconfirmed_rules,
