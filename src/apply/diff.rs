@@ -469,17 +469,6 @@ fn metadata(m: &MetadataPlan) -> String {
 
 fn health(h: &HealthCheckPlan) -> String {
     let port = h.port.map_or("traffic-port".to_string(), |p| p.to_string());
-    let matcher: Vec<String> = h
-        .matcher
-        .iter()
-        .map(|(a, b)| {
-            if a == b {
-                a.to_string()
-            } else {
-                format!("{a}-{b}")
-            }
-        })
-        .collect();
     format!(
         "{} port {port} every {} s timeout {} s healthy {} unhealthy {} codes {}",
         h.path,
@@ -487,7 +476,7 @@ fn health(h: &HealthCheckPlan) -> String {
         h.timeout_s,
         h.healthy_threshold,
         h.unhealthy_threshold,
-        matcher.join(",")
+        h.http_codes()
     )
 }
 

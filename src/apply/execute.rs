@@ -390,26 +390,27 @@ fn alb(
         .processes
         .iter()
         .any(|p| p.role == workloads::ALB_ROLE && p.is_alive());
-    let config = |l: &Lab| {
-        let nodes: Vec<Eni> = l
-            .load_balancers
+    // What the ALB daemon is configured from, compared in place.
+    fn lb_nodes(l: &Lab) -> Vec<&Eni> {
+        l.load_balancers
             .iter()
-            .flat_map(|b| b.nodes.iter().map(|&n| l.enis[n].clone()))
-            .collect();
-        let ips: BTreeSet<(String, std::net::Ipv4Addr)> = l
-            .enis
+            .flat_map(|b| b.nodes.iter().map(|&n| &l.enis[n]))
+            .collect()
+    }
+    fn ips(l: &Lab) -> BTreeSet<(&str, std::net::Ipv4Addr)> {
+        l.enis
             .iter()
-            .map(|e| (e.node.clone(), e.private_ip))
-            .collect();
-        (
-            l.load_balancers.clone(),
-            l.target_groups.clone(),
-            l.web_acls.clone(),
-            nodes,
-            ips,
-        )
-    };
-    if running && same(old, new, config) {
+            .map(|e| (e.node.as_str(), e.private_ip))
+            .collect()
+    }
+    let unchanged = old.is_some_and(|o| {
+        o.load_balancers == new.load_balancers
+            && o.target_groups == new.target_groups
+            && o.web_acls == new.web_acls
+            && lb_nodes(o) == lb_nodes(new)
+            && ips(o) == ips(new)
+    });
+    if running && unchanged {
         return Ok(());
     }
     if running && !new.load_balancers.is_empty() {

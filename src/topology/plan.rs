@@ -445,6 +445,23 @@ pub struct HealthCheckPlan {
     pub matcher: Vec<(u16, u16)>,
 }
 
+impl HealthCheckPlan {
+    /// The accepted codes as AWS writes a matcher's HttpCode: `200,300-399`.
+    pub fn http_codes(&self) -> String {
+        self.matcher
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Algorithm {
     RoundRobin,

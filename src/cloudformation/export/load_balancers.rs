@@ -21,18 +21,7 @@ impl Builder<'_> {
                     map(vec![("Id", r(&self.inst_ids[k])), ("Port", n(t.port))])
                 })
                 .collect();
-            let matcher = hc
-                .matcher
-                .iter()
-                .map(|(a, b)| {
-                    if a == b {
-                        a.to_string()
-                    } else {
-                        format!("{a}-{b}")
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(",");
+            let matcher = hc.http_codes();
             let mut attrs = vec![attr(
                 "deregistration_delay.timeout_seconds",
                 &tg.deregistration_delay_s.to_string(),

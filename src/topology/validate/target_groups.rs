@@ -292,5 +292,18 @@ health_check = {{ interval = 5, timeout = 5, healthy_threshold = 11, path = "hea
         assert_eq!(parse_matcher("200-299"), Ok(vec![(200, 299)]));
         assert!(parse_matcher("500").is_err());
         assert!(parse_matcher("ok").is_err());
+        // What export and the apply plan print reads back as the same ranges.
+        let matcher = parse_matcher("200,202,300-399").unwrap();
+        let hc = HealthCheckPlan {
+            path: "/".into(),
+            port: None,
+            interval_s: 30,
+            timeout_s: 5,
+            healthy_threshold: 5,
+            unhealthy_threshold: 2,
+            matcher: matcher.clone(),
+        };
+        assert_eq!(hc.http_codes(), "200,202,300-399");
+        assert_eq!(parse_matcher(&hc.http_codes()), Ok(matcher));
     }
 }
