@@ -70,6 +70,15 @@ impl Imds {
         }
     }
 
+    /// The service for the lab's new plan (`apply`), with the same key:
+    /// tokens issued before stay valid, as AWS's do across a change.
+    pub fn reloaded(&self, lab: &Lab) -> Imds {
+        Imds {
+            instances: served(lab),
+            key: self.key,
+        }
+    }
+
     /// The IP TTL of the answer to a token request from `source`: its
     /// instance's `HttpPutResponseHopLimit`.
     pub fn put_hop_limit(&self, source: Ipv4Addr) -> u32 {
@@ -475,6 +484,23 @@ mod tests {
         assert_eq!(imds.answer(b, &put).status().as_u16(), 403);
         // What a reload compares: a change of options is a change served.
         assert!(served(&lab) != served(&self::lab()));
+        // A reload keeps the tokens issued before it.
+        let reloaded = imds.reloaded(&self::lab());
+        assert_eq!(
+            get(&reloaded, a, "/latest/meta-data/local-ipv4", Some(&token)),
+            (200, a.to_string())
+        );
+        assert_eq!(
+            get(
+                &Imds::of(&self::lab()),
+                a,
+                "/latest/meta-data/",
+                Some(&token)
+            )
+            .0,
+            401,
+            "sanity: another key refuses it"
+        );
     }
 
     #[test]

@@ -201,7 +201,8 @@ pub fn run(lab: &str) -> Result<(), ServicesError> {
                 let state = LabState::load(lab)?.ok_or_else(|| ServicesError::NotUp(lab.into()))?;
                 let plan = state.plan;
                 *vpc_view.write().expect("dns view lock") = Arc::new(DnsView::of(&plan, true));
-                *imds.write().expect("imds lock") = Arc::new(imds::Imds::of(&plan));
+                let reloaded = imds.read().expect("imds lock").reloaded(&plan);
+                *imds.write().expect("imds lock") = Arc::new(reloaded);
                 if let (Some(side), Some(s3)) = (&s3_side, &plan.s3) {
                     *side.public_view.write().expect("dns view lock") =
                         Arc::new(DnsView::of(&plan, false));
