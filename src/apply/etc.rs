@@ -5,15 +5,8 @@
 //!
 //! Owns: those files. Must not touch the network.
 
-use crate::topology::plan::{Lab, FABRIC, INTERNET, S3};
+use crate::topology::plan::{ec2_hostname, private_dns_name, Lab, FABRIC, INTERNET, S3};
 use crate::workloads;
-
-/// EC2's hostname for an address (`ip-10-0-20-16`, what a student's shell
-/// prompt shows on AWS).
-fn ec2_hostname(ip: std::net::Ipv4Addr) -> String {
-    let o = ip.octets();
-    format!("ip-{}-{}-{}-{}", o[0], o[1], o[2], o[3])
-}
 
 /// The nodes' /etc/hosts and resolv.conf, bind-mounted over /etc by
 /// `vpcsim exec` and for workloads: instance names and the load balancers'
@@ -23,10 +16,12 @@ fn ec2_hostname(ip: std::net::Ipv4Addr) -> String {
 pub(super) fn write(lab: &Lab) -> std::io::Result<()> {
     let mut hosts = String::from("127.0.0.1\tlocalhost\n");
     for eni in &lab.enis {
-        let host = ec2_hostname(eni.private_ip);
         hosts.push_str(&format!(
-            "{}\t{} {host}.ec2.internal {host}\n",
-            eni.private_ip, eni.node
+            "{}\t{} {} {}\n",
+            eni.private_ip,
+            eni.node,
+            private_dns_name(&lab.region, eni.private_ip),
+            ec2_hostname(eni.private_ip)
         ));
     }
     for lb in &lab.load_balancers {

@@ -5,7 +5,7 @@
 //! answered. It must not touch sockets or the query log (the daemon in
 //! `services/mod.rs` does).
 
-use crate::topology::plan::Lab;
+use crate::topology::plan::{private_domain, Lab};
 use hickory_proto::op::{Header, Message, MessageType, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
@@ -23,15 +23,6 @@ pub struct Zone {
     /// `ip-10-0-20-16.ec2.internal` for addresses inside the VPC (only the
     /// VPC's own resolver answers these, as on AWS).
     private: Option<(String, ipnet::Ipv4Net)>,
-}
-
-/// The DHCP option set's domain name AWS gives a region's instances.
-pub fn private_domain(region: &str) -> String {
-    if region == "us-east-1" {
-        "ec2.internal".into()
-    } else {
-        format!("{region}.compute.internal")
-    }
 }
 
 impl Zone {

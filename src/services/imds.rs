@@ -13,7 +13,7 @@
 //! instance-type, IAM) are not listed rather than invented.
 
 pub use crate::fabric::aws_side::IMDS_IP;
-use crate::topology::plan::{instance_id, subnet_id, Lab, MetadataPlan};
+use crate::topology::plan::{instance_id, private_dns_name, subnet_id, Lab, MetadataPlan};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
@@ -195,11 +195,7 @@ impl Instance {
     ) -> Instance {
         let subnet = &lab.subnets[eni.subnet];
         let ip = eni.private_ip.to_string();
-        let hostname = format!(
-            "ip-{}.{}",
-            ip.replace('.', "-"),
-            super::dns::private_domain(&lab.region)
-        );
+        let hostname = private_dns_name(&lab.region, eni.private_ip);
         let mac = eni.mac_string();
         let groups: Vec<&crate::topology::plan::SecurityGroupPlan> = eni
             .security_groups
@@ -439,6 +435,18 @@ mod tests {
             .1,
             bastion.public_ip.unwrap().to_string()
         );
+        // The hostname is the private DNS name the Amazon DNS resolves, in
+        // the lab's region (as /etc/hosts lists it).
+        assert_eq!(
+            get(&imds, ip, "/latest/meta-data/hostname", None).1,
+            format!("ip-{}.ec2.internal", ip.to_string().replace('.', "-"))
+        );
+        let mut eu = lab.clone();
+        eu.region = "eu-west-1".into();
+        let zone = crate::services::dns::Zone::for_lab(&eu, true);
+        let name = get(&Imds::of(&eu), ip, "/latest/meta-data/local-hostname", None).1;
+        assert!(name.ends_with(".eu-west-1.compute.internal"), "{name}");
+        assert_eq!(zone.lookup(&name), Some(vec![ip]));
         // Not an instance: no metadata.
         let nat = lab
             .enis

@@ -91,7 +91,7 @@ pub fn resolv_conf(lab: &Lab, node: &str) -> String {
         _ => format!(
             "# Amazon-provided DNS (VPC base + 2)\nnameserver {}\nsearch {}\n{options}",
             lab.dns_ip(),
-            dns::private_domain(&lab.region)
+            private_domain(&lab.region)
         ),
     }
 }

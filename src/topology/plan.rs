@@ -755,6 +755,28 @@ pub fn wafv2_id(lab: &str, name: &str) -> String {
     )
 }
 
+/// The DHCP option set's domain name AWS gives a region's instances.
+pub fn private_domain(region: &str) -> String {
+    if region == "us-east-1" {
+        "ec2.internal".into()
+    } else {
+        format!("{region}.compute.internal")
+    }
+}
+
+/// EC2's hostname for a private address (`ip-10-0-20-16`, what a shell
+/// prompt shows on AWS).
+pub fn ec2_hostname(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("ip-{}-{}-{}-{}", o[0], o[1], o[2], o[3])
+}
+
+/// The private DNS name of an address in `region`: what the Amazon DNS
+/// resolves, /etc/hosts lists and the IMDS calls the instance's hostname.
+pub fn private_dns_name(region: &str, ip: Ipv4Addr) -> String {
+    format!("{}.{}", ec2_hostname(ip), private_domain(region))
+}
+
 /// An instance's `i-…` id, stable for a lab and instance name: what the
 /// IMDS, `status` and a template's `Ref` of the instance give.
 pub fn instance_id(lab: &str, instance: &str) -> String {
