@@ -173,7 +173,11 @@ pub fn run(lab: &str) -> Result<(), ServicesError> {
         let imds_conns = Registry::new(Limits::new(s3_limit(), IMDS_IDLE));
         tokio::spawn(imds_conns.clone().reap_forever());
         tokio::spawn(serve_imds(
-            tcp_in(&plan.fabric_ns(), SocketAddrV4::new(imds::IMDS_IP, 80))?,
+            tcp_listener(
+                &plan.fabric_ns(),
+                None,
+                SocketAddrV4::new(imds::IMDS_IP, 80),
+            )?,
             imds.clone(),
             imds_conns,
         ));
@@ -272,7 +276,11 @@ impl S3Side {
                 continue;
             }
             for port in [443, 80] {
-                let l = tcp_on_link(&plan.namespace(S3), &link, SocketAddrV4::new(address, port))?;
+                let l = tcp_listener(
+                    &plan.namespace(S3),
+                    Some(&link),
+                    SocketAddrV4::new(address, port),
+                )?;
                 tokio::spawn(serve_s3(
                     l,
                     Arc::new(via.clone()),
@@ -324,41 +332,27 @@ fn udp_in(ns: &str, addr: SocketAddrV4) -> Result<tokio::net::UdpSocket, Service
     tokio::net::UdpSocket::from_std(sock).map_err(bind_error)
 }
 
-/// A listener on `addr` in namespace `ns`.
-fn tcp_in(ns: &str, addr: SocketAddrV4) -> Result<tokio::net::TcpListener, ServicesError> {
-    let listen_error = |source| ServicesError::Listen {
-        ns: ns.into(),
-        addr,
-        link: "any link".into(),
-        source,
-    };
-    let listener = netns::run_in(ns, || -> std::io::Result<std::net::TcpListener> {
-        let l = std::net::TcpListener::bind(addr)?;
-        l.set_nonblocking(true)?;
-        Ok(l)
-    })?
-    .map_err(listen_error)?;
-    tokio::net::TcpListener::from_std(listener).map_err(listen_error)
-}
-
-/// A listener that only accepts connections arriving on `link`: the path a
-/// request took is the link it came in by.
-fn tcp_on_link(
+/// A listener on `addr` in namespace `ns`; with a `link`, one that only
+/// accepts connections arriving on it: the path a request took is the link
+/// it came in by.
+fn tcp_listener(
     ns: &str,
-    link: &str,
+    link: Option<&str>,
     addr: SocketAddrV4,
 ) -> Result<tokio::net::TcpListener, ServicesError> {
     use socket2::{Domain, Socket, Type};
     let listen_error = |source| ServicesError::Listen {
         ns: ns.into(),
         addr,
-        link: link.into(),
+        link: link.unwrap_or("any link").into(),
         source,
     };
     let listener = netns::run_in(ns, || -> std::io::Result<std::net::TcpListener> {
         let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
         s.set_reuse_address(true)?;
-        s.bind_device(Some(link.as_bytes()))?;
+        if let Some(link) = link {
+            s.bind_device(Some(link.as_bytes()))?;
+        }
         s.bind(&SocketAddr::V4(addr).into())?;
         s.listen(1024)?;
         s.set_nonblocking(true)?;
@@ -486,9 +480,8 @@ async fn serve_imds(
             let std::net::IpAddr::V4(source) = peer.ip() else {
                 return;
             };
-            let conn = adm.conn.clone();
             let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-            let svc = hyper::service::service_fn(move |req| {
+            serve_http(stream, adm, IMDS_IDLE, move |req| {
                 // The instance's PUT response hop limit (AWS's default 1):
                 // the token's answer leaves with that TTL, so with 1 it
                 // reaches the instance but dies at the next hop (a container
@@ -505,18 +498,9 @@ async fn serve_imds(
                 // service, so the descriptor is open.
                 let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
                 let _ = socket2::SockRef::from(&sock).set_ttl_v4(ttl);
-                let answer = imds.answer(source, &req);
-                let busy = conn.busy();
-                async move {
-                    Ok::<_, std::convert::Infallible>(answer.map(|b| Tracked::new(b, busy)))
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(IMDS_IDLE)
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-            drop(adm);
+                std::future::ready(imds.answer(source, &req))
+            })
+            .await;
         }
     })
     .await;
@@ -530,23 +514,43 @@ async fn serve_s3(
 ) {
     accept_loop(listener, conns, move |stream, peer, adm| {
         let (via, server) = (via.clone(), server.clone());
-        async move {
-            let conn = adm.conn.clone();
-            let svc = hyper::service::service_fn(move |req| {
-                let (via, server) = (via.clone(), server.clone());
-                let busy = conn.busy();
-                async move {
-                    let resp = server.handle(&via, peer, req).await?;
-                    Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, busy)))
+        serve_http(stream, adm, s3::READ_TIMEOUT, move |req| {
+            let (via, server) = (via.clone(), server.clone());
+            async move {
+                match server.handle(&via, peer, req).await {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
                 }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(s3::READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-            drop(adm);
-        }
+            }
+        })
     })
     .await;
+}
+
+/// Serves one admitted HTTP/1 connection, each request answered by
+/// `answer`; the connection counts as busy (not idle, for the limits)
+/// while an answer is sent.
+async fn serve_http<F, Fut>(
+    stream: tokio::net::TcpStream,
+    adm: crate::connlimit::Admitted,
+    read_timeout: Duration,
+    answer: F,
+) where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>>
+        + Send
+        + 'static,
+{
+    let conn = adm.conn.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        let busy = conn.busy();
+        let answered = answer(req);
+        async move { Ok::<_, std::convert::Infallible>(answered.await.map(|b| Tracked::new(b, busy))) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(read_timeout)
+        .serve_connection(TokioIo::new(stream), svc)
+        .await;
+    drop(adm);
 }
