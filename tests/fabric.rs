@@ -1027,6 +1027,11 @@ fn imds_answers_each_instance_its_own_metadata_past_its_security_groups() {
     let (code, out) = lab.trace("v1-a", "169.254.169.254:80");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("instance metadata service"), "{out}");
+    // Only its port answers, and the real connection agrees.
+    let (code, out) = lab.trace("v1-a", "169.254.169.254:443");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("imds: nothing listens there"), "{out}");
+    assert!(!lab.tcp_ok("v1-a", "169.254.169.254", 443));
     // User data, as the topology gives it.
     let user_data = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/canary/user-data.sh"),

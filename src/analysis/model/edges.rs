@@ -160,31 +160,18 @@ impl Model<'_> {
     /// Resolver"; NACLs do not filter it; it needs no route). The lab's
     /// resolver is a local address of the fabric and answers udp/53 and echo.
     pub(super) fn to_dns(&self, pkt: Packet, hops: &mut Vec<Hop>) -> End {
-        let dns = self.lab.dns_ip();
-        let answers = match pkt.protocol {
-            Protocol::Udp => pkt.dport.from == 53 && pkt.dport.to == 53,
-            Protocol::Icmp => true,
-            Protocol::Tcp | Protocol::All => false,
+        let dns = Hosted {
+            component: Component::AmazonDns,
+            loc: Loc::AmazonDns,
+            at: self.lab.dns_ip(),
+            protocol: Protocol::Udp,
+            port: 53,
+            name: "the lab's Amazon DNS",
+            aside: " (AWS also serves DNS over tcp/53)",
+            label: "amazon dns at vpc base + 2",
+            detail: "the Route 53 Resolver answers; security groups, NACLs and route tables do not apply",
         };
-        if !answers {
-            hops.push(Hop::deny(
-                Component::AmazonDns,
-                dns.to_string(),
-                "amazon dns: nothing listens there",
-                format!(
-                    "the lab's Amazon DNS at {dns} answers udp/53 (and echo) only, not {}/{} (AWS also serves DNS over tcp/53)",
-                    pkt.protocol.name(),
-                    pkt.dport
-                ),
-            ));
-            return End::Blocked;
-        }
-        hops.push(
-            Hop::pass(Component::AmazonDns, dns.to_string(), "amazon dns at vpc base + 2").with_detail(
-                "the Route 53 Resolver answers; security groups, NACLs and route tables do not apply",
-            ),
-        );
-        End::Delivered(Loc::AmazonDns, pkt)
+        self.to_hosted(&dns, pkt, hops)
     }
 
     /// A packet to the instance metadata service at 169.254.169.254: a
@@ -194,38 +181,52 @@ impl Model<'_> {
     /// and answers tcp/80 (and echo, which AWS's does not); it gives
     /// metadata only to instances.
     pub(super) fn to_imds(&self, e: usize, pkt: Packet, hops: &mut Vec<Hop>) -> End {
-        let answers = match pkt.protocol {
-            Protocol::Tcp => pkt.dport.from == 80 && pkt.dport.to == 80,
-            Protocol::Icmp => true,
-            Protocol::Udp | Protocol::All => false,
+        let imds = Hosted {
+            component: Component::Imds,
+            loc: Loc::Imds,
+            at: IMDS_IP,
+            protocol: Protocol::Tcp,
+            port: 80,
+            name: "the instance metadata service",
+            aside: "",
+            label: "instance metadata service",
+            detail: if matches!(self.lab.enis[e].owner, EniOwner::Instance(_)) {
+                "the hypervisor answers with this instance's metadata; security groups, NACLs and route tables do not apply"
+            } else {
+                "reached, but only instances have metadata: it answers 404"
+            },
         };
+        self.to_hosted(&imds, pkt, hops)
+    }
+
+    /// A packet to a service the hypervisor answers: delivered on its port
+    /// (and echo), with nothing on the way; refused on any other.
+    fn to_hosted(&self, svc: &Hosted, pkt: Packet, hops: &mut Vec<Hop>) -> End {
+        let answers = pkt.protocol == Protocol::Icmp
+            || (pkt.protocol == svc.protocol
+                && pkt.dport.from == svc.port
+                && pkt.dport.to == svc.port);
         if !answers {
+            let component = svc.component;
             hops.push(Hop::deny(
-                Component::Imds,
-                IMDS_IP.to_string(),
-                "imds: nothing listens there",
+                component,
+                svc.at.to_string(),
+                format!("{}: nothing listens there", component.name()),
                 format!(
-                    "the instance metadata service at {IMDS_IP} answers tcp/80 only, not {}/{}",
+                    "{} at {} answers {}/{} (and echo) only, not {}/{}{}",
+                    svc.name,
+                    svc.at,
+                    svc.protocol.name(),
+                    svc.port,
                     pkt.protocol.name(),
-                    pkt.dport
+                    pkt.dport,
+                    svc.aside
                 ),
             ));
             return End::Blocked;
         }
-        let detail = if matches!(self.lab.enis[e].owner, EniOwner::Instance(_)) {
-            "the hypervisor answers with this instance's metadata; security groups, NACLs and route tables do not apply"
-        } else {
-            "reached, but only instances have metadata: it answers 404"
-        };
-        hops.push(
-            Hop::pass(
-                Component::Imds,
-                IMDS_IP.to_string(),
-                "instance metadata service",
-            )
-            .with_detail(detail),
-        );
-        End::Delivered(Loc::Imds, pkt)
+        hops.push(Hop::pass(svc.component, svc.at.to_string(), svc.label).with_detail(svc.detail));
+        End::Delivered(svc.loc, pkt)
     }
 
     /// The resolver's answer, straight back to the ENI that asked.
@@ -337,4 +338,20 @@ impl Model<'_> {
         }
         self.arrive(j, inside, established, hops)
     }
+}
+
+/// A service the hypervisor hosts in the VPC (the Amazon DNS, the IMDS), as
+/// `trace` shows the way to it.
+struct Hosted {
+    component: Component,
+    loc: Loc,
+    at: Ipv4Addr,
+    protocol: Protocol,
+    port: u16,
+    /// Who answers, in the detail of a refusal.
+    name: &'static str,
+    /// Said after a refusal's detail.
+    aside: &'static str,
+    label: &'static str,
+    detail: &'static str,
 }
