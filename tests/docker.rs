@@ -229,6 +229,17 @@ fn a_container_reads_imdsv1_but_gets_no_token_past_the_hop_limit() {
         "the host itself gets a token: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A hop limit of 2, set on the running host: the container gets one too.
+    lab.edit(
+        "name = \"docker-host\"\n",
+        "name = \"docker-host\"\nmetadata_options = { http_put_response_hop_limit = 2 }\n",
+    );
+    lab.apply_ok();
+    // The same container, still running (its network namespace is the one
+    // `in_container` enters): a change to its host does not remove it.
+    let (code, token) = in_container(&token);
+    assert_eq!(code, Some(0), "a token past one hop with hop limit 2");
+    assert!(!token.is_empty());
 }
 
 #[test]

@@ -75,6 +75,7 @@ pub fn run(
     }
     // Docker answers and images exist before anything is built.
     crate::containers::preflight(&plan).map_err(preflight_error)?;
+    crate::containers::remove_leftovers(&plan).map_err(preflight_error)?;
     let started = Instant::now();
     let mut state = LabState {
         plan,

@@ -147,9 +147,9 @@ fn block_on<T>(
     runtime()?.block_on(f)
 }
 
-/// Before `up` builds anything: the engine answers and every image is on
-/// this machine (shipped ones are built now). Containers a failed `down`
-/// left for this lab name go. Labs without containers never touch Docker.
+/// Before `up`, `apply` or `deploy` changes anything: the engine answers
+/// and every image is on this machine (shipped ones are built now). Labs
+/// without containers never touch Docker.
 pub fn preflight(lab: &Lab) -> Result<(), ContainerError> {
     if lab.containers.is_empty() {
         return Ok(());
@@ -162,6 +162,18 @@ pub fn preflight(lab: &Lab) -> Result<(), ContainerError> {
         for img in images {
             image::ensure(&docker, img).await?;
         }
+        Ok(())
+    })
+}
+
+/// Before `up` builds a lab: containers a failed `down` left for this lab
+/// name go. Never for a running lab (`apply`, `deploy`): those are its own.
+pub fn remove_leftovers(lab: &Lab) -> Result<(), ContainerError> {
+    if lab.containers.is_empty() {
+        return Ok(());
+    }
+    block_on(async {
+        let docker = connect(Duration::from_secs(10)).await?;
         remove_labelled(&docker, &lab.name).await.map(|_| ())
     })
 }
