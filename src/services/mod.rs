@@ -170,7 +170,7 @@ pub fn run(lab: &str) -> Result<(), ServicesError> {
             Some(QueryLog::open(&plan)?),
         ));
         let imds = Arc::new(RwLock::new(Arc::new(imds::Imds::of(&plan))));
-        let imds_conns = Registry::new(Limits::new(s3_limit(), IMDS_IDLE));
+        let imds_conns = Registry::new(Limits::new(connection_limit(), IMDS_IDLE));
         tokio::spawn(imds_conns.clone().reap_forever());
         tokio::spawn(serve_imds(
             tcp_listener(
@@ -188,7 +188,7 @@ pub fn run(lab: &str) -> Result<(), ServicesError> {
             tokio::spawn(serve_dns(public_dns, public_view.clone(), None));
             let side = S3Side {
                 server: Arc::new(s3::S3::new(&plan, &s3_access_log(lab))?),
-                conns: Registry::new(Limits::new(s3_limit(), S3_IDLE)),
+                conns: Registry::new(Limits::new(connection_limit(), S3_IDLE)),
                 links: Default::default(),
                 public_view,
             };
@@ -456,9 +456,9 @@ async fn serve_dns(sock: tokio::net::UdpSocket, view: View, mut log: Option<Quer
 /// reconnect transparently).
 const S3_IDLE: Duration = Duration::from_secs(20);
 
-/// Client connections S3 admits at once: 10,000, fewer if the process's
-/// descriptors do not allow it.
-fn s3_limit() -> usize {
+/// Client connections S3, and the IMDS, each admit at once: 10,000, fewer
+/// if the process's descriptors do not allow it.
+fn connection_limit() -> usize {
     let fds = crate::connlimit::raise_nofile_limit() as usize;
     crate::connlimit::max_from_env(fds.saturating_sub(512).clamp(2, 10_000))
 }
